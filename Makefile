@@ -1,0 +1,48 @@
+# One entry point for a fresh machine: `make demo` runs the whole loop, `make test` passes the tests.
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+TWINCARE  := $(VENV)/bin/twincare
+DEMO_DIR  ?= demo-data
+RESIDENTS ?= 2000
+DAYS      ?= 730
+SEED      ?= 7
+
+.PHONY: install system-deps test test-fast lint demo serve bench clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# PostgreSQL (store tests) and Chromium (web page tests) come from Debian's packages.
+system-deps:
+	@if ! command -v chromium >/dev/null || ! command -v pg_ctlcluster >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql chromium >/dev/null; \
+	  else echo "note: chromium/postgresql missing and not root; their tests will skip"; fi; \
+	fi
+
+test: install system-deps
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not e2e and not slow"
+
+lint: install
+	$(VENV)/bin/ruff check twin features models training serving tests benchmarks
+
+demo: install
+	$(TWINCARE) simulate --residents $(RESIDENTS) --days $(DAYS) --seed $(SEED) --out $(DEMO_DIR)/history
+	$(TWINCARE) calibrate $(DEMO_DIR)/history
+	$(TWINCARE) features --history $(DEMO_DIR)/history --as-of weekly --out $(DEMO_DIR)/features
+	$(TWINCARE) demo-train --history $(DEMO_DIR)/history --workdir $(DEMO_DIR)
+	$(TWINCARE) serve --workdir $(DEMO_DIR)
+
+bench: install
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,15 @@
+"""The `twincare` command: simulate, calibrate, ingest, build features, train, promote, serve.
+
+Each group of commands lives in its own module and registers itself here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from training import cmd_features, cmd_ingest, cmd_models, cmd_serve, cmd_twin
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+
+for _module in (cmd_twin, cmd_ingest, cmd_features, cmd_models, cmd_serve):
+    _module.register(app)

@@ -1,0 +1,98 @@
+"""The history store: one Parquet dataset per table under a root folder.
+
+Appending writes a new part file; the past is never rewritten. Reads select columns and can
+filter rows by time range or resident before they reach pandas.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from twin.schema import TABLES, TableSchema, conform, empty_frame, require_valid
+
+
+def _ts(value) -> pa.Scalar:
+    return pa.scalar(pd.Timestamp(value).as_unit("ns").value, type=pa.timestamp("ns"))
+
+
+@dataclass(frozen=True)
+class HistoryStore:
+    root: Path
+
+    def __init__(self, root: str | os.PathLike):
+        object.__setattr__(self, "root", Path(root))
+
+    def table_dir(self, table: str) -> Path:
+        if table not in TABLES:
+            raise KeyError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
+        return self.root / table
+
+    def has(self, table: str) -> bool:
+        d = self.table_dir(table)
+        return d.is_dir() and any(d.glob("*.parquet"))
+
+    def append(self, table: str, df: pd.DataFrame, *, validate: bool = True, tag: str = "") -> Path:
+        """Validate and append rows as a new part file (atomic: temp file, then rename)."""
+        schema = TABLES[table]
+        df = conform(df, schema)[schema.column_names]
+        if validate:
+            require_valid(df, schema)
+        d = self.table_dir(table)
+        d.mkdir(parents=True, exist_ok=True)
+        name = f"part-{tag + '-' if tag else ''}{uuid.uuid4().hex[:12]}.parquet"
+        tmp = d / f".{name}.tmp"
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp, compression="zstd")
+        os.replace(tmp, d / name)
+        return d / name
+
+    def write(self, table: str, df: pd.DataFrame, *, validate: bool = True) -> Path:
+        """Replace a table wholly (for simulator output and snapshot tables like residents)."""
+        d = self.table_dir(table)
+        if d.exists():
+            for p in d.glob("*.parquet"):
+                p.unlink()
+        return self.append(table, df, validate=validate, tag="base")
+
+    def read(
+        self,
+        table: str,
+        columns: Sequence[str] | None = None,
+        *,
+        start=None,
+        end=None,
+        residents: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
+        """Read a table; `start`/`end` bound its time column (start inclusive, end exclusive)."""
+        schema: TableSchema = TABLES[table]
+        if not self.has(table):
+            out = empty_frame(schema)
+            return out[list(columns)] if columns else out
+        dataset = ds.dataset(str(self.table_dir(table)), format="parquet")
+        flt = None
+        if start is not None or end is not None:
+            if schema.time_column is None:
+                raise ValueError(f"{table} has no time column to filter on")
+            tcol = ds.field(schema.time_column)
+            if start is not None:
+                f = tcol >= _ts(start)
+                flt = f if flt is None else flt & f
+            if end is not None:
+                f = tcol < _ts(end)
+                flt = f if flt is None else flt & f
+        if residents is not None:
+            f = ds.field("resident_id").isin(list(residents))
+            flt = f if flt is None else flt & f
+        tbl = dataset.to_table(columns=list(columns) if columns else None, filter=flt)
+        return tbl.to_pandas()
+
+    def tables(self) -> list[str]:
+        return [t for t in TABLES if self.has(t)]
