@@ -290,7 +290,19 @@ def _keys_of(df: pd.DataFrame, schema: TableSchema, mask: np.ndarray, n: int = 5
     sub = df.loc[mask, cols].head(n) if cols else df.loc[mask].head(n)
     if not cols:
         return [f"row {i}" for i in sub.index]
-    return ["/".join(str(v) for v in row) for row in sub.itertuples(index=False)]
+    return ["/".join(_key_text(v) for v in row) for row in sub.itertuples(index=False)]
+
+
+def _key_text(v) -> str:
+    if isinstance(v, pd.Timestamp) and v == v.normalize():
+        return v.date().isoformat()
+    return str(v)
+
+
+def _is_boolean_value(v) -> bool:
+    if isinstance(v, (bool, np.bool_)):
+        return True
+    return isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1)
 
 
 def _kind_ok(s: pd.Series, col: Column) -> bool:
@@ -304,8 +316,9 @@ def _kind_ok(s: pd.Series, col: Column) -> bool:
             or isinstance(s.dtype, pd.CategoricalDtype)
         )
     if k == "int":
-        return pd.api.types.is_integer_dtype(s) or (
-            pd.api.types.is_float_dtype(s) and col.nullable
+        # floats pass here so that "not a whole number" and "null" name the offending rows
+        return (pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s)) or (
+            pd.api.types.is_float_dtype(s)
         )
     if k == "float":
         return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
@@ -314,7 +327,7 @@ def _kind_ok(s: pd.Series, col: Column) -> bool:
             col.nullable and (pd.api.types.is_object_dtype(s) or pd.api.types.is_float_dtype(s))
         )
     if k in ("date", "datetime"):
-        return pd.api.types.is_datetime64_any_dtype(s)
+        return pd.api.types.is_datetime64_any_dtype(s) and getattr(s.dtype, "tz", None) is None
     return False
 
 
@@ -340,9 +353,17 @@ def validate(df: pd.DataFrame, schema: TableSchema) -> ValidationReport:
             continue
         s = df[col.name]
         if not _kind_ok(s, col):
-            rep.violations.append(
-                Violation(schema.name, col.name, f"expected {col.kind}, got {s.dtype}", len(df), [])
-            )
+            bad = np.ones(len(df), dtype=bool)
+            if col.kind == "bool" and (
+                pd.api.types.is_numeric_dtype(s) or pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
+            ):
+                bad = s.notna().to_numpy() & ~s.map(_is_boolean_value).to_numpy(dtype=bool)
+            if bad.any():
+                add(col.name, f"expected {col.kind}, got {s.dtype}", bad)
+            else:
+                add(col.name, f"expected {col.kind}, got {s.dtype}", np.ones(len(df), dtype=bool))
+            if not len(df):
+                rep.violations.append(Violation(schema.name, col.name, f"expected {col.kind}, got {s.dtype}", 0, []))
             continue
         isna = s.isna().to_numpy()
         if not col.nullable:
@@ -359,6 +380,10 @@ def validate(df: pd.DataFrame, schema: TableSchema) -> ValidationReport:
                     add(col.name, "not a whole number", ~isna & (np.floor(vals) != vals))
         if col.kind == "category":
             add(col.name, f"not one of {', '.join(col.values)}", ~isna & ~s.isin(col.values).to_numpy())
+        if col.kind in ("string", "category") and pd.api.types.is_object_dtype(s):
+            add(col.name, "not a string", ~isna & ~s.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool))
+        if col.kind == "bool" and not pd.api.types.is_bool_dtype(s):
+            add(col.name, "not a boolean", ~isna & ~s.map(_is_boolean_value).to_numpy(dtype=bool))
         if col.kind == "string":
             add(col.name, "empty string", ~isna & (s.astype("string").str.len() == 0).fillna(False).to_numpy())
         if col.kind == "date":
@@ -389,7 +414,15 @@ def empty_frame(schema: TableSchema | str) -> pd.DataFrame:
     """A zero-row frame with the schema's columns and dtypes."""
     if isinstance(schema, str):
         schema = TABLES[schema]
-    return conform(pd.DataFrame({c: [] for c in schema.column_names}), schema)
+    return pd.DataFrame({c.name: pd.Series([], dtype=_empty_dtype(c)) for c in schema.columns})
+
+
+def _empty_dtype(col: Column) -> str:
+    if col.nullable and col.kind == "int":
+        return "float64"
+    if col.nullable and col.kind == "bool":
+        return "boolean"
+    return _PANDAS_DTYPES[col.kind]
 
 
 _PANDAS_DTYPES = {
@@ -403,11 +436,67 @@ _PANDAS_DTYPES = {
 }
 
 
+def _all_whole(s: pd.Series) -> bool:
+    vals = s.dropna().to_numpy(dtype="float64")
+    return bool(np.all(np.isfinite(vals) & (np.floor(vals) == vals)))
+
+
+def _all_python_type(s: pd.Series, types: tuple[type, ...]) -> bool:
+    return all(isinstance(v, types) for v in s.dropna())
+
+
+def _conform_column(s: pd.Series, col: Column) -> pd.Series | None:
+    """The column cast to its canonical dtype, or None when the cast would change a value."""
+    k = col.kind
+    if k in ("date", "datetime"):
+        if pd.api.types.is_datetime64_any_dtype(s):
+            if getattr(s.dtype, "tz", None) is not None:
+                return None  # a zone offset is information; leave it for validate to report
+            return s.astype("datetime64[ns]")
+        if pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s):
+            parsed = pd.to_datetime(s, format="ISO8601")
+            if getattr(parsed.dtype, "tz", None) is not None:
+                return None
+            return parsed.astype("datetime64[ns]")
+        return None  # numbers are not dates
+    if k in ("string", "category"):
+        if isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(s):
+            return s.astype("str")
+        if pd.api.types.is_object_dtype(s):
+            return s.astype("str") if _all_python_type(s, (str,)) else None
+        if pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            return s.astype("str")  # integer ids read as numbers: exact and reversible
+        return None
+    if k in ("int", "float"):
+        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+            return None
+        if k == "float":
+            return s.astype("float64")
+        if not _all_whole(s):
+            return None
+        return s.astype("float64") if s.isna().any() else s.astype("int64")
+    if k == "bool":
+        if pd.api.types.is_bool_dtype(s):
+            return s.astype("boolean") if s.isna().any() else s.astype("bool")
+        if pd.api.types.is_numeric_dtype(s):
+            vals = s.dropna()
+            if not vals.isin([0, 1]).all():
+                return None
+        elif pd.api.types.is_object_dtype(s):
+            if not _all_python_type(s, (bool, np.bool_)):
+                return None
+        else:
+            return None
+        return s.astype("boolean") if s.isna().any() else s.astype("bool")
+    return None
+
+
 def conform(df: pd.DataFrame, schema: TableSchema | str) -> pd.DataFrame:
     """Cast columns to their canonical dtypes where that loses nothing (used by writers).
 
-    Nullable ints become float64 and nullable bools become `boolean`; anything that cannot be
-    cast exactly is left as it is for `validate` to report.
+    Nullable ints become float64 and nullable bools become `boolean`. A cast that would change a
+    value (1.5 to an int, "no" to a bool, a number to a date) is not made: the column is left as it
+    is for `validate` to report.
     """
     if isinstance(schema, str):
         schema = TABLES[schema]
@@ -415,18 +504,10 @@ def conform(df: pd.DataFrame, schema: TableSchema | str) -> pd.DataFrame:
     for col in schema.columns:
         if col.name not in out.columns:
             continue
-        s = out[col.name]
         try:
-            if col.kind in ("date", "datetime"):
-                out[col.name] = pd.to_datetime(s).astype("datetime64[ns]")
-            elif col.kind == "int" and s.isna().any():
-                out[col.name] = s.astype("float64")
-            elif col.kind == "bool" and s.isna().any():
-                out[col.name] = s.astype("boolean")
-            elif col.kind in ("int", "float") and not pd.api.types.is_numeric_dtype(s):
-                continue
-            else:
-                out[col.name] = s.astype(_PANDAS_DTYPES[col.kind])
-        except (TypeError, ValueError):
-            continue
+            cast = _conform_column(out[col.name], col)
+        except (TypeError, ValueError, OverflowError):
+            cast = None
+        if cast is not None:
+            out[col.name] = cast
     return out

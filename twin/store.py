@@ -7,6 +7,7 @@ filter rows by time range or resident before they reach pandas.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,13 +43,16 @@ class HistoryStore:
 
     def append(self, table: str, df: pd.DataFrame, *, validate: bool = True, tag: str = "") -> Path:
         """Validate and append rows as a new part file (atomic: temp file, then rename)."""
-        schema = TABLES[table]
-        df = conform(df, schema)[schema.column_names]
-        if validate:
-            require_valid(df, schema)
         d = self.table_dir(table)
+        schema = TABLES[table]
+        df = conform(df, schema)
+        if validate:
+            require_valid(df, schema)  # before column selection: extra or missing columns are errors
+        df = df[schema.column_names]
         d.mkdir(parents=True, exist_ok=True)
-        name = f"part-{tag + '-' if tag else ''}{uuid.uuid4().hex[:12]}.parquet"
+        # time-ordered names: a read returns parts in the order they were appended
+        stamp = f"{time.time_ns():020d}"
+        name = f"part-{stamp}-{tag + '-' if tag else ''}{uuid.uuid4().hex[:12]}.parquet"
         tmp = d / f".{name}.tmp"
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp, compression="zstd")
         os.replace(tmp, d / name)
@@ -72,15 +76,21 @@ class HistoryStore:
         residents: Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """Read a table; `start`/`end` bound its time column (start inclusive, end exclusive)."""
+        self.table_dir(table)  # unknown table -> KeyError naming the tables
         schema: TableSchema = TABLES[table]
+        unknown = [c for c in (columns or ()) if c not in schema.column_names]
+        if unknown:
+            raise KeyError(f"{table} has no column(s) {', '.join(map(repr, unknown))}")
+        if (start is not None or end is not None) and schema.time_column is None:
+            raise ValueError(f"{table} has no time column to filter on")
+        if residents is not None and "resident_id" not in schema.column_names:
+            raise ValueError(f"{table} has no resident_id column to filter on")
         if not self.has(table):
             out = empty_frame(schema)
             return out[list(columns)] if columns else out
         dataset = ds.dataset(str(self.table_dir(table)), format="parquet")
         flt = None
         if start is not None or end is not None:
-            if schema.time_column is None:
-                raise ValueError(f"{table} has no time column to filter on")
             tcol = ds.field(schema.time_column)
             if start is not None:
                 f = tcol >= _ts(start)
