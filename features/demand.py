@@ -1,0 +1,270 @@
+"""Daily demand series and the point-in-time features of the demand forecaster.
+
+Works on any daily count table `series_id, date, count` (the twin's service requests, or a real
+time bank's own exchange history). A forecast is made at an *origin* (the last day whose count is
+known) for a target day `origin + horizon`; every feature uses counts up to the origin only.
+
+Missing dates are explicit: a day before a series starts, after it ends, or absent from the table
+is unknown (NaN), never an invented zero, unless the caller says gaps mean zero. The twin's request
+log is complete, so `daily_counts` zero-fills it: no request that day is a real zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.registry import Feature
+
+_SOURCE = "service_requests"
+
+
+def _f(name: str, dtype: str, window: str, description: str, unit: str = "requests") -> Feature:
+    return Feature(
+        name=name,
+        dtype=dtype,
+        window=window,
+        source=_SOURCE,
+        description=description,
+        models=("demand",),
+        causes=(),
+        unit=unit,
+    )
+
+
+DEMAND_FEATURES: tuple[Feature, ...] = (
+    _f("demand_last_day", "float", "1d", "requests on the last known day"),
+    _f("demand_mean_7d", "float", "7d", "average daily requests over the last 7 days"),
+    _f("demand_mean_28d", "float", "28d", "average daily requests over the last 28 days"),
+    _f("demand_mean_91d", "float", "91d", "average daily requests over the last 91 days"),
+    _f("demand_mean_365d", "float", "365d", "average daily requests over the last year (series scale)"),
+    _f("demand_same_weekday_last", "float", "7d", "requests on the same weekday in the latest known week"),
+    _f("demand_same_weekday_mean_4w", "float", "28d", "average requests on the same weekday over the last 4 known weeks"),
+    _f("demand_zero_share_28d", "float", "28d", "share of the last 28 known days without any request", unit="share"),
+    _f("demand_days_known", "float", "365d", "days with a known count in the last year", unit="days"),
+    _f("demand_target_weekday", "int", "static", "weekday of the forecast day (0 = Monday)", unit=""),
+    _f("demand_target_month", "int", "static", "month of the forecast day", unit=""),
+    _f("demand_horizon", "int", "static", "days between the last known day and the forecast day", unit="days"),
+)
+
+COUNT_COLUMNS = ("series_id", "date", "count")
+GAP_POLICIES = ("missing", "zero")
+
+
+class CountTableError(ValueError):
+    """A daily count table is malformed; the message says what was wrong."""
+
+
+def daily_counts(service_requests: pd.DataFrame, start=None, end=None) -> pd.DataFrame:
+    """Requests per `<grid_id>:<category>` per day, zero-filled over [start, end).
+
+    Every grid seen gets a series for every category seen; the calendar runs from `start` (default
+    the first request day) to `end` exclusive (default the day after the last request).
+    """
+    need = {"timestamp", "grid_id", "category"}
+    missing = need - set(service_requests.columns)
+    if missing:
+        raise CountTableError(f"service_requests lacks column(s) {sorted(missing)}")
+    sr = service_requests
+    day = pd.to_datetime(sr["timestamp"]).dt.normalize()
+    if len(sr) == 0 and (start is None or end is None):
+        return pd.DataFrame({"series_id": pd.Series([], dtype="str"),
+                             "date": pd.Series([], dtype="datetime64[ns]"),
+                             "count": pd.Series([], dtype="float64")})
+    start = pd.Timestamp(start).normalize() if start is not None else day.min()
+    end = pd.Timestamp(end).normalize() if end is not None else day.max() + pd.Timedelta(days=1)
+    keep = (day >= start) & (day < end)
+    sid = sr["grid_id"].astype(str) + ":" + sr["category"].astype(str)
+    grouped = (
+        pd.DataFrame({"series_id": sid[keep], "date": day[keep]})
+        .groupby(["series_id", "date"]).size().rename("count")
+    )
+    grids = sorted(sr["grid_id"].astype(str).unique())
+    cats = sorted(sr["category"].astype(str).unique())
+    series = [f"{g}:{c}" for g in grids for c in cats]
+    dates = pd.date_range(start, end - pd.Timedelta(days=1), freq="D")
+    full = pd.MultiIndex.from_product([series, dates], names=["series_id", "date"])
+    out = grouped.reindex(full, fill_value=0).astype("float64").reset_index()
+    out["series_id"] = out["series_id"].astype("str")
+    out["date"] = out["date"].astype("datetime64[ns]")
+    return out
+
+
+def check_counts(counts: pd.DataFrame) -> pd.DataFrame:
+    """Validate a `series_id, date, count` table and return it with canonical dtypes."""
+    missing = [c for c in COUNT_COLUMNS if c not in counts.columns]
+    if missing:
+        raise CountTableError(
+            f"count table lacks column(s) {missing}; expected columns {list(COUNT_COLUMNS)}"
+        )
+    out = counts[list(COUNT_COLUMNS)].copy()
+    if out["series_id"].isna().any():
+        raise CountTableError(f"{int(out['series_id'].isna().sum())} row(s) have no series_id")
+    out["series_id"] = out["series_id"].astype(str)
+    try:
+        out["date"] = pd.to_datetime(out["date"]).astype("datetime64[ns]")
+    except (ValueError, TypeError) as exc:
+        raise CountTableError(f"date column is not parseable as dates: {exc}") from exc
+    if out["date"].isna().any():
+        raise CountTableError(f"{int(out['date'].isna().sum())} row(s) have no date")
+    if (out["date"] != out["date"].dt.normalize()).any():
+        raise CountTableError("dates must be whole days (daily counts), found times of day")
+    cnt = pd.to_numeric(out["count"], errors="coerce")
+    bad = cnt.isna() & out["count"].notna()
+    if bad.any():
+        raise CountTableError(f"{int(bad.sum())} count(s) are not numbers, e.g. {out.loc[bad, 'count'].iloc[0]!r}")
+    if np.isinf(cnt).any() or (cnt < 0).any():
+        raise CountTableError("counts must be finite and non-negative")
+    out["count"] = cnt.astype("float64")
+    dup = out.duplicated(["series_id", "date"], keep=False)
+    if dup.any():
+        ex = out.loc[dup].iloc[0]
+        raise CountTableError(
+            f"{int(dup.sum())} rows repeat a (series_id, date) pair, e.g. {ex.series_id} "
+            f"{ex.date.date()}; a count table has one row per series per day"
+        )
+    return out.sort_values(["series_id", "date"], kind="stable").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class CountPanel:
+    """Counts as a day x series matrix; NaN where a count is unknown."""
+
+    dates: pd.DatetimeIndex
+    series: list[str]
+    values: np.ndarray  # shape (days, series)
+
+    def position(self, day) -> int:
+        return int((pd.Timestamp(day) - self.dates[0]).days)
+
+
+def count_panel(counts: pd.DataFrame, gaps: str = "missing", end=None) -> CountPanel:
+    """The day x series matrix of a count table.
+
+    `gaps="missing"`: absent dates inside a series are unknown; `gaps="zero"`: they are zero.
+    Days before a series' first row or after its last row are always unknown.
+    """
+    if gaps not in GAP_POLICIES:
+        raise CountTableError(f"gaps must be one of {GAP_POLICIES}, got {gaps!r}")
+    c = check_counts(counts)
+    if c.empty:
+        raise CountTableError("count table is empty")
+    first = c["date"].min()
+    last = c["date"].max() if end is None else pd.Timestamp(end)
+    dates = pd.date_range(first, last, freq="D")
+    series = sorted(c["series_id"].unique())
+    wide = (
+        c.pivot(index="date", columns="series_id", values="count")
+        .reindex(index=dates, columns=series)
+    )
+    values = wide.to_numpy(dtype="float64")
+    if gaps == "zero":
+        span = c.groupby("series_id")["date"].agg(["min", "max"]).reindex(series)
+        pos = np.arange(len(dates))[:, None]
+        lo = ((span["min"] - first).dt.days.to_numpy())[None, :]
+        hi = ((span["max"] - first).dt.days.to_numpy())[None, :]
+        inside = (pos >= lo) & (pos <= hi)
+        values = np.where(inside & np.isnan(values), 0.0, values)
+    return CountPanel(dates=dates, series=series, values=values)
+
+
+def _window_mean(cs: np.ndarray, cn: np.ndarray, end_pos: int, width: int):
+    """Mean of known values over rows (end_pos - width, end_pos], per series; NaN if none known."""
+    hi = end_pos + 1
+    lo = max(hi - width, 0)
+    s = cs[hi] - cs[lo]
+    n = cn[hi] - cn[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, s / np.maximum(n, 1), np.nan), n
+
+
+def demand_features(
+    counts: pd.DataFrame | CountPanel,
+    origins: Iterable,
+    horizons: Sequence[int] = tuple(range(1, 15)),
+    gaps: str = "missing",
+) -> pd.DataFrame:
+    """Feature rows for every series x origin x horizon.
+
+    Columns: series_id, origin, date (the forecast day), then DEMAND_FEATURES in order, then
+    `count` (the actual count of the forecast day when known, else NaN).
+    """
+    panel = counts if isinstance(counts, CountPanel) else count_panel(counts, gaps=gaps)
+    horizons = [int(h) for h in horizons]
+    if not horizons or min(horizons) < 1:
+        raise CountTableError(f"horizons must be positive whole days, got {horizons}")
+    origin_days = pd.DatetimeIndex(pd.to_datetime(list(origins))).normalize()
+    if len(origin_days) == 0:
+        raise CountTableError("no forecast origins given")
+    opos = np.array([panel.position(d) for d in origin_days])
+    if (opos < 0).any():
+        raise CountTableError(f"origin {origin_days[opos < 0][0].date()} is before the first count")
+    T, S = panel.values.shape
+    pad = max(0, int(opos.max()) + max(horizons) - (T - 1))
+    vals = np.vstack([panel.values, np.full((pad, S), np.nan)])
+    # known-only prefix sums; row i holds the sum over rows < i
+    known = ~np.isnan(vals)
+    cs = np.vstack([np.zeros((1, S)), np.cumsum(np.where(known, vals, 0.0), axis=0)])
+    cn = np.vstack([np.zeros((1, S)), np.cumsum(known, axis=0)])
+    cz = np.vstack([np.zeros((1, S)), np.cumsum(known & (vals == 0), axis=0)])
+    # origins beyond the data read no counts past the last known row
+    last_row = T - 1
+
+    frames = []
+    for o_day, o in zip(origin_days, opos, strict=True):
+        oc = min(o, last_row)
+        end = int(oc)
+        mean7, _ = _window_mean(cs, cn, end, 7)
+        mean28, n28 = _window_mean(cs, cn, end, 28)
+        mean91, _ = _window_mean(cs, cn, end, 91)
+        mean365, n365 = _window_mean(cs, cn, end, 365)
+        z28 = cz[oc + 1] - cz[max(oc + 1 - 28, 0)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            zero_share = np.where(n28 > 0, z28 / np.maximum(n28, 1), np.nan)
+        last_day = vals[o] if o <= last_row else np.full(S, np.nan)
+        for h in horizons:
+            p = o + h - 7 * int(np.ceil(h / 7))  # latest same weekday at or before the origin
+            same_last = vals[p] if 0 <= p <= last_row else np.full(S, np.nan)
+            weeks = [q for q in (p, p - 7, p - 14, p - 21) if 0 <= q <= last_row]
+            if weeks:
+                stack = vals[weeks]
+                k = (~np.isnan(stack)).sum(axis=0)
+                same_mean = np.where(k > 0, np.nansum(stack, axis=0) / np.maximum(k, 1), np.nan)
+            else:
+                same_mean = np.full(S, np.nan)
+            target_day = o_day + pd.Timedelta(days=h)
+            t = o + h
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "series_id": panel.series,
+                        "origin": o_day,
+                        "date": target_day,
+                        "demand_last_day": last_day,
+                        "demand_mean_7d": mean7,
+                        "demand_mean_28d": mean28,
+                        "demand_mean_91d": mean91,
+                        "demand_mean_365d": mean365,
+                        "demand_same_weekday_last": same_last,
+                        "demand_same_weekday_mean_4w": same_mean,
+                        "demand_zero_share_28d": zero_share,
+                        "demand_days_known": n365.astype("float64"),
+                        "demand_target_weekday": float(target_day.weekday()),
+                        "demand_target_month": float(target_day.month),
+                        "demand_horizon": float(h),
+                        "count": vals[t] if t < len(vals) else np.full(S, np.nan),
+                    }
+                )
+            )
+    out = pd.concat(frames, ignore_index=True)
+    out["series_id"] = out["series_id"].astype("str")
+    return out[["series_id", "origin", "date", *(f.name for f in DEMAND_FEATURES), "count"]]
+
+
+# The seasonal-naive forecast (same weekday, latest known week) is itself a feature.
+SEASONAL_NAIVE = "demand_same_weekday_last"
+# Fallbacks when that week is unknown, in order.
+NAIVE_FALLBACKS = ("demand_same_weekday_mean_4w", "demand_mean_28d", "demand_mean_365d")

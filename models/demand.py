@@ -1,0 +1,247 @@
+"""Demand: daily requests per series (grid x category, or any count series), 1-14 days ahead.
+
+One global LightGBM model over all series (Poisson objective, horizon as a feature: a direct
+multi-horizon model) with prediction intervals from conformal residual quantiles per horizon,
+fitted on a calibration window that follows the training window. Baseline: seasonal naive (the
+same weekday in the latest known week).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.demand import (
+    NAIVE_FALLBACKS,
+    SEASONAL_NAIVE,
+    CountPanel,
+    count_panel,
+    demand_features,
+)
+from models.base import BoosterParams, LoadedModel, feature_matrix, fit_booster
+
+NAME = "demand"
+MAX_HORIZON = 14
+MIN_TRAIN_ROWS = 200
+
+
+def __getattr__(name: str):
+    if name == "FEATURES":
+        from features.registry import feature_names
+
+        return feature_names(NAME)
+    raise AttributeError(name)
+
+
+@dataclass(frozen=True)
+class DemandParams:
+    """How the forecaster is trained."""
+
+    booster: BoosterParams = field(default_factory=lambda: BoosterParams(min_data_in_leaf=40))
+    objective: str = "poisson"  # or "tweedie"
+    coverage: float = 0.8  # nominal coverage of the prediction interval
+    horizon: int = MAX_HORIZON
+    calibration_days: int = 56  # origins whose residuals set the interval widths
+    origin_step: int = 1  # days between training origins
+    warmup_days: int = 28  # first origin this many days after a panel starts
+    max_train_rows: int = 400_000
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("poisson", "tweedie"):
+            raise ValueError(f"objective must be poisson or tweedie, got {self.objective!r}")
+        if not 0.5 <= self.coverage < 1:
+            raise ValueError(f"coverage must be in [0.5, 1), got {self.coverage}")
+        if not 1 <= self.horizon <= MAX_HORIZON:
+            raise ValueError(f"horizon must be 1..{MAX_HORIZON}, got {self.horizon}")
+
+
+class NotEnoughHistory(ValueError):
+    """Too few known counts to fit the global model."""
+
+
+def make_estimator(params: DemandParams) -> dict[str, Any]:
+    """LightGBM parameters of the forecaster."""
+    extra = {"tweedie_variance_power": 1.3} if params.objective == "tweedie" else {}
+    return params.booster.lightgbm(params.objective, **extra)
+
+
+def _names() -> list[str]:
+    from features.registry import feature_names
+
+    return feature_names(NAME)
+
+
+def seasonal_naive(rows: pd.DataFrame) -> np.ndarray:
+    """Same weekday in the latest known week; falls back to longer averages when unknown."""
+    out = rows[SEASONAL_NAIVE].to_numpy(dtype=float).copy()
+    for col in NAIVE_FALLBACKS:
+        gap = np.isnan(out)
+        if not gap.any():
+            break
+        out[gap] = rows.loc[gap, col].to_numpy(dtype=float)
+    return np.nan_to_num(out, nan=0.0)
+
+
+def _scale(mean: np.ndarray) -> np.ndarray:
+    """Residual scale: counts are roughly Poisson, so spread grows like the square root."""
+    return np.sqrt(np.maximum(mean, 0.25))
+
+
+def interval_quantiles(rows: pd.DataFrame, mean: np.ndarray, coverage: float) -> dict[str, Any]:
+    """Per-horizon quantiles of scaled residuals (y - mean) / sqrt(mean) on calibration rows."""
+    y = rows["count"].to_numpy(dtype=float)
+    r = (y - mean) / _scale(mean)
+    lo_q, hi_q = (1 - coverage) / 2, 1 - (1 - coverage) / 2
+    h = rows["demand_horizon"].to_numpy(dtype=int)
+    per = {}
+    for hh in sorted(np.unique(h)):
+        rr = r[h == hh]
+        per[str(int(hh))] = [float(np.quantile(rr, lo_q)), float(np.quantile(rr, hi_q))]
+    pooled = [float(np.quantile(r, lo_q)), float(np.quantile(r, hi_q))] if len(r) else [-1.3, 1.3]
+    return {"method": "conformal_scaled_residuals", "coverage": coverage, "per_horizon": per,
+            "pooled": pooled, "calibration_rows": int(len(r))}
+
+
+def apply_intervals(intervals: dict[str, Any], horizon: np.ndarray, mean: np.ndarray):
+    """Lower and upper bounds for predicted means at the given horizons."""
+    per = intervals.get("per_horizon", {})
+    pooled = intervals.get("pooled", [-1.3, 1.3])
+    q = np.array([per.get(str(int(h)), pooled) for h in horizon], dtype=float).reshape(-1, 2)
+    s = _scale(mean)
+    lower = np.maximum(mean + q[:, 0] * s, 0.0)
+    upper = np.maximum(mean + q[:, 1] * s, lower)
+    return lower, upper
+
+
+def predict_mean(loaded: LoadedModel, rows: pd.DataFrame, num_threads: int = 1) -> np.ndarray:
+    """Expected count for each feature row."""
+    return loaded.booster.predict(feature_matrix(loaded, rows), num_threads=num_threads)
+
+
+def training_origins(panel: CountPanel, cutoff, params: DemandParams):
+    """Origins for fitting and for calibration; all their targets fall on or before `cutoff`."""
+    cutoff = pd.Timestamp(cutoff)
+    first = panel.dates[0] + pd.Timedelta(days=params.warmup_days)
+    cal_last = cutoff - pd.Timedelta(days=params.horizon)
+    cal_first = cal_last - pd.Timedelta(days=params.calibration_days - 1)
+    fit_last = cal_first - pd.Timedelta(days=params.horizon)
+    fit = pd.date_range(first, fit_last, freq=f"{params.origin_step}D") if fit_last >= first else []
+    cal = pd.date_range(max(cal_first, first), cal_last, freq="D") if cal_last >= first else []
+    return pd.DatetimeIndex(fit), pd.DatetimeIndex(cal)
+
+
+def _known(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["count"].notna()]
+
+
+def fit(
+    counts: pd.DataFrame | CountPanel,
+    params: DemandParams | None = None,
+    cutoff=None,
+    schema_hash: str = "",
+    version: str = "unregistered",
+) -> tuple[LoadedModel, dict[str, Any]]:
+    """Fit the forecaster on counts up to `cutoff` (default: the last day) and its intervals.
+
+    Returns the model and a dict of fit facts (rows, best iteration, calibration metrics).
+    """
+    params = params or DemandParams()
+    panel = counts if isinstance(counts, CountPanel) else count_panel(counts)
+    cutoff = pd.Timestamp(cutoff) if cutoff is not None else panel.dates[-1]
+    names = _names()
+    fit_o, cal_o = training_origins(panel, cutoff, params)
+    horizons = range(1, params.horizon + 1)
+    if len(cal_o) == 0:
+        raise NotEnoughHistory(
+            f"need at least {params.warmup_days + params.horizon} days of counts before {cutoff.date()}"
+        )
+    cal_rows = _known(demand_features(panel, cal_o, horizons))
+    if len(fit_o):
+        fit_rows = _known(demand_features(panel, fit_o, horizons))
+    else:
+        fit_rows = cal_rows.iloc[:0]
+    if len(fit_rows) > params.max_train_rows:
+        fit_rows = fit_rows.sample(params.max_train_rows, random_state=params.booster.seed)
+    if len(fit_rows) + len(cal_rows) < MIN_TRAIN_ROWS:
+        raise NotEnoughHistory(
+            f"only {len(fit_rows) + len(cal_rows)} known (series, day, horizon) rows; "
+            f"need {MIN_TRAIN_ROWS} to fit the global model"
+        )
+    lgb_extra = {"tweedie_variance_power": 1.3} if params.objective == "tweedie" else {}
+    if len(fit_rows) >= MIN_TRAIN_ROWS:
+        first = fit_booster(
+            params.booster, params.objective,
+            fit_rows[names].to_numpy(float), fit_rows["count"].to_numpy(float),
+            cal_rows[names].to_numpy(float), cal_rows["count"].to_numpy(float),
+            feature_names=names, **lgb_extra,
+        )
+        trees = first.num_trees()
+        probe = LoadedModel(NAME, version, first, names, schema_hash, {})
+        intervals = interval_quantiles(cal_rows, predict_mean(probe, cal_rows, 2), params.coverage)
+    else:
+        # short history: no separate calibration window, fit once and read residuals in-sample
+        first, trees, intervals = None, min(params.booster.num_trees, 100), None
+    all_rows = pd.concat([fit_rows, cal_rows], ignore_index=True)
+    refit_params = BoosterParams(**{**params.booster.to_dict(), "num_trees": max(trees, 1)})
+    booster = fit_booster(
+        refit_params, params.objective,
+        all_rows[names].to_numpy(float), all_rows["count"].to_numpy(float),
+        feature_names=names, **lgb_extra,
+    )
+    loaded = LoadedModel(NAME, version, booster, names, schema_hash, {"method": "none"})
+    if intervals is None:
+        intervals = interval_quantiles(cal_rows, predict_mean(loaded, cal_rows, 2), params.coverage)
+    loaded.extra = {"intervals": intervals, "max_horizon": params.horizon,
+                    "objective": params.objective}
+    facts = {"fit_rows": int(len(fit_rows)), "calibration_rows": int(len(cal_rows)),
+             "trees": int(booster.num_trees()), "series": len(panel.series)}
+    return loaded, facts
+
+
+def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame) -> pd.DataFrame:
+    """Forecast, lower and upper bound for prepared feature rows."""
+    mean = predict_mean(loaded, rows)
+    lower, upper = apply_intervals(loaded.extra["intervals"], rows["demand_horizon"].to_numpy(), mean)
+    return pd.DataFrame({
+        "series_id": rows["series_id"].to_numpy(),
+        "date": rows["date"].to_numpy(),
+        "horizon": rows["demand_horizon"].to_numpy(dtype=int),
+        "forecast": mean,
+        "lower": lower,
+        "upper": upper,
+    })
+
+
+def forecast(loaded: LoadedModel, counts: pd.DataFrame | CountPanel, horizon: int = MAX_HORIZON,
+             gaps: str = "missing") -> pd.DataFrame:
+    """Forecasts with intervals for the `horizon` days after the last day in `counts`.
+
+    Returns DataFrame(series_id, date, horizon, forecast, lower, upper).
+    """
+    max_h = int(loaded.extra.get("max_horizon", MAX_HORIZON))
+    if not 1 <= int(horizon) <= max_h:
+        raise ValueError(f"horizon must be 1..{max_h} days, got {horizon}")
+    panel = counts if isinstance(counts, CountPanel) else count_panel(counts, gaps=gaps)
+    rows = demand_features(panel, [panel.dates[-1]], range(1, int(horizon) + 1))
+    return forecast_rows(loaded, rows).sort_values(["series_id", "date"]).reset_index(drop=True)
+
+
+def naive_forecast(rows: pd.DataFrame, coverage: float = 0.8) -> pd.DataFrame:
+    """Seasonal naive with Poisson intervals: the fallback when history is too short to fit."""
+    from scipy.stats import poisson
+
+    mean = seasonal_naive(rows)
+    lo_q, hi_q = (1 - coverage) / 2, 1 - (1 - coverage) / 2
+    lower = np.where(mean > 0, poisson.ppf(lo_q, np.maximum(mean, 1e-9)), 0.0)
+    upper = np.where(mean > 0, poisson.ppf(hi_q, np.maximum(mean, 1e-9)), 0.0)
+    return pd.DataFrame({
+        "series_id": rows["series_id"].to_numpy(),
+        "date": rows["date"].to_numpy(),
+        "horizon": rows["demand_horizon"].to_numpy(dtype=int),
+        "forecast": mean,
+        "lower": lower.astype(float),
+        "upper": upper.astype(float),
+    })
