@@ -358,10 +358,12 @@ class Task:
 
 @dataclass(frozen=True)
 class OpenResult:
-    """`created` is False when an active task for that resident and reason already existed."""
+    """`created` is False when an active task for that resident and reason already existed;
+    `replayed` is True when the idempotency key had been used before (the stored response)."""
 
     task: Task
     created: bool
+    replayed: bool = False
 
     def to_dict(self) -> dict:
         return {"task": self.task.to_dict(), "created": self.created}
@@ -600,8 +602,10 @@ class TimeBankStore:
         idempotency_key: str | None,
         request: Mapping[str, Any],
         body: Callable[[Connection, datetime], dict],
-    ) -> dict:
-        """Run `body` in one transaction under an idempotency key; returns its JSON response.
+    ) -> tuple[dict, bool]:
+        """Run `body` in one transaction under an idempotency key.
+
+        Returns its JSON response and whether it was a replay of a stored response.
 
         The key row is inserted first, so on PostgreSQL a concurrent request with the same key
         waits on it and then replays. A unique-constraint race (e.g. two openers of the same
@@ -624,7 +628,7 @@ class TimeBankStore:
                                     f"idempotency key {key!r} was already used for a different "
                                     f"request ({row.operation}); use a new key for a new request"
                                 )
-                            return row.response
+                            return row.response, True
                         conn.execute(
                             idempotency_table.insert().values(
                                 key=key, operation=operation, request_hash=req_hash, created_at=now
@@ -637,7 +641,7 @@ class TimeBankStore:
                             .where(idempotency_table.c.key == key)
                             .values(response=response)
                         )
-                    return response
+                    return response, False
             except IntegrityError as e:
                 last = e
                 continue
@@ -780,8 +784,8 @@ class TimeBankStore:
             )
             return OpenResult(task, created=True).to_dict()
 
-        d = self._write("open_task", idempotency_key, request, body)
-        return OpenResult(Task.from_dict(d["task"]), d["created"])
+        d, replayed = self._write("open_task", idempotency_key, request, body)
+        return OpenResult(Task.from_dict(d["task"]), d["created"], replayed)
 
     def claim_task(
         self, task_id: str, volunteer_id: str, *, idempotency_key: str, actor: Actor | None = None
@@ -804,7 +808,7 @@ class TimeBankStore:
                         {"task_id": task_id, "volunteer_id": volunteer_id}, now)
             return task.to_dict()
 
-        d = self._write("claim_task", idempotency_key,
+        d, _ = self._write("claim_task", idempotency_key,
                         {"task_id": task_id, "volunteer_id": volunteer_id}, body)
         return Task.from_dict(d)
 
@@ -853,7 +857,7 @@ class TimeBankStore:
                         {"task_id": task_id, "volunteer_id": volunteer_id, "credits": task.credits}, now)
             return task.to_dict()
 
-        d = self._write("complete_task", idempotency_key,
+        d, _ = self._write("complete_task", idempotency_key,
                         {"task_id": task_id, "volunteer_id": volunteer_id}, body)
         return Task.from_dict(d)
 
@@ -874,17 +878,13 @@ class TimeBankStore:
             self._audit(conn, actor, "task.cancel", task.resident_id, {"task_id": task_id, "note": note}, now)
             return task.to_dict()
 
-        d = self._write("cancel_task", idempotency_key, {"task_id": task_id, "note": note}, body)
+        d, _ = self._write("cancel_task", idempotency_key, {"task_id": task_id, "note": note}, body)
         return Task.from_dict(d)
 
     def expire_overdue(
         self, *, today: date | None = None, idempotency_key: str | None = None, actor: Actor | None = None
     ) -> list[Task]:
         """Open or claimed tasks whose due date is before `today` -> expired (safe to re-run)."""
-        if idempotency_key is None:
-            # naturally idempotent: a second run finds nothing left to expire
-            pass
-
         def body(conn: Connection, now: datetime) -> dict:
             day = today or now.date()
             ids = [
@@ -905,7 +905,7 @@ class TimeBankStore:
             return {"tasks": out}
 
         req = {"today": None if today is None else today.isoformat()}
-        d = self._write("expire_overdue", idempotency_key, req, body)
+        d, _ = self._write("expire_overdue", idempotency_key, req, body)
         return [Task.from_dict(t) for t in d["tasks"]]
 
     # -- tasks: reads ----------------------------------------------------------------------------
@@ -1023,7 +1023,7 @@ class TimeBankStore:
             return {"transfer_id": tid}
 
         req = {"from": from_account, "to": to_account, "minutes": minutes, "memo": memo}
-        return self._write("transfer", idempotency_key, req, body)["transfer_id"]
+        return self._write("transfer", idempotency_key, req, body)[0]["transfer_id"]
 
     def movements(
         self, *, account: str | None = None, transfer_id: str | None = None, limit: int | None = None
