@@ -1,0 +1,534 @@
+"""Point-in-time feature pipeline: one code path for training tables and the online store.
+
+"Strictly before" — the features of a resident at as-of date T describe what was known at
+00:00 of day T. A row counts at T only when its time is before T 00:00:
+- a sensor day, event, visit or assessment dated d counts when d < T (so the last sensor day
+  counted is T-1, and an assessment recorded on T counts from T+1 onwards);
+- a service request or a completed time-bank task counts when its timestamp is < T 00:00.
+A window "last w days" at T covers days T-w .. T-1. Nothing on or after T is ever read.
+
+How it stays fast: every table is reduced to rows sorted by (resident, day); prefix sums of
+count, value, value^2 and day*value (values as exact integers of each signal's resolution) turn
+any window at any as-of date into two binary searches and a difference, vectorised over every
+(resident, as-of) pair. Integer sums make a window's value independent of which other dates or
+residents are computed with it, so the online vector equals the training row bit for bit.
+
+The same `features_for_partition` runs on the whole history (pandas engine, in resident
+chunks) or on resident partitions with Dask `map_partitions`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.registry import (
+    ASSESSMENT_NAMES,
+    FEATURES,
+    MIN_DAYS_SD,
+    MIN_DAYS_TREND,
+    MIN_DAYS_Z_BASELINE,
+    MIN_DAYS_Z_RECENT,
+    SD_DAYS,
+    SIGNALS,
+    TREND_DAYS,
+    Z_BASELINE_DAYS,
+    Z_RECENT_DAYS,
+)
+from twin.store import HistoryStore
+
+ENGINES = ("pandas", "dask")
+_DAY_BITS = 21  # day numbers since 1970 fit in 21 bits until the year 7700
+_DAY_MASK = (1 << _DAY_BITS) - 1
+
+# Columns each table contributes (column-selective reads).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "residents": (
+        "resident_id", "birth_year", "sex", "lives_alone", "chronic_conditions",
+        "medication_count", "vision_impairment", "cognitive_impairment", "walking_aid",
+    ),
+    "sensor_days": ("resident_id", "date", *(s.column for s in SIGNALS)),
+    "assessments": ("resident_id", "date", *ASSESSMENT_NAMES),
+    "events": ("resident_id", "date", "type", "injury"),
+    "visits": ("resident_id", "date", "source", "hours"),
+    "service_requests": ("resident_id", "timestamp", "category"),
+    "tasks": ("resident_id", "status", "completed_at"),
+}
+
+
+@dataclass
+class History:
+    """The twin tables features are built from. A table that is None was not recorded at all:
+    its features are unknown (NaN); an empty table means nothing happened (counts are 0)."""
+
+    residents: pd.DataFrame
+    sensor_days: pd.DataFrame | None = None
+    assessments: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
+    visits: pd.DataFrame | None = None
+    service_requests: pd.DataFrame | None = None
+    tasks: pd.DataFrame | None = None
+
+    def tables(self) -> dict[str, pd.DataFrame | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def load_history(directory: str | os.PathLike, end=None) -> History:
+    """Read the columns the features need from a history directory (never truth/).
+
+    `end` (exclusive) drops rows recorded on or after it, e.g. to replay the past.
+    """
+    store = HistoryStore(Path(directory))
+    if not store.has("residents"):
+        raise FileNotFoundError(f"{directory}: no residents table; is this a history directory?")
+    tables: dict[str, pd.DataFrame | None] = {}
+    for table, cols in COLUMNS.items():
+        if not store.has(table):
+            tables[table] = None
+            continue
+        bound = end if table != "residents" else None
+        tables[table] = store.read(table, columns=list(cols), end=bound)
+    return History(**tables)
+
+
+def weekly_as_of(history: History, warmup_days: int = 90) -> pd.DatetimeIndex:
+    """Mondays from `warmup_days` after the first sensor day up to the day after the last one."""
+    sd = history.sensor_days
+    if sd is None or sd.empty:
+        raise ValueError("weekly as-of dates need sensor_days; the history has none")
+    first, last = sd["date"].min(), sd["date"].max()
+    start = (first + pd.Timedelta(days=warmup_days)).normalize()
+    stop = (last + pd.Timedelta(days=1)).normalize()
+    return pd.date_range(start, stop, freq="W-MON")
+
+
+# ---------------------------------------------------------------------------------------------
+# Small vectorised helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _day_numbers(values) -> np.ndarray:
+    """Day numbers since 1970-01-01 (floor), int64; NaT becomes -1."""
+    arr = pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[ns]")
+    nat = np.isnat(arr)
+    days = arr.astype("datetime64[D]").astype(np.int64)
+    days[nat] = -1
+    return days
+
+
+def _resident_codes(ids: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each id in `index` (sorted resident ids), -1 when not there."""
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        cat_pos = index.get_indexer(ids.cat.categories)
+        codes = ids.cat.codes.to_numpy()
+        return np.where(codes >= 0, cat_pos[np.maximum(codes, 0)], -1).astype(np.int64)
+    return index.get_indexer(ids).astype(np.int64)
+
+
+@dataclass
+class _Rows:
+    """Rows of one table reduced to sorted keys (resident code << 21 | day)."""
+
+    keys: np.ndarray
+    order: np.ndarray  # positions in the source frame, in key order
+
+    @classmethod
+    def of(cls, codes: np.ndarray, days: np.ndarray, keep: np.ndarray | None = None) -> _Rows:
+        ok = (codes >= 0) & (days >= 0)
+        if keep is not None:
+            ok &= keep
+        pos = np.flatnonzero(ok)
+        keys = (codes[pos] << _DAY_BITS) | days[pos]
+        if len(keys) > 1 and not (np.diff(keys) >= 0).all():
+            o = np.argsort(keys, kind="stable")
+            keys, pos = keys[o], pos[o]
+        return cls(keys=keys, order=pos)
+
+    def bound(self, q_code: np.ndarray, q_day: np.ndarray) -> np.ndarray:
+        """Number of rows strictly before day `q_day` of each resident (a prefix index)."""
+        return np.searchsorted(self.keys, (q_code << _DAY_BITS) | np.maximum(q_day, 0), side="left")
+
+    def count(self, q_code, q_day, window: int) -> np.ndarray:
+        return (self.bound(q_code, q_day) - self.bound(q_code, q_day - window)).astype(np.float64)
+
+    def last_before(self, q_code, q_day) -> tuple[np.ndarray, np.ndarray]:
+        """(position in `order` of the last row before q_day, or -1; its day)."""
+        i = self.bound(q_code, q_day) - 1
+        safe = np.maximum(i, 0)
+        hit = (i >= 0) & (len(self.keys) > 0)
+        if len(self.keys):
+            hit &= (self.keys[safe] >> _DAY_BITS) == q_code
+        day = np.where(hit, self.keys[safe] & _DAY_MASK if len(self.keys) else 0, -1)
+        return np.where(hit, i, -1), day
+
+
+def _prefix(a: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(a) + 1, dtype=a.dtype)
+    np.cumsum(a, out=out[1:])
+    return out
+
+
+def _window(prefix: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    return prefix[hi] - prefix[lo]
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.full(np.shape(num), np.nan)
+    ok = den != 0
+    np.divide(num, den, out=out, where=ok)
+    return out
+
+
+@dataclass
+class _Sums:
+    """Prefix sums of count, value and value^2 (exact integers) of one signal."""
+
+    pc: np.ndarray
+    px: np.ndarray
+    pxx: np.ndarray
+    scale: float
+
+    def mean(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        n = _window(self.pc, a, b).astype(np.float64)
+        return _safe_div(_window(self.px, a, b).astype(np.float64), n) / self.scale
+
+    def var(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sample variance (ddof=1) and the number of days behind it."""
+        n = _window(self.pc, a, b)
+        sx, sxx = _window(self.px, a, b), _window(self.pxx, a, b)
+        num = (n * sxx - sx * sx).astype(np.float64)
+        den = (n * (n - 1)).astype(np.float64)
+        return np.maximum(_safe_div(num, den), 0.0) / (self.scale * self.scale), n
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature families: each takes its table, resident index and the (code, day) pairs
+# ---------------------------------------------------------------------------------------------
+
+
+def _static_features(residents: pd.DataFrame, index: pd.Index, q_code, q_day) -> dict:
+    codes = _resident_codes(residents["resident_id"], index)
+    n = len(index)
+    row_of = np.full(n, -1, dtype=np.int64)
+    row_of[codes[codes >= 0]] = np.flatnonzero(codes >= 0)
+    r = row_of[q_code]
+    known = r >= 0
+    rs = np.maximum(r, 0)
+
+    def col(name: str, fn: Callable[[pd.Series], np.ndarray] | None = None) -> np.ndarray:
+        s = residents[name]
+        vals = fn(s) if fn else s.to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.where(known, vals[rs], np.nan) if len(vals) else np.full(len(r), np.nan)
+
+    def flag(s: pd.Series) -> np.ndarray:
+        return s.astype("boolean").astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+
+    as_of_year = (q_day.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970).astype(np.float64)
+    birth = col("birth_year")
+    sex = residents["sex"]
+    female = np.where(sex.isna(), np.nan, (sex == "F").to_numpy(dtype=bool, na_value=False)).astype(np.float64)
+    return {
+        "age_years": as_of_year - birth,
+        "sex_female": np.where(known, female[rs], np.nan) if len(female) else np.full(len(r), np.nan),
+        "lives_alone": col("lives_alone", flag),
+        "chronic_conditions": col("chronic_conditions"),
+        "medication_count": col("medication_count"),
+        "vision_impairment": col("vision_impairment", flag),
+        "cognitive_impairment": col("cognitive_impairment", flag),
+        "walking_aid": col("walking_aid", flag),
+    }
+
+
+def _sensor_features(sensor: pd.DataFrame | None, index: pd.Index, q_code, q_day, wanted) -> dict:
+    out: dict[str, np.ndarray] = {}
+    if sensor is None:
+        return out  # not recorded at all: every sensor feature stays NaN
+    rows = _Rows.of(_resident_codes(sensor["resident_id"], index), _day_numbers(sensor["date"]))
+    identity = len(rows.order) == len(sensor) and (len(sensor) == 0 or (np.diff(rows.order) == 1).all())
+    day = (rows.keys & _DAY_MASK).astype(np.int64)
+    windows = sorted({7, 30, 90, TREND_DAYS, SD_DAYS, Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS})
+    hi = rows.bound(q_code, q_day)
+    lo = {w: rows.bound(q_code, q_day - w) for w in windows}
+    T = q_day.astype(np.int64)
+
+    present = np.zeros(len(rows.order), dtype=bool)
+    for s in SIGNALS:
+        v = sensor[s.column].to_numpy(dtype=np.float64, na_value=np.nan)
+        if not identity:
+            v = v[rows.order]
+        ok = ~np.isnan(v)
+        present |= ok
+        need = [n for n in wanted if FEATURES[n].basis == s.column and FEATURES[n].source == "sensor_days"]
+        if not need:
+            continue
+        c = ok.astype(np.int64)
+        x = np.where(ok, np.rint(np.where(ok, v, 0.0) * s.scale), 0).astype(np.int64)
+        sums = _Sums(_prefix(c), _prefix(x), _prefix(x * x), float(s.scale))
+        pc, px, scale = sums.pc, sums.px, sums.scale
+        mean, var = sums.mean, sums.var
+
+        for w in s.level_windows:
+            out[f"{s.column}_{w}d"] = mean(lo[w], hi)
+        if s.trend:
+            a = lo[TREND_DAYS]
+            ptx, ptc, pttc = _prefix(day * x), _prefix(day * c), _prefix(day * day * c)
+            n = _window(pc, a, hi)
+            sx = _window(px, a, hi)
+            # Days relative to the as-of date keep every product small and exact.
+            stx = _window(ptx, a, hi) - T * sx
+            st = _window(ptc, a, hi) - T * n
+            stt = _window(pttc, a, hi) - 2 * T * _window(ptc, a, hi) + T * T * n
+            num = (n * stx - st * sx).astype(np.float64)
+            den = (n * stt - st * st).astype(np.float64)
+            slope = _safe_div(num, den) / scale * 7.0
+            out[f"{s.column}_trend_{TREND_DAYS}d"] = np.where(n >= MIN_DAYS_TREND, slope, np.nan)
+        if s.variability:
+            v30, n30 = var(lo[SD_DAYS], hi)
+            out[f"{s.column}_sd_{SD_DAYS}d"] = np.where(n30 >= MIN_DAYS_SD, np.sqrt(v30), np.nan)
+        if s.deviation:
+            recent_lo, base_lo = lo[Z_RECENT_DAYS], lo[Z_RECENT_DAYS + Z_BASELINE_DAYS]
+            m7 = mean(recent_lo, hi)
+            n7 = _window(pc, recent_lo, hi)
+            mb = mean(base_lo, recent_lo)
+            vb, nb = var(base_lo, recent_lo)
+            sd = np.maximum(np.sqrt(vb), s.z_floor)
+            known = (n7 >= MIN_DAYS_Z_RECENT) & (nb >= MIN_DAYS_Z_BASELINE)
+            out[f"{s.column}_baseline_90d"] = np.where(nb >= MIN_DAYS_Z_BASELINE, mb, np.nan)
+            out[f"{s.column}_z7v90"] = np.where(known, (m7 - mb) / sd, np.nan)
+
+    pp = _prefix(present.astype(np.int64))
+    for w in (7, 30):
+        out[f"sensor_missing_days_{w}d"] = (w - _window(pp, lo[w], hi)).astype(np.float64)
+    return out
+
+
+def _event_features(events: pd.DataFrame | None, index: pd.Index, q_code, q_day) -> dict:
+    if events is None:
+        return {}
+    codes = _resident_codes(events["resident_id"], index)
+    days = _day_numbers(events["date"])
+    kind = events["type"].astype("str").to_numpy()
+    falls = kind == "fall"
+    injured = falls & events["injury"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    fall_rows = _Rows.of(codes, days, falls)
+    out = {
+        "falls_30d": fall_rows.count(q_code, q_day, 30),
+        "falls_365d": fall_rows.count(q_code, q_day, 365),
+        "injurious_falls_365d": _Rows.of(codes, days, injured).count(q_code, q_day, 365),
+        "hospitalisations_365d": _Rows.of(codes, days, kind == "hospitalisation").count(q_code, q_day, 365),
+        "bereavements_365d": _Rows.of(codes, days, kind == "bereavement").count(q_code, q_day, 365),
+    }
+    _, last_day = fall_rows.last_before(q_code, q_day)
+    out["days_since_last_fall"] = np.where(last_day >= 0, q_day - last_day, np.nan).astype(np.float64)
+    return out
+
+
+def _assessment_features(assess: pd.DataFrame | None, index: pd.Index, q_code, q_day) -> dict:
+    out: dict[str, np.ndarray] = {}
+    if assess is None:
+        return out
+    codes = _resident_codes(assess["resident_id"], index)
+    days = _day_numbers(assess["date"])
+    for col, (value_name, age_name) in ASSESSMENT_NAMES.items():
+        s = assess[col]
+        if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            s = s.astype("boolean").astype("Float64")
+        vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        rows = _Rows.of(codes, days, ~np.isnan(vals))
+        i, last_day = rows.last_before(q_code, q_day)
+        hit = i >= 0
+        picked = vals[rows.order[np.maximum(i, 0)]] if len(rows.order) else np.zeros(len(i))
+        out[value_name] = np.where(hit, picked, np.nan)
+        out[age_name] = np.where(hit, q_day - last_day, np.nan).astype(np.float64)
+    return out
+
+
+def _social_features(history: History, index: pd.Index, q_code, q_day) -> dict:
+    out: dict[str, np.ndarray] = {}
+    visits = history.visits
+    if visits is not None:
+        codes = _resident_codes(visits["resident_id"], index)
+        days = _day_numbers(visits["date"])
+        source = visits["source"].astype("str").to_numpy()
+        for src in ("timebank", "family", "care"):
+            out[f"visits_{src}_30d"] = _Rows.of(codes, days, source == src).count(q_code, q_day, 30)
+        rows = _Rows.of(codes, days)
+        minutes = np.rint(visits["hours"].to_numpy(dtype=np.float64, na_value=0.0) * 60).astype(np.int64)
+        pm = _prefix(minutes[rows.order])
+        out["visit_hours_30d"] = _window(pm, rows.bound(q_code, q_day - 30), rows.bound(q_code, q_day)) / 60.0
+        _, last_day = rows.last_before(q_code, q_day)
+        out["days_since_last_visit"] = np.where(last_day >= 0, q_day - last_day, np.nan).astype(np.float64)
+    tasks = history.tasks
+    if tasks is not None:
+        done = (tasks["status"].astype("str") == "completed").to_numpy() & tasks["completed_at"].notna().to_numpy()
+        rows = _Rows.of(_resident_codes(tasks["resident_id"], index), _day_numbers(tasks["completed_at"]), done)
+        out["timebank_tasks_completed_90d"] = rows.count(q_code, q_day, 90)
+    requests = history.service_requests
+    if requests is not None:
+        codes = _resident_codes(requests["resident_id"], index)
+        days = _day_numbers(requests["timestamp"])
+        out["service_requests_30d"] = _Rows.of(codes, days).count(q_code, q_day, 30)
+        companionship = (requests["category"].astype("str") == "companionship").to_numpy()
+        out["companionship_requests_90d"] = _Rows.of(codes, days, companionship).count(q_code, q_day, 90)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-partition function (the unit both engines run)
+# ---------------------------------------------------------------------------------------------
+
+
+def feature_columns() -> list[str]:
+    """Output columns of `build_features`, in order."""
+    return ["resident_id", "as_of_date", *FEATURES]
+
+
+def empty_features() -> pd.DataFrame:
+    out = pd.DataFrame({c: pd.Series(dtype=np.float64) for c in feature_columns()})
+    out["resident_id"] = out["resident_id"].astype("str")
+    out["as_of_date"] = out["as_of_date"].astype("datetime64[ns]")
+    return out
+
+
+def features_for_partition(history: History, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Features of every (resident_id, as_of_date) pair in `pairs` from `history`.
+
+    Pure: reads only rows recorded strictly before each pair's as-of date. Rows of other
+    residents are ignored, so it can run on any resident partition of the history.
+    """
+    if pairs.empty:
+        return empty_features()
+    ids = pd.Index(np.sort(pairs["resident_id"].astype("str").unique()))
+    q_code = ids.get_indexer(pairs["resident_id"].astype("str")).astype(np.int64)
+    q_day = _day_numbers(pairs["as_of_date"])
+    cols: dict[str, np.ndarray] = {}
+    cols.update(_static_features(history.residents, ids, q_code, q_day))
+    cols.update(_sensor_features(history.sensor_days, ids, q_code, q_day, FEATURES))
+    cols.update(_event_features(history.events, ids, q_code, q_day))
+    cols.update(_assessment_features(history.assessments, ids, q_code, q_day))
+    cols.update(_social_features(history, ids, q_code, q_day))
+    n = len(pairs)
+    nan = np.full(n, np.nan)
+    data = {
+        "resident_id": pairs["resident_id"].astype("str").to_numpy(),
+        "as_of_date": pd.to_datetime(pairs["as_of_date"]).to_numpy(dtype="datetime64[ns]"),
+    }
+    for name in FEATURES:
+        data[name] = np.asarray(cols.get(name, nan), dtype=np.float64)
+    out = pd.DataFrame(data)
+    out["resident_id"] = out["resident_id"].astype("str")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Wiring: as-of pairs, resident partitions, engines
+# ---------------------------------------------------------------------------------------------
+
+
+def as_of_pairs(history: History, as_of) -> pd.DataFrame:
+    """Normalise `as_of` (dates for every resident, or a frame of pairs) to sorted unique pairs."""
+    if isinstance(as_of, pd.DataFrame):
+        missing = {"resident_id", "as_of_date"} - set(as_of.columns)
+        if missing:
+            raise ValueError(f"as_of frame needs columns resident_id, as_of_date; missing {sorted(missing)}")
+        pairs = as_of[["resident_id", "as_of_date"]].copy()
+        pairs["as_of_date"] = pd.to_datetime(pairs["as_of_date"])
+    else:
+        if isinstance(as_of, str | pd.Timestamp) or not isinstance(as_of, Sequence | pd.Index | np.ndarray):
+            as_of = [as_of]
+        dates = pd.DatetimeIndex(pd.to_datetime(list(as_of))).unique()
+        ids = history.residents["resident_id"].astype("str").unique()
+        pairs = pd.DataFrame({
+            "resident_id": np.tile(ids, len(dates)),
+            "as_of_date": np.repeat(dates.to_numpy(dtype="datetime64[ns]"), len(ids)),
+        })
+    if pairs["as_of_date"].isna().any():
+        raise ValueError("as_of dates must not be missing")
+    if (pairs["as_of_date"] != pairs["as_of_date"].dt.normalize()).any():
+        raise ValueError("as_of dates must be whole days (midnight): features describe 00:00 of that day")
+    pairs["resident_id"] = pairs["resident_id"].astype("str")
+    pairs["as_of_date"] = pairs["as_of_date"].astype("datetime64[ns]")
+    pairs = pairs.drop_duplicates().sort_values(["as_of_date", "resident_id"], kind="stable")
+    return pairs.reset_index(drop=True)
+
+
+def split_by_resident(history: History, pairs: pd.DataFrame, n_parts: int) -> list[tuple[History, pd.DataFrame]]:
+    """Cut history and pairs into `n_parts` partitions of whole residents (sorted id ranges)."""
+    ids = pd.Index(np.sort(pairs["resident_id"].unique()))
+    n_parts = max(1, min(n_parts, len(ids)))
+    per = -(-len(ids) // n_parts)
+    part_of_pair = ids.get_indexer(pairs["resident_id"]) // per
+    pieces: dict[str, list] = {}
+    for name, df in history.tables().items():
+        if df is None:
+            pieces[name] = [None] * n_parts
+            continue
+        # One pass of string hashing: codes via a categorical, reused inside each partition.
+        rid = pd.Categorical(df["resident_id"].astype("str"), categories=ids)
+        codes = np.asarray(rid.codes, dtype=np.int64)
+        part = np.where(codes >= 0, codes // per, -1)
+        df = df.assign(resident_id=pd.Series(rid, index=df.index))
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(n_parts + 1))
+        pieces[name] = [df.iloc[order[bounds[k]:bounds[k + 1]]] for k in range(n_parts)]
+    out = []
+    for k in range(n_parts):
+        h = History(**{name: pieces[name][k] for name in pieces})
+        out.append((h, pairs[part_of_pair == k]))
+    return out
+
+
+def _finish(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    out = pd.concat(parts, ignore_index=True) if parts else empty_features()
+    out = out.sort_values(["as_of_date", "resident_id"], kind="stable").reset_index(drop=True)
+    out["resident_id"] = out["resident_id"].astype("str")
+    return out
+
+
+def build_features(
+    history: History,
+    as_of,
+    engine: str = "pandas",
+    scheduler: str | None = None,
+    *,
+    partition_residents: int = 10_000,
+    n_partitions: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Feature table: resident_id, as_of_date, then every feature in registry order (float64,
+    NaN where unknown), sorted by as_of_date then resident_id.
+
+    `as_of` is a date, a sequence of dates (every resident at each) or a DataFrame of
+    (resident_id, as_of_date) pairs. `engine="dask"` runs the same partition function with
+    `map_partitions` on a Dask cluster (`scheduler` address, or a LocalCluster).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; engines are {', '.join(ENGINES)}")
+    pairs = as_of_pairs(history, as_of)
+    if pairs.empty:
+        return empty_features()
+    n_res = pairs["resident_id"].nunique()
+    if n_partitions is None:
+        n_partitions = max(1, -(-n_res // partition_residents))
+    if engine == "pandas":
+        parts = split_by_resident(history, pairs, n_partitions) if n_partitions > 1 else [(history, pairs)]
+        results = []
+        for k, (h, p) in enumerate(parts):
+            results.append(features_for_partition(h, p))
+            if progress:
+                progress(k + 1, len(parts))
+        return _finish(results)
+    from features.distributed import build_features_dask
+
+    out = build_features_dask(history, pairs, max(n_partitions, 2), scheduler)
+    return _finish([out])
+
+
+def with_tables(history: History, **tables) -> History:
+    """A copy of `history` with some tables replaced."""
+    return replace(history, **tables)
