@@ -1,0 +1,224 @@
+"""API keys with roles, checked in constant time; only their SHA-256 hashes are stored.
+
+Keys file (JSON, written by `create_keys_file`, mode 0600):
+
+    {"keys": [{"name": "demo-timebank", "role": "timebank", "sha256": "<hex>"}, ...]}
+
+`authorize(keyring, presented_key, allowed_roles)` returns the `Principal` or raises
+`AuthError` with `.status` 401 (no key, unknown key) or 403 (known key, wrong role). `admin`
+may call everything. Keys are never logged: a `Principal` holds the key's name and role only.
+
+Create demo keys once (they are printed once and never stored in clear):
+
+    python -m serving.auth create-keys demo-data/api_keys.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROLES = ("timebank", "care_manager", "admin")
+ADMIN = "admin"
+KEY_PREFIX = "tc_"
+_HEX = set("0123456789abcdef")
+
+
+class AuthError(Exception):
+    """Authentication (401) or authorisation (403) failed; the message never contains the key."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who called: the name and role of the API key used (never the key itself)."""
+
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    role: str
+    digest: bytes
+
+
+def hash_key(key: str) -> str:
+    """Hex SHA-256 of an API key (what the keys file stores)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_key() -> str:
+    """A fresh random API key (256 bits)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class KeyRing:
+    """The known keys (hashes only). Build with `KeyRing.from_file(path)` or from entries."""
+
+    def __init__(self, entries: Iterable[Mapping[str, str]]):
+        parsed: list[_Entry] = []
+        names: set[str] = set()
+        for i, e in enumerate(entries):
+            name, role, digest = e.get("name"), e.get("role"), e.get("sha256")
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"key entry {i}: 'name' must be non-empty text")
+            if role not in ROLES:
+                raise ValueError(f"key entry {name!r}: role {role!r} is not one of {', '.join(ROLES)}")
+            if not isinstance(digest, str) or len(digest) != 64 or not set(digest.lower()) <= _HEX:
+                raise ValueError(f"key entry {name!r}: 'sha256' must be 64 hex characters")
+            if name in names:
+                raise ValueError(f"key entry {name!r} appears twice")
+            names.add(name)
+            parsed.append(_Entry(name, role, bytes.fromhex(digest)))
+        self._entries = tuple(parsed)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> KeyRing:
+        p = Path(path)
+        try:
+            doc = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"API keys file {p} does not exist; create one with `python -m serving.auth create-keys {p}`"
+            ) from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"API keys file {p} is not valid JSON: {e}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+            raise ValueError(f"API keys file {p} must be an object with a 'keys' list")
+        return cls(doc["keys"])
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"KeyRing({', '.join(f'{e.name}:{e.role}' for e in self._entries)})"
+
+    def roles(self) -> dict[str, str]:
+        """Key name -> role."""
+        return {e.name: e.role for e in self._entries}
+
+    def authenticate(self, presented: str | None) -> Principal | None:
+        """The principal of a presented key, or None. Compares against every stored hash in
+        constant time, so timing reveals neither which key matched nor how much of it."""
+        if not presented or not isinstance(presented, str):
+            return None
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
+        found: _Entry | None = None
+        for e in self._entries:
+            if hmac.compare_digest(digest, e.digest) and found is None:
+                found = e
+        return None if found is None else Principal(found.name, found.role)
+
+
+def authorize(keyring: KeyRing, presented: str | None, allowed_roles: Sequence[str]) -> Principal:
+    """The caller's principal if its key is known and its role allowed (admin always is).
+
+    Raises AuthError(401) without a key or with an unknown one, AuthError(403) for a wrong role.
+    """
+    bad = [r for r in allowed_roles if r not in ROLES]
+    if bad:
+        raise ValueError(f"unknown roles {bad}; roles are {', '.join(ROLES)}")
+    if not presented:
+        raise AuthError(401, "an API key is required (header 'Authorization: Bearer <key>' or 'X-API-Key')")
+    p = keyring.authenticate(presented)
+    if p is None:
+        raise AuthError(401, "the API key is not valid")
+    if p.role != ADMIN and p.role not in allowed_roles:
+        raise AuthError(
+            403, f"key {p.name!r} has role {p.role!r}; this needs one of: {', '.join(allowed_roles)}"
+        )
+    return p
+
+
+def key_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The API key from `Authorization: Bearer <key>` or `X-API-Key: <key>` (case-insensitive)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    auth = lower.get("authorization")
+    if auth:
+        scheme, _, value = auth.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    key = lower.get("x-api-key")
+    return key.strip() if key and key.strip() else None
+
+
+DEMO_KEYS = (("demo-timebank", "timebank"), ("demo-care-manager", "care_manager"), ("demo-admin", "admin"))
+
+
+def create_keys_file(
+    path: str | os.PathLike,
+    keys: Sequence[tuple[str, str]] = DEMO_KEYS,
+    *,
+    overwrite: bool = False,
+) -> dict[str, str]:
+    """Write a keys file with fresh random keys (hashes only, mode 0600).
+
+    Returns name -> clear key; this is the only time the clear keys exist, so show them once.
+    """
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{p} already exists; pass overwrite=True (or --overwrite) to replace it")
+    clear = {name: new_key() for name, _ in keys}
+    doc = {"keys": [{"name": n, "role": r, "sha256": hash_key(clear[n])} for n, r in keys]}
+    KeyRing(doc["keys"])  # validate names and roles before writing
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, p)
+    return clear
+
+
+def audit(
+    store: Any,
+    principal: Principal | None,
+    action: str,
+    *,
+    resident_id: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """Record who did what to whose data (e.g. `audit(store, p, "resident.read", resident_id=r)`).
+
+    `store` is a `serving.store.TimeBankStore`; writes there audit themselves in their own
+    transaction, so call this for reads of resident data and for actions outside the store.
+    """
+    store.record_audit(principal, action, resident_id=resident_id, detail=detail)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m serving.auth create-keys PATH [--overwrite]`: prints the new keys once."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 2 or args[0] != "create-keys":
+        print("usage: python -m serving.auth create-keys PATH [--overwrite]", file=sys.stderr)
+        return 2
+    path, overwrite = args[1], "--overwrite" in args[2:]
+    try:
+        clear = create_keys_file(path, overwrite=overwrite)
+    except FileExistsError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    roles = dict(DEMO_KEYS)
+    print(f"API keys written to {path} (hashes only). Save these now; they are not shown again:")
+    for name, key in clear.items():
+        print(f"  {roles[name]:<13} {name:<18} {key}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - command-line entry
+    raise SystemExit(main())
