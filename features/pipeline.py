@@ -56,7 +56,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "assessments": ("resident_id", "date", *ASSESSMENT_NAMES),
     "events": ("resident_id", "date", "type", "injury"),
     "visits": ("resident_id", "date", "source", "hours"),
-    "service_requests": ("resident_id", "timestamp", "category"),
+    "service_requests": ("resident_id", "grid_id", "timestamp", "category"),
     "tasks": ("resident_id", "status", "completed_at"),
 }
 

@@ -270,3 +270,9 @@ def schema_hash(model: str) -> str:
     """Fingerprint of the ordered (name, dtype, window) of `model`'s features."""
     parts = [f"{f.name}|{f.dtype}|{f.window}" for f in features_of(model)]
     return hashlib.sha256("\n".join([model, *parts]).encode()).hexdigest()[:16]
+
+
+def table_schema_hash() -> str:
+    """Fingerprint of the whole resident feature table (what the online store holds)."""
+    parts = [f"{f.name}|{f.dtype}|{f.window}" for f in FEATURES.values()]
+    return hashlib.sha256("\n".join(["resident_features", *parts]).encode()).hexdigest()[:16]
