@@ -1,0 +1,154 @@
+"""The simulator writes a valid, reproducible history whose hidden truth behaves as designed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from twin.schema import FALL_CAUSES, ISOLATION_CAUSES, REQUEST_CATEGORIES, TABLES, validate
+from twin.simulate import simulate, simulate_frames
+from twin.store import HistoryStore
+
+
+@pytest.fixture(scope="module")
+def history(small_twin):
+    return HistoryStore(small_twin)
+
+
+def test_every_table_is_written_and_valid(history, small_twin):
+    for name, schema in TABLES.items():
+        assert history.has(name), f"{name} was not written"
+        df = history.read(name)
+        assert len(df) > 0, f"{name} is empty"
+        report = validate(df, schema)
+        assert report.ok, str(report)
+    manifest = json.loads((small_twin / "manifest.json").read_text())
+    assert manifest["residents"] == 300 and manifest["days"] == 300
+    assert len(manifest["twin_id"]) == 16
+    for name in ("latent", "causes", "episodes"):
+        assert (small_twin / "truth" / f"{name}.parquet").exists()
+
+
+def test_same_seed_same_history_other_seed_differs():
+    a = simulate_frames(60, 40, seed=5)
+    b = simulate_frames(60, 40, seed=5)
+    c = simulate_frames(60, 40, seed=6)
+    for name in [*TABLES, "truth/causes"]:
+        pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+    assert not a["sensor_days"]["steps"].equals(c["sensor_days"]["steps"])
+
+
+def test_written_history_is_reproducible(tmp_path):
+    m1 = simulate(40, 30, 9, tmp_path / "a")
+    m2 = simulate(40, 30, 9, tmp_path / "b")
+    for name in TABLES:
+        pd.testing.assert_frame_equal(
+            HistoryStore(m1).read(name), HistoryStore(m2).read(name), obj=name
+        )
+    id1 = json.loads((m1 / "manifest.json").read_text())["twin_id"]
+    id2 = json.loads((m2 / "manifest.json").read_text())["twin_id"]
+    assert id1 == id2
+
+
+def test_residents_look_like_an_older_community(history):
+    r = history.read("residents")
+    age = 2024 - r["birth_year"]
+    assert age.between(65, 95).all()
+    assert 0.30 <= r["lives_alone"].mean() <= 0.45
+    meds = r["medication_count"]
+    assert (meds.between(5, 9)).mean() > 0.2 and (meds >= 10).mean() > 0.03
+    per_grid = r.groupby("grid_id").size()
+    assert len(per_grid) == 3 and per_grid.min() > 80
+
+
+def test_missing_days_and_sensor_outages_are_present(history):
+    s = history.read("sensor_days")
+    lat = pd.read_parquet(
+        history.root / "truth" / "latent.parquet", columns=["resident_id", "date"]
+    )
+    missing_share = 1 - len(s) / len(lat)
+    assert 0.01 < missing_share < 0.15, missing_share
+    assert s["steps"].isna().mean() > 0.02
+    assert s["night_toilet_visits"].isna().any()
+
+
+def test_acute_episode_signs_precede_the_rise_in_fall_hazard(small_twin, history):
+    """Night-time toilet visits rise before a fall inside an episode; the hazard rises later."""
+    ep = pd.read_parquet(small_twin / "truth" / "episodes.parquet")
+    lead = (ep["hazard_from"] - ep["onset"]).dt.days
+    assert lead.min() >= 7 and lead.mean() >= 9
+
+    falls = history.read("events")
+    falls = falls[falls["type"] == "fall"].merge(ep, on="resident_id")
+    in_ep = falls[(falls["date"] >= falls["onset"]) & (falls["date"] < falls["end"])]
+    assert len(in_ep) >= 20
+    # Falls during an episode come after its sensor signs began.
+    assert ((in_ep["date"] - in_ep["onset"]).dt.days >= 7).mean() > 0.8
+
+    s = history.read(
+        "sensor_days", ["resident_id", "date", "night_toilet_visits", "steps"]
+    ).set_index(["resident_id", "date"])
+    before, baseline = [], []
+    for row in in_ep.itertuples():
+        try:
+            ts = s.loc[row.resident_id]
+        except KeyError:
+            continue
+        recent = ts[(ts.index >= row.date - pd.Timedelta(days=7)) & (ts.index < row.date)]
+        usual = ts[(ts.index >= row.onset - pd.Timedelta(days=60)) & (ts.index < row.onset)]
+        if len(recent) >= 3 and len(usual) >= 10:
+            before.append(recent["night_toilet_visits"].mean())
+            baseline.append(usual["night_toilet_visits"].mean())
+    assert np.nanmean(before) > np.nanmean(baseline) * 1.2
+
+
+def test_falls_cluster_when_the_latent_hazard_is_high(small_twin, history):
+    lat = pd.read_parquet(
+        small_twin / "truth" / "latent.parquet", columns=["resident_id", "date", "fall_hazard"]
+    )
+    falls = history.read("events")
+    falls = falls[falls["type"] == "fall"][["resident_id", "date"]].assign(fell=True)
+    lat = lat.merge(falls.drop_duplicates(), on=["resident_id", "date"], how="left")
+    lat["fell"] = lat["fell"].fillna(False).astype(bool)
+    assert lat.loc[lat["fell"], "fall_hazard"].mean() > 1.5 * lat["fall_hazard"].mean()
+
+
+def test_truth_causes_use_the_shared_vocabularies(small_twin):
+    c = pd.read_parquet(small_twin / "truth" / "causes.parquet")
+    assert set(c["model"]) == {"fall_risk", "isolation"}
+    assert set(c.loc[c["model"] == "fall_risk", "cause"]) <= set(FALL_CAUSES)
+    assert set(c.loc[c["model"] == "isolation", "cause"]) <= set(ISOLATION_CAUSES)
+    assert (c["date"].dt.weekday == 0).all()
+    assert c.loc[c["model"] == "fall_risk", "cause"].nunique() >= 5
+    assert c.loc[c["model"] == "fall_risk", "fall_hazard_30d"].between(0, 1).all()
+
+
+def test_ledger_transfers_sum_to_zero_and_pay_completed_tasks(history):
+    ledger = history.read("ledger")
+    assert (ledger.groupby("transfer_id")["amount"].sum().abs() < 1e-9).all()
+    tasks = history.read("tasks")
+    done = tasks[tasks["status"] == "completed"]
+    paid = ledger[ledger["account"].str.startswith("volunteer:")]
+    assert len(paid) == len(done)
+    assert abs(paid["amount"].sum() - done["credits"].sum()) < 1e-6
+    assert set(tasks["status"]) >= {"completed", "expired"}
+    tb = history.read("visits")
+    assert set(tb.loc[tb["source"] == "timebank", "task_id"]) == set(done["task_id"])
+
+
+def test_requests_follow_the_week_and_cover_every_category(history):
+    q = history.read("service_requests")
+    assert set(q["category"]) == set(REQUEST_CATEGORIES)
+    per_weekday = q.groupby(q["timestamp"].dt.weekday).size()
+    assert per_weekday.loc[[0, 1, 2]].mean() > 1.4 * per_weekday.loc[[5, 6]].mean()
+    assert (q["timestamp"] != q["timestamp"].dt.normalize()).mean() > 0.99
+
+
+def test_bad_arguments_say_what_was_wrong(tmp_path):
+    with pytest.raises(ValueError, match="residents"):
+        simulate(0, 10, 1, tmp_path / "x")
+    with pytest.raises(ValueError, match="start"):
+        simulate(10, 10, 1, tmp_path / "x", start="yesterday")
