@@ -1215,14 +1215,15 @@ class TimeBankStore:
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         else:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        stmt = dialect_insert(scores_table).on_conflict_do_nothing(
-            index_elements=["resident_id", "model", "model_version", "as_of"]
+        stmt = (
+            dialect_insert(scores_table)
+            .on_conflict_do_nothing(index_elements=["resident_id", "model", "model_version", "as_of"])
+            .returning(scores_table.c.id)
         )
         added = 0
         with self._engine.begin() as conn:
             for i in range(0, len(rows), 1000):
-                res = conn.execute(stmt, rows[i : i + 1000])
-                added += max(res.rowcount, 0)
+                added += len(conn.execute(stmt, rows[i : i + 1000]).all())
         return added
 
     def score_history(self, resident_id: str, *, model: str | None = None) -> list[ScoreRecord]:
