@@ -1,0 +1,86 @@
+"""Serving configuration: read from the environment once, at the edge, then passed in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RISK_MODELS: tuple[str, ...] = ("fall_risk", "isolation")
+"""Models scored per resident by /assess and the nightly batch."""
+
+DEMAND_MODEL = "demand"
+ALL_MODELS: tuple[str, ...] = (*RISK_MODELS, DEMAND_MODEL)
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value} is outside {lo}..{hi}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Where the service finds its models, features and stores, and its request limits.
+
+    Everything lives under one workdir (TWINCARE_HOME) unless a variable points elsewhere.
+    """
+
+    home: Path
+    tracking_uri: str
+    history_dir: Path
+    online_db: Path
+    store_url: str
+    api_keys_path: Path
+    max_batch: int = 1000
+    top_reasons: int = 3
+    batch_chunk: int = 5000
+    models: tuple[str, ...] = field(default=ALL_MODELS)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
+        """Build the config from TWINCARE_* variables (defaults: files under TWINCARE_HOME)."""
+        env = os.environ if env is None else env
+        home = Path(env.get("TWINCARE_HOME") or "demo-data").resolve()
+        tracking_uri = env.get("TWINCARE_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+        history_dir = Path(env.get("TWINCARE_HISTORY") or home / "history")
+        online_db = Path(env.get("TWINCARE_ONLINE_DB") or home / "online.db")
+        store_url = env.get("TWINCARE_STORE_URL") or f"sqlite:///{home / 'timebank.db'}"
+        api_keys = Path(env.get("TWINCARE_API_KEYS") or home / "api_keys.json")
+        return cls(
+            home=home,
+            tracking_uri=tracking_uri,
+            history_dir=history_dir,
+            online_db=online_db,
+            store_url=store_url,
+            api_keys_path=api_keys,
+            max_batch=_int(env, "TWINCARE_MAX_BATCH", 1000, 1, 100_000),
+            top_reasons=_int(env, "TWINCARE_TOP_REASONS", 3, 1, 20),
+            batch_chunk=_int(env, "TWINCARE_BATCH_CHUNK", 5000, 1, 1_000_000),
+        )
+
+    def as_env(self) -> dict[str, str]:
+        """The variables that rebuild this config in a child process."""
+        return {
+            "TWINCARE_HOME": str(self.home),
+            "TWINCARE_TRACKING_URI": self.tracking_uri,
+            "TWINCARE_HISTORY": str(self.history_dir),
+            "TWINCARE_ONLINE_DB": str(self.online_db),
+            "TWINCARE_STORE_URL": self.store_url,
+            "TWINCARE_API_KEYS": str(self.api_keys_path),
+            "TWINCARE_MAX_BATCH": str(self.max_batch),
+            "TWINCARE_TOP_REASONS": str(self.top_reasons),
+            "TWINCARE_BATCH_CHUNK": str(self.batch_chunk),
+        }

@@ -1,0 +1,627 @@
+"""The service's runtime (models, features, stores, keys) and its HTTP routes.
+
+`Runtime` is built once per process from a `ServingConfig`; `build_runtime` refuses to build
+(ChampionError / StartupError) when a champion model or the online store cannot be served.
+`app` is the FastAPI app BentoML mounts at `/`: care-manager routes, time-bank routes and the
+care-manager web page. `EdgeMiddleware` authenticates every request before any route runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, FastAPI, Header, Query, Request, Security
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import APIKeyHeader
+
+from features.online import OnlineStore, OnlineStoreError
+from serving import schemas
+from serving.actions import DEFAULT_POLICY, Scarcity, act_on_assessments, grid_scarcity
+from serving.actions import ModelAssessment as ActionInput
+from serving.auth import AuthError, KeyRing, Principal, authorize, key_from_headers
+from serving.config import DEMAND_MODEL, RISK_MODELS, ServingConfig
+from serving.scoring import Champion, ChunkScores, load_champions, score_chunk
+from serving.store import StoreError, Task, TimeBankStore
+from twin.store import HistoryStore
+
+log = logging.getLogger("twincare.serving")
+
+WEB_DIR = Path(__file__).parent / "web"
+CARE = ("care_manager",)
+TIMEBANK = ("timebank",)
+ANY_ROLE = ("timebank", "care_manager", "admin")
+
+
+class StartupError(RuntimeError):
+    """Something the service needs (besides a model) is missing; the message says what."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Audit trail: reads of resident data are recorded off the request path
+# ---------------------------------------------------------------------------------------------
+
+
+class AuditTrail:
+    """Queue of audit rows written by one background thread, so a read never waits on a commit.
+
+    Writes to the store audit themselves inside their own transaction; this is for reads.
+    """
+
+    def __init__(self, store: TimeBankStore):
+        self._store = store
+        self._queue: queue.Queue[tuple | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="audit-trail", daemon=True)
+        self._thread.start()
+
+    def record(self, principal: Principal | None, action: str, resident_id: str | None = None, **detail: Any) -> None:
+        self._queue.put((principal, action, resident_id, detail))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                principal, action, resident_id, detail = item
+                try:
+                    self._store.record_audit(principal, action, resident_id=resident_id, detail=detail)
+                except Exception:  # an audit failure must not take the service down
+                    log.exception("could not record audit row for action %s", action)
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until every queued row is written."""
+        self._queue.join()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runtime
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Runtime:
+    """Everything a request needs, loaded once at start-up."""
+
+    config: ServingConfig
+    champions: dict[str, Champion]
+    online: OnlineStore
+    store: TimeBankStore
+    keyring: KeyRing
+    history: HistoryStore
+    grid_of: dict[str, str]
+    scarcity: dict[str, Scarcity]
+    audit: AuditTrail
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _live_cache: dict[tuple, pd.DataFrame] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def model_versions(self) -> dict[str, str]:
+        return {name: c.version for name, c in self.champions.items()}
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Models loaded and the task store reachable."""
+        store_ok = self.store.ping()
+        models_ok = all(m in self.champions for m in self.config.models)
+        return store_ok and models_ok, {
+            "models": self.model_versions,
+            "store": "ok" if store_ok else "unreachable",
+            "online_as_of": None if self.online.as_of is None else str(self.online.as_of.date()),
+        }
+
+    def close(self) -> None:
+        self.audit.close()
+        self.store.close()
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def score(self, features: pd.DataFrame, models: Sequence[str], top_k: int) -> ChunkScores:
+        return score_chunk(self.champions, features, models, top_k)
+
+    def act(self, chunk: ChunkScores, principal: Principal | None) -> dict[str, list[dict]]:
+        """Open tasks for high bands; returns resident id -> actions taken."""
+        assessments = []
+        for m, s in chunk.by_model.items():
+            for i, rid in enumerate(chunk.frame["resident_id"]):
+                grid = self.grid_of.get(rid)
+                if grid is None or s.band[i] not in DEFAULT_POLICY.open_bands:
+                    continue
+                day = chunk.frame["as_of_date"].iloc[i]
+                assessments.append(
+                    ActionInput(
+                        resident_id=rid,
+                        grid_id=grid,
+                        model=m,
+                        probability=float(s.probability[i]),
+                        band=str(s.band[i]),
+                        reasons=chunk.reasons(m, i),
+                        model_version=s.version,
+                        as_of=None if pd.isna(day) else pd.Timestamp(day).date(),
+                    )
+                )
+        out: dict[str, list[dict]] = {}
+        if not assessments:
+            return out
+        for o in act_on_assessments(self.store, assessments, scarcity_by_grid=self.scarcity, actor=principal):
+            if o.task is None or o.action == "none":
+                continue
+            out.setdefault(o.resident_id, []).append(
+                {
+                    "task_id": o.task.task_id,
+                    "kind": o.task.kind,
+                    "reason": o.task.reason,
+                    "due_date": o.task.due_date,
+                    "credits": o.task.credits,
+                    "status": o.action,
+                }
+            )
+        return out
+
+    def live_ranking(self, model: str) -> pd.DataFrame:
+        """Every resident in the online store scored now (cached per as-of date and version)."""
+        key = (model, self.champions[model].version, str(self.online.as_of))
+        with self._lock:
+            cached = self._live_cache.get(key)
+        if cached is not None:
+            return cached
+        ids = self.online.resident_ids()
+        rows = []
+        for k in range(0, len(ids), self.config.batch_chunk):
+            feats = self.online.get(ids[k : k + self.config.batch_chunk])
+            chunk = self.score(feats, [model], self.config.top_reasons)
+            s = chunk.by_model[model]
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "resident_id": chunk.frame["resident_id"].to_numpy(),
+                        "as_of_date": chunk.frame["as_of_date"].to_numpy(),
+                        "probability": s.probability,
+                        "band": s.band,
+                        "reasons": [chunk.reasons(model, i) for i in range(len(chunk.frame))],
+                    }
+                )
+            )
+        ranked = (
+            pd.concat(rows, ignore_index=True).sort_values("probability", ascending=False, kind="stable")
+            if rows
+            else pd.DataFrame(columns=["resident_id", "as_of_date", "probability", "band", "reasons"])
+        )
+        with self._lock:
+            self._live_cache[key] = ranked
+        return ranked
+
+
+def _grids(history: HistoryStore) -> dict[str, str]:
+    if not history.has("residents"):
+        return {}
+    df = history.read("residents", ["resident_id", "grid_id"])
+    return dict(zip(df["resident_id"].astype(str), df["grid_id"].astype(str), strict=True))
+
+
+def _scarcity(champions: dict[str, Champion], online: OnlineStore, history: HistoryStore) -> dict[str, Scarcity]:
+    """Scarcity per grid from the demand forecast of the coming week and volunteer supply."""
+    from models.demand import forecast
+
+    demand = champions.get(DEMAND_MODEL)
+    if demand is None or not history.has("volunteers"):
+        return {}
+    counts = online.counts()
+    if counts.empty:
+        return {}
+    try:
+        fc = forecast(demand.loaded, counts, horizon=7)
+    except ValueError as exc:
+        log.warning("no demand forecast for scarcity (credits use scarcity 1): %s", exc)
+        return {}
+    volunteers = history.read("volunteers", ["grid_id", "weekly_hours"])
+    return grid_scarcity(fc, volunteers, horizon_days=7)
+
+
+def build_runtime(config: ServingConfig) -> Runtime:
+    """Load champions, open the stores and the key ring; refuse with a clear message if any fails."""
+    champions = load_champions(config.models, config.tracking_uri)
+    online = OnlineStore(config.online_db)
+    if not config.online_db.exists():
+        raise StartupError(
+            f"online feature store {config.online_db} does not exist; run `twincare materialise` first"
+        )
+    try:
+        online._check_schema()  # same check every read makes; fail at start, not on the first call
+    except OnlineStoreError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        keyring = KeyRing.from_file(config.api_keys_path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise StartupError(str(exc)) from None
+    store = TimeBankStore(config.store_url)
+    history = HistoryStore(config.history_dir)
+    return Runtime(
+        config=config,
+        champions=champions,
+        online=online,
+        store=store,
+        keyring=keyring,
+        history=history,
+        grid_of=_grids(history),
+        scarcity=_scarcity(champions, online, history),
+        audit=AuditTrail(store),
+    )
+
+
+_current: Runtime | None = None
+
+
+def install(runtime: Runtime | None) -> None:
+    """Make `runtime` the one the routes and the middleware use (one per process)."""
+    global _current
+    _current = runtime
+
+
+def current() -> Runtime:
+    if _current is None:
+        raise StartupError("the service runtime is not installed")
+    return _current
+
+
+# ---------------------------------------------------------------------------------------------
+# Edge: authentication for every route, clear 4xx for bad bodies
+# ---------------------------------------------------------------------------------------------
+
+# (method or "*", path pattern, roles allowed; None = public). First match wins.
+ROUTE_ROLES: tuple[tuple[str, re.Pattern, tuple[str, ...] | None], ...] = tuple(
+    (m, re.compile(p), r)
+    for m, p, r in (
+        ("GET", r"^/$", None),
+        ("GET", r"^/web/[A-Za-z0-9_.-]+$", None),
+        ("GET", r"^/(healthz|livez|readyz)$", None),
+        ("GET", r"^/(docs|docs\.json)$", None),
+        ("GET", r"^/static_content/.*$", None),
+        ("GET", r"^/metrics$", ("admin",)),
+        ("POST", r"^/assess$", CARE),
+        ("POST", r"^/forecast_demand$", ("timebank", "care_manager")),
+        ("GET", r"^/residents(/.*)?$", CARE),
+        ("GET", r"^/tasks$", CARE),
+        ("GET", r"^/timebank/tasks$", TIMEBANK),
+        ("POST", r"^/timebank/tasks/[^/]+/(claim|complete)$", TIMEBANK),
+        ("POST", r"^/timebank/tasks/[^/]+/cancel$", ("timebank", "care_manager")),
+        ("*", r".*", ANY_ROLE),  # anything else: a valid key first, then the router's answer
+    )
+)
+VALIDATED_APIS = ("/assess", "/forecast_demand")
+
+
+def roles_for(method: str, path: str) -> tuple[str, ...] | None:
+    for m, pattern, roles in ROUTE_ROLES:
+        if (m == "*" or m == method or (m == "GET" and method == "HEAD")) and pattern.match(path):
+            return roles
+    return ANY_ROLE
+
+
+async def _send_json(send, status: int, body: dict, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    import json
+
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class EdgeMiddleware:
+    """ASGI middleware: API-key check by route before anything else runs.
+
+    Puts the caller's `Principal` in `scope["state"]["principal"]`. For the BentoML APIs it turns
+    BentoML's 400 for a body that fails validation into 422, like the other routes.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path, method = scope["path"], scope["method"]
+        roles = roles_for(method, path)
+        if roles is not None:
+            runtime = _current
+            if runtime is None:
+                return await _send_json(send, 503, {"error": "the service is starting"})
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            try:
+                principal = authorize(runtime.keyring, key_from_headers(headers), roles)
+            except AuthError as exc:
+                extra = [(b"www-authenticate", b'Bearer realm="twincare"')] if exc.status == 401 else []
+                return await _send_json(send, exc.status, {"error": exc.message}, extra)
+            scope.setdefault("state", {})["principal"] = principal
+        if method == "POST" and path in VALIDATED_APIS:
+
+            async def send_422(message):
+                if message["type"] == "http.response.start" and message["status"] == 400:
+                    message = {**message, "status": 422}
+                await send(message)
+
+            return await self.app(scope, receive, send_422)
+        return await self.app(scope, receive, send)
+
+
+def principal_of(request: Request) -> Principal | None:
+    return getattr(request.state, "principal", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# FastAPI app: care-manager and time-bank routes, web page
+# ---------------------------------------------------------------------------------------------
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="API key (or `Authorization: Bearer <key>`); roles: timebank, care_manager, admin.",
+)
+_SECURED = [Security(api_key_header)]
+
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Client-chosen key; a retry with the same key changes nothing and returns the first answer.",
+    ),
+]
+ResidentIdPath = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Pseudonymous resident id.")]
+TaskIdPath = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Task id.")]
+Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+
+_ERRORS = {
+    401: {"model": schemas.ErrorBody, "description": "No or unknown API key."},
+    403: {"model": schemas.ErrorBody, "description": "The key's role may not call this route."},
+}
+
+
+def _task(t: Task) -> schemas.Task:
+    return schemas.Task(**{k: getattr(t, k) for k in schemas.Task.model_fields})
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+care = APIRouter(tags=["care managers"], dependencies=_SECURED, responses=_ERRORS)
+timebank = APIRouter(prefix="/timebank", tags=["time bank"], dependencies=_SECURED, responses=_ERRORS)
+
+
+@care.get("/residents/at-risk", response_model=schemas.AtRiskList, summary="Residents ranked by risk")
+def at_risk(
+    request: Request,
+    model: Annotated[schemas.RiskModel, Query(description="Which risk.")] = "fall_risk",
+    band: Annotated[schemas.Band | None, Query(description="Only this band.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+):
+    """The latest nightly scores, highest probability first; scored live when no batch has run."""
+    rt = current()
+    stored = rt.store.latest_scores(model, band=band, limit=limit)
+    if stored:
+        items = [
+            schemas.AtRiskEntry(
+                resident_id=s.resident_id,
+                model=s.model,
+                probability=s.probability,
+                band=s.band,
+                version=s.model_version,
+                as_of_date=s.as_of,
+                reasons=s.reasons,
+            )
+            for s in stored
+        ]
+        source = "stored"
+    else:
+        ranked = rt.live_ranking(model)
+        if band is not None:
+            ranked = ranked[ranked["band"] == band]
+        ranked = ranked.head(limit)
+        version = rt.champions[model].version
+        items = [
+            schemas.AtRiskEntry(
+                resident_id=r.resident_id,
+                model=model,
+                probability=float(r.probability),
+                band=r.band,
+                version=version,
+                as_of_date=None if pd.isna(r.as_of_date) else pd.Timestamp(r.as_of_date).date(),
+                reasons=r.reasons,
+            )
+            for r in ranked.itertuples()
+        ]
+        source = "live"
+    rt.audit.record(principal_of(request), "residents.at_risk", None, model=model, rows=len(items))
+    return schemas.AtRiskList(source=source, items=items)
+
+
+@care.get(
+    "/residents/{resident_id}",
+    response_model=schemas.ResidentPage,
+    summary="One resident: current risks with reasons, score history, tasks",
+    responses={404: {"model": schemas.ErrorBody, "description": "Unknown resident."}},
+)
+def resident_page(request: Request, resident_id: ResidentIdPath):
+    rt = current()
+    try:
+        feats = rt.online.get([resident_id])
+    except KeyError:
+        return _error(404, f"unknown resident id: {resident_id}")
+    chunk = rt.score(feats, RISK_MODELS, rt.config.top_reasons)
+    day = chunk.frame["as_of_date"].iloc[0]
+    assessments = [
+        schemas.ModelAssessment(
+            model=m,
+            version=s.version,
+            probability=float(s.probability[0]),
+            band=str(s.band[0]),
+            reasons=chunk.reasons(m, 0),
+        )
+        for m, s in chunk.by_model.items()
+    ]
+    history = [
+        schemas.ScorePoint(
+            model=s.model,
+            version=s.model_version,
+            as_of_date=s.as_of,
+            probability=s.probability,
+            band=s.band,
+            scored_at=s.scored_at,
+        )
+        for s in rt.store.score_history(resident_id)
+    ]
+    tasks = rt.store.list_tasks(status=None, resident_id=resident_id, limit=200).tasks
+    rt.audit.record(principal_of(request), "resident.read", resident_id)
+    return schemas.ResidentPage(
+        resident_id=resident_id,
+        as_of_date=None if pd.isna(day) else pd.Timestamp(day).date(),
+        assessments=assessments,
+        score_history=history,
+        tasks=[_task(t) for t in tasks],
+    )
+
+
+@care.get("/tasks", response_model=schemas.TaskPage, summary="Tasks, for care managers")
+def list_tasks(
+    request: Request,
+    status: Annotated[
+        schemas.TaskStatus | None,
+        Query(description="Only this status (all when absent)."),
+    ] = None,
+    resident_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+):
+    rt = current()
+    page = rt.store.list_tasks(status=status, resident_id=resident_id, cursor=cursor, limit=limit)
+    rt.audit.record(principal_of(request), "tasks.read", resident_id, rows=len(page.tasks))
+    return schemas.TaskPage(items=[_task(t) for t in page.tasks], next_cursor=page.next_cursor)
+
+
+@timebank.get("/tasks", response_model=schemas.TaskPage, summary="Open tasks feed (cursor)")
+def open_tasks(
+    grid_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+):
+    """Open tasks in the order they were opened; keep `next_cursor` to see each new task once."""
+    page = current().store.list_open_tasks(grid_id=grid_id, cursor=cursor, limit=limit)
+    return schemas.TaskPage(items=[_task(t) for t in page.tasks], next_cursor=page.next_cursor)
+
+
+@timebank.post(
+    "/tasks/{task_id}/claim",
+    response_model=schemas.TaskResult,
+    summary="Claim an open task",
+    responses={404: {"model": schemas.ErrorBody}, 409: {"model": schemas.ErrorBody}},
+)
+def claim(request: Request, task_id: TaskIdPath, body: schemas.ClaimBody, idempotency_key: IdempotencyKey):
+    task = current().store.claim_task(
+        task_id, body.volunteer_id, idempotency_key=idempotency_key, actor=principal_of(request)
+    )
+    return schemas.TaskResult(task=_task(task), replayed=False)
+
+
+@timebank.post(
+    "/tasks/{task_id}/complete",
+    response_model=schemas.TaskResult,
+    summary="Complete a claimed task: credits move, the visit is written back",
+    responses={403: {"model": schemas.ErrorBody}, 404: {"model": schemas.ErrorBody}, 409: {"model": schemas.ErrorBody}},
+)
+def complete(request: Request, task_id: TaskIdPath, body: schemas.CompleteBody, idempotency_key: IdempotencyKey):
+    rt = current()
+    task = rt.store.complete_task(
+        task_id, body.volunteer_id, idempotency_key=idempotency_key, actor=principal_of(request)
+    )
+    try:
+        rt.store.flush_visits(rt.history)
+    except Exception:  # the visit stays pending and the next flush (or the batch) writes it
+        log.exception("visit write-back for task %s deferred", task_id)
+    return schemas.TaskResult(task=_task(task), replayed=False)
+
+
+@timebank.post(
+    "/tasks/{task_id}/cancel",
+    response_model=schemas.TaskResult,
+    summary="Cancel an open or claimed task",
+    responses={404: {"model": schemas.ErrorBody}, 409: {"model": schemas.ErrorBody}},
+)
+def cancel(request: Request, task_id: TaskIdPath, idempotency_key: IdempotencyKey, body: schemas.CancelBody | None = None):
+    task = current().store.cancel_task(
+        task_id,
+        idempotency_key=idempotency_key,
+        note=(body.reason if body else "cancelled"),
+        actor=principal_of(request),
+    )
+    return schemas.TaskResult(task=_task(task), replayed=False)
+
+
+def _web_file(name: str) -> FileResponse:
+    media = {"js": "text/javascript", "css": "text/css", "html": "text/html"}[name.rsplit(".", 1)[-1]]
+    return FileResponse(WEB_DIR / name, media_type=media, headers={"cache-control": "no-cache"})
+
+
+def create_app() -> FastAPI:
+    """The mounted app (declarations only; state comes from the installed Runtime)."""
+    app = FastAPI(
+        title="TwinCare care-manager and time-bank routes",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_: Request, exc: StoreError):
+        return _error(getattr(exc, "status", 409), str(exc))
+
+    @app.exception_handler(OnlineStoreError)
+    async def _online_error(_: Request, exc: OnlineStoreError):
+        return _error(503, str(exc))
+
+    app.include_router(care)
+    app.include_router(timebank)
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return _web_file("index.html")
+
+    @app.get("/web/{name}", include_in_schema=False)
+    def web(name: Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]+\.(js|css)$")]):
+        if not (WEB_DIR / name).is_file():
+            return _error(404, f"no such file: {name}")
+        return _web_file(name)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return FileResponse(WEB_DIR / "docs.html", media_type="text/html")
+
+    return app
+
+
+app = create_app()
+

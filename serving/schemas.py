@@ -1,0 +1,260 @@
+"""Request and response bodies of the TwinCare API (pydantic; descriptions feed the OpenAPI docs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+MAX_BATCH = 1000
+"""Largest number of residents one /assess call may carry."""
+
+ResidentId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"),
+    Field(description="Pseudonymous resident id, e.g. R00042."),
+]
+SeriesId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$"),
+    Field(description='Demand series id "<grid_id>:<category>", e.g. G03:meals.'),
+]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+RiskModel = Literal["fall_risk", "isolation"]
+Band = Literal["low", "medium", "high"]
+TaskStatus = Literal["open", "claimed", "completed", "expired", "cancelled"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------
+# /assess
+# ---------------------------------------------------------------------------------------------
+
+
+class FeatureRow(_Body):
+    """One resident's feature values, given explicitly instead of read from the online store."""
+
+    resident_id: ResidentId
+    as_of_date: dt.date | None = Field(
+        default=None, description="Date the values describe (features use history before it)."
+    )
+    features: dict[str, FiniteFloat | None] = Field(
+        description="Feature name -> value. Missing or null means unknown; NaN and infinity are refused.",
+        max_length=500,
+    )
+
+
+class AssessRequest(_Body):
+    """Residents to assess: ids looked up in the online feature store, or explicit feature rows."""
+
+    resident_ids: list[ResidentId] | None = Field(
+        default=None, max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} resident ids."
+    )
+    rows: list[FeatureRow] | None = Field(
+        default=None, max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} explicit feature rows."
+    )
+    models: list[RiskModel] = Field(
+        default_factory=lambda: ["fall_risk", "isolation"],
+        min_length=1,
+        max_length=2,
+        description="Which risk models to run.",
+    )
+    top_reasons: int = Field(default=3, ge=1, le=10, description="Reasons returned per model.")
+    act: bool = Field(
+        default=True,
+        description="Open proactive-visit tasks for high bands (at most one open task per resident and reason).",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AssessRequest:
+        if (self.resident_ids is None) == (self.rows is None):
+            raise ValueError("give exactly one of resident_ids or rows")
+        n = len(self.resident_ids if self.resident_ids is not None else self.rows or [])
+        if n == 0:
+            raise ValueError("the batch is empty; give at least one resident")
+        return self
+
+
+class Reason(BaseModel):
+    """One input's share of the model's score (TreeSHAP) and the same in plain words."""
+
+    feature: str = Field(description="Feature name.")
+    contribution: float = Field(description="SHAP contribution to the raw score (log-odds).")
+    value: float | None = Field(description="The resident's value of the feature (null: unknown).")
+    text: str = Field(description="Plain-language reason.")
+
+
+class ModelAssessment(BaseModel):
+    """One model's verdict on one resident."""
+
+    model: str = Field(description="Registered model name.")
+    version: str = Field(description="Registered model version that produced the score.")
+    probability: float = Field(description="Calibrated probability of the outcome.")
+    band: Band = Field(description="Risk band from the model's decision thresholds.")
+    reasons: list[Reason] = Field(description="Top reasons, strongest push towards risk first.")
+
+
+class ActionTaken(BaseModel):
+    """A task opened (or found already open) because of a high band."""
+
+    task_id: str
+    kind: str = Field(description="Kind of visit, e.g. home_hazard_check, companionship.")
+    reason: str = Field(description="Why the task exists (model and band).")
+    due_date: dt.date | None = None
+    credits: float | None = Field(default=None, description="Time credits offered (hours).")
+    status: str = Field(description='"opened" for a new task, "already_open" when one existed.')
+
+
+class ResidentAssessment(BaseModel):
+    resident_id: str
+    as_of_date: dt.date | None = Field(description="Date the features describe.")
+    assessments: list[ModelAssessment]
+    actions: list[ActionTaken] = Field(default_factory=list)
+
+
+class AssessResponse(BaseModel):
+    results: list[ResidentAssessment]
+    model_versions: dict[str, str] = Field(description="Model name -> version used.")
+
+
+# ---------------------------------------------------------------------------------------------
+# /forecast_demand
+# ---------------------------------------------------------------------------------------------
+
+
+class CountPoint(_Body):
+    """One day's count of service requests in one series."""
+
+    series_id: SeriesId
+    date: dt.date
+    count: Annotated[float, Field(ge=0, allow_inf_nan=False, description="Requests that day.")]
+
+
+class ForecastRequest(_Body):
+    """Which series to forecast: stored series ids, whole grids, or a supplied count history."""
+
+    series_ids: list[SeriesId] | None = Field(default=None, max_length=MAX_BATCH)
+    grid_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]] | None = Field(
+        default=None, max_length=200, description="Grid cells; every request category of each."
+    )
+    counts: list[CountPoint] | None = Field(
+        default=None,
+        max_length=200_000,
+        description="Daily counts to forecast from (e.g. a real time bank's own history).",
+    )
+    horizon: int = Field(default=7, ge=1, le=14, description="Days ahead, 1-14.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ForecastRequest:
+        given = [x for x in (self.series_ids, self.grid_ids, self.counts) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of series_ids, grid_ids or counts")
+        if len(given[0]) == 0:
+            raise ValueError("nothing to forecast: the list is empty")
+        return self
+
+
+class ForecastPoint(BaseModel):
+    series_id: str
+    date: dt.date
+    horizon: int = Field(description="Days ahead of the last observed day.")
+    forecast: float = Field(description="Expected requests that day.")
+    lower: float = Field(description="Lower end of the prediction interval.")
+    upper: float = Field(description="Upper end of the prediction interval.")
+
+
+class ForecastResponse(BaseModel):
+    model: str
+    version: str
+    forecasts: list[ForecastPoint]
+
+
+# ---------------------------------------------------------------------------------------------
+# Care-manager and time-bank routes
+# ---------------------------------------------------------------------------------------------
+
+
+class AtRiskEntry(BaseModel):
+    resident_id: str
+    model: str
+    probability: float
+    band: Band
+    version: str
+    as_of_date: dt.date | None
+    reasons: list[Reason]
+
+
+class AtRiskList(BaseModel):
+    """Residents ranked by probability, highest first."""
+
+    source: Literal["stored", "live"] = Field(
+        description="stored: the latest nightly scores; live: scored now from the online store."
+    )
+    items: list[AtRiskEntry]
+
+
+class Task(BaseModel):
+    task_id: str
+    resident_id: str
+    grid_id: str | None = None
+    kind: str
+    reason: str
+    created_at: dt.datetime | None = None
+    due_date: dt.date | None = None
+    status: str
+    volunteer_id: str | None = None
+    credits: float | None = None
+    completed_at: dt.datetime | None = None
+
+
+class TaskPage(BaseModel):
+    items: list[Task]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class ScorePoint(BaseModel):
+    model: str
+    version: str
+    as_of_date: dt.date | None
+    probability: float
+    band: str
+    scored_at: dt.datetime | None = None
+
+
+class ResidentPage(BaseModel):
+    """Everything a care manager needs on one resident."""
+
+    resident_id: str
+    as_of_date: dt.date | None
+    assessments: list[ModelAssessment]
+    score_history: list[ScorePoint]
+    tasks: list[Task]
+
+
+class ClaimBody(_Body):
+    volunteer_id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class CompleteBody(_Body):
+    volunteer_id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    hours: Annotated[float, Field(gt=0, le=24, allow_inf_nan=False)] | None = Field(
+        default=None, description="Length of the visit; defaults to the task's credits."
+    )
+
+
+class CancelBody(_Body):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)] = "cancelled"
+
+
+class TaskResult(BaseModel):
+    task: Task
+    replayed: bool = Field(description="True when this answer repeats an earlier call with the same Idempotency-Key.")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="What was wrong.")
+    detail: list | dict | None = None

@@ -1,0 +1,199 @@
+"""The TwinCare BentoML service: `bentoml serve serving.service:TwinCare`.
+
+POST /assess and POST /forecast_demand are BentoML APIs; the care-manager and time-bank routes
+and the web page are the FastAPI app mounted at `/` (serving.routes). The service refuses to
+start when a @champion model is missing or was trained on a different feature schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from functools import cache
+
+import bentoml
+import pandas as pd
+from starlette.responses import JSONResponse
+
+from models.registry import ChampionError
+from serving import routes, schemas
+from serving.config import DEMAND_MODEL, ServingConfig
+from serving.scoring import BadFeatures, rows_to_features
+
+log = logging.getLogger("twincare.serving")
+
+
+@cache
+def _metrics():
+    """Prometheus metrics of our own (created once per process, on first use)."""
+    return {
+        "assessed": bentoml.metrics.Counter(
+            name="twincare_residents_assessed_total",
+            documentation="Residents scored by /assess, per model.",
+            labelnames=["model"],
+        ),
+        "bands": bentoml.metrics.Counter(
+            name="twincare_assessments_by_band_total",
+            documentation="Assessments per model and band.",
+            labelnames=["model", "band"],
+        ),
+        "tasks": bentoml.metrics.Counter(
+            name="twincare_tasks_opened_total",
+            documentation="Tasks opened by /assess.",
+            labelnames=["reason"],
+        ),
+        "model_version": bentoml.metrics.Gauge(
+            name="twincare_model_version",
+            documentation="Served model version (value = version number).",
+            labelnames=["model"],
+        ),
+    }
+
+
+def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
+    ctx.response.status_code = status
+    return JSONResponse({"error": message}, status_code=status)
+
+
+@bentoml.service(
+    name="TwinCare",
+    workers=1,
+    traffic={"timeout": 120},
+    http={"cors": {"enabled": False}},
+)
+@bentoml.asgi_app(routes.app, path="/")
+class TwinCare:
+    """Fall-risk and isolation scores with reasons, demand forecasts, and the time bank's tasks."""
+
+    def __init__(self) -> None:
+        config = ServingConfig.from_env()
+        try:
+            runtime = routes.build_runtime(config)
+        except (ChampionError, routes.StartupError) as exc:
+            log.error("TwinCare cannot start: %s", exc)
+            raise
+        routes.install(runtime)
+        self.runtime = runtime
+        m = _metrics()
+        for name, version in runtime.model_versions.items():
+            with contextlib.suppress(ValueError):  # a non-numeric version has no gauge value
+                m["model_version"].labels(model=name).set(float(version))
+        log.info("TwinCare serving models %s", runtime.model_versions)
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        routes.install(None)
+        self.runtime.close()
+
+    def __is_ready__(self) -> bool:
+        ok, _ = self.runtime.readiness()
+        return ok
+
+    @bentoml.api(route="/assess")
+    def assess(self, request: schemas.AssessRequest, /, ctx: bentoml.Context) -> schemas.AssessResponse:
+        """Score residents (ids from the online store, or explicit feature rows) with reasons,
+        and open proactive-visit tasks for high bands."""
+        rt = self.runtime
+        principal = ctx.request.state.principal if hasattr(ctx.request.state, "principal") else None
+        n = len(request.resident_ids or request.rows or [])
+        if n > rt.config.max_batch:
+            return _error(ctx, 413, f"a batch holds at most {rt.config.max_batch} residents; got {n}")
+        if request.resident_ids is not None:
+            ids = list(dict.fromkeys(request.resident_ids))
+            try:
+                features = rt.online.get(ids)
+            except KeyError as exc:
+                return _error(ctx, 404, str(exc.args[0]) if exc.args else "unknown resident ids")
+        else:
+            try:
+                features = rows_to_features([r.model_dump() for r in request.rows or []])
+            except BadFeatures as exc:
+                return _error(ctx, 422, str(exc))
+        chunk = rt.score(features, request.models, request.top_reasons)
+        actions = rt.act(chunk, principal) if request.act else {}
+        m = _metrics()
+        results = []
+        days = chunk.frame["as_of_date"]
+        for i, rid in enumerate(chunk.frame["resident_id"]):
+            day = days.iloc[i]
+            results.append(
+                schemas.ResidentAssessment(
+                    resident_id=rid,
+                    as_of_date=None if pd.isna(day) else pd.Timestamp(day).date(),
+                    assessments=[
+                        schemas.ModelAssessment(
+                            model=name,
+                            version=s.version,
+                            probability=float(s.probability[i]),
+                            band=str(s.band[i]),
+                            reasons=chunk.reasons(name, i),
+                        )
+                        for name, s in chunk.by_model.items()
+                    ],
+                    actions=actions.get(rid, []),
+                )
+            )
+            rt.audit.record(principal, "resident.assess", rid)
+        for name, s in chunk.by_model.items():
+            m["assessed"].labels(model=name).inc(len(s.probability))
+            for band, count in pd.Series(s.band).value_counts().items():
+                m["bands"].labels(model=name, band=band).inc(int(count))
+        for acts in actions.values():
+            for a in acts:
+                if a["status"] == "opened":
+                    m["tasks"].labels(reason=a["reason"]).inc()
+        return schemas.AssessResponse(
+            results=results,
+            model_versions={k: v for k, v in rt.model_versions.items() if k in request.models},
+        )
+
+    @bentoml.api(route="/forecast_demand")
+    def forecast_demand(
+        self, request: schemas.ForecastRequest, /, ctx: bentoml.Context
+    ) -> schemas.ForecastResponse:
+        """Daily service requests per series, 1-14 days ahead, with prediction intervals."""
+        from models.demand import forecast
+
+        rt = self.runtime
+        champion = rt.champions[DEMAND_MODEL]
+        if request.counts is not None:
+            counts = pd.DataFrame([c.model_dump() for c in request.counts])
+            counts["date"] = pd.to_datetime(counts["date"]).astype("datetime64[ns]")
+            counts["series_id"] = counts["series_id"].astype("str")
+        else:
+            stored = rt.online.counts()
+            if request.series_ids is not None:
+                wanted = set(request.series_ids)
+            else:
+                grids = set(request.grid_ids or [])
+                wanted = {s for s in stored["series_id"].unique() if s.rsplit(":", 1)[0] in grids}
+            missing = sorted(set(request.series_ids or []) - set(stored["series_id"]))
+            if request.grid_ids is not None:
+                have = {s.rsplit(":", 1)[0] for s in stored["series_id"].unique()}
+                missing = sorted(set(request.grid_ids) - have)
+            if missing:
+                shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+                return _error(ctx, 404, f"no stored demand history for: {shown}")
+            counts = stored[stored["series_id"].isin(wanted)]
+        try:
+            fc = forecast(champion.loaded, counts, horizon=request.horizon)
+        except ValueError as exc:
+            return _error(ctx, 422, f"cannot forecast these counts: {exc}")
+        return schemas.ForecastResponse(
+            model=DEMAND_MODEL,
+            version=champion.version,
+            forecasts=[
+                schemas.ForecastPoint(
+                    series_id=r.series_id,
+                    date=pd.Timestamp(r.date).date(),
+                    horizon=int(r.horizon),
+                    forecast=float(r.forecast),
+                    lower=float(r.lower),
+                    upper=float(r.upper),
+                )
+                for r in fc.itertuples()
+            ],
+        )
+
+
+TwinCare.add_asgi_middleware(routes.EdgeMiddleware)
