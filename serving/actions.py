@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from serving.store import Actor, InvalidInput, Task, TaskSpec, TimeBankStore
+from twin.schema import FALL_CAUSES
 
 FALL_RISK = "fall_risk"
 ISOLATION = "isolation"
@@ -202,8 +203,8 @@ def task_kind_for(model: str, reasons: Sequence[Mapping[str, Any]]) -> str:
     if model == ISOLATION:
         return "companionship"
     if model == FALL_RISK:
-        for r in reasons:
-            causes = _causes_of(r)
+        for r in reasons:  # the leading reason that names a fall cause decides
+            causes = [c for c in _causes_of(r) if c in FALL_CAUSES]
             if causes:
                 return "walk" if causes[0] in WALK_CAUSES else "home_hazard_check"
         return "home_hazard_check"
