@@ -48,6 +48,7 @@ DEMAND_FEATURES: tuple[Feature, ...] = (
     _f("demand_target_weekday", "int", "static", "weekday of the forecast day (0 = Monday)", unit=""),
     _f("demand_target_month", "int", "static", "month of the forecast day", unit=""),
     _f("demand_horizon", "int", "static", "days between the last known day and the forecast day", unit="days"),
+    _f("demand_target_holiday", "bool", "static", "the forecast day is a public holiday", unit=""),
 )
 
 COUNT_COLUMNS = ("series_id", "date", "count")
@@ -186,8 +187,12 @@ def demand_features(
     origins: Iterable,
     horizons: Sequence[int] = tuple(range(1, 15)),
     gaps: str = "missing",
+    holidays: Iterable | None = None,
 ) -> pd.DataFrame:
     """Feature rows for every series x origin x horizon.
+
+    `holidays`: public holiday dates; by default the common European holidays of the period
+    (`twin.simulate.public_holidays`); pass an empty list when the calendar is unknown.
 
     Columns: series_id, origin, date (the forecast day), then DEMAND_FEATURES in order, then
     `count` (the actual count of the forecast day when known, else NaN).
@@ -212,6 +217,14 @@ def demand_features(
     cz = np.vstack([np.zeros((1, S)), np.cumsum(known & (vals == 0), axis=0)])
     # origins beyond the data read no counts past the last known row
     last_row = T - 1
+
+    if holidays is None:
+        from twin.simulate import public_holidays
+
+        first_day = panel.dates[0].date()
+        last_day_ = (origin_days.max() + pd.Timedelta(days=max(horizons))).date()
+        holidays = public_holidays(first_day, last_day_)
+    holiday_set = {pd.Timestamp(d).normalize() for d in holidays}
 
     frames = []
     for o_day, o in zip(origin_days, opos, strict=True):
@@ -252,9 +265,10 @@ def demand_features(
                         "demand_same_weekday_mean_4w": same_mean,
                         "demand_zero_share_28d": zero_share,
                         "demand_days_known": n365.astype("float64"),
-                        "demand_target_weekday": float(target_day.weekday()),
+                        "demand_target_weekday": float(target_day.day_of_week),
                         "demand_target_month": float(target_day.month),
                         "demand_horizon": float(h),
+                        "demand_target_holiday": float(target_day in holiday_set),
                         "count": vals[t] if t < len(vals) else np.full(S, np.nan),
                     }
                 )

@@ -1,0 +1,96 @@
+"""Fall risk: a fall in the 30 days from the as-of date, per resident.
+
+Label: any `fall` event dated in [as_of, as_of + 30 days). Baselines: a STEADI-style screen (the
+three key questions: fallen in the past year, feels unsteady, worries about falling; a recorded
+fall in the past year also counts as "fallen") and a logistic regression on the same features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.base import Bands, BoosterParams, LoadedModel, calibrated_proba
+from models.labels import any_in_window, check_index, count_before, last_value_before
+
+NAME = "fall_risk"
+HORIZON_DAYS = 30
+OBJECTIVE = "binary"
+BANDS = Bands(medium=0.05, high=0.12)
+
+
+def __getattr__(name: str):
+    if name == "FEATURES":
+        from features.registry import feature_names
+
+        return feature_names(NAME)
+    raise AttributeError(name)
+
+
+def label(events: pd.DataFrame, index: pd.DataFrame) -> np.ndarray:
+    """1 when the resident falls in [as_of, as_of + 30 days), else 0."""
+    falls = events.loc[events["type"] == "fall"] if events is not None else None
+    return any_in_window(index, falls, HORIZON_DAYS).astype(int)
+
+
+def make_estimator(params: BoosterParams | None = None) -> dict:
+    """LightGBM parameters (binary log-loss)."""
+    return (params or BoosterParams()).lightgbm(OBJECTIVE)
+
+
+def predict_proba(loaded: LoadedModel, X, num_threads: int = 1) -> np.ndarray:
+    """Calibrated probability of a fall in the next 30 days."""
+    return calibrated_proba(loaded, X, num_threads=num_threads)
+
+
+def band(p: float) -> str:
+    return BANDS.band(p)
+
+
+def steadi_screen(assessments: pd.DataFrame, events: pd.DataFrame, index: pd.DataFrame) -> np.ndarray:
+    """STEADI key-question score 0-3 from the latest answers before as_of (unknown counts as no)."""
+    idx = check_index(index)
+    fell_answer = last_value_before(idx, assessments, "steadi_fell_past_year")
+    falls = events.loc[events["type"] == "fall"] if events is not None else None
+    fell_recorded = count_before(idx, falls, 365) > 0
+    fell = (np.nan_to_num(fell_answer) > 0) | fell_recorded
+    unsteady = np.nan_to_num(last_value_before(idx, assessments, "steadi_unsteady")) > 0
+    fear = np.nan_to_num(last_value_before(idx, assessments, "fear_of_falling")) > 0
+    return fell.astype(float) + unsteady.astype(float) + fear.astype(float)
+
+
+@dataclass
+class SteadiBaseline:
+    """The screen score turned into a probability by the observed rate per score (train rows)."""
+
+    rates: dict[int, float] | None = None
+
+    def fit(self, score: np.ndarray, y: np.ndarray) -> SteadiBaseline:
+        prior = float(np.mean(y))
+        self.rates = {}
+        for s in range(4):
+            m = score == s
+            # shrink small cells towards the overall rate
+            self.rates[s] = float((y[m].sum() + 10 * prior) / (m.sum() + 10))
+        return self
+
+    def predict_proba(self, score: np.ndarray) -> np.ndarray:
+        if self.rates is None:
+            raise RuntimeError("SteadiBaseline.fit must run before predict_proba")
+        return np.array([self.rates[int(s)] for s in score])
+
+
+def logistic_baseline(seed: int = 7):
+    """Logistic regression on the model's features (median-imputed with missing flags, scaled)."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        StandardScaler(),
+        LogisticRegression(C=0.5, max_iter=2000, random_state=seed),
+    )

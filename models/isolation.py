@@ -1,0 +1,81 @@
+"""Isolation: lonely (UCLA-3 score of 6 or more) at the next assessment within 90 days.
+
+Label: the first loneliness score recorded in [as_of, as_of + 90 days); rows without one are
+excluded (NaN label), not counted as "not lonely". Baseline: living alone plus the last known
+loneliness score, in a logistic regression.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.base import Bands, BoosterParams, LoadedModel, calibrated_proba
+from models.labels import check_index, last_value_before, next_value
+
+NAME = "isolation"
+HORIZON_DAYS = 90
+LONELY_FROM = 6
+OBJECTIVE = "binary"
+BANDS = Bands(medium=0.3, high=0.6)
+
+
+def __getattr__(name: str):
+    if name == "FEATURES":
+        from features.registry import feature_names
+
+        return feature_names(NAME)
+    raise AttributeError(name)
+
+
+def label(assessments: pd.DataFrame, index: pd.DataFrame) -> np.ndarray:
+    """1.0 lonely / 0.0 not lonely at the next scored assessment within 90 days; NaN if none."""
+    score = next_value(index, assessments, "loneliness_score", HORIZON_DAYS)
+    return np.where(np.isnan(score), np.nan, (score >= LONELY_FROM).astype(float))
+
+
+def make_estimator(params: BoosterParams | None = None) -> dict:
+    """LightGBM parameters (binary log-loss)."""
+    return (params or BoosterParams()).lightgbm(OBJECTIVE)
+
+
+def predict_proba(loaded: LoadedModel, X, num_threads: int = 1) -> np.ndarray:
+    """Calibrated probability of being lonely at the next assessment."""
+    return calibrated_proba(loaded, X, num_threads=num_threads)
+
+
+def band(p: float) -> str:
+    return BANDS.band(p)
+
+
+def baseline_inputs(residents: pd.DataFrame, assessments: pd.DataFrame, index: pd.DataFrame) -> np.ndarray:
+    """[lives alone, last loneliness score (mean-filled), score unknown] per pair."""
+    idx = check_index(index)
+    alone = (
+        residents.assign(resident_id=residents["resident_id"].astype(str))
+        .set_index("resident_id")["lives_alone"].astype(float)
+        .reindex(idx["resident_id"]).fillna(0.0).to_numpy()
+    )
+    last = last_value_before(idx, assessments, "loneliness_score")
+    unknown = np.isnan(last).astype(float)
+    return np.column_stack([alone, np.where(np.isnan(last), 5.0, last), unknown])
+
+
+@dataclass
+class AloneAndLastScore:
+    """Logistic regression on living alone + last loneliness score."""
+
+    model: object | None = None
+
+    def fit(self, inputs: np.ndarray, y: np.ndarray) -> AloneAndLastScore:
+        from sklearn.linear_model import LogisticRegression
+
+        self.model = LogisticRegression(max_iter=1000).fit(inputs, y)
+        return self
+
+    def predict_proba(self, inputs: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise RuntimeError("AloneAndLastScore.fit must run before predict_proba")
+        return self.model.predict_proba(inputs)[:, 1]

@@ -1,0 +1,120 @@
+"""Metrics of a risk score: discrimination, calibration, capacity-limited recall, slices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SLICE_COLUMNS = ("slice_age_band", "slice_sex", "slice_lives_alone")
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
+    """AUROC, AUPRC, Brier and log loss; None when a metric is undefined (one class only)."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+    y = np.asarray(y, dtype=int)
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    out: dict[str, float | None] = {"rows": float(len(y)), "prevalence": _finite(y.mean()) if len(y) else None}
+    if len(np.unique(y)) < 2:
+        out.update(auroc=None, auprc=None, brier=_finite(np.mean((p - y) ** 2)) if len(y) else None,
+                   log_loss=None)
+        return out
+    out["auroc"] = float(roc_auc_score(y, p))
+    out["auprc"] = float(average_precision_score(y, p))
+    out["brier"] = float(brier_score_loss(y, p))
+    out["log_loss"] = float(log_loss(y, p))
+    return out
+
+
+def auroc_only(y: np.ndarray, score: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y, dtype=int)
+    return float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else None
+
+
+def recall_at_capacity(frame: pd.DataFrame, score: np.ndarray, share: float) -> float | None:
+    """Share of events caught when, each week, the care team sees the top `share` of residents."""
+    df = pd.DataFrame({"as_of_date": frame["as_of_date"].to_numpy(), "y": frame["label"].to_numpy(),
+                       "s": np.asarray(score, dtype=float)})
+    total = df["y"].sum()
+    if total == 0:
+        return None
+    df["rank"] = df.groupby("as_of_date")["s"].rank(ascending=False, method="first")
+    df["k"] = df.groupby("as_of_date")["s"].transform("size") * share
+    caught = df.loc[df["rank"] <= np.maximum(df["k"].round(), 1), "y"].sum()
+    return float(caught / total)
+
+
+def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Mean predicted vs observed rate in quantile bins of the prediction."""
+    df = pd.DataFrame({"y": np.asarray(y, float), "p": np.asarray(p, float)})
+    q = min(bins, max(1, df["p"].nunique()))
+    df["bin"] = pd.qcut(df["p"].rank(method="first"), q=q, labels=False)
+    return df.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), rows=("y", "size")).reset_index()
+
+
+def calibration_error(rel: pd.DataFrame) -> float:
+    """Expected calibration error: row-weighted mean |predicted - observed| over the bins."""
+    w = rel["rows"] / rel["rows"].sum()
+    return float((w * (rel["predicted"] - rel["observed"]).abs()).sum())
+
+
+def plot_reliability(curves: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
+    """Reliability curves (model and baselines) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    hi = max(max(c["predicted"].max(), c["observed"].max()) for c in curves.values())
+    ax.plot([0, hi], [0, hi], color="grey", linestyle="--", linewidth=1, label="perfect")
+    for name, c in curves.items():
+        ax.plot(c["predicted"], c["observed"], marker="o", label=name)
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed rate")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_importance(importance: pd.Series, path: Path, title: str, top: int = 20) -> Path:
+    """Mean |SHAP| per feature as a horizontal bar chart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = importance.sort_values(ascending=True).tail(top)
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(s) + 1.2))
+    ax.barh(s.index, s.to_numpy())
+    ax.set_xlabel("mean |SHAP contribution| (log-odds)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def sliced(frame: pd.DataFrame, p: np.ndarray) -> dict[str, dict[str, Any]]:
+    """The binary metrics per age band, sex and living alone."""
+    out: dict[str, dict[str, Any]] = {}
+    y = frame["label"].to_numpy()
+    for col in SLICE_COLUMNS:
+        if col not in frame.columns:
+            continue
+        for value in sorted(frame[col].astype(str).unique()):
+            m = (frame[col].astype(str) == value).to_numpy()
+            out[f"{col.removeprefix('slice_')}={value}"] = binary_metrics(y[m], p[m])
+    return out

@@ -1,0 +1,186 @@
+"""Fit and evaluate a risk model (fall risk or isolation) against its baselines."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.registry import get_feature, schema_hash
+from models import fall_risk, isolation
+from models.base import BoosterParams, LoadedModel, fit_booster, fit_platt, raw_score
+from models.explain import contributions, top_reasons
+from training import evaluate as ev
+from training.data import RISK_MODELS, RiskDataset
+
+
+@dataclass
+class RiskResult:
+    loaded: LoadedModel
+    metrics: dict[str, Any]
+    curves: dict[str, pd.DataFrame]
+    importance: pd.Series
+    test_scores: pd.DataFrame  # test rows: ids, label, model and baseline probabilities
+    fit_seconds: float
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def fit_booster_dask(params: BoosterParams, objective: str, X: np.ndarray, y: np.ndarray,
+                     names: list[str], scheduler: str | None = None):
+    """Train with `lightgbm.dask` on a LocalCluster (or a given scheduler); no early stopping."""
+    import dask.array as da
+    import lightgbm as lgb
+    from dask.distributed import Client, LocalCluster
+
+    p = params.lightgbm(objective)
+    for k in ("objective", "verbose", "num_threads", "force_row_wise", "deterministic"):
+        p.pop(k, None)
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        rows = max(1, math.ceil(len(y) / 2))
+        dX = da.from_array(X, chunks=(rows, X.shape[1]))
+        dy = da.from_array(y, chunks=(rows,))
+        clf = lgb.DaskLGBMClassifier(client=client, n_estimators=params.num_trees, verbose=-1,
+                                     objective=objective, **p)
+        clf.fit(dX, dy, feature_name=names)
+        return lgb.Booster(model_str=clf.booster_.model_to_string())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.05,
+             engine: str = "pandas", scheduler: str | None = None,
+             version: str = "unregistered") -> RiskResult:
+    """Fit the booster (early stopping + Platt on validation), the baselines, and score the test."""
+    spec = RISK_MODELS[ds.model]
+    names = ds.feature_names
+    train, val, test = ds.part("train"), ds.part("val"), ds.part("test")
+    for split, part in (("train", train), ("val", val), ("test", test)):
+        if part["label"].nunique() < 2:
+            raise ValueError(f"{ds.model}: the {split} split has only one label class "
+                             f"({len(part)} rows); the history is too short or too small")
+    Xtr, ytr = train[names].to_numpy(float), train["label"].to_numpy(int)
+    Xva, yva = val[names].to_numpy(float), val["label"].to_numpy(int)
+    t0 = time.perf_counter()
+    if engine == "dask":
+        booster = fit_booster_dask(params, spec.OBJECTIVE, Xtr, ytr, names, scheduler)
+    else:
+        booster = fit_booster(params, spec.OBJECTIVE, Xtr, ytr, Xva, yva, feature_names=names)
+    loaded = LoadedModel(ds.model, version, booster, names, schema_hash(ds.model), {})
+    loaded.calibration = fit_platt(raw_score(loaded, val, num_threads=params.num_threads), yva)
+    fit_seconds = time.perf_counter() - t0
+    p_test = spec.predict_proba(loaded, test, num_threads=params.num_threads)
+    p_val = spec.predict_proba(loaded, val, num_threads=params.num_threads)
+    y_test = test["label"].to_numpy(int)
+
+    metrics: dict[str, Any] = {"model": ev.binary_metrics(y_test, p_test),
+                               "model_val": ev.binary_metrics(yva, p_val)}
+    metrics["model"]["recall_at_capacity"] = ev.recall_at_capacity(test, p_test, capacity_share)
+    curves = {"model": ev.reliability(y_test, p_test)}
+    metrics["model"]["calibration_error"] = ev.calibration_error(curves["model"])
+    scores = test[["resident_id", "as_of_date", "label"]].copy()
+    scores["model"] = p_test
+
+    # baselines, fitted on the training rows only
+    if ds.model == fall_risk.NAME:
+        steadi = fall_risk.SteadiBaseline().fit(train["baseline_steadi"].to_numpy(), ytr)
+        p_b = steadi.predict_proba(test["baseline_steadi"].to_numpy())
+        metrics["steadi"] = ev.binary_metrics(y_test, p_b)
+        metrics["steadi"]["auroc_of_score"] = ev.auroc_only(y_test, test["baseline_steadi"].to_numpy())
+        metrics["steadi"]["recall_at_capacity"] = ev.recall_at_capacity(test, p_b + 1e-9 * test["baseline_steadi"].to_numpy(), capacity_share)
+        curves["steadi"] = ev.reliability(y_test, p_b)
+        scores["steadi"] = p_b
+        lr = fall_risk.logistic_baseline(params.seed).fit(Xtr, ytr)
+        p_lr = lr.predict_proba(test[names].to_numpy(float))[:, 1]
+        metrics["logistic"] = ev.binary_metrics(y_test, p_lr)
+        metrics["logistic"]["recall_at_capacity"] = ev.recall_at_capacity(test, p_lr, capacity_share)
+        curves["logistic"] = ev.reliability(y_test, p_lr)
+        scores["logistic"] = p_lr
+        metrics["baseline"] = metrics["steadi"]
+    else:
+        cols = [c for c in ds.frame.columns if c.startswith("baseline_in")]
+        base = isolation.AloneAndLastScore().fit(train[cols].to_numpy(float), ytr)
+        p_b = base.predict_proba(test[cols].to_numpy(float))
+        metrics["alone_last_score"] = ev.binary_metrics(y_test, p_b)
+        metrics["alone_last_score"]["recall_at_capacity"] = ev.recall_at_capacity(test, p_b, capacity_share)
+        curves["alone_last_score"] = ev.reliability(y_test, p_b)
+        scores["alone_last_score"] = p_b
+        metrics["baseline"] = metrics["alone_last_score"]
+    metrics["slices"] = ev.sliced(test, p_test)
+
+    sample = test.sample(min(len(test), 5000), random_state=params.seed)
+    contrib = contributions(loaded, sample, num_threads=params.num_threads)
+    importance = contrib.drop(columns=["base_value"]).abs().mean().sort_values(ascending=False)
+    facts = {"rows_train": len(train), "rows_val": len(val), "rows_test": len(test),
+             "trees": booster.num_trees(), "split": ds.plan.describe()}
+    return RiskResult(loaded, metrics, curves, importance, scores, fit_seconds, facts)
+
+
+def explanation_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFrame,
+                      capacity_share: float = 0.05, top: int = 3) -> dict[str, Any]:
+    """How often the planted dominant cause is among the top SHAP reasons of high-risk rows.
+
+    High risk = the "high" band, or (if fewer than 30 such rows) the top `capacity_share` per
+    week. A reason matches when the feature's declared `causes` include the planted cause.
+    Chance = the same rate if the top reasons were drawn at random from the model's features.
+    """
+    spec = RISK_MODELS[loaded.name]
+    truth = causes.loc[causes["model"] == loaded.name, ["resident_id", "date", "cause"]].copy()
+    truth["resident_id"] = truth["resident_id"].astype(str)
+    truth["date"] = pd.to_datetime(truth["date"]).astype("datetime64[ns]")
+    p = spec.predict_proba(loaded, test)
+    high = spec.BANDS.bands(p) == "high"
+    selection = "band_high"
+    if high.sum() < 30:
+        rank = pd.Series(p, index=test.index).groupby(test["as_of_date"]).rank(ascending=False)
+        size = test.groupby("as_of_date")["as_of_date"].transform("size")
+        high = (rank <= np.maximum((size * capacity_share).round(), 1)).to_numpy()
+        selection = f"top_{capacity_share:.0%}_per_week"
+    rows = test.loc[high, ["resident_id", "as_of_date"]].reset_index(drop=True)
+    sub = test.loc[high].reset_index(drop=True)
+    rows = rows.merge(truth.rename(columns={"date": "as_of_date"}), how="left",
+                      on=["resident_id", "as_of_date"])
+    if rows["cause"].isna().all():
+        return {"rows": 0, "selection": selection, "note": "no planted causes at the test dates"}
+    reasons = top_reasons(contributions(loaded, sub), k=top)
+    names = loaded.feature_names
+    cause_sets = {n: set(get_feature(n).causes) for n in names}
+    hits, chance, per_cause = [], [], {}
+    n = len(names)
+    for reason, cause in zip(reasons, rows["cause"], strict=True):
+        if not isinstance(cause, str):
+            continue
+        hit = any(cause in cause_sets[r] for r in reason)
+        m = sum(cause in cause_sets[f] for f in names)
+        chance.append(1 - math.comb(n - m, top) / math.comb(n, top) if n >= top else 1.0)
+        hits.append(hit)
+        pc = per_cause.setdefault(cause, [0, 0])
+        pc[0] += int(hit)
+        pc[1] += 1
+    return {
+        "rows": len(hits),
+        "selection": selection,
+        "top": top,
+        "hit_rate": float(np.mean(hits)) if hits else None,
+        "chance_rate": float(np.mean(chance)) if chance else None,
+        "per_cause": {c: {"hit_rate": h / t, "rows": t} for c, (h, t) in sorted(per_cause.items())},
+    }
+
+
+def read_causes(history_dir: str | Path) -> pd.DataFrame | None:
+    """The planted causes of the twin (truth/causes.parquet), if the history has them."""
+    path = Path(history_dir) / "truth" / "causes.parquet"
+    return pd.read_parquet(path, columns=["resident_id", "date", "model", "cause"]) if path.exists() else None

@@ -1,0 +1,206 @@
+"""Train a model on a twin history, evaluate it honestly and log it to MLflow (one run each)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.demand import count_panel, daily_counts
+from features.pipeline import load_history
+from features.registry import schema_hash
+from models import demand
+from training import evaluate as ev
+from training.backtest import rolling_origin
+from training.config import TrainParams
+from training.data import RISK_MODELS, risk_dataset
+from training.risk import explanation_check, fit_risk, read_causes
+from training.tracking import flat_metrics, flat_params, log_model_run, metric_key, read_manifest
+from twin.store import HistoryStore
+
+MODEL_ALIASES = {"fall-risk": "fall_risk", "fall_risk": "fall_risk", "isolation": "isolation",
+                 "demand": "demand"}
+
+
+def model_name(cli_name: str) -> str:
+    try:
+        return MODEL_ALIASES[cli_name]
+    except KeyError:
+        raise ValueError(f"unknown model {cli_name!r}; choose fall-risk, isolation or demand") from None
+
+
+@dataclass
+class TrainSummary:
+    model: str
+    version: str
+    run_id: str
+    metrics: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def headline(self) -> dict[str, Any]:
+        return {"model": self.model, "version": self.version, "run_id": self.run_id,
+                "seconds": {k: round(v, 2) for k, v in self.seconds.items()}, **self.metrics}
+
+
+def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: TrainParams,
+               engine: str = "pandas", scheduler: str | None = None) -> TrainSummary:
+    """Fit, evaluate and register `fall_risk` or `isolation`."""
+    t0 = time.perf_counter()
+    history = load_history(history_dir)
+    manifest = read_manifest(history_dir)
+    t_load = time.perf_counter()
+    ds = risk_dataset(model, history, params.split, engine=engine, scheduler=scheduler)
+    t_feat = time.perf_counter()
+    res = fit_risk(ds, params.booster, params.split.capacity_share, engine=engine, scheduler=scheduler)
+    t_fit = time.perf_counter()
+    causes = read_causes(history_dir)
+    check = (explanation_check(res.loaded, ds.part("test"), causes, params.split.capacity_share)
+             if causes is not None else {"rows": 0, "note": "history has no truth/causes.parquet"})
+
+    m = res.metrics
+    metrics: dict[str, float] = {}
+    metrics.update(flat_metrics("test", m["model"]))
+    metrics.update(flat_metrics("val", m["model_val"]))
+    for base in [k for k in m if k not in ("model", "model_val", "slices", "baseline")]:
+        metrics.update(flat_metrics(f"test_{base}", m[base]))
+    metrics.update(flat_metrics("test_baseline", m["baseline"]))
+    for sl, sm in m["slices"].items():
+        for k in ("auroc", "brier", "prevalence", "rows"):
+            if sm.get(k) is not None:
+                metrics[metric_key("test", k, sl)] = float(sm[k])
+    if check.get("hit_rate") is not None:
+        metrics["explanation_top3_hit_rate"] = check["hit_rate"]
+        metrics["explanation_top3_chance_rate"] = check["chance_rate"]
+    seconds = {"load": t_load - t0, "features": t_feat - t_load, "fit": res.fit_seconds}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {
+            "reliability": ev.plot_reliability(res.curves, Path(tmp) / "reliability.png",
+                                               f"{model}: test window"),
+            "shap": ev.plot_importance(res.importance, Path(tmp) / "shap_summary.png",
+                                       f"{model}: mean |SHAP| on the test window"),
+        }
+        test_example = ds.part("test").head(5)
+        logged = log_model_run(
+            tracking_uri=tracking_uri,
+            loaded=res.loaded,
+            params={**flat_params("booster.", params.booster.to_dict()),
+                    **flat_params("split.", {**params.to_dict()["split"], **res.facts["split"]}),
+                    "engine": engine, "history_dir": str(Path(history_dir).resolve()),
+                    "rows_train": str(res.facts["rows_train"]), "rows_val": str(res.facts["rows_val"]),
+                    "rows_test": str(res.facts["rows_test"]), "trees": str(res.facts["trees"])},
+            metrics=metrics,
+            tags={"test_window": ",".join(res.facts["split"]["test_as_of"]),
+                  "history_dir": str(Path(history_dir).resolve())},
+            json_artifacts={
+                "metrics.json": m,
+                "calibration.json": res.loaded.calibration,
+                "splits.json": res.facts["split"],
+                "reliability.json": {k: v.to_dict(orient="list") for k, v in res.curves.items()},
+                "shap_importance.json": res.importance.to_dict(),
+                "explanation_check.json": check,
+                "params.json": params.to_dict(),
+            },
+            files=files,
+            input_example=test_example,
+            output_example=RISK_MODELS[model].predict_proba(res.loaded, test_example),
+            twin_id=str(manifest.get("twin_id", "")),
+        )
+    seconds["total"] = time.perf_counter() - t0
+    headline = {
+        "test": {k: m["model"].get(k) for k in ("auroc", "auprc", "brier", "recall_at_capacity", "calibration_error")},
+        "baseline": {k: m["baseline"].get(k) for k in ("auroc", "auprc", "brier", "recall_at_capacity")},
+        "explanation_check": {k: check.get(k) for k in ("rows", "hit_rate", "chance_rate", "selection")},
+        "split": res.facts["split"],
+    }
+    if "logistic" in m:
+        headline["logistic"] = {k: m["logistic"].get(k) for k in ("auroc", "auprc", "brier")}
+    return TrainSummary(model, logged["version"], logged["run_id"], headline, seconds)
+
+
+def history_counts(history_dir: str | Path) -> pd.DataFrame:
+    """Daily requests per grid and category over the whole simulated period (zero-filled)."""
+    store = HistoryStore(history_dir)
+    sr = store.read("service_requests", columns=["timestamp", "grid_id", "category"])
+    manifest = read_manifest(history_dir)
+    start = manifest.get("start")
+    end = manifest.get("end")
+    end_excl = pd.Timestamp(end) + pd.Timedelta(days=1) if end else None
+    return daily_counts(sr, start=start, end=end_excl)
+
+
+def train_demand(history_dir: str | Path | None, tracking_uri: str, params: TrainParams,
+                 counts: pd.DataFrame | None = None) -> TrainSummary:
+    """Fit the forecaster up to the backtest window, backtest it, register it."""
+    t0 = time.perf_counter()
+    if counts is None:
+        if history_dir is None:
+            raise ValueError("demand training needs a history directory or a count table")
+        counts = history_counts(history_dir)
+    manifest = read_manifest(history_dir) if history_dir else {}
+    panel = count_panel(counts)
+    t_load = time.perf_counter()
+    cutoff = panel.dates[-1] - pd.Timedelta(days=params.backtest.test_days)
+    loaded, facts = demand.fit(panel, params.demand, cutoff=cutoff, schema_hash=schema_hash("demand"))
+    t_fit = time.perf_counter()
+    bt, detail = rolling_origin(panel, params.demand, params.backtest, loaded=loaded)
+    metrics = flat_metrics("backtest", {k: v for k, v in bt.items() if k != "per_horizon"})
+    for h, hm in bt["per_horizon"].items():
+        metrics.update(flat_metrics(f"backtest_h{int(h):02d}", hm))
+    example = detail.head(0)
+    from features.demand import demand_features
+
+    ex_rows = demand_features(panel, [panel.dates[-1]], [1]).head(5)
+    logged = log_model_run(
+        tracking_uri=tracking_uri,
+        loaded=loaded,
+        params={**flat_params("booster.", params.demand.booster.to_dict()),
+                **flat_params("demand.", {k: v for k, v in params.to_dict()["demand"].items() if k != "booster"}),
+                **flat_params("backtest.", params.to_dict()["backtest"]),
+                "history_dir": str(Path(history_dir).resolve()) if history_dir else "",
+                "cutoff": str(cutoff.date()), **{k: str(v) for k, v in facts.items()}},
+        metrics=metrics,
+        tags={"test_window": f"{cutoff.date()},{panel.dates[-1].date()}",
+              "history_dir": str(Path(history_dir).resolve()) if history_dir else ""},
+        json_artifacts={"backtest.json": bt, "intervals.json": loaded.extra["intervals"],
+                        "params.json": params.to_dict()},
+        input_example=ex_rows,
+        output_example=demand.predict_mean(loaded, ex_rows),
+        twin_id=str(manifest.get("twin_id", "")),
+    )
+    del example
+    seconds = {"load": t_load - t0, "fit": t_fit - t_load, "total": time.perf_counter() - t0}
+    headline = {"backtest": {k: bt[k] for k in ("wape", "wape_naive", "wape_improvement", "mase",
+                                                "mase_naive", "coverage", "nominal_coverage", "rows",
+                                                "origins", "cutoff")}}
+    return TrainSummary("demand", logged["version"], logged["run_id"], headline, seconds)
+
+
+def train(model: str, history_dir: str | Path, tracking_uri: str, params: TrainParams | None = None,
+          engine: str = "pandas", scheduler: str | None = None) -> TrainSummary:
+    """Train one model by CLI or registry name."""
+    name = model_name(model)
+    params = params or TrainParams()
+    if name == "demand":
+        return train_demand(history_dir, tracking_uri, params)
+    return train_risk(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
+
+
+def json_ready(obj: Any) -> Any:
+    """Numbers and dates made JSON-safe (NaN -> None)."""
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, pd.Timestamp):
+        return str(obj.date())
+    return obj
