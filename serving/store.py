@@ -513,9 +513,26 @@ def _request_hash(operation: str, request: Mapping[str, Any]) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def _plain(v: Any) -> Any:
+    """JSON-safe copy: numpy scalars become Python numbers, NaN/inf become None, dates text."""
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    if hasattr(v, "item") and not isinstance(v, str | bytes):  # numpy scalar
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if v is None or isinstance(v, str | int | float | bool):
+        return v
+    return str(v)
+
+
 def _jsonable(v: Any) -> Any:
     """Round-trip through JSON so what we store equals what a replay returns."""
-    return json.loads(json.dumps(v, default=str))
+    return json.loads(json.dumps(_plain(v), allow_nan=False))
 
 
 def encode_cursor(seq: int) -> str:

@@ -409,3 +409,14 @@ def test_sigkill_mid_write_loses_no_acknowledged_op_and_ledger_sums_to_zero(tmp_
     events = {e.task_id for e in s.events() if e.event_type == "task.completed"}
     completed = {t for t, st in status.items() if st == "completed"}
     assert completed == paid == visits == events
+
+
+def test_reasons_with_numpy_numbers_and_nan_are_stored_as_plain_json(store):
+    import numpy as np
+
+    reasons = ({"feature": "steps_7d", "contribution": np.float32(0.25), "value": float("nan"),
+                "rank": np.int64(1)},)
+    t = _open(store, reasons=reasons).task
+    assert store.get_task(t.task_id).reasons == [
+        {"feature": "steps_7d", "contribution": 0.25, "value": None, "rank": 1}
+    ]
