@@ -233,8 +233,11 @@ def _scarcity(champions: dict[str, Champion], online: OnlineStore, history: Hist
     return grid_scarcity(fc, volunteers, horizon_days=7)
 
 
-def build_runtime(config: ServingConfig) -> Runtime:
-    """Load champions, open the stores and the key ring; refuse with a clear message if any fails."""
+def build_runtime(config: ServingConfig, *, need_keys: bool = True) -> Runtime:
+    """Load champions, open the stores and the key ring; refuse with a clear message if any fails.
+
+    The nightly batch passes `need_keys=False`: it answers no requests.
+    """
     champions = load_champions(config.models, config.tracking_uri)
     online = OnlineStore(config.online_db)
     if not config.online_db.exists():
@@ -246,7 +249,7 @@ def build_runtime(config: ServingConfig) -> Runtime:
     except OnlineStoreError as exc:
         raise StartupError(str(exc)) from None
     try:
-        keyring = KeyRing.from_file(config.api_keys_path)
+        keyring = KeyRing.from_file(config.api_keys_path) if need_keys else KeyRing([])
     except (FileNotFoundError, ValueError) as exc:
         raise StartupError(str(exc)) from None
     store = TimeBankStore(config.store_url)
