@@ -99,7 +99,8 @@ class HistoryStore:
                 f = tcol < _ts(end)
                 flt = f if flt is None else flt & f
         if residents is not None:
-            f = ds.field("resident_id").isin(list(residents))
+            ids = pa.array([str(r) for r in residents], type=dataset.schema.field("resident_id").type)
+            f = ds.field("resident_id").isin(ids)  # typed, so that an empty list selects nothing
             flt = f if flt is None else flt & f
         tbl = dataset.to_table(columns=list(columns) if columns else None, filter=flt)
         return tbl.to_pandas()
