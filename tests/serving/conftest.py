@@ -1,8 +1,8 @@
 """Store fixtures: a SQLite file store and a real PostgreSQL server on loopback.
 
 The PostgreSQL fixture uses `TWINCARE_TEST_PG_URL` when set; otherwise it finds the Debian
-cluster (`pg_lsclusters`), starts it when it is down (needs root), creates a test role with a
-random password and a fresh database, and connects on 127.0.0.1 with that password. It skips,
+cluster (`pg_lsclusters`; creates one if the server is installed without a cluster), starts it
+when it is down (needs root), creates a test role with a random password and a fresh database, and connects on 127.0.0.1 with that password. It skips,
 saying why, only when no server can be started. A cluster it started is left running for the
 next run (starting one takes seconds).
 """
@@ -16,13 +16,12 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from serving.store import TaskSpec, TimeBankStore, metadata
-
-PG_ROLE = "twincare_test"
 
 
 class FakeClock:
@@ -64,7 +63,18 @@ def _start_postgres() -> tuple[int | None, str]:
     """Port of a running cluster (starting one if needed), or None and why not."""
     clusters = _clusters()
     if not clusters:
-        return None, "no PostgreSQL cluster installed (pg_lsclusters found none; run `make system-deps`)"
+        versions = sorted(
+            (p.name for p in Path("/usr/lib/postgresql").glob("*") if (p / "bin" / "postgres").exists()),
+            key=float,
+        )
+        if not versions or not shutil.which("pg_createcluster"):
+            return None, "PostgreSQL is not installed (no pg_lsclusters/server binaries; run `make system-deps`)"
+        if os.geteuid() != 0:
+            return None, "PostgreSQL is installed but has no cluster, and creating one needs root"
+        r = _run(["pg_createcluster", versions[-1], "main"])
+        if r.returncode != 0:
+            return None, f"could not create a PostgreSQL {versions[-1]} cluster: {r.stderr.strip()}"
+        clusters = _clusters()
     clusters.sort(key=lambda c: (c["status"] != "online", -float(c["version"])))
     c = clusters[0]
     if c["status"] == "online":
@@ -93,19 +103,23 @@ def pg_url() -> Iterator[str]:
     if port is None:
         pytest.skip(f"PostgreSQL store tests skipped: {why}")
     password = secrets.token_hex(16)
-    dbname = f"twincare_test_{os.getpid()}"
-    _psql(
-        port,
-        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_ROLE}') THEN "
-        f"CREATE ROLE {PG_ROLE} LOGIN; END IF; END $$; "
-        f"ALTER ROLE {PG_ROLE} WITH LOGIN PASSWORD '{password}';",
-    )
-    _psql(port, f"DROP DATABASE IF EXISTS {dbname}")
-    _psql(port, f"CREATE DATABASE {dbname} OWNER {PG_ROLE}")
-    url = f"postgresql+psycopg://{PG_ROLE}:{password}@127.0.0.1:{port}/{dbname}"
-    yield url
-    with contextlib.suppress(RuntimeError):
+    # a role and database per session, so test runs started side by side do not collide
+    role = dbname = f"twincare_test_{os.getpid()}"
+    try:
+        _create_role_and_db(port, role, password, dbname)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        pytest.skip(f"PostgreSQL store tests skipped: cannot create the test role/database ({e})")
+    yield f"postgresql+psycopg://{role}:{password}@127.0.0.1:{port}/{dbname}"
+    with contextlib.suppress(RuntimeError, OSError, subprocess.SubprocessError):
         _psql(port, f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+        _psql(port, f"DROP ROLE IF EXISTS {role}")
+
+
+def _create_role_and_db(port: int, role: str, password: str, dbname: str) -> None:
+    _psql(port, f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+    _psql(port, f"DROP ROLE IF EXISTS {role}")
+    _psql(port, f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    _psql(port, f"CREATE DATABASE {dbname} OWNER {role}")
 
 
 def reset(store: TimeBankStore) -> None:
