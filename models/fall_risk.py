@@ -35,9 +35,30 @@ def label(events: pd.DataFrame, index: pd.DataFrame) -> np.ndarray:
     return any_in_window(index, falls, HORIZON_DAYS).astype(int)
 
 
+def monotone_directions() -> list[int]:
+    """Known directions, read from the declared features: a fall on record never lowers risk.
+
+    Fall counts and the STEADI "fallen" answer may only raise the score (+1); days since the
+    last fall may only lower it (-1). Everything else is left free (0).
+    """
+    from features.registry import features_of
+
+    out = []
+    for f in features_of(NAME):
+        if "previous_fall" not in f.causes:
+            out.append(0)
+        elif f.family == "recency":
+            out.append(-1)
+        elif f.family in ("count", "assessment"):
+            out.append(1)
+        else:
+            out.append(0)
+    return out
+
+
 def make_estimator(params: BoosterParams | None = None) -> dict:
-    """LightGBM parameters (binary log-loss)."""
-    return (params or BoosterParams()).lightgbm(OBJECTIVE)
+    """LightGBM parameters (binary log-loss, monotone in fall history)."""
+    return (params or BoosterParams()).lightgbm(OBJECTIVE, monotone_constraints=monotone_directions())
 
 
 def predict_proba(loaded: LoadedModel, X, num_threads: int = 1) -> np.ndarray:

@@ -36,9 +36,28 @@ def label(assessments: pd.DataFrame, index: pd.DataFrame) -> np.ndarray:
     return np.where(np.isnan(score), np.nan, (score >= LONELY_FROM).astype(float))
 
 
+def monotone_directions() -> list[int]:
+    """Known directions, read from the declared features: visits never raise loneliness risk.
+
+    Visit counts and hours may only lower the score (-1); days since the last visit may only
+    raise it (+1). Time-bank tasks and requests are left free: high risk itself triggers them.
+    """
+    from features.registry import features_of
+
+    out = []
+    for f in features_of(NAME):
+        if f.family in ("visit_count", "visit_hours"):
+            out.append(-1)
+        elif f.family == "recency" and "few_visits" in f.causes:
+            out.append(1)
+        else:
+            out.append(0)
+    return out
+
+
 def make_estimator(params: BoosterParams | None = None) -> dict:
-    """LightGBM parameters (binary log-loss)."""
-    return (params or BoosterParams()).lightgbm(OBJECTIVE)
+    """LightGBM parameters (binary log-loss, monotone in visits)."""
+    return (params or BoosterParams()).lightgbm(OBJECTIVE, monotone_constraints=monotone_directions())
 
 
 def predict_proba(loaded: LoadedModel, X, num_threads: int = 1) -> np.ndarray:

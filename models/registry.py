@@ -40,8 +40,9 @@ def model_metadata(
     }
 
 
-def load_version(name: str, tracking_uri: str, alias: str = "champion") -> LoadedModel:
-    """Load `models:/<name>@<alias>` without checking it against the code's schema."""
+def load_version(name: str, tracking_uri: str, alias: str = "champion",
+                 version: str | None = None) -> LoadedModel:
+    """Load `models:/<name>@<alias>` (or a given version) without checking the schema."""
     import lightgbm as lgb
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
@@ -50,8 +51,11 @@ def load_version(name: str, tracking_uri: str, alias: str = "champion") -> Loade
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
-        mv = client.get_model_version_by_alias(name, alias)
+        mv = (client.get_model_version(name, str(version)) if version is not None
+              else client.get_model_version_by_alias(name, alias))
     except MlflowException as exc:
+        if version is not None:
+            raise ChampionError(f"model {name!r}: no version {version} in {tracking_uri}") from exc
         raise ChampionError(
             f"model {name!r}: no version has the alias @{alias} in {tracking_uri} "
             f"(train and promote it first: `twincare train` then `twincare promote {name}`)"

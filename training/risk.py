@@ -31,7 +31,7 @@ class RiskResult:
 
 
 def fit_booster_dask(params: BoosterParams, objective: str, X: np.ndarray, y: np.ndarray,
-                     names: list[str], scheduler: str | None = None):
+                     names: list[str], scheduler: str | None = None, monotone: list[int] | None = None):
     """Train with `lightgbm.dask` on a LocalCluster (or a given scheduler); no early stopping."""
     import dask.array as da
     import lightgbm as lgb
@@ -52,7 +52,7 @@ def fit_booster_dask(params: BoosterParams, objective: str, X: np.ndarray, y: np
         dX = da.from_array(X, chunks=(rows, X.shape[1]))
         dy = da.from_array(y, chunks=(rows,))
         clf = lgb.DaskLGBMClassifier(client=client, n_estimators=params.num_trees, verbose=-1,
-                                     objective=objective, **p)
+                                     objective=objective, monotone_constraints=monotone, **p)
         clf.fit(dX, dy, feature_name=names)
         return lgb.Booster(model_str=clf.booster_.model_to_string())
     finally:
@@ -76,9 +76,11 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
     Xva, yva = val[names].to_numpy(float), val["label"].to_numpy(int)
     t0 = time.perf_counter()
     if engine == "dask":
-        booster = fit_booster_dask(params, spec.OBJECTIVE, Xtr, ytr, names, scheduler)
+        booster = fit_booster_dask(params, spec.OBJECTIVE, Xtr, ytr, names, scheduler,
+                                   spec.monotone_directions())
     else:
-        booster = fit_booster(params, spec.OBJECTIVE, Xtr, ytr, Xva, yva, feature_names=names)
+        booster = fit_booster(params, spec.OBJECTIVE, Xtr, ytr, Xva, yva, feature_names=names,
+                              monotone_constraints=spec.monotone_directions())
     loaded = LoadedModel(ds.model, version, booster, names, schema_hash(ds.model), {})
     loaded.calibration = fit_platt(raw_score(loaded, val, num_threads=params.num_threads), yva)
     fit_seconds = time.perf_counter() - t0

@@ -1,0 +1,324 @@
+"""The promotion gate: a new version becomes @champion only if it earns it.
+
+On the frozen test window of the new version's run it must beat the baseline by the declared
+margin and the current champion (scored on the same rows), and pass behavioural tests:
+- invariance: renaming residents (or demand series) changes no prediction;
+- direction (fall risk): a fall recorded three days ago raises the predicted risk;
+- direction (isolation): more family visits in the last two weeks do not raise the risk.
+Otherwise it gets @challenger and the reasons are printed and logged to its run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.demand import count_panel
+from features.pipeline import History, build_features, load_history
+from models.base import LoadedModel
+from models.registry import ChampionError, check_schema, load_version
+from training import evaluate as ev
+from training.backtest import BacktestConfig, rolling_origin
+from training.config import PromotionMargins, TrainParams
+from training.data import RISK_MODELS, attach_labels
+from training.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    alias_version,
+    delete_alias,
+    latest_version,
+    log_to_run,
+    run_of,
+    set_alias,
+)
+from training.train import history_counts, model_name
+
+BEHAVIOUR_RESIDENTS = 200
+
+
+@dataclass
+class Decision:
+    model: str
+    version: str
+    promoted: bool
+    reasons: list[str] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
+    previous_champion: str | None = None
+
+    def summary(self) -> str:
+        head = (f"{self.model} v{self.version} -> @{CHAMPION}" if self.promoted
+                else f"{self.model} v{self.version} -> @{CHALLENGER} (not promoted)")
+        return "\n".join([head, *[f"  - {r}" for r in self.reasons]])
+
+
+# --------------------------------------------------------------------------------------------
+# behavioural tests on a handful of residents at the last test as-of date
+# --------------------------------------------------------------------------------------------
+
+
+def _subset(history: History, ids: set[str]) -> History:
+    tables = {}
+    for name, df in history.tables().items():
+        tables[name] = df[df["resident_id"].astype(str).isin(ids)].copy() if df is not None else None
+    return History(**tables)
+
+
+def _renamed(history: History, prefix: str = "ZZ") -> History:
+    tables = {}
+    for name, df in history.tables().items():
+        if df is None:
+            tables[name] = None
+            continue
+        out = df.copy()
+        out["resident_id"] = (prefix + out["resident_id"].astype(str)).astype("str")
+        tables[name] = out
+    return History(**tables)
+
+
+def _scores(loaded: LoadedModel, history: History, as_of) -> pd.Series:
+    feats = build_features(history, [as_of])
+    p = RISK_MODELS[loaded.name].predict_proba(loaded, feats)
+    return pd.Series(p, index=feats["resident_id"].astype(str).to_numpy())
+
+
+def behaviour_checks(loaded: LoadedModel, history: History, as_of, residents: list[str],
+                     tolerance: float) -> dict[str, dict[str, Any]]:
+    """Run the invariance and direction tests; each result has `passed` and the numbers."""
+    as_of = pd.Timestamp(as_of)
+    sub = _subset(history, set(residents))
+    before = _scores(loaded, sub, as_of)
+    out: dict[str, dict[str, Any]] = {}
+
+    renamed = _scores(loaded, _renamed(sub), as_of)
+    renamed.index = [i.removeprefix("ZZ") for i in renamed.index]
+    diff = float(np.max(np.abs(renamed.reindex(before.index).to_numpy() - before.to_numpy())))
+    out["resident_id_invariance"] = {"passed": diff < 1e-9, "max_abs_change": diff}
+
+    if loaded.name == "fall_risk":
+        ev_cols = sub.events.columns
+        extra = pd.DataFrame({"resident_id": before.index.astype(str),
+                              "date": as_of - pd.Timedelta(days=3), "type": "fall", "injury": False})
+        events = pd.concat([sub.events, extra[[c for c in ev_cols if c in extra.columns]]],
+                           ignore_index=True)
+        events["resident_id"] = events["resident_id"].astype("str")
+        after = _scores(loaded, History(**{**sub.tables(), "events": events}), as_of)
+        change = after.reindex(before.index).to_numpy() - before.to_numpy()
+        wrong = float(np.mean(change < -1e-9))
+        out["recent_fall_raises_risk"] = {
+            "passed": bool(change.mean() > 0 and wrong <= tolerance),
+            "mean_change": float(change.mean()), "share_lowered": wrong, "residents": len(change),
+        }
+    if loaded.name == "isolation":
+        vis_cols = sub.visits.columns if sub.visits is not None else ["resident_id", "date", "source", "hours"]
+        extra = pd.concat([
+            pd.DataFrame({"resident_id": before.index.astype(str), "date": as_of - pd.Timedelta(days=d),
+                          "source": "family", "hours": 2.0, "kind": "companionship"})
+            for d in (2, 5, 9)
+        ], ignore_index=True)
+        base_visits = sub.visits if sub.visits is not None else extra.iloc[:0][list(vis_cols)]
+        visits = pd.concat([base_visits, extra[[c for c in vis_cols if c in extra.columns]]],
+                           ignore_index=True)
+        visits["resident_id"] = visits["resident_id"].astype("str")
+        after = _scores(loaded, History(**{**sub.tables(), "visits": visits}), as_of)
+        change = after.reindex(before.index).to_numpy() - before.to_numpy()
+        wrong = float(np.mean(change > 1e-9))
+        out["more_visits_do_not_raise_risk"] = {
+            "passed": bool(change.mean() <= 1e-9 and wrong <= tolerance),
+            "mean_change": float(change.mean()), "share_raised": wrong, "residents": len(change),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the gate
+# --------------------------------------------------------------------------------------------
+
+
+def _test_dates(window: str) -> pd.DatetimeIndex:
+    first, last = (pd.Timestamp(x) for x in window.split(","))
+    return pd.date_range(first, last, freq="7D")
+
+
+def _champion(name: str, tracking_uri: str, new_version: str) -> tuple[LoadedModel | None, str | None, str]:
+    current = alias_version(tracking_uri, name, CHAMPION)
+    if current is None or current == new_version:
+        return None, current, "" if current is None else "already champion"
+    try:
+        return check_schema(load_version(name, tracking_uri, version=current)), current, ""
+    except ChampionError as exc:
+        return None, current, str(exc)
+
+
+def gate_risk(name: str, version: str, tracking_uri: str, margins: PromotionMargins,
+              history_dir: str | None) -> Decision:
+    d = Decision(name, version, False)
+    new = load_version(name, tracking_uri, version=version)
+    try:
+        check_schema(new, alias=f"v{version}")
+    except ChampionError as exc:
+        d.reasons.append(str(exc))
+        return d
+    mv, run = run_of(tracking_uri, name, version)
+    history_dir = history_dir or run.data.tags.get("history_dir")
+    window = run.data.tags.get("test_window")
+    if not history_dir or not Path(history_dir).exists():
+        d.reasons.append(f"history {history_dir!r} of the run is not available; pass --history")
+        return d
+    history = load_history(history_dir)
+    dates = _test_dates(window)
+    rows = attach_labels(name, history, build_features(history, dates))
+    rows = rows[rows["label"].notna()].reset_index(drop=True)
+    y = rows["label"].to_numpy(int)
+    spec = RISK_MODELS[name]
+    p_new = spec.predict_proba(new, rows)
+    m_new = ev.binary_metrics(y, p_new)
+    base_auroc = run.data.metrics.get("test_baseline_auroc")
+    base_brier = run.data.metrics.get("test_baseline_brier")
+    d.checks["test_window"] = window
+    d.checks["new"] = m_new
+    d.checks["baseline"] = {"auroc": base_auroc, "brier": base_brier}
+    ok = True
+    need = margins.fall_risk_auroc_over_baseline if name == "fall_risk" else margins.isolation_auroc_over_baseline
+    if m_new["auroc"] is None or base_auroc is None:
+        ok = False
+        d.reasons.append("AUROC undefined on the test window (one class only)")
+    elif m_new["auroc"] < base_auroc + need:
+        ok = False
+        d.reasons.append(f"AUROC {m_new['auroc']:.3f} is not >= baseline {base_auroc:.3f} + {need:.2f}")
+    else:
+        d.reasons.append(f"AUROC {m_new['auroc']:.3f} >= baseline {base_auroc:.3f} + {need:.2f}")
+    if name == "isolation" and base_brier is not None:
+        if m_new["brier"] > base_brier - margins.isolation_brier_under_baseline:
+            ok = False
+            d.reasons.append(f"Brier {m_new['brier']:.4f} is not below baseline {base_brier:.4f}")
+        else:
+            d.reasons.append(f"Brier {m_new['brier']:.4f} < baseline {base_brier:.4f}")
+
+    champ, champ_version, note = _champion(name, tracking_uri, version)
+    d.previous_champion = champ_version
+    if champ is not None:
+        m_ch = ev.binary_metrics(y, spec.predict_proba(champ, rows))
+        d.checks["champion"] = {"version": champ_version, **m_ch}
+        if m_ch["auroc"] is not None and m_new["auroc"] is not None and \
+                m_new["auroc"] <= m_ch["auroc"] + margins.auroc_over_champion:
+            ok = False
+            d.reasons.append(f"AUROC {m_new['auroc']:.3f} does not beat champion v{champ_version} "
+                             f"({m_ch['auroc']:.3f}) by more than {margins.auroc_over_champion:.3f}")
+        else:
+            d.reasons.append(f"beats champion v{champ_version} (AUROC {m_ch['auroc']:.3f})")
+    elif note:
+        d.reasons.append(f"current champion v{champ_version} cannot be compared: {note}")
+
+    last = dates[-1]
+    ids = sorted(rows.loc[rows["as_of_date"] == last, "resident_id"].astype(str).unique())
+    rng = np.random.default_rng(0)
+    ids = list(rng.choice(ids, size=min(BEHAVIOUR_RESIDENTS, len(ids)), replace=False)) if ids else []
+    behaviour = behaviour_checks(new, history, last, ids, margins.behaviour_tolerance)
+    d.checks["behaviour"] = behaviour
+    for test, res in behaviour.items():
+        if not res["passed"]:
+            ok = False
+        d.reasons.append(f"behaviour {test}: {'passed' if res['passed'] else 'FAILED'} "
+                         f"({', '.join(f'{k}={v:.4g}' for k, v in res.items() if isinstance(v, float))})")
+    d.promoted = ok
+    return d
+
+
+def gate_demand(version: str, tracking_uri: str, margins: PromotionMargins,
+                history_dir: str | None) -> Decision:
+    name = "demand"
+    d = Decision(name, version, False)
+    new = load_version(name, tracking_uri, version=version)
+    try:
+        check_schema(new, alias=f"v{version}")
+    except ChampionError as exc:
+        d.reasons.append(str(exc))
+        return d
+    mv, run = run_of(tracking_uri, name, version)
+    history_dir = history_dir or run.data.tags.get("history_dir")
+    if not history_dir or not Path(history_dir).exists():
+        d.reasons.append(f"history {history_dir!r} of the run is not available; pass --history")
+        return d
+    panel = count_panel(history_counts(history_dir))
+    test_days = int(float(run.data.params.get("backtest.test_days", BacktestConfig().test_days)))
+    step = int(float(run.data.params.get("backtest.step", BacktestConfig().step)))
+    cfg = BacktestConfig(test_days=test_days, step=step)
+    bt, _ = rolling_origin(panel, config=cfg, loaded=new)
+    d.checks["new"] = {k: v for k, v in bt.items() if k != "per_horizon"}
+    ok = True
+    limit = (1 - margins.demand_wape_under_naive) * bt["wape_naive"]
+    if bt["wape"] <= limit:
+        d.reasons.append(f"WAPE {bt['wape']:.3f} <= {1 - margins.demand_wape_under_naive:.2f} x naive {bt['wape_naive']:.3f}")
+    else:
+        ok = False
+        d.reasons.append(f"WAPE {bt['wape']:.3f} is not {margins.demand_wape_under_naive:.0%} below naive {bt['wape_naive']:.3f}")
+    gap = abs(bt["coverage"] - bt["nominal_coverage"])
+    if gap <= margins.demand_coverage_tolerance:
+        d.reasons.append(f"interval coverage {bt['coverage']:.3f} near nominal {bt['nominal_coverage']:.2f}")
+    else:
+        ok = False
+        d.reasons.append(f"interval coverage {bt['coverage']:.3f} is off nominal {bt['nominal_coverage']:.2f} by more than {margins.demand_coverage_tolerance:.2f}")
+    champ, champ_version, note = _champion(name, tracking_uri, version)
+    d.previous_champion = champ_version
+    if champ is not None:
+        bt_ch, _ = rolling_origin(panel, config=cfg, loaded=champ)
+        d.checks["champion"] = {"version": champ_version, **{k: v for k, v in bt_ch.items() if k != "per_horizon"}}
+        if bt["wape"] >= bt_ch["wape"] - margins.wape_under_champion:
+            ok = False
+            d.reasons.append(f"WAPE {bt['wape']:.3f} does not beat champion v{champ_version} ({bt_ch['wape']:.3f})")
+        else:
+            d.reasons.append(f"beats champion v{champ_version} (WAPE {bt_ch['wape']:.3f})")
+    elif note:
+        d.reasons.append(f"current champion v{champ_version} cannot be compared: {note}")
+    # behaviour: renaming series changes nothing; forecasts are finite and non-negative
+    from models.demand import forecast
+
+    counts = pd.DataFrame({
+        "series_id": np.repeat(panel.series, len(panel.dates)),
+        "date": np.tile(panel.dates, len(panel.series)),
+        "count": panel.values.T.reshape(-1),
+    }).dropna()
+    f1 = forecast(new, counts, 14)
+    f2 = forecast(new, counts.assign(series_id="ZZ" + counts["series_id"]), 14)
+    f2["series_id"] = f2["series_id"].str.removeprefix("ZZ")
+    f2 = f2.set_index(["series_id", "date"]).reindex(f1.set_index(["series_id", "date"]).index)
+    diff = float(np.max(np.abs(f2["forecast"].to_numpy() - f1["forecast"].to_numpy())))
+    sane = bool(np.isfinite(f1[["forecast", "lower", "upper"]]).all().all()
+                and (f1["lower"] >= 0).all() and (f1["lower"] <= f1["forecast"] + 1e-9).all()
+                and (f1["forecast"] <= f1["upper"] + 1e-9).all())
+    d.checks["behaviour"] = {"series_id_invariance": {"passed": diff < 1e-9, "max_abs_change": diff},
+                             "bounds_ordered_and_non_negative": {"passed": sane}}
+    for test, res in d.checks["behaviour"].items():
+        ok = ok and res["passed"]
+        d.reasons.append(f"behaviour {test}: {'passed' if res['passed'] else 'FAILED'}")
+    d.promoted = ok
+    return d
+
+
+def promote(model: str, tracking_uri: str, version: str | None = None,
+            history_dir: str | None = None, params: TrainParams | None = None) -> Decision:
+    """Decide, move the aliases, and log the decision to the version's run."""
+    name = model_name(model)
+    params = params or TrainParams()
+    version = str(version) if version is not None else latest_version(tracking_uri, name)
+    if name == "demand":
+        d = gate_demand(version, tracking_uri, params.promotion, history_dir)
+    else:
+        d = gate_risk(name, version, tracking_uri, params.promotion, history_dir)
+    if d.promoted:
+        set_alias(tracking_uri, name, CHAMPION, version)
+        if alias_version(tracking_uri, name, CHALLENGER) == version:
+            delete_alias(tracking_uri, name, CHALLENGER)
+    else:
+        set_alias(tracking_uri, name, CHALLENGER, version)
+    _, run = run_of(tracking_uri, name, version)
+    log_to_run(tracking_uri, run.info.run_id,
+               tags={"promotion": "champion" if d.promoted else "challenger"},
+               json_artifacts={"promotion.json": {"promoted": d.promoted, "reasons": d.reasons,
+                                                  "checks": d.checks,
+                                                  "previous_champion": d.previous_champion}})
+    return d
