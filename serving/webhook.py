@@ -20,6 +20,7 @@ import json
 import logging
 import random
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -155,3 +156,12 @@ class WebhookDeliverer:
         if self._thread is not None:
             self._thread.join(timeout_s)
         self._client.close()
+
+
+def deliverer_from_env(store: TimeBankStore, env: Mapping[str, str]) -> WebhookDeliverer | None:
+    """A deliverer for `TWINCARE_WEBHOOK_URL` (signed with `TWINCARE_WEBHOOK_SECRET` if set),
+    or None when no URL is configured. Start it with `.start()`, end it with `.stop()`."""
+    url = (env.get("TWINCARE_WEBHOOK_URL") or "").strip()
+    if not url:
+        return None
+    return WebhookDeliverer(store, WebhookConfig(url=url, secret=env.get("TWINCARE_WEBHOOK_SECRET") or None))

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from serving.webhook import WebhookConfig, WebhookDeliverer, backoff_delay
+from serving.webhook import WebhookConfig, WebhookDeliverer, backoff_delay, deliverer_from_env
 from tests.serving.conftest import make_spec
 
 
@@ -156,3 +156,10 @@ def test_backoff_doubles_and_is_capped():
     assert [backoff_delay(n, cfg) for n in (1, 2, 3, 4, 5, 6, 7)] == [1, 2, 4, 8, 16, 30, 30]
     with pytest.raises(ValueError, match="http"):
         WebhookConfig(url="ftp://example/x")
+
+
+def test_deliverer_from_env_is_optional(sqlite_store):
+    assert deliverer_from_env(sqlite_store, {}) is None
+    d = deliverer_from_env(sqlite_store, {"TWINCARE_WEBHOOK_URL": "http://127.0.0.1:9/h", "TWINCARE_WEBHOOK_SECRET": "x"})
+    assert d.config.url == "http://127.0.0.1:9/h" and d.config.secret == "x"
+    d.stop()
