@@ -9,6 +9,7 @@ never more than one active task per resident and reason, and a retried write cha
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
@@ -36,6 +37,7 @@ ops = st.one_of(
     st.tuples(st.just("complete"), st.integers(0, 9), st.sampled_from(VOLUNTEERS)),
     st.tuples(st.just("cancel"), st.integers(0, 9)),
     st.tuples(st.just("retry"), st.integers(0, 30)),
+    st.tuples(st.just("expire"), st.integers(0, 3)),
 )
 
 
@@ -70,6 +72,9 @@ def _run(store: TimeBankStore, sequence) -> None:
                 else:
                     getattr(store, w[0])(*w[1], idempotency_key=w[2])
                 assert _counts(store) == before and store.balances() == balances
+            elif kind == "expire":
+                # make_spec's tasks fall due on 2026-03-04; days 0-1 expire nothing, 2-3 all
+                store.expire_overdue(today=date(2026, 3, 3 + op[1]))
             elif task_ids:
                 tid = task_ids[op[1] % len(task_ids)]
                 if kind == "claim":

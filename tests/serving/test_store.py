@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -27,7 +26,7 @@ from serving.store import (
     open_store,
     tasks_table,
 )
-from tests.serving.conftest import make_spec
+from tests.serving.conftest import make_spec, reset
 from twin.schema import TABLES, validate
 from twin.store import HistoryStore
 
@@ -374,10 +373,15 @@ _WORKER = textwrap.dedent(
 )
 
 
-def test_sigkill_mid_write_loses_no_acknowledged_op_and_ledger_sums_to_zero(tmp_path):
-    db = tmp_path / "timebank.db"
-    url = f"sqlite:///{db}"
-    TimeBankStore(url).close()
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sigkill_mid_write_loses_no_acknowledged_op_and_ledger_sums_to_zero(backend, tmp_path, request):
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'timebank.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    s = TimeBankStore(url)
+    reset(s)
+    s.close()
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen(
         [sys.executable, "-c", _WORKER, url], stdout=subprocess.PIPE, text=True, env=env
@@ -397,18 +401,21 @@ def test_sigkill_mid_write_loses_no_acknowledged_op_and_ledger_sums_to_zero(tmp_
     status = {t.task_id: t.status for t in s.list_tasks(status=None, limit=500).tasks}
     assert all(status[t] == "completed" for t in acked)
     assert sum(s.balance_minutes().values()) == 0
-    with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        unbalanced = raw.execute(
+    with s.engine.connect() as conn:
+        unbalanced = conn.execute(sa.text(
             "SELECT transfer_id FROM ledger_movements GROUP BY transfer_id HAVING SUM(amount_minutes) != 0"
-        ).fetchall()
+        )).all()
         assert unbalanced == []
+        if backend == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
     # every completion is whole: status, transfer, visit record and event together or not at all
     paid = {m.task_id for m in s.movements()}
     visits = set(s.pending_visits()["visit_id"])
     events = {e.task_id for e in s.events() if e.event_type == "task.completed"}
     completed = {t for t, st in status.items() if st == "completed"}
     assert completed == paid == visits == events
+    s.close()
+
 
 
 def test_reasons_with_numpy_numbers_and_nan_are_stored_as_plain_json(store):
