@@ -14,6 +14,16 @@ Write rules the service relies on:
 
 Errors are typed (`NotFound`, `Conflict`, `Forbidden`, `InvalidInput`) and carry `.status`
 (404/409/403/422) so the service can map them without knowing each case.
+
+At a glance (`store = open_store(config.store_url)`; every write takes `idempotency_key=` and
+an optional `actor=` principal that the audit log records):
+    open_task(TaskSpec) -> OpenResult(task, created, replayed)   (usually via serving.actions)
+    claim_task(task_id, volunteer_id) / complete_task(task_id, volunteer_id)
+    cancel_task(task_id, note=) / expire_overdue(today=)        -> Task / list[Task]
+    list_open_tasks(grid_id=, limit=, cursor=) / list_tasks(status=, resident_id=, ...) -> TaskPage
+    get_task, active_task_for, balances, balance, movements, transfer
+    flush_visits(HistoryStore) -> int; record_scores, score_history, latest_scores
+    record_audit, audit_log; ping, close; tasks_frame / ledger_frame (twin schema frames)
 """
 
 from __future__ import annotations
@@ -1255,7 +1265,8 @@ class TimeBankStore:
     def latest_scores(
         self, model: str, *, band: str | None = None, grid_ids: Sequence[str] | None = None, limit: int = 100
     ) -> list[ScoreRecord]:
-        """The latest score of each resident for `model`, highest probability first."""
+        """The most recently recorded score of each resident for `model`, highest probability
+        first (the care managers' ranked at-risk list)."""
         latest = (
             sa.select(sa.func.max(scores_table.c.id))
             .where(scores_table.c.model == model)
