@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 from datetime import date
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -382,7 +383,7 @@ def test_sigkill_mid_write_loses_no_acknowledged_op_and_ledger_sums_to_zero(back
     s = TimeBankStore(url)
     reset(s)
     s.close()
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen(
         [sys.executable, "-c", _WORKER, url], stdout=subprocess.PIPE, text=True, env=env
     )
