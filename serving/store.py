@@ -19,7 +19,8 @@ At a glance (`store = open_store(config.store_url)`; every write takes `idempote
 an optional `actor=` principal that the audit log records):
     open_task(TaskSpec) -> OpenResult(task, created, replayed)   (usually via serving.actions)
     claim_task(task_id, volunteer_id) / complete_task(task_id, volunteer_id)
-    cancel_task(task_id, note=) / expire_overdue(today=)        -> Task / list[Task]
+    cancel_task(task_id, note=)  -> Task (`.replayed` True for a retried key)
+    expire_overdue(today=)       -> list[Task]
     list_open_tasks(grid_id=, limit=, cursor=) / list_tasks(status=, resident_id=, ...) -> TaskPage
     get_task, active_task_for, balances, balance, movements, transfer
     flush_visits(HistoryStore) -> int; record_scores, score_history, latest_scores
@@ -39,7 +40,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -321,9 +322,12 @@ class Task:
     reasons: list[dict]
     explanation: str
     details: dict
+    # True when this came back from a retried write (the stored response); not part of the task
+    replayed: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
+        d.pop("replayed")
         for k in ("created_at", "due_date", "completed_at", "claimed_at", "closed_at", "as_of"):
             d[k] = _iso(d[k])
         return d
@@ -835,9 +839,9 @@ class TimeBankStore:
                         {"task_id": task_id, "volunteer_id": volunteer_id}, now)
             return task.to_dict()
 
-        d, _ = self._write("claim_task", idempotency_key,
-                        {"task_id": task_id, "volunteer_id": volunteer_id}, body)
-        return Task.from_dict(d)
+        d, replayed = self._write("claim_task", idempotency_key,
+                                  {"task_id": task_id, "volunteer_id": volunteer_id}, body)
+        return replace(Task.from_dict(d), replayed=replayed)
 
     def complete_task(
         self, task_id: str, volunteer_id: str, *, idempotency_key: str, actor: Actor | None = None
@@ -884,9 +888,9 @@ class TimeBankStore:
                         {"task_id": task_id, "volunteer_id": volunteer_id, "credits": task.credits}, now)
             return task.to_dict()
 
-        d, _ = self._write("complete_task", idempotency_key,
-                        {"task_id": task_id, "volunteer_id": volunteer_id}, body)
-        return Task.from_dict(d)
+        d, replayed = self._write("complete_task", idempotency_key,
+                                  {"task_id": task_id, "volunteer_id": volunteer_id}, body)
+        return replace(Task.from_dict(d), replayed=replayed)
 
     def cancel_task(
         self, task_id: str, *, idempotency_key: str, note: str = "", actor: Actor | None = None
@@ -905,8 +909,8 @@ class TimeBankStore:
             self._audit(conn, actor, "task.cancel", task.resident_id, {"task_id": task_id, "note": note}, now)
             return task.to_dict()
 
-        d, _ = self._write("cancel_task", idempotency_key, {"task_id": task_id, "note": note}, body)
-        return Task.from_dict(d)
+        d, replayed = self._write("cancel_task", idempotency_key, {"task_id": task_id, "note": note}, body)
+        return replace(Task.from_dict(d), replayed=replayed)
 
     def expire_overdue(
         self, *, today: date | None = None, idempotency_key: str | None = None, actor: Actor | None = None

@@ -145,8 +145,11 @@ def test_retried_writes_with_the_same_key_change_nothing(store, clock):
 
     again = _open(store, key="k-open")
     assert again.replayed and again.task == first.task and again.created
-    assert store.claim_task(first.task.task_id, "V1", idempotency_key="k-claim") == claimed
-    assert store.complete_task(first.task.task_id, "V1", idempotency_key="k-done") == done
+    assert not claimed.replayed and not done.replayed
+    again_claim = store.claim_task(first.task.task_id, "V1", idempotency_key="k-claim")
+    again_done = store.complete_task(first.task.task_id, "V1", idempotency_key="k-done")
+    assert again_claim == claimed and again_claim.replayed
+    assert again_done == done and again_done.replayed and again_done.to_dict() == done.to_dict()
     assert _snapshot(store) == before and store.balances() == balances
 
 
