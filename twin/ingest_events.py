@@ -450,7 +450,8 @@ def casas_activations(events: pd.DataFrame, sensor_map: dict[str, str], cfg: Sen
     for sensor, grp in switching.groupby("sensor", sort=True):
         role = grp["role"].iat[0]
         on_at: float | None = None
-        for line, state, ts in zip(grp["line"], grp["state"], _seconds(grp["time"]), strict=True):
+        for line, state, ts in zip(grp["line"].to_numpy().tolist(), grp["state"].to_numpy(dtype=object).tolist(),
+                                   _seconds(grp["time"]).tolist(), strict=True):
             if state == "on":
                 if on_at is None:
                     on_at = ts
@@ -545,9 +546,9 @@ def _union(spans) -> Spans:
 
 def _slice(spans: Spans, lo: float, hi: float) -> Spans:
     """The parts of a sorted disjoint list inside [lo, hi)."""
-    i = _first_end_after(spans, lo)
     out: Spans = []
-    for a, b in spans[i:]:
+    for k in range(_first_end_after(spans, lo), len(spans)):
+        a, b = spans[k]
         if a >= hi:
             break
         a, b = max(a, lo), min(b, hi)
