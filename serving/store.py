@@ -24,7 +24,7 @@ an optional `actor=` principal that the audit log records):
     list_open_tasks(grid_id=, limit=, cursor=) / list_tasks(status=, resident_id=, ...) -> TaskPage
     get_task, active_task_for, balances, balance, movements, transfer
     flush_visits(HistoryStore) -> int; record_scores, score_history, latest_scores
-    record_audit, audit_log; ping, close; tasks_frame / ledger_frame (twin schema frames)
+    record_audit, audit_log; ping, close, prune; tasks_frame / ledger_frame (twin schema frames)
 """
 
 from __future__ import annotations
@@ -1186,6 +1186,27 @@ class TimeBankStore:
                 .where(webhook_outbox_table.c.event_id == event_id)
                 .values(attempts=attempts, next_attempt_at=next_attempt_at, last_error=error[:500])
             )
+
+    def prune(self, before: datetime) -> dict[str, int]:
+        """Forget delivered webhook events, flushed visit records and idempotency keys created
+        before `before` (a retention window, e.g. 30 days). A key older than that is no longer
+        recognised as a retry. Tasks, movements, audit rows and scores are never pruned."""
+        with self._engine.begin() as conn:
+            events = conn.execute(
+                webhook_outbox_table.delete().where(
+                    webhook_outbox_table.c.delivered_at.is_not(None),
+                    webhook_outbox_table.c.created_at < before,
+                )
+            ).rowcount
+            visits = conn.execute(
+                visit_outbox_table.delete().where(
+                    visit_outbox_table.c.flushed_at.is_not(None), visit_outbox_table.c.created_at < before
+                )
+            ).rowcount
+            keys = conn.execute(
+                idempotency_table.delete().where(idempotency_table.c.created_at < before)
+            ).rowcount
+        return {"webhook_events": events, "visits": visits, "idempotency_keys": keys}
 
     # -- audit -----------------------------------------------------------------------------------
 

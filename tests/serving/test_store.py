@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -361,7 +361,7 @@ def test_sqlite_store_is_wal_with_durable_commits(tmp_path):
 _WORKER = textwrap.dedent(
     """
     import sys
-    from datetime import date
+    from datetime import date, timedelta
     from serving.store import TaskSpec, TimeBankStore
     s = TimeBankStore(sys.argv[1])
     i = 0
@@ -431,3 +431,17 @@ def test_reasons_with_numpy_numbers_and_nan_are_stored_as_plain_json(store):
     assert store.get_task(t.task_id).reasons == [
         {"feature": "steps_7d", "contribution": 0.25, "value": None, "rank": 1}
     ]
+
+
+def test_prune_forgets_only_finished_outbox_rows_and_old_keys(store, clock, tmp_path):
+    t = _open(store, key="k-old").task
+    store.claim_task(t.task_id, "V1", idempotency_key="c-old")
+    store.complete_task(t.task_id, "V1", idempotency_key="d-old")
+    store.flush_visits(HistoryStore(tmp_path / "history"))
+    clock.advance(days=40)
+    fresh = _open(store, "R2", key="k-new").task  # its event is not delivered: kept
+    out = store.prune(clock() - timedelta(days=30))
+    assert out == {"webhook_events": 0, "visits": 1, "idempotency_keys": 3}
+    assert [e.task_id for e in store.events()] == [t.task_id] * 3 + [fresh.task_id]
+    assert store.balances() == {FUND_ACCOUNT: -2.25, "volunteer:V1": 2.25}
+    assert _open(store, "R2", key="k-new").replayed
