@@ -417,6 +417,13 @@ def empty_frame(schema: TableSchema | str) -> pd.DataFrame:
     return pd.DataFrame({c.name: pd.Series([], dtype=_empty_dtype(c)) for c in schema.columns})
 
 
+def _all_null_dtype(col: Column, *, empty: bool) -> str:
+    """Dtype of a column with no values: nulls need float64 for ints and `boolean` for bools."""
+    if empty:
+        return _empty_dtype(col)
+    return {"int": "float64", "bool": "boolean"}.get(col.kind, _PANDAS_DTYPES[col.kind])
+
+
 def _empty_dtype(col: Column) -> str:
     if col.nullable and col.kind == "int":
         return "float64"
@@ -448,6 +455,8 @@ def _all_python_type(s: pd.Series, types: tuple[type, ...]) -> bool:
 def _conform_column(s: pd.Series, col: Column) -> pd.Series | None:
     """The column cast to its canonical dtype, or None when the cast would change a value."""
     k = col.kind
+    if not s.notna().any() and getattr(s.dtype, "tz", None) is None:
+        return s.astype(_all_null_dtype(col, empty=len(s) == 0))  # nothing to lose
     if k in ("date", "datetime"):
         if pd.api.types.is_datetime64_any_dtype(s):
             if getattr(s.dtype, "tz", None) is not None:

@@ -259,3 +259,19 @@ class TestConformCastsOnlyWhereExact:
         df = valid_frames()["tasks"].assign(extra=1)
         out = conform(df, "tasks")
         assert len(out) == len(df) and list(out.columns) == list(df.columns)
+
+
+def test_columns_without_values_take_their_canonical_dtype():
+    tasks = pd.DataFrame({c: [] for c in TABLES["tasks"].column_names})  # empty lists are float64
+    assert validate(conform(tasks, "tasks"), TABLES["tasks"]).ok
+    df = valid_frames()["tasks"]
+    df["volunteer_id"] = [None, None]
+    df["completed_at"] = [None, None]
+    out = conform(df, "tasks")
+    assert pd.api.types.is_string_dtype(out["volunteer_id"]) and out["completed_at"].dtype == "datetime64[ns]"
+    assert validate(out, TABLES["tasks"]).ok
+    res = valid_frames()["residents"]
+    res["walking_aid"] = [None, None]  # never turned into False
+    out = conform(res, "residents")
+    assert out["walking_aid"].isna().all()
+    assert only(validate(out, TABLES["residents"]), "null in a required column").count == 2
