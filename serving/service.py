@@ -22,6 +22,9 @@ from serving.scoring import BadFeatures, rows_to_features
 
 log = logging.getLogger("twincare.serving")
 
+MIN_FORECAST_DAYS = 28
+"""Days of supplied counts a series needs: the forecaster's longest recent window."""
+
 
 @cache
 def _metrics():
@@ -160,6 +163,15 @@ class TwinCare:
             counts = pd.DataFrame([c.model_dump() for c in request.counts])
             counts["date"] = pd.to_datetime(counts["date"]).astype("datetime64[ns]")
             counts["series_id"] = counts["series_id"].astype("str")
+            days = counts.groupby("series_id")["date"].nunique()
+            short = days[days < MIN_FORECAST_DAYS]
+            if len(short):
+                shown = ", ".join(f"{s} ({n} days)" for s, n in short.head(10).items())
+                return _error(
+                    ctx, 422,
+                    f"cannot forecast these counts: each series needs at least {MIN_FORECAST_DAYS} "
+                    f"days of history; too short: {shown}",
+                )
         else:
             stored = rt.online.counts()
             if request.series_ids is not None:
