@@ -34,22 +34,22 @@ def _client(scheduler: str | None):
 
 def build_features_dask(history: History, pairs: pd.DataFrame, n_parts: int, scheduler: str | None) -> pd.DataFrame:
     """Feature rows for `pairs`, computed on a Dask cluster (LocalCluster unless `scheduler`)."""
-    import dask
     import dask.dataframe as dd
 
     parts = split_by_resident(history, pairs, n_parts)
     names = tuple(n for n, df in history.tables().items() if df is not None)
     absent = tuple(n for n, df in history.tables().items() if df is None)
 
-    def collection(pieces: list[pd.DataFrame]) -> dd.DataFrame:
-        meta = pieces[0].iloc[:0]
-        return dd.from_delayed([dask.delayed(p) for p in pieces], meta=meta, verify_meta=False)
-
-    pairs_dd = collection([p for _, p in parts])
-    tables_dd = [collection([getattr(h, n) for h, _ in parts]) for n in names]
-    out = dd.map_partitions(
-        _partition_task, pairs_dd, *tables_dd, names=names, absent=absent,
-        meta=empty_features(), align_dataframes=False,
-    )
     with _client(scheduler) as client:
+        # Ship each piece to the cluster once (futures), rather than embedding it in the graph.
+        def collection(pieces: list[pd.DataFrame]) -> dd.DataFrame:
+            meta = pieces[0].iloc[:0]
+            return dd.from_delayed(client.scatter(pieces), meta=meta, verify_meta=False)
+
+        pairs_dd = collection([p for _, p in parts])
+        tables_dd = [collection([getattr(h, n) for h, _ in parts]) for n in names]
+        out = dd.map_partitions(
+            _partition_task, pairs_dd, *tables_dd, names=names, absent=absent,
+            meta=empty_features(), align_dataframes=False,
+        )
         return client.compute(out).result()

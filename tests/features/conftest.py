@@ -18,9 +18,11 @@ def table(name: str, rows: list[dict]) -> pd.DataFrame:
     if not rows:
         return empty_frame(schema)
     df = pd.DataFrame(rows)
-    for c in schema.column_names:
-        if c not in df.columns:
-            df[c] = None
+    for col in schema.columns:
+        if col.name not in df.columns:
+            df[col.name] = None
+        if col.kind in ("float", "int"):
+            df[col.name] = pd.to_numeric(df[col.name].astype("object").where(df[col.name].notna(), np.nan))
     df = conform(df[schema.column_names], schema)
     return require_valid(df, schema)
 
