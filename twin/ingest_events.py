@@ -220,6 +220,7 @@ class EventIngestion:
     sensor_days: pd.DataFrame
     report: EventLogReport
     annotations: pd.DataFrame
+    coverage: pd.DataFrame  # per day with a row: hours observed and whether the day was partial
 
 
 # ---------------------------------------------------------------------------------------------
@@ -649,12 +650,14 @@ def _bouts_of(acts: pd.DataFrame, roles) -> tuple[np.ndarray, np.ndarray]:
 
 
 def aggregate_sensor_days(acts: pd.DataFrame, times: np.ndarray, is_door: np.ndarray, sensor_map: dict[str, str],
-                          resident_id: str, cfg: SensorDayConfig, rep: EventLogReport) -> pd.DataFrame:
-    """Activations and event times -> one sensor_days row per day that has events."""
+                          resident_id: str, cfg: SensorDayConfig, rep: EventLogReport) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Activations and event times -> one sensor_days row per day that has events, and each
+    day's coverage (date, observed_hours, partial)."""
     cols = SENSOR_DAYS.column_names
     if not len(times):
-        return pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols}).astype(
+        empty = pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols}).astype(
             {"resident_id": "str", "date": "datetime64[ns]"})
+        return empty, _coverage_frame([])
     order = np.argsort(times, kind="stable")
     times, is_door = times[order], is_door[order]
     log_lo, log_hi = float(times[0]), float(times[-1])
@@ -716,6 +719,7 @@ def aggregate_sensor_days(acts: pd.DataFrame, times: np.ndarray, is_door: np.nda
 
     day_ns = np.unique(pd.to_datetime(times * 1e9).normalize().asi8)
     rows = []
+    coverage: list[tuple[pd.Timestamp, float, bool]] = []
     for day_ns_value in day_ns:
         day = pd.Timestamp(int(day_ns_value))
         lo = day_ns_value / 1e9
@@ -725,8 +729,10 @@ def aggregate_sensor_days(acts: pd.DataFrame, times: np.ndarray, is_door: np.nda
         row["date"] = day
         obs_day = _slice(observed, lo, hi)
         seen = _total(obs_day)
-        if seen < 86400.0 - 1e-6:
+        partial = seen < 86400.0 - 1e-6
+        if partial:
             rep.partial_days.append(f"{day.date()} ({seen / 3600:.1f} h observed)")
+        coverage.append((day, seen / 3600, partial))
 
         if has["door"]:
             row["time_out_of_home"] = _total(_slice(_intersect(absences, obs_day), lo, hi)) / 3600
@@ -777,7 +783,12 @@ def aggregate_sensor_days(acts: pd.DataFrame, times: np.ndarray, is_door: np.nda
         first, last = out["date"].iloc[0], out["date"].iloc[-1]
         rep.first_day, rep.last_day = str(first.date()), str(last.date())
         rep.days_without_events = int((last - first).days + 1 - len(out))
-    return out
+    return out, _coverage_frame(coverage)
+
+
+def _coverage_frame(rows: list) -> pd.DataFrame:
+    out = pd.DataFrame(rows, columns=["date", "observed_hours", "partial"])
+    return out.astype({"date": "datetime64[ns]", "observed_hours": "float64", "partial": "bool"})
 
 
 def _intersect(a: Spans, b: Spans) -> Spans:
@@ -836,8 +847,8 @@ def read_event_log(path: str | os.PathLike, fmt: str, sensor_map: dict[str, str]
             intervals = parse_intervals(f, rep)
             annotations = pd.DataFrame(columns=["line", "time", "sensor", "annotation"])
             acts, times, is_door = interval_activations(intervals, sensor_map, cfg, rep)
-    days = aggregate_sensor_days(acts, times, is_door, sensor_map, resident_id, cfg, rep)
-    return EventIngestion(sensor_days=days, report=rep, annotations=annotations)
+    days, coverage = aggregate_sensor_days(acts, times, is_door, sensor_map, resident_id, cfg, rep)
+    return EventIngestion(sensor_days=days, report=rep, annotations=annotations, coverage=coverage)
 
 
 def ingest_events(path: str | os.PathLike, fmt: str, sensor_map: dict[str, str] | str | os.PathLike,

@@ -91,6 +91,8 @@ def test_casas_messy_log_is_cleaned_and_every_oddity_reported():
     assert rep.outages == ["2010-11-10 20:00:30 to 2010-11-13 09:00:00 (61.0 h)"]
     assert rep.days_without_events == 2  # 11 and 12 Nov: no row, not a row of zeros
     assert rep.partial_days == ["2010-11-10 (12.0 h observed)", "2010-11-13 (0.7 h observed)"]
+    assert r.coverage["partial"].tolist() == [True, True]
+    np.testing.assert_allclose(r.coverage["observed_hours"], [(12 * H + 30) / H, 40 / 60], atol=1e-9)  # 08:00-20:00:30, 09:00-09:40
     assert rep.unmeasured["time_out_of_home"] == "the front door sensor never fired"
     text = str(rep)
     for phrase in ("malformed lines skipped: 3", "line 5", "out of time order", "stuck on", "M099", "outages"):
@@ -111,6 +113,7 @@ def test_casas_absences_split_over_midnight_and_long_trips_are_not_outages():
     assert r.report.outages == []  # 51 h from door to door is a trip away
     assert r.report.days_without_events == 1
     assert r.report.partial_days == ["2010-11-20 (16.0 h observed)", "2010-11-24 (20.0 h observed)"]
+    assert r.coverage["partial"].tolist() == [True, False, False, True]
 
 
 def test_intervals_clean_log_with_bed_sensor():
@@ -149,6 +152,12 @@ def test_json_sensor_map_with_role_aliases_gives_the_same_days():
     by_json = read_log("casas_clean.txt", "casas", "home_map.json").sensor_days
     pd.testing.assert_frame_equal(by_csv, by_json)
     assert read_sensor_map(DATA / "home_map.json")["D001"] == "front_door"
+
+
+def test_json_sensor_map_as_an_object(tmp_path):
+    m = tmp_path / "map.json"
+    m.write_text(json.dumps({"sensors": {"M1": "WC", "D1": "entrance", "B1": "bed"}}))
+    assert read_sensor_map(m) == {"M1": "toilet", "D1": "front_door", "B1": "bed"}
 
 
 def test_a_role_missing_from_the_map_gives_nulls_never_zeros(tmp_path):
