@@ -1,0 +1,66 @@
+"""The feature registry: declared once, valid, ordered, fingerprinted."""
+
+from __future__ import annotations
+
+import pytest
+
+from features import registry
+from features.registry import FEATURES, Feature, feature_names, schema_hash
+from twin.schema import FALL_CAUSES, ISOLATION_CAUSES, TABLES
+
+
+def test_every_feature_is_fully_declared():
+    for name, f in FEATURES.items():
+        assert f.name == name
+        assert f.source in TABLES, name
+        assert f.description and f.models, name
+        assert set(f.models) <= {"fall_risk", "isolation"}, name
+        if f.companion:
+            assert f.companion in FEATURES, name
+
+
+def test_model_sets_follow_registry_order_and_measure_their_causes():
+    order = list(FEATURES)
+    for model, causes in (("fall_risk", FALL_CAUSES), ("isolation", ISOLATION_CAUSES)):
+        names = feature_names(model)
+        assert names == sorted(names, key=order.index)
+        assert len(names) <= 75  # kept small: SHAP cost grows with the model
+        measured = {c for n in names for c in FEATURES[n].causes}
+        # Every planted cause of this model has at least one feature that measures it.
+        assert set(causes) <= measured, f"{model}: no feature measures {set(causes) - measured}"
+
+
+def test_deviation_features_have_their_baseline_companion():
+    for model in ("fall_risk", "isolation"):
+        names = set(feature_names(model))
+        for n in names:
+            f = FEATURES[n]
+            if f.family == "deviation":
+                assert f.companion in names and f"{f.basis}_7d" in names
+
+
+def test_schema_hash_is_stable_and_changes_with_the_feature_set(monkeypatch):
+    h = schema_hash("fall_risk")
+    assert h == schema_hash("fall_risk") and h != schema_hash("isolation")
+    changed = dict(FEATURES)
+    first = next(iter(changed))
+    changed[first] = Feature(**{**changed[first].__dict__, "window": "30d"})
+    monkeypatch.setattr(registry, "FEATURES", changed)
+    assert schema_hash("fall_risk") != h
+
+
+def test_demand_features_come_from_the_demand_module():
+    demand = pytest.importorskip("features.demand")
+    assert feature_names("demand") == [f.name for f in demand.DEMAND_FEATURES]
+    assert registry.get_feature(feature_names("demand")[0]).models == ("demand",)
+
+
+def test_bad_declarations_and_names_are_refused():
+    with pytest.raises(ValueError, match="dtype"):
+        Feature("x", "str", "7d", "sensor_days", "x", ("fall_risk",))
+    with pytest.raises(ValueError, match="cause"):
+        Feature("x", "float", "7d", "sensor_days", "x", ("fall_risk",), ("bad_luck",))
+    with pytest.raises(KeyError, match="unknown model"):
+        feature_names("churn")
+    with pytest.raises(KeyError, match="unknown feature"):
+        registry.get_feature("nope")
