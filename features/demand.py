@@ -172,10 +172,14 @@ def count_panel(counts: pd.DataFrame, gaps: str = "missing", end=None) -> CountP
     return CountPanel(dates=dates, series=series, values=values)
 
 
-def _window_mean(cs: np.ndarray, cn: np.ndarray, end_pos: int, width: int):
-    """Mean of known values over rows (end_pos - width, end_pos], per series; NaN if none known."""
+def _window_mean(cs: np.ndarray, cn: np.ndarray, end_pos: np.ndarray, width: int):
+    """Mean of known values over rows (end_pos - width, end_pos] for each origin row and series.
+
+    `end_pos` holds one row position per origin; returns (origins x series) means (NaN where
+    nothing is known) and the number of known days.
+    """
     hi = end_pos + 1
-    lo = max(hi - width, 0)
+    lo = np.maximum(hi - width, 0)
     s = cs[hi] - cs[lo]
     n = cn[hi] - cn[lo]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -226,55 +230,61 @@ def demand_features(
         holidays = public_holidays(first_day, last_day_)
     holiday_set = {pd.Timestamp(d).normalize() for d in holidays}
 
-    frames = []
-    for o_day, o in zip(origin_days, opos, strict=True):
-        oc = min(o, last_row)
-        end = int(oc)
-        mean7, _ = _window_mean(cs, cn, end, 7)
-        mean28, n28 = _window_mean(cs, cn, end, 28)
-        mean91, _ = _window_mean(cs, cn, end, 91)
-        mean365, n365 = _window_mean(cs, cn, end, 365)
-        z28 = cz[oc + 1] - cz[max(oc + 1 - 28, 0)]
+    # counts at positions beyond the data (or before it) are unknown
+    vals_ext = np.vstack([vals, np.full((1, S), np.nan)])  # row -1 -> the NaN row
+
+    def at(pos: np.ndarray) -> np.ndarray:
+        ok = (pos >= 0) & (pos <= last_row)
+        return vals_ext[np.where(ok, pos, len(vals_ext) - 1)]
+
+    oc = np.minimum(opos, last_row)
+    mean7, _ = _window_mean(cs, cn, oc, 7)
+    mean28, n28 = _window_mean(cs, cn, oc, 28)
+    mean91, _ = _window_mean(cs, cn, oc, 91)
+    mean365, n365 = _window_mean(cs, cn, oc, 365)
+    z28 = cz[oc + 1] - cz[np.maximum(oc + 1 - 28, 0)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        zero_share = np.where(n28 > 0, z28 / np.maximum(n28, 1), np.nan)
+    last_day = at(opos)
+    n_o = len(opos)
+    series = np.array(panel.series, dtype=object)
+
+    columns: dict[str, list[np.ndarray]] = {}
+
+    def put(name: str, block: np.ndarray) -> None:
+        columns.setdefault(name, []).append(np.asarray(block).reshape(-1))
+
+    for h in horizons:
+        p = opos + h - 7 * int(np.ceil(h / 7))  # latest same weekday at or before the origin
+        same_last = at(p)
+        stack = np.stack([at(p - 7 * k) for k in range(4)])
+        known_w = (~np.isnan(stack)).sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            zero_share = np.where(n28 > 0, z28 / np.maximum(n28, 1), np.nan)
-        last_day = vals[o] if o <= last_row else np.full(S, np.nan)
-        for h in horizons:
-            p = o + h - 7 * int(np.ceil(h / 7))  # latest same weekday at or before the origin
-            same_last = vals[p] if 0 <= p <= last_row else np.full(S, np.nan)
-            weeks = [q for q in (p, p - 7, p - 14, p - 21) if 0 <= q <= last_row]
-            if weeks:
-                stack = vals[weeks]
-                k = (~np.isnan(stack)).sum(axis=0)
-                same_mean = np.where(k > 0, np.nansum(stack, axis=0) / np.maximum(k, 1), np.nan)
-            else:
-                same_mean = np.full(S, np.nan)
-            target_day = o_day + pd.Timedelta(days=h)
-            t = o + h
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "series_id": panel.series,
-                        "origin": o_day,
-                        "date": target_day,
-                        "demand_last_day": last_day,
-                        "demand_mean_7d": mean7,
-                        "demand_mean_28d": mean28,
-                        "demand_mean_91d": mean91,
-                        "demand_mean_365d": mean365,
-                        "demand_same_weekday_last": same_last,
-                        "demand_same_weekday_mean_4w": same_mean,
-                        "demand_zero_share_28d": zero_share,
-                        "demand_days_known": n365.astype("float64"),
-                        "demand_target_weekday": float(target_day.day_of_week),
-                        "demand_target_month": float(target_day.month),
-                        "demand_horizon": float(h),
-                        "demand_target_holiday": float(target_day in holiday_set),
-                        "count": vals[t] if t < len(vals) else np.full(S, np.nan),
-                    }
-                )
-            )
-    out = pd.concat(frames, ignore_index=True)
+            same_mean = np.where(known_w > 0, np.nansum(stack, axis=0) / np.maximum(known_w, 1), np.nan)
+        target_days = origin_days + pd.Timedelta(days=h)
+        per_origin = np.ones((n_o, S))
+        put("series_id", np.broadcast_to(series, (n_o, S)))
+        put("origin", np.broadcast_to(origin_days.to_numpy()[:, None], (n_o, S)))
+        put("date", np.broadcast_to(target_days.to_numpy()[:, None], (n_o, S)))
+        put("demand_last_day", last_day)
+        put("demand_mean_7d", mean7)
+        put("demand_mean_28d", mean28)
+        put("demand_mean_91d", mean91)
+        put("demand_mean_365d", mean365)
+        put("demand_same_weekday_last", same_last)
+        put("demand_same_weekday_mean_4w", same_mean)
+        put("demand_zero_share_28d", zero_share)
+        put("demand_days_known", n365.astype("float64"))
+        put("demand_target_weekday", per_origin * target_days.day_of_week.to_numpy()[:, None])
+        put("demand_target_month", per_origin * target_days.month.to_numpy()[:, None])
+        put("demand_horizon", per_origin * float(h))
+        put("demand_target_holiday",
+            per_origin * np.asarray([d in holiday_set for d in target_days], dtype=float)[:, None])
+        put("count", at(opos + h))
+    out = pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})
     out["series_id"] = out["series_id"].astype("str")
+    out["origin"] = out["origin"].astype("datetime64[ns]")
+    out["date"] = out["date"].astype("datetime64[ns]")
     return out[["series_id", "origin", "date", *(f.name for f in DEMAND_FEATURES), "count"]]
 
 

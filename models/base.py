@@ -29,7 +29,7 @@ class BoosterParams:
     lambda_l2: float = 1.0
     early_stopping_rounds: int = 30
     seed: int = 7
-    num_threads: int = 2
+    num_threads: int = 1  # OpenMP threads crawl when the other core is busy; raise on an idle machine
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_trees <= 2000:
