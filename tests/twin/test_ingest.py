@@ -348,3 +348,48 @@ def test_cli_events(cli, tmp_path):
               "--resident", "R79", "--out", out)
     assert res.exit_code == 2 and "garage" in res.output
     assert set(HistoryStore(out).read("sensor_days")["resident_id"]) == {"R77", "R78"}
+
+
+@pytest.mark.parametrize(("name", "fmt", "sensor_map"), [
+    ("casas_clean.txt", "casas", "home_map.csv"),
+    ("casas_away.txt", "casas", "home_map.csv"),
+    ("intervals_clean.txt", "intervals", "kasteren_map.csv"),
+])
+def test_shuffled_and_repeated_lines_give_the_same_days(tmp_path, name, fmt, sensor_map):
+    lines = (DATA / name).read_text().splitlines()
+    header, body = (lines[:1], lines[1:]) if fmt == "intervals" else ([], lines)
+    rng = np.random.default_rng(3)
+    messy = [body[i] for i in rng.permutation(len(body))] + [body[i] for i in rng.choice(len(body), 5, replace=False)]
+    log = tmp_path / name
+    log.write_text("\n".join(header + messy) + "\n")
+    clean = read_log(name, fmt, sensor_map)
+    shuffled = read_event_log(log, fmt, read_sensor_map(DATA / sensor_map), "R1")
+    pd.testing.assert_frame_equal(shuffled.sensor_days, clean.sensor_days)
+    assert shuffled.report.duplicates == 5 and shuffled.report.out_of_order > 0
+
+
+def test_interval_arithmetic_matches_a_grid():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from twin.ingest_events import _intersect, _subtract, _total, _union
+
+    spans = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 8)).map(lambda t: (float(t[0]), float(t[0] + t[1]))), max_size=8)
+
+    def grid(s) -> np.ndarray:  # half-unit cells covered by the spans
+        g = np.zeros(100, dtype=bool)
+        for a, b in s:
+            g[int(2 * a):int(2 * b)] = True
+        return g
+
+    @settings(max_examples=200, deadline=None)
+    @given(spans, spans)
+    def check(a, b):
+        ua, ub = _union(a), _union(b)
+        assert all(x[1] < y[0] for x, y in zip(ua, ua[1:], strict=False))  # sorted, disjoint
+        assert np.array_equal(grid(ua), grid(a))
+        assert np.array_equal(grid(_subtract(ua, ub)), grid(a) & ~grid(b))
+        assert np.array_equal(grid(_intersect(ua, ub)), grid(a) & grid(b))
+        assert _total(_subtract(ua, ub)) + _total(_intersect(ua, ub)) == pytest.approx(_total(ua))
+
+    check()
