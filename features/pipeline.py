@@ -406,22 +406,22 @@ def features_for_partition(history: History, pairs: pd.DataFrame) -> pd.DataFram
     ids = pd.Index(np.sort(pairs["resident_id"].astype("str").unique()))
     q_code = ids.get_indexer(pairs["resident_id"].astype("str")).astype(np.int64)
     q_day = _day_numbers(pairs["as_of_date"])
-    cols: dict[str, np.ndarray] = {}
-    cols.update(_static_features(history.residents, ids, q_code, q_day))
-    cols.update(_sensor_features(history.sensor_days, ids, q_code, q_day, FEATURES))
-    cols.update(_event_features(history.events, ids, q_code, q_day))
-    cols.update(_assessment_features(history.assessments, ids, q_code, q_day))
-    cols.update(_social_features(history, ids, q_code, q_day))
-    n = len(pairs)
-    nan = np.full(n, np.nan)
-    data = {
-        "resident_id": pairs["resident_id"].astype("str").to_numpy(),
-        "as_of_date": pd.to_datetime(pairs["as_of_date"]).to_numpy(dtype="datetime64[ns]"),
-    }
-    for name in FEATURES:
-        data[name] = np.asarray(cols.get(name, nan), dtype=np.float64)
-    out = pd.DataFrame(data)
-    out["resident_id"] = out["resident_id"].astype("str")
+    names = list(FEATURES)
+    position = {name: j for j, name in enumerate(names)}
+    matrix = np.full((len(pairs), len(names)), np.nan)
+    families = (
+        lambda: _static_features(history.residents, ids, q_code, q_day),
+        lambda: _sensor_features(history.sensor_days, ids, q_code, q_day, FEATURES),
+        lambda: _event_features(history.events, ids, q_code, q_day),
+        lambda: _assessment_features(history.assessments, ids, q_code, q_day),
+        lambda: _social_features(history, ids, q_code, q_day),
+    )
+    for family in families:  # one family at a time keeps peak memory near one table's worth
+        for name, values in family().items():
+            matrix[:, position[name]] = values
+    out = pd.DataFrame(matrix, columns=names, copy=False)
+    out.insert(0, "as_of_date", pd.to_datetime(pairs["as_of_date"]).to_numpy(dtype="datetime64[ns]"))
+    out.insert(0, "resident_id", pd.Series(pairs["resident_id"].to_numpy(), dtype="str"))
     return out
 
 
@@ -484,10 +484,26 @@ def split_by_resident(history: History, pairs: pd.DataFrame, n_parts: int) -> li
 
 
 def _finish(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    out = pd.concat(parts, ignore_index=True) if parts else empty_features()
-    out = out.sort_values(["as_of_date", "resident_id"], kind="stable").reset_index(drop=True)
+    """One table sorted by as_of_date then resident_id (partitions come back in resident order)."""
+    if not parts:
+        return empty_features()
+    out = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    keys = out[["as_of_date", "resident_id"]]
+    if len(parts) > 1 or not _is_sorted(keys):
+        out = out.sort_values(["as_of_date", "resident_id"], kind="stable").reset_index(drop=True)
+    else:
+        out = out.reset_index(drop=True)
     out["resident_id"] = out["resident_id"].astype("str")
     return out
+
+
+def _is_sorted(keys: pd.DataFrame) -> bool:
+    d = keys["as_of_date"].to_numpy()
+    r = keys["resident_id"].to_numpy()
+    if len(d) < 2:
+        return True
+    same = d[1:] == d[:-1]
+    return bool(((d[1:] > d[:-1]) | (same & (r[1:] > r[:-1]))).all())
 
 
 def build_features(
@@ -496,7 +512,7 @@ def build_features(
     engine: str = "pandas",
     scheduler: str | None = None,
     *,
-    partition_residents: int = 10_000,
+    partition_residents: int | None = None,
     n_partitions: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
@@ -514,7 +530,9 @@ def build_features(
         return empty_features()
     n_res = pairs["resident_id"].nunique()
     if n_partitions is None:
-        n_partitions = max(1, -(-n_res // partition_residents))
+        # pandas: one pass over the whole history is fastest; Dask: spread residents over workers.
+        per = partition_residents or (100_000 if engine == "pandas" else 5_000)
+        n_partitions = max(1, -(-n_res // per))
     if engine == "pandas":
         parts = split_by_resident(history, pairs, n_partitions) if n_partitions > 1 else [(history, pairs)]
         results = []
