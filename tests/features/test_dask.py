@@ -14,3 +14,12 @@ def test_pandas_and_dask_tables_are_identical(small_twin):
     dask_table = build_features(history, dates, engine="dask", n_partitions=3)
     assert len(pandas_table) == len(dates) * len(history.residents)
     pd.testing.assert_frame_equal(pandas_table, dask_table)
+
+
+def test_dask_runs_on_a_given_scheduler(small_history):
+    from dask.distributed import LocalCluster
+
+    dates = ["2024-05-06", "2024-06-03"]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        remote = build_features(small_history, dates, engine="dask", scheduler=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(remote, build_features(small_history, dates))
