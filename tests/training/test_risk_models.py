@@ -1,0 +1,68 @@
+"""Risk models trained on the small twin: beat baselines, behave, explanations checkable."""
+
+from __future__ import annotations
+
+import pytest
+
+from features.pipeline import load_history
+from models.base import BoosterParams
+from training.config import SplitConfig
+from training.data import risk_dataset
+from training.promote import behaviour_checks
+from training.risk import explanation_check, fit_risk, read_causes
+
+FAST = BoosterParams(num_trees=60)
+
+
+@pytest.fixture(scope="module")
+def history(small_twin):
+    return load_history(small_twin)
+
+
+@pytest.fixture(scope="module")
+def fall(history):
+    ds = risk_dataset("fall_risk", history, SplitConfig())
+    return ds, fit_risk(ds, FAST)
+
+
+def test_fall_dataset_has_time_ordered_splits(fall):
+    ds, _ = fall
+    f = ds.frame
+    assert f.loc[f["split"] == "train", "as_of_date"].max() < f.loc[f["split"] == "test", "as_of_date"].min()
+    assert set(f["label"].unique()) <= {0.0, 1.0}
+    assert not f[ds.feature_names].columns.duplicated().any()
+
+
+def test_fall_model_beats_steadi_screen_and_is_calibrated(fall):
+    _, res = fall
+    m = res.metrics
+    assert m["model"]["auroc"] > m["steadi"]["auroc"]
+    assert m["model"]["auroc"] < 0.95
+    assert m["model"]["calibration_error"] < 0.05
+    assert set(m["slices"]) >= {"sex=F", "sex=M", "lives_alone=alone"}
+
+
+def test_fall_model_behaves(fall, history):
+    ds, res = fall
+    last = ds.part("test")["as_of_date"].max()
+    ids = sorted(ds.part("test").query("as_of_date == @last")["resident_id"].unique())[:80]
+    checks = behaviour_checks(res.loaded, history, last, ids, tolerance=0.1)
+    assert checks["resident_id_invariance"]["passed"]
+    assert checks["recent_fall_raises_risk"]["passed"], checks
+
+
+def test_explanation_check_counts_planted_causes(fall, small_twin):
+    ds, res = fall
+    out = explanation_check(res.loaded, ds.part("test"), read_causes(small_twin))
+    assert out["rows"] > 0
+    assert 0 <= out["hit_rate"] <= 1 and out["hit_rate"] > out["chance_rate"]
+
+
+def test_isolation_beats_its_baseline_and_more_visits_do_not_raise_risk(history):
+    ds = risk_dataset("isolation", history, SplitConfig())
+    res = fit_risk(ds, FAST)
+    assert res.metrics["model"]["auroc"] > res.metrics["alone_last_score"]["auroc"]
+    last = ds.part("test")["as_of_date"].max()
+    ids = sorted(ds.part("test")["resident_id"].unique())[:80]
+    checks = behaviour_checks(res.loaded, history, last, ids, tolerance=0.1)
+    assert checks["more_visits_do_not_raise_risk"]["passed"], checks
