@@ -28,16 +28,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    from models.registry import ChampionError
+    from serving.routes import StartupError
+
     if args.command == "serve":
+        from serving.routes import preflight
+
+        try:  # refuse here, with the reason, rather than leave a server that never gets ready
+            preflight(config)
+        except (ChampionError, StartupError) as exc:
+            print(f"error: TwinCare cannot start: {exc}", file=sys.stderr)
+            return 1
         cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:TwinCare",
                "--host", args.host, "--port", str(args.port)]
-        env = {**os.environ, **config.as_env()}
+        env = {"BENTOML_DO_NOT_TRACK": "True", **os.environ, **config.as_env()}
         print(f"TwinCare on http://{args.host}:{args.port}/  (API docs: /docs, OpenAPI: /docs.json)", flush=True)
         os.execvpe(cmd[0], cmd, env)  # pragma: no cover - replaces the process
 
-    from models.registry import ChampionError
     from serving.batch import run
-    from serving.routes import StartupError
 
     try:
         report = run(config, act=not args.no_act)

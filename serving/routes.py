@@ -267,6 +267,11 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True) -> Runtime:
     )
 
 
+def preflight(config: ServingConfig) -> None:
+    """Check what start-up needs (champions, online store, key file) without serving."""
+    build_runtime(config).close()
+
+
 _current: Runtime | None = None
 
 
