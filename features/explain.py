@@ -73,7 +73,8 @@ def _with_unit(text: str, unit: str) -> str:
 def reason_text(feature: str, row: Mapping[str, float], contribution: float = 0.0) -> str:
     """One plain-language sentence fragment saying what `feature` shows for this resident.
 
-    `contribution` (the model's SHAP value) only chooses the wording when the value is unknown.
+    The text states what the row shows; `contribution` (the model's SHAP value) is accepted so
+    callers can pass a reason as they rank it, and the caller shows its sign and size.
     """
     f = get_feature(feature)
     value = row.get(feature, float("nan"))

@@ -8,6 +8,7 @@ different feature code is refused.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.pipeline import History, build_features, feature_columns
+from features.pipeline import History, build_features
 from features.registry import FEATURES, table_schema_hash
 
 COUNT_DAYS = 56  # recent days of demand counts kept for forecasting
@@ -30,6 +31,11 @@ _DDL = (
     "CREATE TABLE IF NOT EXISTS counts (series_id TEXT NOT NULL, date TEXT NOT NULL, count REAL NOT NULL, "
     "PRIMARY KEY (series_id, date))",
 )
+
+
+@functools.cache
+def _feature_index() -> pd.Index:
+    return pd.Index(list(FEATURES), dtype="str")
 
 
 class OnlineStoreError(RuntimeError):
@@ -53,15 +59,18 @@ class OnlineStore:
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, timeout=30)
+        con.execute("PRAGMA journal_mode=WAL")  # readers keep reading while materialise writes
         for stmt in _DDL:
             con.execute(stmt)
         return con
 
-    def _meta(self, key: str) -> str | None:
-        if not self.path.exists():
-            return None
-        with closing(self._connect()) as con:
-            row = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    def _meta(self, key: str, con: sqlite3.Connection | None = None) -> str | None:
+        if con is None:
+            if not self.path.exists():
+                return None
+            with closing(self._connect()) as own:
+                return self._meta(key, own)
+        row = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     @property
@@ -97,8 +106,8 @@ class OnlineStore:
             self.put_counts(counts, replace=True)
         return len(rows)
 
-    def _check_schema(self) -> None:
-        stored = self.schema_hash
+    def _check_schema(self, con: sqlite3.Connection) -> None:
+        stored = self._meta("schema_hash", con)
         if stored is None:
             raise OnlineStoreError(f"online store {self.path} is empty; run `twincare materialise` first")
         if stored != table_schema_hash():
@@ -113,9 +122,9 @@ class OnlineStore:
         Raises KeyError naming the ids the store does not hold.
         """
         ids = [str(r) for r in resident_ids]
-        self._check_schema()
         found: dict[str, tuple[str, bytes]] = {}
         with closing(self._connect()) as con:
+            self._check_schema(con)
             for k in range(0, len(ids), 500):
                 chunk = ids[k:k + 500]
                 marks = ",".join("?" * len(chunk))
@@ -131,10 +140,10 @@ class OnlineStore:
         matrix = np.empty((len(ids), n), dtype=np.float64)
         for i, r in enumerate(ids):
             matrix[i] = np.frombuffer(found[r][1], dtype=np.float64, count=n)
-        out = pd.DataFrame(matrix, columns=list(FEATURES))
-        out.insert(0, "as_of_date", pd.to_datetime([found[r][0] for r in ids]).astype("datetime64[ns]"))
-        out.insert(0, "resident_id", pd.Series(ids, dtype="str"))
-        return out[feature_columns()]
+        out = pd.DataFrame(matrix, columns=_feature_index(), copy=False)
+        out.insert(0, "as_of_date", np.array([found[r][0] for r in ids], dtype="datetime64[D]").astype("datetime64[ns]"))
+        out.insert(0, "resident_id", pd.array(ids, dtype="str"))
+        return out
 
     def resident_ids(self) -> list[str]:
         if not self.path.exists():
