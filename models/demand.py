@@ -159,10 +159,7 @@ def fit(
             f"need at least {params.warmup_days + params.horizon} days of counts before {cutoff.date()}"
         )
     cal_rows = _known(demand_features(panel, cal_o, horizons))
-    if len(fit_o):
-        fit_rows = _known(demand_features(panel, fit_o, horizons))
-    else:
-        fit_rows = cal_rows.iloc[:0]
+    fit_rows = _known(demand_features(panel, fit_o, horizons)) if len(fit_o) else cal_rows.iloc[:0]
     if len(fit_rows) > params.max_train_rows:
         fit_rows = fit_rows.sample(params.max_train_rows, random_state=params.booster.seed)
     if len(fit_rows) + len(cal_rows) < MIN_TRAIN_ROWS:

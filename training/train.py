@@ -57,7 +57,6 @@ def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: T
     ds = risk_dataset(model, history, params.split, engine=engine, scheduler=scheduler)
     t_feat = time.perf_counter()
     res = fit_risk(ds, params.booster, params.split.capacity_share, engine=engine, scheduler=scheduler)
-    t_fit = time.perf_counter()
     causes = read_causes(history_dir)
     check = (explanation_check(res.loaded, ds.part("test"), causes, params.split.capacity_share)
              if causes is not None else {"rows": 0, "note": "history has no truth/causes.parquet"})
@@ -148,11 +147,10 @@ def train_demand(history_dir: str | Path | None, tracking_uri: str, params: Trai
     cutoff = panel.dates[-1] - pd.Timedelta(days=params.backtest.test_days)
     loaded, facts = demand.fit(panel, params.demand, cutoff=cutoff, schema_hash=schema_hash("demand"))
     t_fit = time.perf_counter()
-    bt, detail = rolling_origin(panel, params.demand, params.backtest, loaded=loaded)
+    bt, _ = rolling_origin(panel, params.demand, params.backtest, loaded=loaded)
     metrics = flat_metrics("backtest", {k: v for k, v in bt.items() if k != "per_horizon"})
     for h, hm in bt["per_horizon"].items():
         metrics.update(flat_metrics(f"backtest_h{int(h):02d}", hm))
-    example = detail.head(0)
     from features.demand import demand_features
 
     ex_rows = demand_features(panel, [panel.dates[-1]], [1]).head(5)
@@ -173,7 +171,6 @@ def train_demand(history_dir: str | Path | None, tracking_uri: str, params: Trai
         output_example=demand.predict_mean(loaded, ex_rows),
         twin_id=str(manifest.get("twin_id", "")),
     )
-    del example
     seconds = {"load": t_load - t0, "fit": t_fit - t_load, "total": time.perf_counter() - t0}
     headline = {"backtest": {k: bt[k] for k in ("wape", "wape_naive", "wape_improvement", "mase",
                                                 "mase_naive", "coverage", "nominal_coverage", "rows",
