@@ -290,27 +290,30 @@ def calibrate(dir: str | Path) -> dict[str, dict]:
 
 
 def _time_out_r(scored: pd.DataFrame, sensors: pd.DataFrame) -> tuple[float, int]:
+    """Pearson r of each assessment's loneliness score with mean time out over the 30 days before."""
     s = sensors.dropna(subset=["time_out_of_home"])
-    s = s.set_index(["resident_id", "date"])["time_out_of_home"].sort_index()
-    means, scores = [], []
-    for rid, grp in scored.groupby("resident_id"):
-        if rid not in s.index.get_level_values(0):
-            continue
-        ts = s.loc[rid]
-        csum = np.concatenate([[0.0], np.cumsum(ts.to_numpy())])
-        dts = ts.index.to_numpy()
-        lo = np.searchsorted(dts, (grp["date"] - pd.Timedelta(days=30)).to_numpy())
-        hi = np.searchsorted(dts, grp["date"].to_numpy())
-        n = hi - lo
-        ok = n >= 10
-        means.append(((csum[hi] - csum[lo]) / np.maximum(n, 1))[ok])
-        scores.append(grp["loneliness_score"].to_numpy()[ok])
-    if not means:
+    if s.empty or scored.empty:
         return float("nan"), 0
-    x, y = np.concatenate(means), np.concatenate(scores)
-    if len(x) < 3:
-        return float("nan"), len(x)
-    return float(np.corrcoef(x, y)[0, 1]), int(len(x))
+    ids = pd.Index(pd.unique(pd.concat([s["resident_id"], scored["resident_id"]])))
+    t0 = min(s["date"].min(), scored["date"].min())
+    n_days = int((max(s["date"].max(), scored["date"].max()) - t0).days) + 2
+    ri = ids.get_indexer(s["resident_id"])
+    di = ((s["date"] - t0).dt.days).to_numpy()
+    total = np.zeros((len(ids), n_days + 1))
+    count = np.zeros((len(ids), n_days + 1))
+    np.add.at(total, (ri, di + 1), s["time_out_of_home"].to_numpy())
+    np.add.at(count, (ri, di + 1), 1)
+    total, count = total.cumsum(1), count.cumsum(1)
+    ai = ids.get_indexer(scored["resident_id"])
+    hi = ((scored["date"] - t0).dt.days).to_numpy()
+    lo = np.maximum(hi - 30, 0)
+    n = count[ai, hi] - count[ai, lo]
+    ok = n >= 10
+    if ok.sum() < 3:
+        return float("nan"), int(ok.sum())
+    x = (total[ai, hi] - total[ai, lo])[ok] / n[ok]
+    y = scored["loneliness_score"].to_numpy()[ok]
+    return float(np.corrcoef(x, y)[0, 1]), int(ok.sum())
 
 
 def render_table(report: dict[str, dict]):

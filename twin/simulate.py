@@ -81,27 +81,30 @@ class SimConfig:
     lives_alone_base: float = 0.29
 
     # falls: daily baseline hazard and log hazard ratios
-    base_fall_hazard: float = 4.2e-4
-    lhr_previous_fall: float = float(np.log(2.0))  # decays over a year after a fall
-    lhr_walking_aid: float = float(np.log(1.6))
-    lhr_balance: float = 0.30  # per unit of balance impairment above 0
-    lhr_slow_gait: float = 0.9  # per m/s below 0.9 m/s
+    base_fall_hazard: float = 2.55e-4
+    lhr_previous_fall: float = float(np.log(2.1))  # decays over a year after a fall
+    lhr_walking_aid: float = float(np.log(1.2))
+    lhr_balance: float = 0.12  # per unit of balance impairment above 0
+    lhr_slow_gait: float = 0.2  # per m/s below 0.9 m/s
     lhr_fear_of_falling: float = float(np.log(1.6))
     lhr_dementia: float = float(np.log(1.8))
     lhr_poor_vision: float = float(np.log(1.45))
-    lhr_nocturia_2: float = float(np.log(1.15))
-    lhr_nocturia_3: float = float(np.log(1.25))
+    lhr_nocturia_2: float = float(np.log(1.1))
+    lhr_nocturia_3: float = float(np.log(1.15))
     lhr_meds_5_9: float = float(np.log(1.35))
     lhr_meds_10: float = float(np.log(1.8))
-    lhr_frailty: float = 2.0  # per unit frailty index above 0.15
-    acute_hazard_gain: float = 2.5  # hazard x (1 + gain * severity) once an episode peaks
+    lhr_frailty: float = 0.9  # per unit frailty index above 0.15
+    lhr_age_decade: float = 0.15  # per ten years of age above 65
+    acute_hazard_gain: float = 5.0  # hazard x (1 + gain * severity) once an episode peaks
     hazard_check_lhr: float = float(np.log(0.75))  # a completed home-hazard check lowers hazard
-    injury_prob: float = 0.29
+    injury_prob: float = 0.25
     hospital_after_injury: float = 0.30
 
     # acute episodes
-    episodes_per_year: float = 2.0
+    episodes_per_year: float = 1.8
     episode_lag_days: tuple[int, int] = (7, 14)  # sensor signs lead the hazard by this many days
+    episode_extra_days: float = 14.0  # mean days an episode lasts beyond lag + 7
+    sensor_sign_gain: float = 1.3  # how strongly an episode shows in the sensors
 
     # life events
     bereavements_per_year: float = 0.035
@@ -109,7 +112,7 @@ class SimConfig:
     hospital_days: tuple[int, int] = (2, 12)
 
     # loneliness and assessments
-    ucla_intercept: float = 4.15
+    ucla_intercept: float = 4.25
     ucla_slope: float = 1.3
     ucla_noise: float = 0.75
     assessment_gap_days: tuple[int, int] = (60, 150)
@@ -389,7 +392,11 @@ def _fall_terms(cfg: SimConfig, pop: Population, st: dict, t: int) -> np.ndarray
     meds = np.where(pop.meds >= 10, cfg.lhr_meds_10, np.where(pop.meds >= 5, cfg.lhr_meds_5_9, 0.0))
     fof = cfg.lhr_fear_of_falling * (st["fear"] > 1.0)
     acute = np.log1p(cfg.acute_hazard_gain * st["ep_sev"] * st["ep_active"])
-    frail = cfg.lhr_frailty * np.clip(st["frailty"] - 0.15, 0, None)
+    # Age acts through frailty: the planted cause is "frailty" for both.
+    frail = (
+        cfg.lhr_frailty * np.clip(st["frailty"] - 0.15, 0, None)
+        + cfg.lhr_age_decade * (pop.age - 65) / 10
+    )
     return np.stack(
         [
             acute,
@@ -529,9 +536,11 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
         k = int(new_ep.sum())
         if k:
             lag = r_day.integers(cfg.episode_lag_days[0], cfg.episode_lag_days[1] + 1, k)
-            length = lag + 7 + np.round(r_day.gamma(2.0, 4.0, k)).astype(np.int64)
+            length = (
+                lag + 7 + np.round(r_day.gamma(2.0, cfg.episode_extra_days / 2, k)).astype(np.int64)
+            )
             sev = r_day.uniform(0.4, 1.6, k)
-            visib = r_day.uniform(0.3, 1.3, k)
+            visib = r_day.uniform(0.5, 1.4, k)
             infection = r_day.random(k) < 0.6 * ep_season[t] / (0.6 * ep_season[t] + 0.4)
             st["ep_day"][new_ep] = 0
             st["ep_len"][new_ep] = length
@@ -552,7 +561,7 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
         st["ep_active"] = on  # the episode drives hazard over the coming weeks (truth cause)
         sign = np.where(
             on & (ep_d < st["ep_len"]),
-            st["ep_sev"] * st["ep_vis"] * np.minimum(1.0, (ep_d + 1) / 3.0),
+            cfg.sensor_sign_gain * st["ep_sev"] * st["ep_vis"] * np.minimum(1.0, (ep_d + 1) / 3.0),
             0.0,
         )
         haz_on = on & (ep_d >= st["ep_lag"])
@@ -682,19 +691,19 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
         steps = (
             pop.steps_base
             * mob
-            * np.exp(-0.5 * sign)
+            * np.exp(-0.6 * sign)
             * r_sens.lognormal(0, 0.25, n)
             * (0.9 if weekend else 1.0)
         )
-        gait = st["gait"] - 0.12 * sign + r_sens.normal(0, 0.06, n)
-        toilet = r_sens.poisson(pop.nocturia * (1 + 1.2 * sign))
+        gait = st["gait"] - 0.15 * sign + r_sens.normal(0, 0.06, n)
+        toilet = r_sens.poisson(pop.nocturia * (1 + 1.5 * sign))
         interrupt = r_sens.poisson(0.4 + 0.7 * toilet + 1.0 * sign)
         sleep = pop.sleep_base - 0.25 * interrupt - 0.3 * sign + r_sens.normal(0, 0.6, n)
         out = (
             pop.out_base
             * np.exp(-0.55 * (L - 0.5))
             * mob
-            * np.exp(-0.7 * sign)
+            * np.exp(-0.8 * sign)
             * r_sens.lognormal(0, 0.45, n)
             * (r_sens.random(n) > 0.08)
         )
@@ -702,13 +711,13 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
         inact = (
             2.0
             + 2.0 * np.clip(st["frailty"] - 0.1, 0, None)
-            + 1.5 * sign
+            + 2.0 * sign
             + r_sens.gamma(2.0, 0.4, n)
         )
         n_vis = fam.astype(int) + care + (tb_h > 0)
         visitors = r_sens.binomial(n_vis, 0.85) + r_sens.poisson(0.1, n)
         phone = r_sens.poisson(pop.phone_base * np.exp(-0.2 * L))
-        hr = pop.hr_base + (5.0 * st["ep_infection"] + 1.0) * sign + r_sens.normal(0, 2.5, n)
+        hr = pop.hr_base + (6.0 * st["ep_infection"] + 1.5) * sign + r_sens.normal(0, 2.5, n)
         vals = {
             "steps": np.clip(np.round(steps), 0, 60000),
             "gait_speed": np.clip(np.round(gait, 2), 0.05, 2.5),
@@ -738,7 +747,7 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
         ai = np.flatnonzero(due)
         if len(ai):
             g = st["gait"][ai]
-            tug = 9.3 / np.power(np.maximum(g, 0.15), 1.3) * r_day.lognormal(0, 0.12, len(ai))
+            tug = 9.3 / np.power(np.maximum(g, 0.15), 1.3) * r_day.lognormal(0, 0.2, len(ai))
             tug = tug + 1.2 * np.clip(pop.balance[ai], 0, None) + 2.0 * (sign[ai] > 0.3)
             fear_ans = (st["fear"][ai] + r_day.normal(0, 0.4, len(ai))) > 1.0
             fell = (t - st["last_fall"][ai]) <= 365
