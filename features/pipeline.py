@@ -189,28 +189,6 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass
-class _Sums:
-    """Prefix sums of count, value and value^2 (exact integers) of one signal."""
-
-    pc: np.ndarray
-    px: np.ndarray
-    pxx: np.ndarray
-    scale: float
-
-    def mean(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        n = _window(self.pc, a, b).astype(np.float64)
-        return _safe_div(_window(self.px, a, b).astype(np.float64), n) / self.scale
-
-    def var(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sample variance (ddof=1) and the number of days behind it."""
-        n = _window(self.pc, a, b)
-        sx, sxx = _window(self.px, a, b), _window(self.pxx, a, b)
-        num = (n * sxx - sx * sx).astype(np.float64)
-        den = (n * (n - 1)).astype(np.float64)
-        return np.maximum(_safe_div(num, den), 0.0) / (self.scale * self.scale), n
-
-
 # ---------------------------------------------------------------------------------------------
 # Feature families: each takes its table, resident index and the (code, day) pairs
 # ---------------------------------------------------------------------------------------------
@@ -249,69 +227,126 @@ def _static_features(residents: pd.DataFrame, index: pd.Index, q_code, q_day) ->
     }
 
 
+SENSOR_BLOCK_ROWS = 1 << 19  # rows per block: small arrays stay in cache and reuse memory
+
+
 def _sensor_features(sensor: pd.DataFrame | None, index: pd.Index, q_code, q_day, wanted) -> dict:
-    out: dict[str, np.ndarray] = {}
+    """Rolling, deviation and missingness features; `q_code` must be sorted (resident-major).
+
+    Rows and pairs are both sorted by resident, so the work runs over blocks of whole residents
+    with contiguous slices of each: same sums, much less memory traffic.
+    """
     if sensor is None:
-        return out  # not recorded at all: every sensor feature stays NaN
+        return {}  # not recorded at all: every sensor feature stays NaN
     days = _day_numbers(sensor["date"])
     reach = max(90, Z_RECENT_DAYS + Z_BASELINE_DAYS, TREND_DAYS, SD_DAYS)
     in_reach = (days >= q_day.min() - reach) & (days < q_day.max())  # no window sees other days
     rows = _Rows.of(_resident_codes(sensor["resident_id"], index), days, in_reach)
     identity = len(rows.order) == len(sensor) and (len(sensor) == 0 or (np.diff(rows.order) == 1).all())
-    day = (rows.keys & _DAY_MASK).astype(np.int64)
-    windows = sorted({7, 30, 90, TREND_DAYS, SD_DAYS, Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS})
-    hi = rows.bound(q_code, q_day)
-    lo = {w: rows.bound(q_code, q_day - w) for w in windows}
-    T = q_day.astype(np.int64)
+    columns = {s.column: sensor[s.column].to_numpy(dtype=np.float64, na_value=np.nan) for s in SIGNALS}
+    needed = {n for n in wanted if FEATURES[n].source == "sensor_days"}
 
-    present = np.zeros(len(rows.order), dtype=bool)
+    n_pairs = len(q_code)
+    out: dict[str, np.ndarray] = {}
+    # Block boundaries: resident codes where the row count passes each multiple of the block size.
+    row_codes = rows.keys >> _DAY_BITS
+    cuts = np.unique(row_codes[::SENSOR_BLOCK_ROWS]) if len(row_codes) else np.array([], dtype=np.int64)
+    bounds = np.concatenate([[0], cuts[1:], [len(index)]]).astype(np.int64)
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        r0, r1 = np.searchsorted(row_codes, [a, b])
+        p0, p1 = np.searchsorted(q_code, [a, b])
+        if p0 == p1:
+            continue
+        pos = slice(r0, r1) if identity else rows.order[r0:r1]
+        block = _sensor_block({c: v[pos] for c, v in columns.items()}, rows.keys[r0:r1],
+                              q_code[p0:p1], q_day[p0:p1], needed)
+        for name, values in block.items():
+            if name not in out:
+                out[name] = np.full(n_pairs, np.nan)
+            out[name][p0:p1] = values
+    return out
+
+
+class _SignalWindows:
+    """Window sums of one signal (exact integers), each computed once and reused."""
+
+    def __init__(self, prefixes: dict[str, np.ndarray], at: dict[int, np.ndarray], scale: float):
+        self.prefixes, self.at, self.scale = prefixes, at, scale
+        self._memo: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def win(self, name: str, first: int, end: int = 0) -> np.ndarray:
+        """Sum of `name` over days T-first .. T-end-1 of each pair."""
+        key = (name, first, end)
+        if key not in self._memo:
+            self._memo[key] = _window(self.prefixes[name], self.at[first], self.at[end])
+        return self._memo[key]
+
+    def mean(self, first: int, end: int = 0) -> np.ndarray:
+        n = self.win("n", first, end).astype(np.float64)
+        return _safe_div(self.win("x", first, end).astype(np.float64), n) / self.scale
+
+    def var(self, first: int, end: int = 0) -> np.ndarray:
+        """Sample variance (ddof=1); NaN under two days."""
+        n, sx, sxx = self.win("n", first, end), self.win("x", first, end), self.win("xx", first, end)
+        num = (n * sxx - sx * sx).astype(np.float64)
+        return np.maximum(_safe_div(num, (n * (n - 1)).astype(np.float64)), 0.0) / (self.scale * self.scale)
+
+
+def _sensor_block(values: dict[str, np.ndarray], keys: np.ndarray, q_code, q_day, needed: set[str]) -> dict:
+    """Sensor features of the pairs of one block of residents from that block's sorted rows.
+
+    A window is named by its first and end day before the as-of date: (7, 0) is the last week,
+    (97, 7) the 90 days before it. Each window sum is computed once per signal and reused.
+    """
+    rows = _Rows(keys=keys, order=np.arange(len(keys)))
+    day = (keys & _DAY_MASK).astype(np.int64)
+    starts = {0, 7, 30, 90, TREND_DAYS, SD_DAYS, Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS}
+    at = {w: rows.bound(q_code, q_day - w) for w in starts}  # prefix index of day T-w
+    T = q_day.astype(np.int64)
+    out: dict[str, np.ndarray] = {}
+
+    present = np.zeros(len(keys), dtype=bool)
     for s in SIGNALS:
-        v = sensor[s.column].to_numpy(dtype=np.float64, na_value=np.nan)
-        if not identity:
-            v = v[rows.order]
+        v = values[s.column]
         ok = ~np.isnan(v)
         present |= ok
-        need = [n for n in wanted if FEATURES[n].basis == s.column and FEATURES[n].source == "sensor_days"]
-        if not need:
+        if not any(FEATURES[n].basis == s.column for n in needed):
             continue
         c = ok.astype(np.int64)
-        x = np.where(ok, np.rint(np.where(ok, v, 0.0) * s.scale), 0).astype(np.int64)
-        sums = _Sums(_prefix(c), _prefix(x), _prefix(x * x), float(s.scale))
-        pc, px, scale = sums.pc, sums.px, sums.scale
-        mean, var = sums.mean, sums.var
+        x = np.rint(np.where(ok, v, 0.0) * s.scale).astype(np.int64)
+        prefixes = {"n": _prefix(c), "x": _prefix(x), "xx": _prefix(x * x)}
+        if s.trend:
+            prefixes.update(tx=_prefix(day * x), t=_prefix(day * c), tt=_prefix(day * day * c))
+        sw = _SignalWindows(prefixes, at, float(s.scale))
+        win, mean, var, scale = sw.win, sw.mean, sw.var, sw.scale
 
         for w in s.level_windows:
-            out[f"{s.column}_{w}d"] = mean(lo[w], hi)
+            out[f"{s.column}_{w}d"] = mean(w)
         if s.trend:
-            a = lo[TREND_DAYS]
-            ptx, ptc, pttc = _prefix(day * x), _prefix(day * c), _prefix(day * day * c)
-            n = _window(pc, a, hi)
-            sx = _window(px, a, hi)
+            w = TREND_DAYS
+            n, sx, stc = win("n", w), win("x", w), win("t", w)
             # Days relative to the as-of date keep every product small and exact.
-            stx = _window(ptx, a, hi) - T * sx
-            st = _window(ptc, a, hi) - T * n
-            stt = _window(pttc, a, hi) - 2 * T * _window(ptc, a, hi) + T * T * n
+            stx = win("tx", w) - T * sx
+            st = stc - T * n
+            stt = win("tt", w) - 2 * T * stc + T * T * n
             num = (n * stx - st * sx).astype(np.float64)
             den = (n * stt - st * st).astype(np.float64)
             slope = _safe_div(num, den) / scale * 7.0
             out[f"{s.column}_trend_{TREND_DAYS}d"] = np.where(n >= MIN_DAYS_TREND, slope, np.nan)
         if s.variability:
-            v30, n30 = var(lo[SD_DAYS], hi)
-            out[f"{s.column}_sd_{SD_DAYS}d"] = np.where(n30 >= MIN_DAYS_SD, np.sqrt(v30), np.nan)
+            out[f"{s.column}_sd_{SD_DAYS}d"] = np.where(win("n", SD_DAYS) >= MIN_DAYS_SD, np.sqrt(var(SD_DAYS)), np.nan)
         if s.deviation:
-            recent_lo, base_lo = lo[Z_RECENT_DAYS], lo[Z_RECENT_DAYS + Z_BASELINE_DAYS]
-            m7 = mean(recent_lo, hi)
-            n7 = _window(pc, recent_lo, hi)
-            mb = mean(base_lo, recent_lo)
-            vb, nb = var(base_lo, recent_lo)
-            sd = np.maximum(np.sqrt(vb), s.z_floor)
+            recent, base = Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS
+            n7, nb = win("n", recent), win("n", base, recent)
+            mb = mean(base, recent)
+            sd = np.maximum(np.sqrt(var(base, recent)), s.z_floor)
             known = (n7 >= MIN_DAYS_Z_RECENT) & (nb >= MIN_DAYS_Z_BASELINE)
             out[f"{s.column}_baseline_90d"] = np.where(nb >= MIN_DAYS_Z_BASELINE, mb, np.nan)
-            out[f"{s.column}_z7v90"] = np.where(known, (m7 - mb) / sd, np.nan)
+            out[f"{s.column}_z7v90"] = np.where(known, (mean(recent) - mb) / sd, np.nan)
 
     pp = _prefix(present.astype(np.int64))
     for w in (7, 30):
-        out[f"sensor_missing_days_{w}d"] = (w - _window(pp, lo[w], hi)).astype(np.float64)
+        out[f"sensor_missing_days_{w}d"] = (w - _window(pp, at[w], at[0])).astype(np.float64)
     return out
 
 
@@ -414,9 +449,12 @@ def features_for_partition(history: History, pairs: pd.DataFrame) -> pd.DataFram
     ids = pd.Index(np.sort(pairs["resident_id"].astype("str").unique()))
     q_code = ids.get_indexer(pairs["resident_id"].astype("str")).astype(np.int64)
     q_day = _day_numbers(pairs["as_of_date"])
+    # Work in resident-major order: lookups then walk each table's sorted rows forwards.
+    order = np.lexsort((q_day, q_code))
+    q_code, q_day = q_code[order], q_day[order]
     names = list(FEATURES)
     position = {name: j for j, name in enumerate(names)}
-    matrix = np.full((len(pairs), len(names)), np.nan)
+    matrix = np.full((len(pairs), len(names)), np.nan, order="F")  # column-major, as pandas stores it
     families = (
         lambda: _static_features(history.residents, ids, q_code, q_day),
         lambda: _sensor_features(history.sensor_days, ids, q_code, q_day, FEATURES),
@@ -426,7 +464,7 @@ def features_for_partition(history: History, pairs: pd.DataFrame) -> pd.DataFram
     )
     for family in families:  # one family at a time keeps peak memory near one table's worth
         for name, values in family().items():
-            matrix[:, position[name]] = values
+            matrix[order, position[name]] = values
     out = pd.DataFrame(matrix, columns=names, copy=False)
     out.insert(0, "as_of_date", pd.to_datetime(pairs["as_of_date"]).to_numpy(dtype="datetime64[ns]"))
     out.insert(0, "resident_id", pd.Series(pairs["resident_id"].to_numpy(), dtype="str"))

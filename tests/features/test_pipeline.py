@@ -244,3 +244,12 @@ def test_resident_chunks_give_the_same_table(small_history):
     whole = build_features(small_history, dates, n_partitions=1)
     chunked = build_features(small_history, dates, n_partitions=3)
     pd.testing.assert_frame_equal(whole, chunked)
+
+
+def test_sensor_blocks_give_the_same_values(small_history, monkeypatch):
+    from features import pipeline
+
+    dates = weekly_as_of(small_history)
+    whole = build_features(small_history, dates)
+    monkeypatch.setattr(pipeline, "SENSOR_BLOCK_ROWS", 37)  # many blocks, cut inside residents' rows
+    pd.testing.assert_frame_equal(whole, build_features(small_history, dates))
