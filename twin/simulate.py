@@ -520,7 +520,7 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
     req = _lists("day", "idx", "cat", "count")
     vis = _lists("day", "idx", "source", "hours")
     tsk = _lists("day", "idx", "kind", "reason", "due", "delay", "status", "vol", "credits")
-    cau = _lists("day", "idx", "fall_cause", "iso_cause", "hazard", "lonely_prob", "loneliness")
+    cau = _lists("day", "idx", "fall_cause", "iso_cause", "lonely_prob", "loneliness")
     eps = _lists("idx", "onset", "hazard_from", "end", "kind", "severity", "visibility")
 
     base_h = cfg.base_fall_hazard
@@ -528,6 +528,22 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
         in_c = ~st["moved"]
         hosp = st["hospital_until"] >= t
         at_home = in_c & ~hosp
+
+        # --- weekly truth, as things stand at the start of the day (what an as-of date can know):
+        # each resident's dominant planted cause
+        if (weekday0 + t) % 7 == 0:
+            ci = np.flatnonzero(in_c)
+            fterms = _fall_terms(cfg, pop, st, t)[ci]
+            iterms = np.stack(_iso_terms(pop, st), axis=1)[ci]
+            iterms[:, 4] = np.clip(iterms[:, 4], 0, None)
+            mu = cfg.ucla_intercept + cfg.ucla_slope * st["loneliness"][ci]
+            sd = cfg.ucla_noise
+            cau["day"].append(np.full(len(ci), t))
+            cau["idx"].append(ci)
+            cau["fall_cause"].append(np.argmax(fterms, axis=1))
+            cau["iso_cause"].append(np.argmax(iterms, axis=1))
+            cau["lonely_prob"].append(1 - ndtr((5.5 - mu) / sd))
+            cau["loneliness"].append(st["loneliness"][ci])
 
         # --- acute episodes: start, progress, end
         sev_frail = np.exp(1.5 * (st["frailty"] - 0.2))
@@ -838,22 +854,6 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
                 tsk["vol"].append(vol)
                 tsk["credits"].append(credits)
 
-        # --- weekly truth: each resident's dominant planted cause
-        if (weekday0 + t) % 7 == 0:
-            ci = np.flatnonzero(in_c)
-            fterms = _fall_terms(cfg, pop, st, t)[ci]
-            iterms = np.stack(_iso_terms(pop, st), axis=1)[ci]
-            iterms[:, 4] = np.clip(iterms[:, 4], 0, None)
-            mu = cfg.ucla_intercept + cfg.ucla_slope * L[ci]
-            sd = cfg.ucla_noise
-            cau["day"].append(np.full(len(ci), t))
-            cau["idx"].append(ci)
-            cau["fall_cause"].append(np.argmax(fterms, axis=1))
-            cau["iso_cause"].append(np.argmax(iterms, axis=1))
-            cau["hazard"].append(h[ci])
-            cau["lonely_prob"].append(1 - ndtr((5.5 - mu) / sd))
-            cau["loneliness"].append(L[ci])
-
         # --- truth per day, then move the clocks
         frailty_m[t] = st["frailty"]
         acute_m[t] = on
@@ -1138,7 +1138,7 @@ def _truth(raw: _Raw) -> dict[str, pd.DataFrame]:
             "date": dates,
             "model": "fall_risk",
             "cause": np.array(FALL_CAUSES)[c["fall_cause"].astype(np.int64)],
-            "fall_hazard_daily": c["hazard"],
+            "fall_hazard_daily": raw.hazard[day, idx].astype(np.float64),
             "fall_hazard_30d": 1 - np.exp(-h30),
             "lonely_prob": np.nan,
             "loneliness": np.nan,
