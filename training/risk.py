@@ -61,6 +61,22 @@ def fit_booster_dask(params: BoosterParams, objective: str, X: np.ndarray, y: np
             cluster.close()
 
 
+def truncate_on_validation(booster, X_val: np.ndarray, y_val: np.ndarray, step: int = 10):
+    """Keep the number of trees with the lowest validation log loss (early stopping after the
+    fact, for trainers such as lightgbm.dask that cannot stop early)."""
+    import lightgbm as lgb
+    from sklearn.metrics import log_loss
+
+    total = booster.num_trees()
+    if total <= step or len(np.unique(y_val)) < 2:
+        return booster
+    candidates = sorted({*range(step, total, step), total})
+    losses = [log_loss(y_val, np.clip(booster.predict(X_val, num_iteration=k), 1e-7, 1 - 1e-7))
+              for k in candidates]
+    best = candidates[int(np.argmin(losses))]
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+
+
 def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.05,
              engine: str = "pandas", scheduler: str | None = None,
              version: str = "unregistered") -> RiskResult:
@@ -78,6 +94,7 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
     if engine == "dask":
         booster = fit_booster_dask(params, spec.OBJECTIVE, Xtr, ytr, names, scheduler,
                                    spec.monotone_directions())
+        booster = truncate_on_validation(booster, Xva, yva)
     else:
         booster = fit_booster(params, spec.OBJECTIVE, Xtr, ytr, Xva, yva, feature_names=names,
                               monotone_constraints=spec.monotone_directions())

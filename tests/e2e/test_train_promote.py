@@ -5,10 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.training.twins import model_twin_dir
+
 pytestmark = pytest.mark.e2e
 
 
-def test_train_promote_and_load_champion_with_the_real_mlflow_client(small_twin, tmp_path):
+@pytest.fixture(scope="module")
+def model_twin(tmp_path_factory):
+    return model_twin_dir(tmp_path_factory)
+
+
+def test_train_promote_and_load_champion_with_the_real_mlflow_client(model_twin, tmp_path):
     import mlflow
     import mlflow.lightgbm
     from mlflow.tracking import MlflowClient
@@ -24,14 +31,14 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(small_twin,
     from training.train import train
 
     uri = default_tracking_uri(tmp_path)
-    # the small twin is too small for the +0.05 margin to be stable; the mechanism is under test
+    # a twin this small is too small for the +0.05 margin to be stable; the mechanism is under test
     params = TrainParams(booster=BoosterParams(num_trees=60),
                          promotion=PromotionMargins(fall_risk_auroc_over_baseline=0.0))
     with pytest.raises(ChampionError, match="no version has the alias @champion"):
         load_champion("fall_risk", uri)
 
-    summary = train("fall-risk", small_twin, uri, params)
-    decision = promote("fall-risk", uri, history_dir=str(small_twin), params=params)
+    summary = train("fall-risk", model_twin, uri, params)
+    decision = promote("fall-risk", uri, history_dir=str(model_twin), params=params)
     assert decision.promoted, decision.summary()
     assert (tmp_path / "mlflow.db").exists() and (tmp_path / "mlartifacts").is_dir()
 
@@ -48,7 +55,7 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(small_twin,
     mlflow.set_registry_uri(uri)
     booster = mlflow.lightgbm.load_model("models:/fall_risk@champion")
     loaded = load_champion("fall_risk", uri)
-    history = load_history(small_twin)
+    history = load_history(model_twin)
     rows = build_features(history, [history.sensor_days["date"].max()]).head(50)
     raw = booster.predict(rows[loaded.feature_names].to_numpy(float), raw_score=True)
     np.testing.assert_allclose(raw, loaded.booster.predict(rows[loaded.feature_names].to_numpy(float),
@@ -57,8 +64,8 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(small_twin,
     assert ((p > 0) & (p < 1)).all()
 
     # training the same thing again cannot beat the champion: it becomes the challenger
-    again = train("fall-risk", small_twin, uri, params)
-    second = promote("fall-risk", uri, history_dir=str(small_twin), params=params)
+    again = train("fall-risk", model_twin, uri, params)
+    second = promote("fall-risk", uri, history_dir=str(model_twin), params=params)
     assert not second.promoted and "does not beat champion" in second.summary()
     assert str(client.get_model_version_by_alias("fall_risk", "challenger").version) == again.version
     assert load_champion("fall_risk", uri).version == summary.version
