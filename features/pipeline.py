@@ -447,7 +447,7 @@ def features_for_partition(history: History, pairs: pd.DataFrame) -> pd.DataFram
     if pairs.empty:
         return empty_features()
     ids = pd.Index(np.sort(pairs["resident_id"].astype("str").unique()))
-    q_code = ids.get_indexer(pairs["resident_id"].astype("str")).astype(np.int64)
+    q_code = _resident_codes(pairs["resident_id"].astype("str"), ids)
     q_day = _day_numbers(pairs["as_of_date"])
     # Work in resident-major order: lookups then walk each table's sorted rows forwards.
     order = np.lexsort((q_day, q_code))
@@ -467,7 +467,7 @@ def features_for_partition(history: History, pairs: pd.DataFrame) -> pd.DataFram
             matrix[order, position[name]] = values
     out = pd.DataFrame(matrix, columns=names, copy=False)
     out.insert(0, "as_of_date", pd.to_datetime(pairs["as_of_date"]).to_numpy(dtype="datetime64[ns]"))
-    out.insert(0, "resident_id", pd.Series(pairs["resident_id"].to_numpy(), dtype="str"))
+    out.insert(0, "resident_id", pairs["resident_id"].astype("str").reset_index(drop=True))
     return out
 
 
@@ -487,20 +487,26 @@ def as_of_pairs(history: History, as_of) -> pd.DataFrame:
     else:
         if isinstance(as_of, str | pd.Timestamp) or not isinstance(as_of, Sequence | pd.Index | np.ndarray):
             as_of = [as_of]
-        dates = pd.DatetimeIndex(pd.to_datetime(list(as_of))).unique()
-        ids = history.residents["resident_id"].astype("str").unique()
+        dates = pd.DatetimeIndex(pd.to_datetime(list(as_of))).unique().sort_values()
+        ids = np.sort(history.residents["resident_id"].astype("str").unique())
         pairs = pd.DataFrame({
-            "resident_id": np.tile(ids, len(dates)),
+            "resident_id": pd.array(np.tile(ids, len(dates)), dtype="str"),
             "as_of_date": np.repeat(dates.to_numpy(dtype="datetime64[ns]"), len(ids)),
         })
-    if pairs["as_of_date"].isna().any():
-        raise ValueError("as_of dates must not be missing")
-    if (pairs["as_of_date"] != pairs["as_of_date"].dt.normalize()).any():
-        raise ValueError("as_of dates must be whole days (midnight): features describe 00:00 of that day")
+        _check_midnight(pairs["as_of_date"])
+        return pairs  # unique and sorted by construction
+    _check_midnight(pairs["as_of_date"])
     pairs["resident_id"] = pairs["resident_id"].astype("str")
     pairs["as_of_date"] = pairs["as_of_date"].astype("datetime64[ns]")
     pairs = pairs.drop_duplicates().sort_values(["as_of_date", "resident_id"], kind="stable")
     return pairs.reset_index(drop=True)
+
+
+def _check_midnight(dates: pd.Series) -> None:
+    if dates.isna().any():
+        raise ValueError("as_of dates must not be missing")
+    if (dates != dates.dt.normalize()).any():
+        raise ValueError("as_of dates must be whole days (midnight): features describe 00:00 of that day")
 
 
 def split_by_resident(history: History, pairs: pd.DataFrame, n_parts: int) -> list[tuple[History, pd.DataFrame]]:
