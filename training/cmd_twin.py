@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
                 out,
                 start=start,
                 progress=lambda done, total: bar.update(task, completed=done),
+                on_stage=lambda what: bar.update(task, description=what),
             )
         manifest = json.loads((path / "manifest.json").read_text())
         typer.echo(

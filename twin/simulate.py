@@ -1240,13 +1240,20 @@ def simulate(
     *,
     config: SimConfig | None = None,
     progress: ProgressFn | None = None,
+    on_stage: Callable[[str], None] | None = None,
     chunk_days: int = 61,
 ) -> Path:
-    """Simulate a community and write its history under `out` (tables, manifest.json, truth/)."""
+    """Simulate a community and write its history under `out` (tables, manifest.json, truth/).
+
+    `progress(done, total)` is called after each simulated day; `on_stage(what)` when the
+    writing stages begin (they take a while for large communities).
+    """
     cfg = replace(config or SimConfig(), residents=residents, days=days, seed=seed, start=start)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    stage = on_stage or (lambda what: None)
     raw = _run(cfg, progress)
+    stage("writing tables")
     r = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(7)[6])
     store = HistoryStore(out)
     counts: dict[str, int] = {}
@@ -1254,6 +1261,7 @@ def simulate(
         store.write(name, df)
         counts[name] = len(df)
     counts["sensor_days"] = 0
+    stage("writing sensor days")
     for i, a in enumerate(range(0, cfg.days, chunk_days)):
         df = sensor_days_frame(raw, a, min(a + chunk_days, cfg.days))
         if i == 0:
@@ -1262,6 +1270,7 @@ def simulate(
             store.append("sensor_days", df, tag=f"base-{i:03d}")
         counts["sensor_days"] += len(df)
 
+    stage("writing truth")
     truth_dir = out / "truth"
     truth_dir.mkdir(exist_ok=True)
     truth = _truth(raw)

@@ -152,3 +152,36 @@ def test_bad_arguments_say_what_was_wrong(tmp_path):
         simulate(0, 10, 1, tmp_path / "x")
     with pytest.raises(ValueError, match="start"):
         simulate(10, 10, 1, tmp_path / "x", start="yesterday")
+
+
+def test_flu_wave_raises_health_escorts_and_holidays_lower_requests(history, small_twin):
+    manifest = json.loads((small_twin / "manifest.json").read_text())
+    q = history.read("service_requests")
+    q["day"] = q["timestamp"].dt.normalize()
+    daily = q.groupby(["day", "category"]).size().unstack(fill_value=0)
+    flu = [s for s in manifest["shocks"] if s["name"] == "flu_wave"]
+    assert flu, manifest["shocks"]
+    in_flu = np.zeros(len(daily), bool)
+    for s in flu:
+        in_flu |= (daily.index >= s["start"]) & (daily.index <= s["end"])
+    escort = daily["health_escort"]
+    assert escort[in_flu].mean() > 1.2 * escort[~in_flu].mean()
+    total = daily.sum(axis=1)
+    holidays = pd.to_datetime(manifest["holidays"])
+    weekday = total[(total.index.weekday < 5) & ~total.index.isin(holidays)]
+    on_holiday = total[total.index.isin(holidays) & (total.index.weekday < 5)]
+    assert len(on_holiday) >= 2
+    assert on_holiday.mean() < 0.7 * weekday.mean()
+
+
+def test_simulate_command_writes_a_history(tmp_path):
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    out = tmp_path / "history"
+    args = ["simulate", "--residents", "30", "--days", "20", "--seed", "2", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "manifest.json").read_text())["residents"] == 30
+    assert HistoryStore(out).has("sensor_days")
