@@ -241,9 +241,7 @@ class ClaimBody(_Body):
 
 class CompleteBody(_Body):
     volunteer_id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-    hours: Annotated[float, Field(gt=0, le=24, allow_inf_nan=False)] | None = Field(
-        default=None, description="Length of the visit; defaults to the task's credits."
-    )
+
 
 
 class CancelBody(_Body):
