@@ -164,7 +164,8 @@ def run(cfg: BenchConfig) -> dict:
         "benchmark": "features",
         "data": {
             "source": cfg.source, "residents": cfg.residents, "days": cfg.days, "seed": cfg.seed,
-            "rows": rows, "simulation_seconds": None if sim_seconds is None else round(sim_seconds, 1),
+            "rows": rows, "history": str(path), "history_reused": sim_seconds is None,
+            "generation_seconds": None if sim_seconds is None else round(sim_seconds, 1),
         },
         "features": len(FEATURES),
         "read": {
