@@ -113,6 +113,7 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
     scores = test[["resident_id", "as_of_date", "label"]].copy()
     scores["model"] = p_test
 
+    t_base = time.perf_counter()
     # baselines, fitted on the training rows only
     if ds.model == fall_risk.NAME:
         steadi = fall_risk.SteadiBaseline().fit(train["baseline_steadi"].to_numpy(), ytr)
@@ -140,11 +141,14 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
         metrics["baseline"] = metrics["alone_last_score"]
     metrics["slices"] = ev.sliced(test, p_test)
 
+    baseline_seconds = time.perf_counter() - t_base
+    t_shap = time.perf_counter()
     sample = test.sample(min(len(test), 5000), random_state=params.seed)
     contrib = contributions(loaded, sample, num_threads=params.num_threads)
     importance = contrib.drop(columns=["base_value"]).abs().mean().sort_values(ascending=False)
     facts = {"rows_train": len(train), "rows_val": len(val), "rows_test": len(test),
-             "trees": booster.num_trees(), "split": ds.plan.describe()}
+             "trees": booster.num_trees(), "split": ds.plan.describe(),
+             "baseline_seconds": baseline_seconds, "shap_seconds": time.perf_counter() - t_shap}
     return RiskResult(loaded, metrics, curves, importance, scores, fit_seconds, facts)
 
 
@@ -177,12 +181,13 @@ def explanation_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFr
     reasons = top_reasons(contributions(loaded, sub), k=top)
     names = loaded.feature_names
     cause_sets = {n: set(get_feature(n).causes) for n in names}
-    hits, chance, per_cause = [], [], {}
+    hits, hits1, chance, per_cause = [], [], [], {}
     n = len(names)
     for reason, cause in zip(reasons, rows["cause"], strict=True):
         if not isinstance(cause, str):
             continue
         hit = any(cause in cause_sets[r] for r in reason)
+        hits1.append(bool(reason) and cause in cause_sets[reason[0]])
         m = sum(cause in cause_sets[f] for f in names)
         chance.append(1 - math.comb(n - m, top) / math.comb(n, top) if n >= top else 1.0)
         hits.append(hit)
@@ -194,6 +199,7 @@ def explanation_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFr
         "selection": selection,
         "top": top,
         "hit_rate": float(np.mean(hits)) if hits else None,
+        "top1_hit_rate": float(np.mean(hits1)) if hits1 else None,
         "chance_rate": float(np.mean(chance)) if chance else None,
         "per_cause": {c: {"hit_rate": h / t, "rows": t} for c, (h, t) in sorted(per_cause.items())},
     }
