@@ -46,10 +46,10 @@ BANDS: dict[str, Band] = {
     ),
     "gait_or": Band(1.5, 3.2, "Deandrea et al. 2010: gait problems OR 2.06, walking aid OR 2.18"),
     "nocturia_rr_2plus": Band(
-        1.05, 1.6, "Pesonen et al. 2020 (meta-analysis): nocturia (2+ a night) RR 1.20 for falls"
+        1.05, 1.5, "Pesonen et al. 2020 (meta-analysis): nocturia (2+ a night) RR 1.20 for falls"
     ),
     "nocturia_rr_3plus": Band(
-        1.1, 1.9, "Vaughan et al. 2010: 3+ night-time voids RR 1.28 for falls"
+        1.1, 1.7, "Vaughan et al. 2010: 3+ night-time voids RR 1.28 for falls"
     ),
     "polypharmacy_ratio_10plus": Band(
         1.5,

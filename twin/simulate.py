@@ -64,6 +64,9 @@ TASK_HOURS = {
 
 ProgressFn = Callable[[int, int], None]
 
+# Part of the twin id: a change to the simulator's behaviour gets a new version.
+SIMULATOR_VERSION = "2026.11.2"
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -142,7 +145,8 @@ class SimConfig:
 
     @property
     def twin_id(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True, default=str).encode()
+        params = {"simulator_version": SIMULATOR_VERSION, **asdict(self)}
+        blob = json.dumps(params, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -283,7 +287,7 @@ def make_population(cfg: SimConfig, rng: np.random.Generator) -> Population:
     gait0 = np.clip(1.25 - 1.3 * frailty0 - 0.1 * walking_aid + rng.normal(0, 0.08, n), 0.2, 1.8)
     dementia = rng.random(n) < 0.04 + 0.06 * a
     vision = rng.random(n) < 0.08 + 0.04 * a
-    nocturia = np.exp(rng.normal(np.log(1.0) + 0.2 * a + 0.08 * chronic, 0.45, n))
+    nocturia = np.exp(rng.normal(np.log(1.1) + 0.1 * a + 0.05 * chronic, 0.45, n))
     trait = rng.normal(0, 0.6, n)
     family_rate = np.clip(rng.lognormal(np.log(0.11), 0.7, n), 0.005, 1.5)
     out_base = rng.lognormal(np.log(3.0), 0.3, n)
@@ -763,8 +767,8 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
         ai = np.flatnonzero(due)
         if len(ai):
             g = st["gait"][ai]
-            tug = 9.3 / np.power(np.maximum(g, 0.15), 1.3) * r_day.lognormal(0, 0.2, len(ai))
-            tug = tug + 1.2 * np.clip(pop.balance[ai], 0, None) + 2.0 * (sign[ai] > 0.3)
+            tug = 9.3 / np.power(np.maximum(g, 0.15), 1.3) * r_day.lognormal(0, 0.25, len(ai))
+            tug = tug + 1.2 * np.clip(pop.balance[ai], 0, None) + 1.0 * (sign[ai] > 0.3)
             fear_ans = (st["fear"][ai] + r_day.normal(0, 0.4, len(ai))) > 1.0
             fell = (t - st["last_fall"][ai]) <= 365
             fell = np.where(
@@ -1186,6 +1190,7 @@ def _manifest(raw: _Raw, counts: dict[str, int]) -> dict:
         "end": (raw.start + timedelta(days=cfg.days - 1)).isoformat(),
         "end_note": "end is the last simulated day (inclusive)",
         "generator": "twin.simulate",
+        "simulator_version": SIMULATOR_VERSION,
         "grids": [str(g) for g in raw.pop.grid_ids],
         "volunteers": len(raw.volunteers),
         "holidays": [h.isoformat() for h in raw.holidays],
