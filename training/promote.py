@@ -146,7 +146,7 @@ def _test_dates(window: str) -> pd.DatetimeIndex:
 def _champion(name: str, tracking_uri: str, new_version: str) -> tuple[LoadedModel | None, str | None, str]:
     current = alias_version(tracking_uri, name, CHAMPION)
     if current is None or current == new_version:
-        return None, current, "" if current is None else "already champion"
+        return None, current, ""
     try:
         return check_schema(load_version(name, tracking_uri, version=current)), current, ""
     except ChampionError as exc:
@@ -200,6 +200,8 @@ def gate_risk(name: str, version: str, tracking_uri: str, margins: PromotionMarg
 
     champ, champ_version, note = _champion(name, tracking_uri, version)
     d.previous_champion = champ_version
+    if champ_version == version:
+        d.reasons.append(f"v{version} is already the champion")
     if champ is not None:
         m_ch = ev.binary_metrics(y, spec.predict_proba(champ, rows))
         d.checks["champion"] = {"version": champ_version, **m_ch}
@@ -264,6 +266,8 @@ def gate_demand(version: str, tracking_uri: str, margins: PromotionMargins,
         d.reasons.append(f"interval coverage {bt['coverage']:.3f} is off nominal {bt['nominal_coverage']:.2f} by more than {margins.demand_coverage_tolerance:.2f}")
     champ, champ_version, note = _champion(name, tracking_uri, version)
     d.previous_champion = champ_version
+    if champ_version == version:
+        d.reasons.append(f"v{version} is already the champion")
     if champ is not None:
         bt_ch, _ = rolling_origin(panel, config=cfg, loaded=champ)
         d.checks["champion"] = {"version": champ_version, **{k: v for k, v in bt_ch.items() if k != "per_horizon"}}

@@ -69,3 +69,28 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(model_twin,
     assert not second.promoted and "does not beat champion" in second.summary()
     assert str(client.get_model_version_by_alias("fall_risk", "challenger").version) == again.version
     assert load_champion("fall_risk", uri).version == summary.version
+
+
+def test_champion_with_another_feature_schema_is_refused(model_twin, tmp_path):
+    from dataclasses import replace
+
+    from features.pipeline import load_history
+    from models.base import BoosterParams
+    from models.registry import ChampionError, load_champion
+    from training.config import SplitConfig
+    from training.data import risk_dataset
+    from training.risk import fit_risk
+    from training.tracking import default_tracking_uri, log_model_run, set_alias
+
+    uri = default_tracking_uri(tmp_path)
+    ds = risk_dataset("isolation", load_history(model_twin), SplitConfig())
+    res = fit_risk(ds, BoosterParams(num_trees=10))
+    stale = replace(res.loaded, schema_hash="0000stale0000")
+    info = log_model_run(tracking_uri=uri, loaded=stale, params={}, metrics={}, tags={},
+                         json_artifacts={}, input_example=ds.part("test").head(3),
+                         output_example=res.test_scores["model"].to_numpy()[:3])
+    set_alias(uri, "isolation", "champion", info["version"])
+    with pytest.raises(ChampionError) as err:
+        load_champion("isolation", uri)
+    msg = str(err.value)
+    assert "'isolation'" in msg and f"version {info['version']}" in msg and "schema hash" in msg
