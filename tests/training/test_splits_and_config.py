@@ -55,3 +55,12 @@ def test_params_file_rejects_unknown_keys(tmp_path):
     f.write_text("[boster]\nnum_trees = 50\n")
     with pytest.raises(ValueError, match="unknown table"):
         load_params(f)
+
+
+def test_example_params_file_states_the_defaults():
+    from pathlib import Path
+
+    import training
+
+    example = Path(training.__file__).parent / "params.example.toml"
+    assert load_params(example) == TrainParams()
