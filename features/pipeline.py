@@ -20,7 +20,7 @@ chunks) or on resident partitions with Dask `map_partitions`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -140,19 +140,30 @@ class _Rows:
     """Rows of one table reduced to sorted keys (resident code << 21 | day)."""
 
     keys: np.ndarray
-    order: np.ndarray  # positions in the source frame, in key order
+    order: np.ndarray | None  # positions in the source frame in key order; None: the same rows
 
     @classmethod
     def of(cls, codes: np.ndarray, days: np.ndarray, keep: np.ndarray | None = None) -> _Rows:
         ok = (codes >= 0) & (days >= 0)
         if keep is not None:
             ok &= keep
-        pos = np.flatnonzero(ok)
-        keys = (codes[pos] << _DAY_BITS) | days[pos]
-        if len(keys) > 1 and not (np.diff(keys) >= 0).all():
+        if ok.all():
+            pos, keys = None, (codes << _DAY_BITS) | days
+        else:
+            pos = np.flatnonzero(ok)
+            keys = (codes[pos] << _DAY_BITS) | days[pos]
+        if len(keys) > 1 and not np.all(keys[1:] >= keys[:-1]):
             o = np.argsort(keys, kind="stable")
-            keys, pos = keys[o], pos[o]
+            keys, pos = keys[o], (o if pos is None else pos[o])
         return cls(keys=keys, order=pos)
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        """Source-frame values in key order."""
+        return values if self.order is None else values[self.order]
+
+    def source(self, i: np.ndarray) -> np.ndarray:
+        """Source-frame positions of key positions `i`."""
+        return i if self.order is None else self.order[i]
 
     def bound(self, q_code: np.ndarray, q_day: np.ndarray) -> np.ndarray:
         """Number of rows strictly before day `q_day` of each resident (a prefix index)."""
@@ -230,24 +241,22 @@ def _static_features(residents: pd.DataFrame, index: pd.Index, q_code, q_day) ->
 SENSOR_BLOCK_ROWS = 1 << 19  # rows per block: small arrays stay in cache and reuse memory
 
 
-def _sensor_features(sensor: pd.DataFrame | None, index: pd.Index, q_code, q_day, wanted) -> dict:
+def _sensor_features(sensor: pd.DataFrame | None, index: pd.Index, q_code, q_day, wanted) -> Iterator:
     """Rolling, deviation and missingness features; `q_code` must be sorted (resident-major).
 
     Rows and pairs are both sorted by resident, so the work runs over blocks of whole residents
-    with contiguous slices of each: same sums, much less memory traffic.
+    with contiguous slices of each: same sums, much less memory traffic. Yields
+    (first pair, end pair, {feature: values}) per block.
     """
     if sensor is None:
-        return {}  # not recorded at all: every sensor feature stays NaN
+        return  # not recorded at all: every sensor feature stays NaN
     days = _day_numbers(sensor["date"])
     reach = max(90, Z_RECENT_DAYS + Z_BASELINE_DAYS, TREND_DAYS, SD_DAYS)
     in_reach = (days >= q_day.min() - reach) & (days < q_day.max())  # no window sees other days
     rows = _Rows.of(_resident_codes(sensor["resident_id"], index), days, in_reach)
-    identity = len(rows.order) == len(sensor) and (len(sensor) == 0 or (np.diff(rows.order) == 1).all())
     columns = {s.column: sensor[s.column].to_numpy(dtype=np.float64, na_value=np.nan) for s in SIGNALS}
     needed = {n for n in wanted if FEATURES[n].source == "sensor_days"}
 
-    n_pairs = len(q_code)
-    out: dict[str, np.ndarray] = {}
     # Block boundaries: resident codes where the row count passes each multiple of the block size.
     row_codes = rows.keys >> _DAY_BITS
     cuts = np.unique(row_codes[::SENSOR_BLOCK_ROWS]) if len(row_codes) else np.array([], dtype=np.int64)
@@ -257,14 +266,9 @@ def _sensor_features(sensor: pd.DataFrame | None, index: pd.Index, q_code, q_day
         p0, p1 = np.searchsorted(q_code, [a, b])
         if p0 == p1:
             continue
-        pos = slice(r0, r1) if identity else rows.order[r0:r1]
-        block = _sensor_block({c: v[pos] for c, v in columns.items()}, rows.keys[r0:r1],
-                              q_code[p0:p1], q_day[p0:p1], needed)
-        for name, values in block.items():
-            if name not in out:
-                out[name] = np.full(n_pairs, np.nan)
-            out[name][p0:p1] = values
-    return out
+        pos = slice(r0, r1) if rows.order is None else rows.order[r0:r1]
+        yield p0, p1, _sensor_block({c: v[pos] for c, v in columns.items()}, rows.keys[r0:r1],
+                                    q_code[p0:p1], q_day[p0:p1], needed)
 
 
 class _SignalWindows:
@@ -298,7 +302,7 @@ def _sensor_block(values: dict[str, np.ndarray], keys: np.ndarray, q_code, q_day
     A window is named by its first and end day before the as-of date: (7, 0) is the last week,
     (97, 7) the 90 days before it. Each window sum is computed once per signal and reused.
     """
-    rows = _Rows(keys=keys, order=np.arange(len(keys)))
+    rows = _Rows(keys=keys, order=None)
     day = (keys & _DAY_MASK).astype(np.int64)
     starts = {0, 7, 30, 90, TREND_DAYS, SD_DAYS, Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS}
     at = {w: rows.bound(q_code, q_day - w) for w in starts}  # prefix index of day T-w
@@ -385,7 +389,7 @@ def _assessment_features(assess: pd.DataFrame | None, index: pd.Index, q_code, q
         rows = _Rows.of(codes, days, ~np.isnan(vals))
         i, last_day = rows.last_before(q_code, q_day)
         hit = i >= 0
-        picked = vals[rows.order[np.maximum(i, 0)]] if len(rows.order) else np.zeros(len(i))
+        picked = vals[rows.source(np.maximum(i, 0))] if len(rows.keys) else np.zeros(len(i))
         out[value_name] = np.where(hit, picked, np.nan)
         out[age_name] = np.where(hit, q_day - last_day, np.nan).astype(np.float64)
     return out
@@ -402,7 +406,7 @@ def _social_features(history: History, index: pd.Index, q_code, q_day) -> dict:
             out[f"visits_{src}_30d"] = _Rows.of(codes, days, source == src).count(q_code, q_day, 30)
         rows = _Rows.of(codes, days)
         minutes = np.rint(visits["hours"].to_numpy(dtype=np.float64, na_value=0.0) * 60).astype(np.int64)
-        pm = _prefix(minutes[rows.order])
+        pm = _prefix(rows.take(minutes))
         out["visit_hours_30d"] = _window(pm, rows.bound(q_code, q_day - 30), rows.bound(q_code, q_day)) / 60.0
         _, last_day = rows.last_before(q_code, q_day)
         out["days_since_last_visit"] = np.where(last_day >= 0, q_day - last_day, np.nan).astype(np.float64)
@@ -457,7 +461,6 @@ def features_for_partition(history: History, pairs: pd.DataFrame) -> pd.DataFram
     matrix = np.full((len(pairs), len(names)), np.nan, order="F")  # column-major, as pandas stores it
     families = (
         lambda: _static_features(history.residents, ids, q_code, q_day),
-        lambda: _sensor_features(history.sensor_days, ids, q_code, q_day, FEATURES),
         lambda: _event_features(history.events, ids, q_code, q_day),
         lambda: _assessment_features(history.assessments, ids, q_code, q_day),
         lambda: _social_features(history, ids, q_code, q_day),
@@ -465,6 +468,10 @@ def features_for_partition(history: History, pairs: pd.DataFrame) -> pd.DataFram
     for family in families:  # one family at a time keeps peak memory near one table's worth
         for name, values in family().items():
             matrix[order, position[name]] = values
+    for p0, p1, block in _sensor_features(history.sensor_days, ids, q_code, q_day, FEATURES):
+        rows_out = order[p0:p1]
+        for name, values in block.items():
+            matrix[rows_out, position[name]] = values
     out = pd.DataFrame(matrix, columns=names, copy=False)
     out.insert(0, "as_of_date", pd.to_datetime(pairs["as_of_date"]).to_numpy(dtype="datetime64[ns]"))
     out.insert(0, "resident_id", pairs["resident_id"].astype("str").reset_index(drop=True))
