@@ -139,11 +139,10 @@ class Runtime:
         """Open tasks for high bands; returns resident id -> actions taken."""
         assessments = []
         for m, s in chunk.by_model.items():
-            for i, rid in enumerate(chunk.frame["resident_id"]):
+            for i, rid in enumerate(chunk.resident_ids):
                 grid = self.grid_of.get(rid)
                 if grid is None or s.band[i] not in DEFAULT_POLICY.open_bands:
                     continue
-                day = chunk.frame["as_of_date"].iloc[i]
                 assessments.append(
                     ActionInput(
                         resident_id=rid,
@@ -153,7 +152,7 @@ class Runtime:
                         band=str(s.band[i]),
                         reasons=chunk.reasons(m, i),
                         model_version=s.version,
-                        as_of=None if pd.isna(day) else pd.Timestamp(day).date(),
+                        as_of=chunk.as_of[i],
                     )
                 )
         out: dict[str, list[dict]] = {}
@@ -190,11 +189,11 @@ class Runtime:
             rows.append(
                 pd.DataFrame(
                     {
-                        "resident_id": chunk.frame["resident_id"].to_numpy(),
-                        "as_of_date": chunk.frame["as_of_date"].to_numpy(),
+                        "resident_id": chunk.resident_ids,
+                        "as_of_date": chunk.as_of,
                         "probability": s.probability,
                         "band": s.band,
-                        "reasons": [chunk.reasons(model, i) for i in range(len(chunk.frame))],
+                        "reasons": [chunk.reasons(model, i) for i in range(len(chunk))],
                     }
                 )
             )
@@ -485,7 +484,6 @@ def resident_page(request: Request, resident_id: ResidentIdPath):
     except KeyError:
         return _error(404, f"unknown resident id: {resident_id}")
     chunk = rt.score(feats, RISK_MODELS, rt.config.top_reasons)
-    day = chunk.frame["as_of_date"].iloc[0]
     assessments = [
         schemas.ModelAssessment(
             model=m,
@@ -511,7 +509,7 @@ def resident_page(request: Request, resident_id: ResidentIdPath):
     rt.audit.record(principal_of(request), "resident.read", resident_id)
     return schemas.ResidentPage(
         resident_id=resident_id,
-        as_of_date=None if pd.isna(day) else pd.Timestamp(day).date(),
+        as_of_date=chunk.as_of[0],
         assessments=assessments,
         score_history=history,
         tasks=[_task(t) for t in tasks],

@@ -8,9 +8,10 @@ transform of the same raw score, so explanation and score always agree.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
@@ -61,25 +62,6 @@ def load_champions(names: Sequence[str], tracking_uri: str) -> dict[str, Champio
     }
 
 
-class _RowView(Mapping[str, float]):
-    """A read-only feature-name -> value view of one row, without building a dict."""
-
-    __slots__ = ("_index", "_values")
-
-    def __init__(self, index: Mapping[str, int], values: np.ndarray):
-        self._index = index
-        self._values = values
-
-    def __getitem__(self, key: str) -> float:
-        return float(self._values[self._index[key]])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-
 @dataclass
 class ModelScores:
     """One model's scores for a chunk of residents (arrays aligned with the chunk's rows)."""
@@ -101,25 +83,37 @@ class ChunkScores:
     companion the model itself does not use, e.g. this week against the usual).
     """
 
-    frame: pd.DataFrame  # resident_id, as_of_date
+    resident_ids: list[str]
+    as_of: list[date | None]  # date the features describe, per resident
     columns: dict[str, int]  # feature name -> column of `values`
     values: np.ndarray  # (n, every feature)
     by_model: dict[str, ModelScores] = field(default_factory=dict)
+    _rows: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.resident_ids)
+
+    def _row(self, i: int) -> dict[str, float]:
+        row = self._rows.get(i)
+        if row is None:
+            row = self._rows[i] = dict(zip(self.columns, self.values[i].tolist(), strict=True))
+        return row
 
     def reasons(self, model: str, i: int) -> list[dict[str, Any]]:
         """Worded top reasons of row i for one model."""
         s = self.by_model[model]
-        row = _RowView(self.columns, self.values[i])
+        row = self._row(i)
+        names = s.feature_names
         out = []
-        for j, c in zip(s.top_features[i], s.top_contributions[i], strict=True):
-            name = s.feature_names[j]
-            v = self.values[i, self.columns[name]]
+        for j, c in zip(s.top_features[i].tolist(), s.top_contributions[i].tolist(), strict=True):
+            name = names[j]
+            v = row[name]
             out.append(
                 {
                     "feature": name,
-                    "contribution": float(c),
-                    "value": None if np.isnan(v) else float(v),
-                    "text": reason_text(name, row, float(c)),
+                    "contribution": c,
+                    "value": None if v != v else v,  # NaN: unknown
+                    "text": reason_text(name, row, c),
                 }
             )
         return out
@@ -157,20 +151,37 @@ def score_model(champion: Champion, X: np.ndarray, top_k: int) -> ModelScores:
     )
 
 
+@lru_cache(maxsize=64)
+def _plan(columns: tuple[str, ...], model_features: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the feature columns in a frame, and of a model's inputs among them."""
+    feature_pos = np.array([j for j, c in enumerate(columns) if c not in ID_COLUMNS])
+    names = [columns[j] for j in feature_pos]
+    index = {n: k for k, n in enumerate(names)}
+    return feature_pos, np.array([index[n] for n in model_features])
+
+
+def _days(values: Any) -> list[date | None]:
+    stamps = pd.DatetimeIndex(values)
+    return [None if pd.isna(d) else d.date() for d in stamps]
+
+
 def score_chunk(
     champions: Mapping[str, Champion], features: pd.DataFrame, models: Sequence[str], top_k: int
 ) -> ChunkScores:
     """Score one chunk of feature rows (columns of `build_features`) with every requested model."""
-    names = [c for c in features.columns if c not in ID_COLUMNS]
-    values = features[names].to_numpy(dtype=np.float64, na_value=np.nan)
-    columns = {n: j for j, n in enumerate(names)}
+    cols = tuple(features.columns)
+    feature_pos, _ = _plan(cols, ())
+    values = features.iloc[:, feature_pos].to_numpy(dtype=np.float64, na_value=np.nan)
     out = ChunkScores(
-        frame=features[list(ID_COLUMNS)].reset_index(drop=True), columns=columns, values=values
+        resident_ids=features["resident_id"].tolist(),
+        as_of=_days(features["as_of_date"].to_numpy()),
+        columns={cols[j]: k for k, j in enumerate(feature_pos)},
+        values=values,
     )
     for m in models:
         champion = champions[m]
-        X = values[:, [columns[n] for n in champion.feature_names]]
-        out.by_model[m] = score_model(champion, X, top_k)
+        _, model_pos = _plan(cols, tuple(champion.feature_names))
+        out.by_model[m] = score_model(champion, values[:, model_pos], top_k)
     return out
 
 
@@ -205,18 +216,17 @@ def rows_to_features(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 def score_records(chunk: ChunkScores, scored_at: datetime | None = None) -> list[ScoreRecord]:
     """The chunk's scores as records for the store's score history (one per resident and model)."""
     out: list[ScoreRecord] = []
-    ids = chunk.frame["resident_id"].tolist()
-    days = [None if pd.isna(d) else pd.Timestamp(d).date() for d in chunk.frame["as_of_date"]]
     for m, s in chunk.by_model.items():
-        for i, rid in enumerate(ids):
+        probability, band = s.probability.tolist(), s.band.tolist()
+        for i, rid in enumerate(chunk.resident_ids):
             out.append(
                 ScoreRecord(
                     resident_id=rid,
                     model=m,
                     model_version=s.version,
-                    as_of=days[i],
-                    probability=float(s.probability[i]),
-                    band=str(s.band[i]),
+                    as_of=chunk.as_of[i],
+                    probability=probability[i],
+                    band=band[i],
                     reasons=chunk.reasons(m, i),
                     scored_at=scored_at,
                 )

@@ -116,13 +116,11 @@ class TwinCare:
         actions = rt.act(chunk, principal) if request.act else {}
         m = _metrics()
         results = []
-        days = chunk.frame["as_of_date"]
-        for i, rid in enumerate(chunk.frame["resident_id"]):
-            day = days.iloc[i]
+        for i, rid in enumerate(chunk.resident_ids):
             results.append(
                 schemas.ResidentAssessment(
                     resident_id=rid,
-                    as_of_date=None if pd.isna(day) else pd.Timestamp(day).date(),
+                    as_of_date=chunk.as_of[i],
                     assessments=[
                         schemas.ModelAssessment(
                             model=name,
