@@ -4,7 +4,8 @@
 
 Each case runs in its own process (so peak memory is that case's alone) and is timed in two
 phases: the day loop, then turning arrays into tables and writing them (validated Parquet). Peak
-resident memory comes from `resource.getrusage`. Results go to benchmarks/results/simulate.json.
+resident memory comes from `resource.getrusage`, taken before the default twin's calibration
+report (also recorded). Results go to benchmarks/results/simulate.json.
 Goals (issue 2): the default twin (2,000 x 730) under 2 minutes; 50,000 x 365 within memory.
 """
 
@@ -24,7 +25,8 @@ from pathlib import Path
 RESULT = Path(__file__).parent / "results" / "simulate.json"
 
 
-def _case(residents: int, days: int, seed: int, queue) -> None:
+def _case(residents: int, days: int, seed: int, with_calibration: bool, queue) -> None:
+    from twin.calibrate import calibrate
     from twin.simulate import simulate
 
     out = Path(tempfile.mkdtemp(prefix="bench_simulate_")) / "history"
@@ -41,8 +43,21 @@ def _case(residents: int, days: int, seed: int, queue) -> None:
         manifest = json.loads((out / "manifest.json").read_text())
         size = sum(p.stat().st_size for p in out.rglob("*.parquet"))
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        calibration = None
+        if with_calibration:
+            t1 = time.perf_counter()
+            report = calibrate(out)
+            calibration = {
+                "seconds": round(time.perf_counter() - t1, 2),
+                "all_ok": all(m["ok"] for m in report.values()),
+                "figures": {
+                    k: {"measured": m["measured"], "band": m["band"], "ok": m["ok"]}
+                    for k, m in report.items()
+                },
+            }
         queue.put(
             {
+                "twin_id": manifest["twin_id"],
                 "residents": residents,
                 "days": days,
                 "seed": seed,
@@ -53,16 +68,17 @@ def _case(residents: int, days: int, seed: int, queue) -> None:
                 "parquet_mib": round(size / 2**20, 1),
                 "rows": manifest["rows"],
                 "resident_days_per_s": round(residents * days / total),
+                "calibration": calibration,
             }
         )
     finally:
         shutil.rmtree(out.parent, ignore_errors=True)
 
 
-def run_case(residents: int, days: int, seed: int = 7) -> dict:
+def run_case(residents: int, days: int, seed: int = 7, with_calibration: bool = False) -> dict:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_case, args=(residents, days, seed, queue))
+    proc = ctx.Process(target=_case, args=(residents, days, seed, with_calibration, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -76,9 +92,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--big-days", type=int, default=365)
     args = ap.parse_args(argv)
 
-    cases = {"default_2000x730": run_case(2000, 730)}
+    cases = {"default_2000x730": run_case(2000, 730, with_calibration=True)}
     if not args.skip_big:
-        cases[f"big_{args.big_residents}x{args.big_days}"] = run_case(args.big_residents, args.big_days)
+        cases[f"big_{args.big_residents}x{args.big_days}"] = run_case(
+            args.big_residents, args.big_days
+        )
     default = cases["default_2000x730"]
     result = {
         "benchmark": "simulate",
