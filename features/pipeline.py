@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +115,7 @@ def weekly_as_of(history: History, warmup_days: int = 90) -> pd.DatetimeIndex:
 
 
 def _day_numbers(values) -> np.ndarray:
-    """Day numbers since 1970-01-01 (floor), int64; NaT becomes -1."""
+    """Day numbers since 1970-01-01, int64; NaT (and days before 1970) count as unknown (-1)."""
     arr = pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[ns]")
     nat = np.isnat(arr)
     days = arr.astype("datetime64[D]").astype(np.int64)
@@ -605,7 +605,3 @@ def build_features(
     out = build_features_dask(history, pairs, max(n_partitions, 2), scheduler)
     return _finish([out])
 
-
-def with_tables(history: History, **tables) -> History:
-    """A copy of `history` with some tables replaced."""
-    return replace(history, **tables)
