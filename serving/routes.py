@@ -14,10 +14,11 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import pandas as pd
 from fastapi import APIRouter, FastAPI, Header, Query, Request, Security
 from fastapi import Path as PathParam
@@ -31,7 +32,7 @@ from serving.actions import DEFAULT_POLICY, Scarcity, act_on_assessments, grid_s
 from serving.actions import ModelAssessment as ActionInput
 from serving.auth import AuthError, KeyRing, Principal, authorize, key_from_headers
 from serving.config import DEMAND_MODEL, RISK_MODELS, ServingConfig
-from serving.scoring import Champion, ChunkScores, load_champions, score_chunk
+from serving.scoring import Champion, ChunkScores, load_champions, score_chunk, score_matrix
 from serving.store import StoreError, Task, TimeBankStore
 from twin.store import HistoryStore
 
@@ -91,6 +92,64 @@ class AuditTrail:
 
 
 # ---------------------------------------------------------------------------------------------
+# Online features, held in memory and reloaded when the store file changes
+# ---------------------------------------------------------------------------------------------
+
+
+class OnlineFeatures:
+    """Every resident's latest vector from the online store, kept in memory for fast lookups.
+
+    The store is rewritten by `twincare materialise`; a lookup notices a change of the store's
+    files (modification time and size) and reloads, so a new night's vectors are served at once.
+    """
+
+    def __init__(self, online: OnlineStore):
+        self.online = online
+        self._lock = threading.Lock()
+        self._stamp: tuple | None = None
+        self._load()
+
+    def _file_stamp(self) -> tuple:
+        stamp = []
+        for suffix in ("", "-wal"):
+            p = Path(str(self.online.path) + suffix)
+            try:
+                st = p.stat()
+                stamp.append((st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                stamp.append(None)
+        return tuple(stamp)
+
+    def _load(self) -> None:
+        stamp = self._file_stamp()
+        frame = self.online.get(self.online.resident_ids())
+        pos = [j for j, c in enumerate(frame.columns) if c not in ("resident_id", "as_of_date")]
+        self.columns = tuple(frame.columns[j] for j in pos)
+        self.values = frame.iloc[:, pos].to_numpy(dtype=np.float64, na_value=np.nan)
+        self.ids = frame["resident_id"].tolist()
+        self.as_of = [None if pd.isna(d) else d.date() for d in pd.DatetimeIndex(frame["as_of_date"])]
+        self.row_of = {r: i for i, r in enumerate(self.ids)}
+        self._stamp = stamp
+
+    def refresh(self) -> None:
+        if self._file_stamp() != self._stamp:
+            with self._lock:
+                if self._file_stamp() != self._stamp:
+                    self._load()
+
+    def lookup(self, resident_ids: Sequence[str]) -> tuple[list[str], list[date | None], np.ndarray]:
+        """(ids, as-of dates, feature matrix) of the residents asked; KeyError names unknown ids."""
+        self.refresh()
+        row_of = self.row_of
+        unknown = [r for r in resident_ids if r not in row_of]
+        if unknown:
+            shown = ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+            raise KeyError(f"unknown resident id(s) in the online store: {shown}")
+        rows = [row_of[r] for r in resident_ids]
+        return list(resident_ids), [self.as_of[i] for i in rows], self.values[rows]
+
+
+# ---------------------------------------------------------------------------------------------
 # Runtime
 # ---------------------------------------------------------------------------------------------
 
@@ -102,6 +161,7 @@ class Runtime:
     config: ServingConfig
     champions: dict[str, Champion]
     online: OnlineStore
+    features: OnlineFeatures
     store: TimeBankStore
     keyring: KeyRing
     history: HistoryStore
@@ -134,6 +194,14 @@ class Runtime:
 
     def score(self, features: pd.DataFrame, models: Sequence[str], top_k: int) -> ChunkScores:
         return score_chunk(self.champions, features, models, top_k)
+
+    def score_residents(self, resident_ids: Sequence[str], models: Sequence[str], top_k: int) -> ChunkScores:
+        """Score residents by id from the online features (KeyError names unknown ids)."""
+        ids, as_of, values = self.features.lookup(resident_ids)
+        return score_matrix(
+            self.champions, resident_ids=ids, as_of=as_of, columns=self.features.columns,
+            values=values, models=models, top_k=top_k,
+        )
 
     def act(self, chunk: ChunkScores, principal: Principal | None) -> dict[str, list[dict]]:
         """Open tasks for high bands; returns resident id -> actions taken."""
@@ -262,6 +330,7 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True) -> Runtime:
         config=config,
         champions=champions,
         online=online,
+        features=OnlineFeatures(online),
         store=store,
         keyring=keyring,
         history=history,
@@ -480,10 +549,9 @@ def at_risk(
 def resident_page(request: Request, resident_id: ResidentIdPath):
     rt = current()
     try:
-        feats = rt.online.get([resident_id])
+        chunk = rt.score_residents([resident_id], RISK_MODELS, rt.config.top_reasons)
     except KeyError:
         return _error(404, f"unknown resident id: {resident_id}")
-    chunk = rt.score(feats, RISK_MODELS, rt.config.top_reasons)
     assessments = [
         schemas.ModelAssessment(
             model=m,

@@ -26,7 +26,10 @@ from serving.store import ScoreRecord
 
 ID_COLUMNS = ("resident_id", "as_of_date")
 
-__all__ = ["ChampionError", "Champion", "load_champions", "score_chunk", "rows_to_features", "score_records"]
+__all__ = [
+    "ChampionError", "Champion", "load_champions", "score_chunk", "score_matrix", "rows_to_features",
+    "score_records",
+]
 
 
 class BadFeatures(ValueError):
@@ -171,16 +174,37 @@ def score_chunk(
     """Score one chunk of feature rows (columns of `build_features`) with every requested model."""
     cols = tuple(features.columns)
     feature_pos, _ = _plan(cols, ())
-    values = features.iloc[:, feature_pos].to_numpy(dtype=np.float64, na_value=np.nan)
-    out = ChunkScores(
+    return score_matrix(
+        champions,
         resident_ids=features["resident_id"].tolist(),
         as_of=_days(features["as_of_date"].to_numpy()),
-        columns={cols[j]: k for k, j in enumerate(feature_pos)},
+        columns=tuple(cols[j] for j in feature_pos),
+        values=features.iloc[:, feature_pos].to_numpy(dtype=np.float64, na_value=np.nan),
+        models=models,
+        top_k=top_k,
+    )
+
+
+def score_matrix(
+    champions: Mapping[str, Champion],
+    *,
+    resident_ids: list[str],
+    as_of: list[date | None],
+    columns: tuple[str, ...],
+    values: np.ndarray,
+    models: Sequence[str],
+    top_k: int,
+) -> ChunkScores:
+    """Score rows given as a float matrix whose columns are every feature (`columns`)."""
+    out = ChunkScores(
+        resident_ids=resident_ids,
+        as_of=as_of,
+        columns={c: k for k, c in enumerate(columns)},
         values=values,
     )
     for m in models:
         champion = champions[m]
-        _, model_pos = _plan(cols, tuple(champion.feature_names))
+        _, model_pos = _plan(columns, tuple(champion.feature_names))
         out.by_model[m] = score_model(champion, values[:, model_pos], top_k)
     return out
 

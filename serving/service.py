@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from functools import cache
 
 import bentoml
@@ -104,7 +105,7 @@ class TwinCare:
         if request.resident_ids is not None:
             ids = list(dict.fromkeys(request.resident_ids))
             try:
-                features = rt.online.get(ids)
+                chunk = rt.score_residents(ids, request.models, request.top_reasons)
             except KeyError as exc:
                 return _error(ctx, 404, str(exc.args[0]) if exc.args else "unknown resident ids")
         else:
@@ -112,7 +113,7 @@ class TwinCare:
                 features = rows_to_features([r.model_dump() for r in request.rows or []])
             except BadFeatures as exc:
                 return _error(ctx, 422, str(exc))
-        chunk = rt.score(features, request.models, request.top_reasons)
+            chunk = rt.score(features, request.models, request.top_reasons)
         actions = rt.act(chunk, principal) if request.act else {}
         m = _metrics()
         results = []
@@ -137,8 +138,8 @@ class TwinCare:
             rt.audit.record(principal, "resident.assess", rid)
         for name, s in chunk.by_model.items():
             m["assessed"].labels(model=name).inc(len(s.probability))
-            for band, count in pd.Series(s.band).value_counts().items():
-                m["bands"].labels(model=name, band=band).inc(int(count))
+            for band, count in Counter(s.band.tolist()).items():
+                m["bands"].labels(model=name, band=band).inc(count)
         for acts in actions.values():
             for a in acts:
                 if a["status"] == "opened":
