@@ -9,6 +9,7 @@ published value. Bands are wider than the published confidence intervals because
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,13 @@ def _windows(
 
 def calibrate(dir: str | Path) -> dict[str, dict]:
     """Measure the twin under `dir`; {name: {measured, band: [lo, hi], source, ok, ...}}."""
-    dir = Path(dir)
+    with warnings.catch_warnings():
+        # A small history leaves some groups empty; those figures come out as None, not warnings.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _measure(Path(dir))
+
+
+def _measure(dir: Path) -> dict[str, dict]:
     store = HistoryStore(dir)
     for t in ("residents", "events", "assessments", "sensor_days"):
         if not store.has(t):
@@ -153,7 +160,8 @@ def calibrate(dir: str | Path) -> dict[str, dict]:
         band = BANDS[name]
         ok = bool(np.isfinite(measured) and band.lo <= measured <= band.hi and ok_extra)
         report[name] = {
-            "measured": round(float(measured), 4),
+            # None when the history is too small to measure it (valid JSON, never NaN)
+            "measured": round(float(measured), 4) if np.isfinite(measured) else None,
             "band": [band.lo, band.hi],
             "source": band.source,
             "ok": ok,
@@ -316,6 +324,10 @@ def _time_out_r(scored: pd.DataFrame, sensors: pd.DataFrame) -> tuple[float, int
     return float(np.corrcoef(x, y)[0, 1]), int(ok.sum())
 
 
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
 def render_table(report: dict[str, dict]):
     """A rich table: each figure beside its published band."""
     from rich.table import Table
@@ -327,7 +339,7 @@ def render_table(report: dict[str, dict]):
         lo, hi = m["band"]
         table.add_row(
             name,
-            f"{m['measured']:.3f}",
+            _fmt(m["measured"]),
             f"{lo:g}-{hi:g}",
             "yes" if m["ok"] else "[red]NO[/red]",
             m["source"],
@@ -341,6 +353,6 @@ def markdown_table(report: dict[str, dict]) -> str:
     for name, m in report.items():
         lo, hi = m["band"]
         lines.append(
-            f"| {name} | {m['measured']:.3f} | {lo:g}–{hi:g} | {'yes' if m['ok'] else 'NO'} | {m['source']} |"
+            f"| {name} | {_fmt(m['measured'])} | {lo:g}–{hi:g} | {'yes' if m['ok'] else 'NO'} | {m['source']} |"
         )
     return "\n".join(lines)

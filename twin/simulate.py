@@ -379,8 +379,8 @@ def _lists(*names: str) -> dict[str, list]:
 
 
 def _cat(parts: list, dtype=None) -> np.ndarray:
-    if not parts:
-        return np.array([], dtype=dtype or np.float64)
+    if not parts:  # nothing happened: an empty array any later cast accepts
+        return np.array([], dtype=dtype or object)
     return np.concatenate(parts)
 
 
@@ -523,7 +523,10 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
     asm = _lists("day", "idx", "tug", "fear", "fell", "unsteady", "ucla")
     req = _lists("day", "idx", "cat", "count")
     vis = _lists("day", "idx", "source", "hours")
-    tsk = _lists("day", "idx", "kind", "reason", "due", "delay", "status", "vol", "credits")
+    tsk = _lists(
+        "day", "idx", "kind", "reason", "due", "delay", "status", "vol", "credits", "request"
+    )
+    n_requests = 0
     cau = _lists("day", "idx", "fall_cause", "iso_cause", "lonely_prob", "loneliness")
     eps = _lists("idx", "onset", "hazard_from", "end", "kind", "severity", "visibility")
 
@@ -632,6 +635,7 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
                 tsk["status"].append(np.where(done, "completed", "expired"))
                 tsk["vol"].append(vol)
                 tsk["credits"].append(np.full(len(hhc), TASK_HOURS["home_hazard_check"]))
+                tsk["request"].append(np.full(len(hhc), -1))
         else:
             to_hosp = np.array([], np.int64)
 
@@ -857,6 +861,8 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
                 tsk["status"].append(status)
                 tsk["vol"].append(vol)
                 tsk["credits"].append(credits)
+                tsk["request"].append(n_requests + np.flatnonzero(is_task))
+            n_requests += m
 
         # --- truth per day, then move the clocks
         frailty_m[t] = st["frailty"]
@@ -1017,9 +1023,17 @@ def _tables(raw: _Raw, r: np.random.Generator) -> dict[str, pd.DataFrame]:
     mt = len(tk["day"])
     t_idx = tk["idx"].astype(np.int64)
     day = tk["day"].astype(np.int64)
-    created = _dates(start, day) + pd.to_timedelta(
-        (r.uniform(8, 19.5, mt) * 3600).astype(np.int64), unit="s"
+    office = _dates(start, day) + pd.to_timedelta(
+        (r.uniform(8, 17, mt) * 3600).astype(np.int64), unit="s"
     )
+    from_request = tk["request"].astype(np.int64)
+    opened = office.to_numpy()
+    if mq:  # a task opened for a request is opened minutes after it
+        opened = (
+            ts.to_numpy()[np.maximum(from_request, 0)]
+            + pd.to_timedelta(r.integers(1, 30, mt), unit="m").to_numpy()
+        )
+    created = pd.DatetimeIndex(np.where(from_request >= 0, opened, office.to_numpy()))
     delay = tk["delay"].astype(np.int64)
     created_h = (created - created.normalize()) / pd.Timedelta(hours=1)
     hour = np.where(
@@ -1060,6 +1074,7 @@ def _tables(raw: _Raw, r: np.random.Generator) -> dict[str, pd.DataFrame]:
     )
     tasks = tasks.sort_values(["created_at", "task_id"], kind="stable").reset_index(drop=True)
     tasks["task_id"] = [f"T{i + 1:08d}" for i in range(len(tasks))]
+    tasks = conform(tasks, TABLES["tasks"])
     out["tasks"] = tasks
     out["volunteers"] = raw.volunteers
 

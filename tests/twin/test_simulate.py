@@ -185,3 +185,18 @@ def test_simulate_command_writes_a_history(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((out / "manifest.json").read_text())["residents"] == 30
     assert HistoryStore(out).has("sensor_days")
+
+
+def test_request_tasks_open_just_after_a_matching_request(history):
+    tasks = history.read("tasks")
+    q = history.read("service_requests")
+    t = tasks[tasks["reason"].str.startswith("request:")]
+    merged = t.merge(
+        q, left_on=["resident_id", "kind"], right_on=["resident_id", "category"], how="left"
+    )
+    gap = (merged["created_at"] - merged["timestamp"]).dt.total_seconds() / 60
+    matched = merged.assign(ok=gap.between(1, 30)).groupby("task_id")["ok"].any()
+    assert matched.all()
+    done = tasks[tasks["status"] == "completed"]
+    assert (done["completed_at"] > done["created_at"]).all()
+    assert (done["completed_at"].dt.normalize() <= done["due_date"]).all()
