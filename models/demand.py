@@ -8,6 +8,7 @@ same weekday in the latest known week).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,10 +144,12 @@ def fit(
     cutoff=None,
     schema_hash: str = "",
     version: str = "unregistered",
+    trainer: Callable[..., Any] = fit_booster,
 ) -> tuple[LoadedModel, dict[str, Any]]:
     """Fit the forecaster on counts up to `cutoff` (default: the last day) and its intervals.
 
-    Returns the model and a dict of fit facts (rows, best iteration, calibration metrics).
+    `trainer` has the signature of `models.base.fit_booster` (e.g. a lightgbm.dask version).
+    Returns the model and a dict of fit facts (rows, trees, series).
     """
     params = params or DemandParams()
     panel = counts if isinstance(counts, CountPanel) else count_panel(counts)
@@ -169,7 +172,7 @@ def fit(
         )
     lgb_extra = {"tweedie_variance_power": 1.3} if params.objective == "tweedie" else {}
     if len(fit_rows) >= MIN_TRAIN_ROWS:
-        first = fit_booster(
+        first = trainer(
             params.booster, params.objective,
             fit_rows[names].to_numpy(float), fit_rows["count"].to_numpy(float),
             cal_rows[names].to_numpy(float), cal_rows["count"].to_numpy(float),
@@ -183,7 +186,7 @@ def fit(
         first, trees, intervals = None, min(params.booster.num_trees, 100), None
     all_rows = pd.concat([fit_rows, cal_rows], ignore_index=True)
     refit_params = BoosterParams(**{**params.booster.to_dict(), "num_trees": max(trees, 1)})
-    booster = fit_booster(
+    booster = trainer(
         refit_params, params.objective,
         all_rows[names].to_numpy(float), all_rows["count"].to_numpy(float),
         feature_names=names, **lgb_extra,

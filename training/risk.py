@@ -17,6 +17,7 @@ from models.base import BoosterParams, LoadedModel, fit_booster, fit_platt, raw_
 from models.explain import contributions, top_reasons
 from training import evaluate as ev
 from training.data import RISK_MODELS, RiskDataset
+from training.distributed import dask_fit
 
 
 @dataclass
@@ -28,53 +29,6 @@ class RiskResult:
     test_scores: pd.DataFrame  # test rows: ids, label, model and baseline probabilities
     fit_seconds: float
     facts: dict[str, Any] = field(default_factory=dict)
-
-
-def fit_booster_dask(params: BoosterParams, objective: str, X: np.ndarray, y: np.ndarray,
-                     names: list[str], scheduler: str | None = None, monotone: list[int] | None = None):
-    """Train with `lightgbm.dask` on a LocalCluster (or a given scheduler); no early stopping."""
-    import dask.array as da
-    import lightgbm as lgb
-    from dask.distributed import Client, LocalCluster
-
-    p = params.lightgbm(objective)
-    for k in ("objective", "verbose", "num_threads", "force_row_wise", "deterministic"):
-        p.pop(k, None)
-    cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
-    try:
-        rows = max(1, math.ceil(len(y) / 2))
-        dX = da.from_array(X, chunks=(rows, X.shape[1]))
-        dy = da.from_array(y, chunks=(rows,))
-        clf = lgb.DaskLGBMClassifier(client=client, n_estimators=params.num_trees, verbose=-1,
-                                     objective=objective, monotone_constraints=monotone, **p)
-        clf.fit(dX, dy, feature_name=names)
-        return lgb.Booster(model_str=clf.booster_.model_to_string())
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def truncate_on_validation(booster, X_val: np.ndarray, y_val: np.ndarray, step: int = 10):
-    """Keep the number of trees with the lowest validation log loss (early stopping after the
-    fact, for trainers such as lightgbm.dask that cannot stop early)."""
-    import lightgbm as lgb
-    from sklearn.metrics import log_loss
-
-    total = booster.num_trees()
-    if total <= step or len(np.unique(y_val)) < 2:
-        return booster
-    candidates = sorted({*range(step, total, step), total})
-    losses = [log_loss(y_val, np.clip(booster.predict(X_val, num_iteration=k), 1e-7, 1 - 1e-7))
-              for k in candidates]
-    best = candidates[int(np.argmin(losses))]
-    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
 
 
 def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.05,
@@ -91,13 +45,11 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
     Xtr, ytr = train[names].to_numpy(float), train["label"].to_numpy(int)
     Xva, yva = val[names].to_numpy(float), val["label"].to_numpy(int)
     t0 = time.perf_counter()
-    if engine == "dask":
-        booster = fit_booster_dask(params, spec.OBJECTIVE, Xtr, ytr, names, scheduler,
-                                   spec.monotone_directions())
-        booster = truncate_on_validation(booster, Xva, yva)
-    else:
-        booster = fit_booster(params, spec.OBJECTIVE, Xtr, ytr, Xva, yva, feature_names=names,
-                              monotone_constraints=spec.monotone_directions())
+    if engine not in ("pandas", "dask"):
+        raise ValueError(f"engine must be pandas or dask, got {engine!r}")
+    trainer = dask_fit(scheduler) if engine == "dask" else fit_booster
+    booster = trainer(params, spec.OBJECTIVE, Xtr, ytr, Xva, yva, feature_names=names,
+                      monotone_constraints=spec.monotone_directions())
     loaded = LoadedModel(ds.model, version, booster, names, schema_hash(ds.model), {})
     loaded.calibration = fit_platt(raw_score(loaded, val, num_threads=params.num_threads), yva)
     fit_seconds = time.perf_counter() - t0

@@ -140,7 +140,8 @@ def history_counts(history_dir: str | Path) -> pd.DataFrame:
 
 
 def train_demand(history_dir: str | Path | None, tracking_uri: str, params: TrainParams,
-                 counts: pd.DataFrame | None = None) -> TrainSummary:
+                 counts: pd.DataFrame | None = None, engine: str = "pandas",
+                 scheduler: str | None = None) -> TrainSummary:
     """Fit the forecaster up to the backtest window, backtest it, register it."""
     t0 = time.perf_counter()
     if counts is None:
@@ -151,7 +152,12 @@ def train_demand(history_dir: str | Path | None, tracking_uri: str, params: Trai
     panel = count_panel(counts)
     t_load = time.perf_counter()
     cutoff = panel.dates[-1] - pd.Timedelta(days=params.backtest.test_days)
-    loaded, facts = demand.fit(panel, params.demand, cutoff=cutoff, schema_hash=schema_hash("demand"))
+    from models.base import fit_booster
+    from training.distributed import dask_fit
+
+    trainer = dask_fit(scheduler) if engine == "dask" else fit_booster
+    loaded, facts = demand.fit(panel, params.demand, cutoff=cutoff, schema_hash=schema_hash("demand"),
+                               trainer=trainer)
     t_fit = time.perf_counter()
     bt, _ = rolling_origin(panel, params.demand, params.backtest, loaded=loaded)
     t_bt = time.perf_counter()
@@ -168,7 +174,7 @@ def train_demand(history_dir: str | Path | None, tracking_uri: str, params: Trai
                 **flat_params("demand.", {k: v for k, v in params.to_dict()["demand"].items() if k != "booster"}),
                 **flat_params("backtest.", params.to_dict()["backtest"]),
                 "history_dir": str(Path(history_dir).resolve()) if history_dir else "",
-                "cutoff": str(cutoff.date()), **{k: str(v) for k, v in facts.items()}},
+                "engine": engine, "cutoff": str(cutoff.date()), **{k: str(v) for k, v in facts.items()}},
         metrics=metrics,
         tags={"test_window": f"{cutoff.date()},{panel.dates[-1].date()}",
               "history_dir": str(Path(history_dir).resolve()) if history_dir else ""},
@@ -192,7 +198,7 @@ def train(model: str, history_dir: str | Path, tracking_uri: str, params: TrainP
     name = model_name(model)
     params = params or TrainParams()
     if name == "demand":
-        return train_demand(history_dir, tracking_uri, params)
+        return train_demand(history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
     return train_risk(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
 
 
