@@ -233,24 +233,32 @@ def _measure(dir: Path) -> dict[str, dict]:
         residents=int(k.sum()),
     )
 
-    # Nocturia: mean night-time toilet visits over the first 90 days -> a fall in the following year.
-    base_end = start + pd.Timedelta(days=min(90, days // 3))
-    s0 = (
-        sensors[sensors["date"] < base_end]
-        .groupby("resident_id")["night_toilet_visits"]
-        .agg(["mean", "count"])
-    )
-    s0 = s0[s0["count"] >= 20]
-    fu_end = min(end, base_end + pd.Timedelta(days=365))
-    p = pos[s0.index].to_numpy()
-    keep = stayed(fu_end)[p]
-    outc = fell_between(base_end, fu_end)[p][keep]
-    noct = s0["mean"].to_numpy()[keep]
+    # Nocturia: mean night-time toilet visits over 90 days -> a fall in the following year, pooled
+    # over resident-years (year 1: the first 90 days, then the rest; later years: the 90 days before).
+    base_days = min(90, days // 3)
+    periods = []
+    for k, (a, b) in enumerate(windows):
+        if k == 0:
+            base_end = start + pd.Timedelta(days=base_days)
+            periods.append((start, base_end, base_end, min(end, base_end + pd.Timedelta(days=365))))
+        else:
+            periods.append((a - pd.Timedelta(days=base_days), a, a, b))
+    noct_parts, outc_parts = [], []
+    for b0, b1, f0, f1 in periods:
+        s0 = sensors[(sensors["date"] >= b0) & (sensors["date"] < b1)]
+        s0 = s0.groupby("resident_id")["night_toilet_visits"].agg(["mean", "count"])
+        s0 = s0[s0["count"] >= min(20, base_days // 2)]
+        p = pos[s0.index].to_numpy()
+        keep = stayed(f1)[p]
+        outc_parts.append(fell_between(f0, f1)[p][keep])
+        noct_parts.append(s0["mean"].to_numpy()[keep])
+    noct, outc = np.concatenate(noct_parts), np.concatenate(outc_parts)
     ref = noct < 1.5
     put(
         "nocturia_rr_2plus",
         _risk_ratio(noct >= 1.5, outc, ref),
-        note="mean visits a night rounded: 2+ vs 0-1",
+        note="mean visits a night rounded: 2+ vs 0-1; pooled resident-years",
+        resident_years=int(len(noct)),
     )
     put(
         "nocturia_rr_3plus",

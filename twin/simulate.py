@@ -50,6 +50,16 @@ SENSORS = (
     "resting_heart_rate",
 )
 WEARABLE_SENSORS = ("steps", "gait_speed", "resting_heart_rate")
+# Devices in a home and the readings each one gives; a device that fails blanks its readings for days.
+DEVICES = {
+    "wearable": WEARABLE_SENSORS,
+    "bathroom": ("night_toilet_visits",),
+    "bed": ("sleep_hours", "sleep_interruptions"),
+    "front_door": ("time_out_of_home", "visitors_detected"),
+    "kitchen": ("kitchen_activity",),
+    "motion": ("longest_inactivity",),
+    "phone": ("phone_calls",),
+}
 
 # Base hours of help (credits) per task kind.
 TASK_HOURS = {
@@ -126,6 +136,8 @@ class SimConfig:
     outage_mean_days: float = 5.0
     wearable_off_prob: float = 0.06
     sensor_null_prob: float = 0.012
+    device_failure_prob: float = 0.0015  # a day, per device
+    device_repair_mean_days: float = 7.0
 
     # time bank
     task_share: float = 0.7
@@ -494,6 +506,8 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
     st["hazard_check_until"] = np.full(n, -1, np.int64)
     st["moved"] = np.zeros(n, bool)
     st["outage"] = np.zeros(n, np.int64)
+    st["device_down"] = np.zeros((len(DEVICES), n), np.int64)
+    device_of = {s: k for k, sensors_ in enumerate(DEVICES.values()) for s in sensors_}
     st["next_assess"] = r_day.integers(0, 100, n)
 
     # Falls in the year before the history starts (what STEADI's "fallen in the past year" sees).
@@ -756,9 +770,14 @@ def _run(cfg: SimConfig, progress: ProgressFn | None = None) -> _Raw:
             "resting_heart_rate": np.clip(np.round(hr, 1), 30, 150),
         }
         wear_off = r_sens.random(n) < cfg.wearable_off_prob
+        down = st["device_down"]
+        broke = (down == 0) & (r_sens.random(down.shape) < cfg.device_failure_prob)
+        down[broke] = r_sens.geometric(1 / cfg.device_repair_mean_days, int(broke.sum()))
+        dev_off = down > 0
+        st["device_down"] = np.maximum(down - 1, 0)
         for s_name, v in vals.items():
             v = v.astype(f32)
-            null = r_sens.random(n) < cfg.sensor_null_prob
+            null = (r_sens.random(n) < cfg.sensor_null_prob) | dev_off[device_of[s_name]]
             if s_name in WEARABLE_SENSORS:
                 null |= wear_off
             if s_name == "gait_speed":

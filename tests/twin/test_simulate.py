@@ -200,3 +200,14 @@ def test_request_tasks_open_just_after_a_matching_request(history):
     done = tasks[tasks["status"] == "completed"]
     assert (done["completed_at"] > done["created_at"]).all()
     assert (done["completed_at"].dt.normalize() <= done["due_date"]).all()
+
+
+def test_a_failed_device_blanks_its_readings_for_days(history):
+    s = history.read("sensor_days", ["resident_id", "date", "night_toilet_visits", "sleep_hours"])
+    s = s.sort_values(["resident_id", "date"])
+    gone = s["night_toilet_visits"].isna()
+    run_id = (gone != gone.shift()).cumsum()
+    runs = gone[gone].groupby([s.loc[gone, "resident_id"], run_id[gone]]).size()
+    assert runs.max() >= 5, "no multi-day outage of the bathroom sensor"
+    # Another device keeps reporting while the bathroom sensor is down.
+    assert s.loc[gone, "sleep_hours"].notna().mean() > 0.8
