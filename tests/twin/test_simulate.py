@@ -48,6 +48,10 @@ def test_written_history_is_reproducible(tmp_path):
         pd.testing.assert_frame_equal(
             HistoryStore(m1).read(name), HistoryStore(m2).read(name), obj=name
         )
+    frames = simulate_frames(40, 30, 9)
+    for name in TABLES:
+        written = HistoryStore(m1).read(name)
+        pd.testing.assert_frame_equal(written, frames[name], obj=name, check_dtype=False)
     id1 = json.loads((m1 / "manifest.json").read_text())["twin_id"]
     id2 = json.loads((m2 / "manifest.json").read_text())["twin_id"]
     assert id1 == id2
