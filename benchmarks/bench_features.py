@@ -21,6 +21,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import threading
 import time
 from dataclasses import dataclass
@@ -131,34 +132,61 @@ def read_arrow(path: Path) -> int:
     return rows
 
 
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+@dataclass
+class Timing:
+    wall: float  # best wall-clock seconds over the repeats
+    cpu: float  # CPU seconds (user + system, all threads) of that run
+    peak: int  # peak RSS bytes over the repeats
+
+
 def timed(fn, repeat: int = 1):
-    """(best seconds, last result, peak RSS bytes) over `repeat` runs."""
-    best, out, peak = float("inf"), None, 0
+    """(Timing, last result) over `repeat` runs. CPU time is reported because the machine is
+    shared: wall time then also measures the neighbours."""
+    best, out = Timing(float("inf"), 0.0, 0), None
     for _ in range(repeat):
         out = None
         with PeakMemory() as mem:
-            t = time.perf_counter()
+            c, t = _cpu_seconds(), time.perf_counter()
             out = fn()
-            best = min(best, time.perf_counter() - t)
-        peak = max(peak, mem.peak)
-    return best, out, peak
+            wall, cpu = time.perf_counter() - t, _cpu_seconds() - c
+        if wall < best.wall:
+            best = Timing(wall, cpu, best.peak)
+        best.peak = max(best.peak, mem.peak)
+    return best, out
 
 
 def run(cfg: BenchConfig) -> dict:
     path, sim_seconds = ensure_history(cfg)
     read_arrow(path)  # warm the file cache so reads and builds see the same disk state
-    t_arrow, arrow_rows, mem_arrow = timed(lambda: read_arrow(path), repeat=2)
-    t_read, history, mem_read = timed(lambda: load_history(path), repeat=2)
+    arrow, arrow_rows = timed(lambda: read_arrow(path), repeat=2)
+    read, history = timed(lambda: load_history(path), repeat=2)
     latest = latest_as_of(history)
     weekly = weekly_as_of(history)
-    t_latest, latest_table, mem_latest = timed(lambda: build_features(history, [latest]))
+    build_latest, latest_table = timed(lambda: build_features(history, [latest]), repeat=2)
     del latest_table
-    t_weekly, weekly_table, mem_weekly = timed(lambda: build_features(history, weekly))
+    build_weekly, weekly_table = timed(lambda: build_features(history, weekly))
     weekly_rows = len(weekly_table)
     del weekly_table
     store = OnlineStore(cfg.data_dir / "bench-online.db")
-    t_mat, n_mat, _ = timed(lambda: store.materialise(history, latest))
+    mat, n_mat = timed(lambda: store.materialise(history, latest))
     mib = 1024 * 1024
+
+    def build_report(t: Timing, **extra) -> dict:
+        return {
+            **extra, "seconds": round(t.wall, 3), "cpu_seconds": round(t.cpu, 3),
+            "ratio_to_read": round(t.wall / read.wall, 2),
+            "ratio_to_arrow_read": round(t.wall / arrow.wall, 2),
+            "cpu_ratio_to_read": round(t.cpu / read.cpu, 2),
+            "cpu_ratio_to_arrow_read": round(t.cpu / arrow.cpu, 2),
+            "peak_rss_mib": round(t.peak / mib),
+        }
+
+    worst = max(build_latest.wall, build_weekly.wall)
     rows = {t: (0 if getattr(history, t) is None else len(getattr(history, t))) for t in COLUMNS}
     return {
         "benchmark": "features",
@@ -169,25 +197,22 @@ def run(cfg: BenchConfig) -> dict:
         },
         "features": len(FEATURES),
         "read": {
-            "arrow_seconds": round(t_arrow, 3), "arrow_rows": arrow_rows,
-            "pandas_seconds": round(t_read, 3),
-            "note": "needed columns only; pandas = load_history, the frames the pipeline consumes",
+            "arrow_seconds": round(arrow.wall, 3), "arrow_cpu_seconds": round(arrow.cpu, 3),
+            "arrow_rows": arrow_rows,
+            "pandas_seconds": round(read.wall, 3), "pandas_cpu_seconds": round(read.cpu, 3),
+            "note": "needed columns only; arrow = Parquet to Arrow tables; pandas = load_history, "
+                    "the DataFrames the pipeline consumes (best of 2 runs each)",
         },
-        "build_latest": {
-            "as_of": str(latest.date()), "rows": cfg.residents, "seconds": round(t_latest, 3),
-            "ratio_to_read": round(t_latest / t_read, 2), "ratio_to_arrow_read": round(t_latest / t_arrow, 2),
-            "peak_rss_mib": round(mem_latest / mib),
-        },
-        "build_weekly": {
-            "as_of_dates": len(weekly), "rows": weekly_rows, "seconds": round(t_weekly, 3),
-            "ratio_to_read": round(t_weekly / t_read, 2), "ratio_to_arrow_read": round(t_weekly / t_arrow, 2),
-            "peak_rss_mib": round(mem_weekly / mib),
-        },
-        "materialise_online": {"residents": n_mat, "seconds": round(t_mat, 3)},
-        "peak_rss_mib": {"read": round(max(mem_arrow, mem_read) / mib),
-                         "process": round(psutil.Process().memory_info().rss / mib)},
+        "build_latest": build_report(build_latest, as_of=str(latest.date()), rows=cfg.residents),
+        "build_weekly": build_report(build_weekly, as_of_dates=len(weekly), rows=weekly_rows),
+        "materialise_online": {"residents": n_mat, "seconds": round(mat.wall, 3),
+                               "note": "build at the latest date + last 56 days of demand counts + SQLite write"},
+        "peak_rss_mib": {"read": round(max(arrow.peak, read.peak) / mib),
+                         "build_weekly": round(build_weekly.peak / mib),
+                         "process_end": round(psutil.Process().memory_info().rss / mib)},
         "goal_ratio": GOAL_RATIO,
-        "meets_goal": bool(max(t_latest, t_weekly) / t_read <= GOAL_RATIO),
+        "meets_goal_vs_pandas_read": bool(worst / read.wall <= GOAL_RATIO),
+        "meets_goal_vs_arrow_read": bool(worst / arrow.wall <= GOAL_RATIO),
         "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
                     "python": platform.python_version(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},
         "measured_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
