@@ -76,3 +76,10 @@ def test_isolation_beats_its_baseline_and_more_visits_do_not_raise_risk(history)
     ids = sorted(ds.part("test")["resident_id"].unique())[:80]
     checks = behaviour_checks(res.loaded, history, last, ids, tolerance=0.1)
     assert checks["more_visits_do_not_raise_risk"]["passed"], checks
+
+
+def test_training_is_reproducible(fall):
+    ds, res = fall
+    again = fit_risk(ds, FAST)
+    assert again.loaded.booster.model_to_string() == res.loaded.booster.model_to_string()
+    assert again.loaded.calibration == res.loaded.calibration
