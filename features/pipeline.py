@@ -135,6 +135,11 @@ def _resident_codes(ids: pd.Series, index: pd.Index) -> np.ndarray:
     return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+def _is(values: pd.Series, label: str) -> np.ndarray:
+    """values == label as a plain bool array (vectorised for Arrow strings and categoricals)."""
+    return values.eq(label).to_numpy(dtype=bool, na_value=False)
+
+
 @dataclass
 class _Rows:
     """Rows of one table reduced to sorted keys (resident code << 21 | day)."""
@@ -156,6 +161,12 @@ class _Rows:
             o = np.argsort(keys, kind="stable")
             keys, pos = keys[o], (o if pos is None else pos[o])
         return cls(keys=keys, order=pos)
+
+    def where(self, mask: np.ndarray) -> _Rows:
+        """The rows (still sorted) whose source-frame `mask` is true: one sort serves many subsets."""
+        keep = self.take(mask)
+        pos = np.flatnonzero(keep) if self.order is None else self.order[keep]
+        return _Rows(keys=self.keys[keep], order=pos)
 
     def take(self, values: np.ndarray) -> np.ndarray:
         """Source-frame values in key order."""
@@ -359,16 +370,16 @@ def _event_features(events: pd.DataFrame | None, index: pd.Index, q_code, q_day)
         return {}
     codes = _resident_codes(events["resident_id"], index)
     days = _day_numbers(events["date"])
-    kind = events["type"].astype("str").to_numpy()
-    falls = kind == "fall"
+    falls = _is(events["type"], "fall")
     injured = falls & events["injury"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    fall_rows = _Rows.of(codes, days, falls)
+    all_rows = _Rows.of(codes, days)
+    fall_rows = all_rows.where(falls)
     out = {
         "falls_30d": fall_rows.count(q_code, q_day, 30),
         "falls_365d": fall_rows.count(q_code, q_day, 365),
-        "injurious_falls_365d": _Rows.of(codes, days, injured).count(q_code, q_day, 365),
-        "hospitalisations_365d": _Rows.of(codes, days, kind == "hospitalisation").count(q_code, q_day, 365),
-        "bereavements_365d": _Rows.of(codes, days, kind == "bereavement").count(q_code, q_day, 365),
+        "injurious_falls_365d": all_rows.where(injured).count(q_code, q_day, 365),
+        "hospitalisations_365d": all_rows.where(_is(events["type"], "hospitalisation")).count(q_code, q_day, 365),
+        "bereavements_365d": all_rows.where(_is(events["type"], "bereavement")).count(q_code, q_day, 365),
     }
     _, last_day = fall_rows.last_before(q_code, q_day)
     out["days_since_last_fall"] = np.where(last_day >= 0, q_day - last_day, np.nan).astype(np.float64)
@@ -379,14 +390,13 @@ def _assessment_features(assess: pd.DataFrame | None, index: pd.Index, q_code, q
     out: dict[str, np.ndarray] = {}
     if assess is None:
         return out
-    codes = _resident_codes(assess["resident_id"], index)
-    days = _day_numbers(assess["date"])
+    all_rows = _Rows.of(_resident_codes(assess["resident_id"], index), _day_numbers(assess["date"]))
     for col, (value_name, age_name) in ASSESSMENT_NAMES.items():
         s = assess[col]
         if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             s = s.astype("boolean").astype("Float64")
         vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        rows = _Rows.of(codes, days, ~np.isnan(vals))
+        rows = all_rows.where(~np.isnan(vals))
         i, last_day = rows.last_before(q_code, q_day)
         hit = i >= 0
         picked = vals[rows.source(np.maximum(i, 0))] if len(rows.keys) else np.zeros(len(i))
@@ -401,10 +411,9 @@ def _social_features(history: History, index: pd.Index, q_code, q_day) -> dict:
     if visits is not None:
         codes = _resident_codes(visits["resident_id"], index)
         days = _day_numbers(visits["date"])
-        source = visits["source"].astype("str").to_numpy()
-        for src in ("timebank", "family", "care"):
-            out[f"visits_{src}_30d"] = _Rows.of(codes, days, source == src).count(q_code, q_day, 30)
         rows = _Rows.of(codes, days)
+        for src in ("timebank", "family", "care"):
+            out[f"visits_{src}_30d"] = rows.where(_is(visits["source"], src)).count(q_code, q_day, 30)
         minutes = np.rint(visits["hours"].to_numpy(dtype=np.float64, na_value=0.0) * 60).astype(np.int64)
         pm = _prefix(rows.take(minutes))
         out["visit_hours_30d"] = _window(pm, rows.bound(q_code, q_day - 30), rows.bound(q_code, q_day)) / 60.0
@@ -412,16 +421,17 @@ def _social_features(history: History, index: pd.Index, q_code, q_day) -> dict:
         out["days_since_last_visit"] = np.where(last_day >= 0, q_day - last_day, np.nan).astype(np.float64)
     tasks = history.tasks
     if tasks is not None:
-        done = (tasks["status"].astype("str") == "completed").to_numpy() & tasks["completed_at"].notna().to_numpy()
+        done = _is(tasks["status"], "completed") & tasks["completed_at"].notna().to_numpy()
         rows = _Rows.of(_resident_codes(tasks["resident_id"], index), _day_numbers(tasks["completed_at"]), done)
         out["timebank_tasks_completed_90d"] = rows.count(q_code, q_day, 90)
     requests = history.service_requests
     if requests is not None:
         codes = _resident_codes(requests["resident_id"], index)
         days = _day_numbers(requests["timestamp"])
-        out["service_requests_30d"] = _Rows.of(codes, days).count(q_code, q_day, 30)
-        companionship = (requests["category"].astype("str") == "companionship").to_numpy()
-        out["companionship_requests_90d"] = _Rows.of(codes, days, companionship).count(q_code, q_day, 90)
+        rows = _Rows.of(codes, days)
+        out["service_requests_30d"] = rows.count(q_code, q_day, 30)
+        companionship = _is(requests["category"], "companionship")
+        out["companionship_requests_90d"] = rows.where(companionship).count(q_code, q_day, 90)
     return out
 
 
