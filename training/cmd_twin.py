@@ -61,10 +61,13 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="print machine-readable JSON")
         ] = False,
+        markdown: Annotated[
+            bool, typer.Option("--markdown", help="print the table in Markdown (for a README)")
+        ] = False,
     ) -> None:
         """Measure a twin against published figures; exit 1 if any figure is outside its band."""
         from twin.calibrate import calibrate as measure
-        from twin.calibrate import render_table
+        from twin.calibrate import markdown_table, render_table
 
         if not (history / "manifest.json").exists() and not (history / "events").is_dir():
             raise typer.BadParameter(
@@ -73,6 +76,8 @@ def register(app: typer.Typer) -> None:
         report = measure(history)
         if as_json:
             typer.echo(json.dumps(report, indent=2))
+        elif markdown:
+            typer.echo(markdown_table(report))
         else:
             from rich.console import Console
 
