@@ -131,6 +131,11 @@ class OnlineFeatures:
         self.row_of = {r: i for i, r in enumerate(self.ids)}
         self._stamp = stamp
 
+    @property
+    def stamp(self) -> tuple | None:
+        """Identifies the loaded state of the store (changes when the store is rewritten)."""
+        return self._stamp
+
     def refresh(self) -> None:
         if self._file_stamp() != self._stamp:
             with self._lock:
@@ -242,17 +247,17 @@ class Runtime:
         return out
 
     def live_ranking(self, model: str) -> pd.DataFrame:
-        """Every resident in the online store scored now (cached per as-of date and version)."""
-        key = (model, self.champions[model].version, str(self.online.as_of))
+        """Every resident in the online store scored now (cached per online-store state and version)."""
+        self.features.refresh()
+        key = (model, self.champions[model].version, self.features.stamp)
         with self._lock:
             cached = self._live_cache.get(key)
         if cached is not None:
             return cached
-        ids = self.online.resident_ids()
+        ids = self.features.ids
         rows = []
         for k in range(0, len(ids), self.config.batch_chunk):
-            feats = self.online.get(ids[k : k + self.config.batch_chunk])
-            chunk = self.score(feats, [model], self.config.top_reasons)
+            chunk = self.score_residents(ids[k : k + self.config.batch_chunk], [model], self.config.top_reasons)
             s = chunk.by_model[model]
             rows.append(
                 pd.DataFrame(
@@ -271,7 +276,7 @@ class Runtime:
             else pd.DataFrame(columns=["resident_id", "as_of_date", "probability", "band", "reasons"])
         )
         with self._lock:
-            self._live_cache[key] = ranked
+            self._live_cache = {key: ranked, **{k: v for k, v in self._live_cache.items() if k[2] == key[2]}}
         return ranked
 
 
@@ -622,7 +627,7 @@ def claim(request: Request, task_id: TaskIdPath, body: schemas.ClaimBody, idempo
     task = current().store.claim_task(
         task_id, body.volunteer_id, idempotency_key=idempotency_key, actor=principal_of(request)
     )
-    return schemas.TaskResult(task=_task(task), replayed=False)
+    return schemas.TaskResult(task=_task(task))
 
 
 @timebank.post(
@@ -640,7 +645,7 @@ def complete(request: Request, task_id: TaskIdPath, body: schemas.CompleteBody, 
         rt.store.flush_visits(rt.history)
     except Exception:  # the visit stays pending and the next flush (or the batch) writes it
         log.exception("visit write-back for task %s deferred", task_id)
-    return schemas.TaskResult(task=_task(task), replayed=False)
+    return schemas.TaskResult(task=_task(task))
 
 
 @timebank.post(
@@ -656,7 +661,7 @@ def cancel(request: Request, task_id: TaskIdPath, idempotency_key: IdempotencyKe
         note=(body.reason if body else "cancelled"),
         actor=principal_of(request),
     )
-    return schemas.TaskResult(task=_task(task), replayed=False)
+    return schemas.TaskResult(task=_task(task))
 
 
 def _web_file(name: str) -> FileResponse:

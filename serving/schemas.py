@@ -243,14 +243,14 @@ class CompleteBody(_Body):
     volunteer_id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
-
 class CancelBody(_Body):
     reason: Annotated[str, StringConstraints(min_length=1, max_length=500)] = "cancelled"
 
 
 class TaskResult(BaseModel):
+    """The task after the change (a retry with the same Idempotency-Key returns the same answer)."""
+
     task: Task
-    replayed: bool = Field(description="True when this answer repeats an earlier call with the same Idempotency-Key.")
 
 
 class ErrorBody(BaseModel):
