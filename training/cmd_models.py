@@ -40,13 +40,10 @@ def _params(path: Path | None):
         raise typer.BadParameter(str(exc)) from exc
 
 
-def _print(data, as_json: bool) -> None:
+def _print(data) -> None:
     from training.train import json_ready
 
-    if as_json:
-        typer.echo(json.dumps(json_ready(data), indent=2))
-    else:
-        typer.echo(json.dumps(json_ready(data), indent=2))
+    typer.echo(json.dumps(json_ready(data), indent=2))
 
 
 def _read_series(path: Path):
@@ -83,7 +80,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(str(exc)) from exc
         summary = run_train(model, _history(history), _uri(tracking_uri), _params(params), engine=engine,
                             scheduler=scheduler)
-        _print(summary.headline(), True)
+        _print(summary.headline())
 
     @app.command()
     def evaluate(
@@ -99,7 +96,7 @@ def register(app: typer.Typer) -> None:
             out = evaluate_version(model, _uri(tracking_uri), version, str(history) if history else None)
         except (LookupError, ValueError, RuntimeError) as exc:
             raise typer.BadParameter(str(exc)) from exc
-        _print(out, True)
+        _print(out)
 
     @app.command()
     def backtest(
@@ -120,7 +117,7 @@ def register(app: typer.Typer) -> None:
             metrics, _ = rolling_origin(count_panel(counts, gaps=gaps), p.demand, p.backtest)
         except (CountTableError, NotEnoughHistory) as exc:
             raise typer.BadParameter(str(exc)) from exc
-        _print(metrics, True)
+        _print(metrics)
 
     @app.command()
     def promote(
@@ -131,12 +128,13 @@ def register(app: typer.Typer) -> None:
         params: Annotated[Path | None, typer.Option(help="TOML/JSON with a [promotion] table of margins")] = None,
     ) -> None:
         """Move @champion to a version only if it beats champion and baseline and behaves; else @challenger."""
+        from models.registry import ChampionError
         from training.promote import promote as run_promote
 
         try:
             d = run_promote(model, _uri(tracking_uri), version, str(history) if history else None,
                             _params(params))
-        except (LookupError, ValueError) as exc:
+        except (LookupError, ValueError, ChampionError) as exc:
             raise typer.BadParameter(str(exc)) from exc
         typer.echo(d.summary())
 
@@ -164,7 +162,7 @@ def register(app: typer.Typer) -> None:
         except (CountTableError, ValueError) as exc:
             raise typer.BadParameter(str(exc)) from exc
         if as_json:
-            _print(out, True)
+            _print(out)
         else:
             import pandas as pd
 
@@ -182,4 +180,4 @@ def register(app: typer.Typer) -> None:
         from training.demo import demo_train as run_demo
 
         out = run_demo(_history(history), workdir, _params(params), echo=typer.echo)
-        _print(out, True)
+        _print(out)

@@ -165,6 +165,10 @@ def gate_risk(name: str, version: str, tracking_uri: str, margins: PromotionMarg
     mv, run = run_of(tracking_uri, name, version)
     history_dir = history_dir or run.data.tags.get("history_dir")
     window = run.data.tags.get("test_window")
+    if not window:
+        d.reasons.append(f"run {run.info.run_id} has no test_window tag (not logged by "
+                         "`twincare train`); there is no frozen test window to judge it on")
+        return d
     if not history_dir or not Path(history_dir).exists():
         d.reasons.append(f"history {history_dir!r} of the run is not available; pass --history")
         return d
