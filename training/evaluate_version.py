@@ -11,7 +11,7 @@ from models.registry import load_version
 from training import evaluate as ev
 from training.backtest import BacktestConfig, rolling_origin
 from training.data import RISK_MODELS, attach_labels, slice_columns
-from training.promote import _test_dates
+from training.promote import frozen_test_dates
 from training.tracking import CHAMPION, alias_version, run_of
 from training.train import history_counts, model_name
 
@@ -37,7 +37,7 @@ def evaluate_version(model: str, tracking_uri: str, version: str | None = None,
         out["backtest"] = bt
         return out
     history = load_history(history_dir)
-    rows = attach_labels(name, history, build_features(history, _test_dates(window)))
+    rows = attach_labels(name, history, build_features(history, frozen_test_dates(window)))
     rows = rows[rows["label"].notna()].reset_index(drop=True)
     rows = rows.join(slice_columns(history.residents, rows))
     p = RISK_MODELS[name].predict_proba(loaded, rows)

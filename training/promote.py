@@ -138,7 +138,7 @@ def behaviour_checks(loaded: LoadedModel, history: History, as_of, residents: li
 # --------------------------------------------------------------------------------------------
 
 
-def _test_dates(window: str) -> pd.DatetimeIndex:
+def frozen_test_dates(window: str) -> pd.DatetimeIndex:
     first, last = (pd.Timestamp(x) for x in window.split(","))
     return pd.date_range(first, last, freq="7D")
 
@@ -173,7 +173,7 @@ def gate_risk(name: str, version: str, tracking_uri: str, margins: PromotionMarg
         d.reasons.append(f"history {history_dir!r} of the run is not available; pass --history")
         return d
     history = load_history(history_dir)
-    dates = _test_dates(window)
+    dates = frozen_test_dates(window)
     rows = attach_labels(name, history, build_features(history, dates))
     rows = rows[rows["label"].notna()].reset_index(drop=True)
     y = rows["label"].to_numpy(int)
