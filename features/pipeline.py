@@ -19,8 +19,10 @@ chunks) or on resident partitions with Dask `map_partitions`.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -257,7 +259,7 @@ def _sensor_features(sensor: pd.DataFrame | None, index: pd.Index, q_code, q_day
 
     Rows and pairs are both sorted by resident, so the work runs over blocks of whole residents
     with contiguous slices of each: same sums, much less memory traffic. Yields
-    (first pair, end pair, {feature: values}) per block.
+    (first pair, end pair, task) per block; calling the task computes {feature: values}.
     """
     if sensor is None:
         return  # not recorded at all: every sensor feature stays NaN
@@ -278,8 +280,12 @@ def _sensor_features(sensor: pd.DataFrame | None, index: pd.Index, q_code, q_day
         if p0 == p1:
             continue
         pos = slice(r0, r1) if rows.order is None else rows.order[r0:r1]
-        yield p0, p1, _sensor_block({c: v[pos] for c, v in columns.items()}, rows.keys[r0:r1],
-                                    q_code[p0:p1], q_day[p0:p1], needed)
+        yield p0, p1, functools.partial(_sensor_block_of, columns, pos, rows.keys[r0:r1],
+                                        q_code[p0:p1], q_day[p0:p1], needed)
+
+
+def _sensor_block_of(columns: dict[str, np.ndarray], pos, keys, q_code, q_day, needed) -> dict:
+    return _sensor_block({c: v[pos] for c, v in columns.items()}, keys, q_code, q_day, needed)
 
 
 class _SignalWindows:
@@ -452,7 +458,12 @@ def empty_features() -> pd.DataFrame:
     return out
 
 
-def features_for_partition(history: History, pairs: pd.DataFrame) -> pd.DataFrame:
+def _write(matrix: np.ndarray, rows_out: np.ndarray, values: dict[str, np.ndarray], position: dict[str, int]) -> None:
+    for name, v in values.items():
+        matrix[rows_out, position[name]] = v
+
+
+def features_for_partition(history: History, pairs: pd.DataFrame, threads: int = 1) -> pd.DataFrame:
     """Features of every (resident_id, as_of_date) pair in `pairs` from `history`.
 
     Pure: reads only rows recorded strictly before each pair's as-of date. Rows of other
@@ -469,19 +480,28 @@ def features_for_partition(history: History, pairs: pd.DataFrame) -> pd.DataFram
     names = list(FEATURES)
     position = {name: j for j, name in enumerate(names)}
     matrix = np.full((len(pairs), len(names)), np.nan, order="F")  # column-major, as pandas stores it
-    families = (
-        lambda: _static_features(history.residents, ids, q_code, q_day),
-        lambda: _event_features(history.events, ids, q_code, q_day),
-        lambda: _assessment_features(history.assessments, ids, q_code, q_day),
-        lambda: _social_features(history, ids, q_code, q_day),
-    )
-    for family in families:  # one family at a time keeps peak memory near one table's worth
-        for name, values in family().items():
-            matrix[order, position[name]] = values
-    for p0, p1, block in _sensor_features(history.sensor_days, ids, q_code, q_day, FEATURES):
-        rows_out = order[p0:p1]
-        for name, values in block.items():
-            matrix[rows_out, position[name]] = values
+    tasks: list[tuple[np.ndarray, Callable[[], dict]]] = [
+        (order, lambda: _static_features(history.residents, ids, q_code, q_day)),
+        (order, lambda: _event_features(history.events, ids, q_code, q_day)),
+        (order, lambda: _assessment_features(history.assessments, ids, q_code, q_day)),
+        (order, lambda: _social_features(history, ids, q_code, q_day)),
+    ]
+    tasks += [(order[p0:p1], block) for p0, p1, block in
+              _sensor_features(history.sensor_days, ids, q_code, q_day, FEATURES)]
+
+    def run(task):
+        rows_out, compute = task
+        return rows_out, compute()
+
+    # numpy releases the GIL in the heavy calls, so threads share the work of one partition;
+    # every task writes its own cells, and the result does not depend on the thread count.
+    if threads > 1 and len(tasks) > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for rows_out, values in pool.map(run, tasks):
+                _write(matrix, rows_out, values, position)
+    else:
+        for task in tasks:
+            _write(matrix, *run(task), position)
     out = pd.DataFrame(matrix, columns=names, copy=False)
     out.insert(0, "as_of_date", pd.to_datetime(pairs["as_of_date"]).to_numpy(dtype="datetime64[ns]"))
     out.insert(0, "resident_id", pairs["resident_id"].astype("str").reset_index(drop=True))
@@ -584,13 +604,16 @@ def build_features(
     partition_residents: int | None = None,
     n_partitions: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    threads: int | None = None,
 ) -> pd.DataFrame:
     """Feature table: resident_id, as_of_date, then every feature in registry order (float64,
     NaN where unknown), sorted by as_of_date then resident_id.
 
     `as_of` is a date, a sequence of dates (every resident at each) or a DataFrame of
     (resident_id, as_of_date) pairs. `engine="dask"` runs the same partition function with
-    `map_partitions` on a Dask cluster (`scheduler` address, or a LocalCluster).
+    `map_partitions` on a Dask cluster (`scheduler` address, or a LocalCluster). `threads`
+    (pandas engine; default: the machine's cores, at most 4) share the work of a partition.
+    The table never depends on the engine, partitions or threads.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; engines are {', '.join(ENGINES)}")
@@ -606,7 +629,7 @@ def build_features(
         parts = split_by_resident(history, pairs, n_partitions) if n_partitions > 1 else [(history, pairs)]
         results = []
         for k, (h, p) in enumerate(parts):
-            results.append(features_for_partition(h, p))
+            results.append(features_for_partition(h, p, threads=threads or min(4, os.cpu_count() or 1)))
             if progress:
                 progress(k + 1, len(parts))
         return _finish(results)

@@ -253,3 +253,12 @@ def test_sensor_blocks_give_the_same_values(small_history, monkeypatch):
     whole = build_features(small_history, dates)
     monkeypatch.setattr(pipeline, "SENSOR_BLOCK_ROWS", 37)  # many blocks, cut inside residents' rows
     pd.testing.assert_frame_equal(whole, build_features(small_history, dates))
+
+
+def test_threads_do_not_change_the_table(small_history, monkeypatch):
+    from features import pipeline
+
+    monkeypatch.setattr(pipeline, "SENSOR_BLOCK_ROWS", 50)
+    dates = weekly_as_of(small_history)
+    one = build_features(small_history, dates, threads=1)
+    pd.testing.assert_frame_equal(one, build_features(small_history, dates, threads=3))
