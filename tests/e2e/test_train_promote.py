@@ -63,6 +63,12 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(model_twin,
     p = fall_risk.predict_proba(loaded, rows)
     assert ((p > 0) & (p < 1)).all()
 
+    # `twincare evaluate` rebuilds the frozen test window and gets the logged figure back
+    from training.evaluate_version import evaluate_version
+
+    ev = evaluate_version("fall-risk", uri)
+    assert ev["metrics"]["auroc"] == pytest.approx(run.data.metrics["test_auroc"], abs=1e-9)
+
     # training the same thing again cannot beat the champion: it becomes the challenger
     again = train("fall-risk", model_twin, uri, params)
     second = promote("fall-risk", uri, history_dir=str(model_twin), params=params)
