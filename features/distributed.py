@@ -7,6 +7,7 @@ pairs goes to one call of `features_for_partition`, exactly as the pandas engine
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -32,9 +33,11 @@ def _client(scheduler: str | None):
         yield client
 
 
-def build_features_dask(history: History, pairs: pd.DataFrame, n_parts: int, scheduler: str | None) -> pd.DataFrame:
+def build_features_dask(history: History, pairs: pd.DataFrame, n_parts: int, scheduler: str | None,
+                        progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Feature rows for `pairs`, computed on a Dask cluster (LocalCluster unless `scheduler`)."""
     import dask.dataframe as dd
+    from dask.distributed import as_completed
 
     parts = split_by_resident(history, pairs, n_parts)
     names = tuple(n for n, df in history.tables().items() if df is not None)
@@ -52,4 +55,8 @@ def build_features_dask(history: History, pairs: pd.DataFrame, n_parts: int, sch
             _partition_task, pairs_dd, *tables_dd, names=names, absent=absent,
             meta=empty_features(), align_dataframes=False,
         )
-        return client.compute(out).result()
+        futures = client.compute(out.to_delayed())
+        for done, _ in enumerate(as_completed(futures), start=1):
+            if progress:
+                progress(done, len(futures))
+        return pd.concat(client.gather(futures), ignore_index=True)

@@ -635,6 +635,6 @@ def build_features(
         return _finish(results)
     from features.distributed import build_features_dask
 
-    out = build_features_dask(history, pairs, max(n_partitions, 2), scheduler)
+    out = build_features_dask(history, pairs, max(n_partitions, 2), scheduler, progress)
     return _finish([out])
 
