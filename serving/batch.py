@@ -41,14 +41,14 @@ def score_all(rt: Runtime, *, chunk_size: int | None = None, act: bool = True) -
     """Score every resident of the online store and store the scores (and open tasks)."""
     t0 = time.perf_counter()
     size = chunk_size or rt.config.batch_chunk
-    ids = rt.online.resident_ids()
+    rt.features.refresh()
+    ids = list(rt.features.ids)
     scored_at = datetime.now(UTC).replace(tzinfo=None)
     stored = opened = already = 0
     scoring = 0.0
     for k in range(0, len(ids), size):
-        features = rt.online.get(ids[k : k + size])
         t1 = time.perf_counter()
-        chunk = rt.score(features, RISK_MODELS, rt.config.top_reasons)
+        chunk = rt.score_residents(ids[k : k + size], RISK_MODELS, rt.config.top_reasons)
         records = score_records(chunk, scored_at)
         scoring += time.perf_counter() - t1
         stored += rt.store.record_scores(records)
