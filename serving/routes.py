@@ -33,7 +33,7 @@ from serving.actions import ModelAssessment as ActionInput
 from serving.auth import AuthError, KeyRing, Principal, authorize, key_from_headers
 from serving.config import DEMAND_MODEL, RISK_MODELS, ServingConfig
 from serving.scoring import Champion, ChunkScores, load_champions, score_chunk, score_matrix
-from serving.store import StoreError, Task, TimeBankStore
+from serving.store import StoreError, Task, TimeBankStore, audit_table
 from twin.store import HistoryStore
 
 log = logging.getLogger("twincare.serving")
@@ -56,6 +56,7 @@ class StartupError(RuntimeError):
 class AuditTrail:
     """Queue of audit rows written by one background thread, so a read never waits on a commit.
 
+    Rows waiting together are written in one transaction (one disk sync, not one per read).
     Writes to the store audit themselves inside their own transaction; this is for reads.
     """
 
@@ -66,20 +67,40 @@ class AuditTrail:
         self._thread.start()
 
     def record(self, principal: Principal | None, action: str, resident_id: str | None = None, **detail: Any) -> None:
-        self._queue.put((principal, action, resident_id, detail))
+        self._queue.put((datetime.now(UTC).replace(tzinfo=None), principal, action, resident_id, detail))
+
+    def _write(self, items: list[tuple]) -> None:
+        rows = [
+            {
+                "at": at,
+                "actor": str(getattr(p, "name", "system")),
+                "role": str(getattr(p, "role", "system")),
+                "action": action,
+                "resident_id": resident_id,
+                "detail": detail,
+            }
+            for at, p, action, resident_id, detail in items
+        ]
+        try:
+            with self._store.engine.begin() as conn:
+                conn.execute(audit_table.insert(), rows)
+        except Exception:  # an audit failure must not take the service down
+            log.exception("could not record %d audit rows", len(rows))
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                principal, action, resident_id, detail = item
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            while len(batch) < 500:
                 try:
-                    self._store.record_audit(principal, action, resident_id=resident_id, detail=detail)
-                except Exception:  # an audit failure must not take the service down
-                    log.exception("could not record audit row for action %s", action)
-            finally:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = [b for b in batch if b is not None]
+            stop = len(rows) < len(batch)  # close() queued None
+            if rows:
+                self._write(rows)
+            for _ in batch:
                 self._queue.task_done()
 
     def flush(self) -> None:
