@@ -23,7 +23,7 @@ import pandas as pd
 from features.pipeline import History, build_features
 from features.registry import FEATURES, table_schema_hash
 
-COUNT_DAYS = 56  # recent days of demand counts kept for forecasting
+COUNT_DAYS = 400  # days of demand counts kept for forecasting: the demand features look back a year
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",

@@ -14,13 +14,12 @@ from training.tracking import default_tracking_uri
 from training.train import history_counts, train
 
 DEMO_MODELS = ("fall_risk", "isolation", "demand")
-ONLINE_COUNT_DAYS = 400  # the forecaster's features look back up to a year
 
 
 def demo_train(history_dir: str | Path, workdir: str | Path, params: TrainParams | None = None,
                echo: Callable[[str], None] = print) -> dict[str, Any]:
     """WORKDIR/mlflow.db + mlartifacts/ (three trained, gated models) and WORKDIR/online.db."""
-    from features.online import OnlineStore
+    from features.online import COUNT_DAYS, OnlineStore
     from features.pipeline import load_history
 
     workdir = Path(workdir)
@@ -40,7 +39,7 @@ def demo_train(history_dir: str | Path, workdir: str | Path, params: TrainParams
     out["online_residents"] = store.materialise(history)
     counts = history_counts(history_dir)
     last = counts["date"].max()
-    recent = counts[counts["date"] > last - pd.Timedelta(days=ONLINE_COUNT_DAYS)]
+    recent = counts[counts["date"] > last - pd.Timedelta(days=COUNT_DAYS)]
     out["online_count_rows"] = store.put_counts(recent, replace=True)
     out["online_as_of"] = str(store.as_of.date()) if store.as_of is not None else None
     return out
