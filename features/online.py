@@ -193,4 +193,8 @@ def recent_counts(history: History, as_of, days: int = COUNT_DAYS) -> pd.DataFra
     as_of = pd.Timestamp(as_of)
     sr = history.service_requests
     sr = sr[sr["timestamp"] < as_of]  # series seen after the as-of date are not known yet
-    return demand.daily_counts(sr, start=as_of - pd.Timedelta(days=days), end=as_of)
+    if sr.empty:
+        return None
+    # Days before the history began are unknown, not zero: never fill them in.
+    start = max(as_of - pd.Timedelta(days=days), sr["timestamp"].min().normalize())
+    return demand.daily_counts(sr, start=start, end=as_of)

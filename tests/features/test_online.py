@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.online import OnlineStore, OnlineStoreError, latest_as_of
+from features.online import COUNT_DAYS, OnlineStore, OnlineStoreError, latest_as_of
 from features.pipeline import build_features, load_history, weekly_as_of
 from features.registry import table_schema_hash
 
@@ -54,14 +54,15 @@ def test_store_refuses_a_different_feature_schema(twin_history, tmp_path):
         store.get(store.resident_ids()[:1])
 
 
-def test_materialise_keeps_the_last_56_days_of_demand_counts(twin_history, tmp_path):
+def test_materialise_keeps_a_year_of_demand_counts(twin_history, tmp_path):
     pytest.importorskip("features.demand")
     store = OnlineStore(tmp_path / "online.db")
     as_of = latest_as_of(twin_history)
     store.materialise(twin_history, as_of)
     counts = store.counts()
     assert len(counts) > 0
-    assert counts["date"].min() == as_of - pd.Timedelta(days=56)
+    first_request_day = twin_history.service_requests["timestamp"].min().normalize()
+    assert counts["date"].min() == max(as_of - pd.Timedelta(days=COUNT_DAYS), first_request_day)
     assert counts["date"].max() == as_of - pd.Timedelta(days=1)
     one = counts["series_id"].iloc[0]
     assert set(store.counts([one])["series_id"]) == {one}
