@@ -27,7 +27,7 @@ TaskStatus = Literal["open", "claimed", "completed", "expired", "cancelled"]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # no resident data in logs
 
 
 # ---------------------------------------------------------------------------------------------
