@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -100,3 +102,26 @@ def test_start_up_refused_without_a_champion(live_server, serving_home, tmp_path
                          env=server_env(home, tmp_path), capture_output=True, text=True, timeout=120)
     assert cli.returncode == 1
     assert "model 'demand'" in cli.stderr and "@champion" in cli.stderr
+
+
+def test_nightly_batch_command_stores_scores_the_server_then_ranks(live_server):
+    import json
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import REPO, server_env
+
+    server, keys = live_server
+    env = server_env(server.home, server.home.parent)
+    twincare = str(Path(sys.executable).parent / "twincare")
+    run = subprocess.run([twincare, "score", "--all", "--workdir", str(server.home)],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout[run.stdout.index("{"):])
+    assert report["residents"] > 0 and report["scores_stored"] == 2 * report["residents"]
+    ranked = httpx.get(f"{server.url}/residents/at-risk?model=isolation&limit=5",
+                       headers={"X-API-Key": keys["care_manager"]}).json()
+    assert ranked["source"] == "stored" and ranked["items"][0]["reasons"][0]["text"]
+    page = httpx.get(f"{server.url}/residents/{ranked['items'][0]['resident_id']}",
+                     headers={"X-API-Key": keys["care_manager"]}).json()
+    assert {p["model"] for p in page["score_history"]} == {"fall_risk", "isolation"}
