@@ -109,12 +109,12 @@ async function openResident(residentId) {
       spark.append(el("span", { title: `${p.as_of_date}: ${pct(p.probability)}`, style: "" }));
       spark.lastChild.style.height = `${Math.max(2, 36 * p.probability / top)}px`;
     }
-    hist.append(el("div", { class: "muted" }, `${MODEL_LABEL[model]}: ${points.length} scores`), spark);
+    hist.append(el("div", { class: "muted" }, `${MODEL_LABEL[model]}: ${points.length} nightly score${points.length === 1 ? "" : "s"}`), spark);
   }
   if (!hist.childNodes.length) hist.append(el("p", { class: "muted" }, "No stored scores yet."));
   $("#resident-tasks").replaceChildren(taskTable(data.tasks));
   $("#resident").hidden = false;
-  $("#resident").scrollIntoView({ behavior: "smooth", block: "nearest" });
+  $("#resident").scrollIntoView({ block: "nearest" });
   setStatus("");
 }
 

@@ -70,6 +70,7 @@ def test_care_manager_sees_ranked_residents_and_opens_one(live_server, browser, 
     assert page.locator("#resident-cards ul.reasons li").count() >= 2
     page.locator("#task-table").wait_for()
 
+    page.evaluate("window.scrollTo(0, 0)")
     shot = tmp_path / "care-manager.png"
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
