@@ -196,6 +196,7 @@ class Runtime:
     audit: AuditTrail
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     _live_cache: dict[tuple, pd.DataFrame] = field(default_factory=dict)
+    _scarcity_stamp: tuple | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -252,7 +253,7 @@ class Runtime:
         out: dict[str, list[dict]] = {}
         if not assessments:
             return out
-        for o in act_on_assessments(self.store, assessments, scarcity_by_grid=self.scarcity, actor=principal):
+        for o in act_on_assessments(self.store, assessments, scarcity_by_grid=self.grid_scarcity(), actor=principal):
             if o.task is None or o.action == "none":
                 continue
             out.setdefault(o.resident_id, []).append(
@@ -266,6 +267,16 @@ class Runtime:
                 }
             )
         return out
+
+    def grid_scarcity(self) -> dict[str, Scarcity]:
+        """Scarcity per grid, recomputed when the online store (and its demand counts) changes."""
+        stamp = self.features.stamp
+        if self._scarcity_stamp != stamp:
+            with self._lock:
+                if self._scarcity_stamp != stamp:
+                    self.scarcity = _scarcity(self.champions, self.online, self.history)
+                    self._scarcity_stamp = stamp
+        return self.scarcity
 
     def live_ranking(self, model: str) -> pd.DataFrame:
         """Every resident in the online store scored now (cached per online-store state and version)."""
@@ -352,17 +363,19 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True) -> Runtime:
         raise StartupError(str(exc)) from None
     store = TimeBankStore(config.store_url)
     history = HistoryStore(config.history_dir)
+    features = OnlineFeatures(online)
     return Runtime(
         config=config,
         champions=champions,
         online=online,
-        features=OnlineFeatures(online),
+        features=features,
         store=store,
         keyring=keyring,
         history=history,
         grid_of=_grids(history),
         scarcity=_scarcity(champions, online, history),
         audit=AuditTrail(store),
+        _scarcity_stamp=features.stamp,
     )
 
 

@@ -123,3 +123,15 @@ def test_start_up_refuses_a_missing_online_store(serving_home, tmp_path):  # noq
     (tmp_path / "w" / "online.db").unlink()
     with pytest.raises(StartupError, match="materialise"):
         build_runtime(config)
+
+
+def test_online_features_are_reloaded_when_the_store_is_rewritten(runtime):
+    ids = runtime.features.ids[:2]
+    before = runtime.features.stamp
+    _, _, old = runtime.features.lookup(ids)
+    runtime.online.put_counts(runtime.online.counts().head(1))  # any write to the store's files
+    _, _, new = runtime.features.lookup(ids)
+    assert runtime.features.stamp != before
+    np.testing.assert_array_equal(old, new)  # same vectors: only the counts were rewritten
+    with pytest.raises(KeyError, match="R-ghost"):
+        runtime.features.lookup(["R-ghost"])
