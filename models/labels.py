@@ -37,37 +37,36 @@ def any_in_window(index: pd.DataFrame, dated: pd.DataFrame, days: int) -> np.nda
     return out
 
 
-def next_value(index: pd.DataFrame, dated: pd.DataFrame, column: str, days: int) -> np.ndarray:
-    """For each pair: the first non-null `column` dated in [as_of, as_of + days); NaN if none."""
+def _value_lookup(index: pd.DataFrame, dated: pd.DataFrame, column: str, *, forward: bool) -> pd.DataFrame:
+    """Each pair's nearest non-null `column`: the first dated on/after as_of, or the last before it."""
     idx = check_index(index)
-    out = np.full(len(idx), np.nan)
-    if dated is None or dated.empty:
-        return out
     d = dated.loc[dated[column].notna(), ["resident_id", "date", column]].copy()
     d["resident_id"] = d["resident_id"].astype(str)
     d["date"] = pd.to_datetime(d["date"]).astype("datetime64[ns]")
-    d = d.sort_values("date").rename(columns={"date": "_next", column: "_value"})
+    d = d.sort_values("date").rename(columns={"date": "_when", column: "_value"})
     left = idx.assign(_row=np.arange(len(idx))).sort_values("as_of_date")
-    m = pd.merge_asof(left, d, left_on="as_of_date", right_on="_next", by="resident_id",
-                      direction="forward", allow_exact_matches=True)
-    ok = m["_next"].notna() & (m["_next"] < m["as_of_date"] + pd.Timedelta(days=days))
+    m = pd.merge_asof(left, d, left_on="as_of_date", right_on="_when", by="resident_id",
+                      direction="forward" if forward else "backward", allow_exact_matches=forward)
+    return m
+
+
+def next_value(index: pd.DataFrame, dated: pd.DataFrame, column: str, days: int) -> np.ndarray:
+    """For each pair: the first non-null `column` dated in [as_of, as_of + days); NaN if none."""
+    out = np.full(len(check_index(index)), np.nan)
+    if dated is None or dated.empty:
+        return out
+    m = _value_lookup(index, dated, column, forward=True)
+    ok = m["_when"].notna() & (m["_when"] < m["as_of_date"] + pd.Timedelta(days=days))
     out[m["_row"].to_numpy()] = np.where(ok, m["_value"].astype(float), np.nan)
     return out
 
 
 def last_value_before(index: pd.DataFrame, dated: pd.DataFrame, column: str) -> np.ndarray:
     """For each pair: the latest non-null `column` dated strictly before as_of; NaN if none."""
-    idx = check_index(index)
-    out = np.full(len(idx), np.nan)
+    out = np.full(len(check_index(index)), np.nan)
     if dated is None or dated.empty:
         return out
-    d = dated.loc[dated[column].notna(), ["resident_id", "date", column]].copy()
-    d["resident_id"] = d["resident_id"].astype(str)
-    d["date"] = pd.to_datetime(d["date"]).astype("datetime64[ns]")
-    d = d.sort_values("date").rename(columns={"date": "_prev", column: "_value"})
-    left = idx.assign(_row=np.arange(len(idx))).sort_values("as_of_date")
-    m = pd.merge_asof(left, d, left_on="as_of_date", right_on="_prev", by="resident_id",
-                      direction="backward", allow_exact_matches=False)
+    m = _value_lookup(index, dated, column, forward=False)
     out[m["_row"].to_numpy()] = m["_value"].astype(float).to_numpy()
     return out
 
