@@ -1,13 +1,15 @@
 """MLflow plumbing: experiments per model, run logging, model registration, aliases.
 
 Default store: SQLite backend `sqlite:///DIR/mlflow.db` with artifacts in `DIR/mlartifacts`
-(any tracking URI works; the artifact root is only chosen for sqlite URIs).
+(any tracking URI works, e.g. `postgresql+psycopg://...` for a shared backend store; set
+TWINCARE_ARTIFACT_ROOT to say where its artifacts go).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -28,8 +30,10 @@ def default_tracking_uri(workdir: str | Path) -> str:
     return f"sqlite:///{Path(workdir).resolve() / 'mlflow.db'}"
 
 
-def artifact_root(tracking_uri: str) -> str | None:
-    """`DIR/mlartifacts` next to a SQLite store; None (MLflow's default) otherwise."""
+def artifact_root(tracking_uri: str, env: Mapping[str, str] = os.environ) -> str | None:
+    """TWINCARE_ARTIFACT_ROOT if set; `DIR/mlartifacts` next to a SQLite store; else MLflow's default."""
+    if env.get("TWINCARE_ARTIFACT_ROOT"):
+        return env["TWINCARE_ARTIFACT_ROOT"].rstrip("/")
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri.removeprefix("sqlite:///"))
         return str((db.parent / "mlartifacts").resolve())
