@@ -39,6 +39,7 @@ demo: install
 	$(TWINCARE) calibrate $(DEMO_DIR)/history
 	$(TWINCARE) features --history $(DEMO_DIR)/history --as-of weekly --out $(DEMO_DIR)/features
 	$(TWINCARE) demo-train --history $(DEMO_DIR)/history --workdir $(DEMO_DIR)
+	$(TWINCARE) score --all --workdir $(DEMO_DIR)
 	$(TWINCARE) serve --workdir $(DEMO_DIR)
 
 bench: install
