@@ -48,6 +48,8 @@ class ServingConfig:
     top_reasons: int = 3
     batch_chunk: int = 5000
     models: tuple[str, ...] = field(default=ALL_MODELS)
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -69,6 +71,8 @@ class ServingConfig:
             max_batch=_int(env, "TWINCARE_MAX_BATCH", 1000, 1, 100_000),
             top_reasons=_int(env, "TWINCARE_TOP_REASONS", 3, 1, 20),
             batch_chunk=_int(env, "TWINCARE_BATCH_CHUNK", 5000, 1, 1_000_000),
+            webhook_url=(env.get("TWINCARE_WEBHOOK_URL") or "").strip() or None,
+            webhook_secret=env.get("TWINCARE_WEBHOOK_SECRET") or None,
         )
 
     def as_env(self) -> dict[str, str]:

@@ -34,6 +34,7 @@ from serving.auth import AuthError, KeyRing, Principal, authorize, key_from_head
 from serving.config import DEMAND_MODEL, RISK_MODELS, ServingConfig
 from serving.scoring import Champion, ChunkScores, load_champions, score_chunk, score_matrix
 from serving.store import StoreError, Task, TimeBankStore, audit_table
+from serving.webhook import WebhookConfig, WebhookDeliverer
 from twin.store import HistoryStore
 
 log = logging.getLogger("twincare.serving")
@@ -194,6 +195,7 @@ class Runtime:
     grid_of: dict[str, str]
     scarcity: dict[str, Scarcity]
     audit: AuditTrail
+    webhook: WebhookDeliverer | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     _live_cache: dict[tuple, pd.DataFrame] = field(default_factory=dict)
     _scarcity_stamp: tuple | None = None
@@ -214,6 +216,8 @@ class Runtime:
         }
 
     def close(self) -> None:
+        if self.webhook is not None:
+            self.webhook.stop()
         self.audit.close()
         self.store.close()
 
@@ -338,10 +342,12 @@ def _scarcity(champions: dict[str, Champion], online: OnlineStore, history: Hist
     return grid_scarcity(fc, volunteers, horizon_days=7)
 
 
-def build_runtime(config: ServingConfig, *, need_keys: bool = True) -> Runtime:
+def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webhooks: bool = False) -> Runtime:
     """Load champions, open the stores and the key ring; refuse with a clear message if any fails.
 
-    The nightly batch passes `need_keys=False`: it answers no requests.
+    The nightly batch passes `need_keys=False`: it answers no requests. The serving process passes
+    `deliver_webhooks=True` to send task events (from the outbox every writer fills) to
+    TWINCARE_WEBHOOK_URL, when one is configured.
     """
     champions = load_champions(config.models, config.tracking_uri)
     online = OnlineStore(config.online_db)
@@ -361,8 +367,13 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True) -> Runtime:
         keyring = KeyRing.from_file(config.api_keys_path) if need_keys else KeyRing([])
     except (FileNotFoundError, ValueError) as exc:
         raise StartupError(str(exc)) from None
+    try:
+        webhook_config = WebhookConfig(url=config.webhook_url, secret=config.webhook_secret) if config.webhook_url else None
+    except ValueError as exc:
+        raise StartupError(f"TWINCARE_WEBHOOK_URL: {exc}") from None
     store = TimeBankStore(config.store_url)
     history = HistoryStore(config.history_dir)
+    webhook = WebhookDeliverer(store, webhook_config) if webhook_config and deliver_webhooks else None
     features = OnlineFeatures(online)
     return Runtime(
         config=config,
@@ -375,6 +386,7 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True) -> Runtime:
         grid_of=_grids(history),
         scarcity=_scarcity(champions, online, history),
         audit=AuditTrail(store),
+        webhook=webhook,
         _scarcity_stamp=features.stamp,
     )
 

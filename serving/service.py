@@ -72,12 +72,14 @@ class TwinCare:
     def __init__(self) -> None:
         config = ServingConfig.from_env()
         try:
-            runtime = routes.build_runtime(config)
+            runtime = routes.build_runtime(config, deliver_webhooks=True)
         except (ChampionError, routes.StartupError) as exc:
             log.error("TwinCare cannot start: %s", exc)
             raise
         routes.install(runtime)
         self.runtime = runtime
+        if runtime.webhook is not None:
+            runtime.webhook.start()
         m = _metrics()
         for name, version in runtime.model_versions.items():
             with contextlib.suppress(ValueError):  # a non-numeric version has no gauge value

@@ -47,8 +47,9 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-def server_env(home: Path, tmp: Path) -> dict[str, str]:
+def server_env(home: Path, tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWINCARE_")}
+    env.update(extra or {})
     env.update(
         TWINCARE_HOME=str(home),
         BENTOML_HOME=str(tmp / "bentoml"),
@@ -58,14 +59,14 @@ def server_env(home: Path, tmp: Path) -> dict[str, str]:
     return env
 
 
-def start_server(home: Path, tmp: Path, *, wait: float = 180.0) -> Server:
+def start_server(home: Path, tmp: Path, *, wait: float = 180.0, env: dict[str, str] | None = None) -> Server:
     """Start `bentoml serve serving.service:TwinCare` and wait for /readyz (or its exit)."""
     port = free_port()
     log = tmp / f"server-{port}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", "serving.service:TwinCare",
          "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, env=server_env(home, tmp), stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        cwd=REPO, env=server_env(home, tmp, env), stdout=log.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     server = Server(f"http://127.0.0.1:{port}", home, proc, log)
@@ -93,12 +94,49 @@ def stop_server(server: Server) -> None:
             server.process.wait(timeout=10)
 
 
+class WebhookReceiver:
+    """A real HTTP receiver on loopback that records every task event POSTed to it."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        events: list[dict] = []
+        self.events = events
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                events.append({"event_id": self.headers.get("X-TwinCare-Event-Id"), **json.loads(body)})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
 @pytest.fixture(scope="session")
-def live_server(serving_home, tmp_path_factory) -> Iterator[tuple[Server, dict[str, str]]]:  # noqa: F811
-    """The real server on a private copy of the trained workdir; yields (server, role -> key)."""
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(serving_home, tmp_path_factory, webhook_receiver) -> Iterator[tuple[Server, dict[str, str]]]:  # noqa: F811
+    """The real server on a private copy of the trained workdir, sending task events to
+    `webhook_receiver`; yields (server, role -> key)."""
     trained, keys = serving_home
     tmp = tmp_path_factory.mktemp("live")
-    server = start_server(fresh_home(trained, tmp / "home"), tmp)
+    server = start_server(fresh_home(trained, tmp / "home"), tmp, env={"TWINCARE_WEBHOOK_URL": webhook_receiver.url})
     if server.process.poll() is not None or "startup failed" in server.output():
         stop_server(server)
         raise RuntimeError(f"the server exited at start-up:\n{server.output()[-3000:]}")

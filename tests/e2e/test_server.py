@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,7 @@ from tests.e2e.conftest import fresh_home, start_server, stop_server
 pytestmark = pytest.mark.e2e
 
 
-def test_assess_complete_a_task_and_close_the_loop(live_server):
+def test_assess_complete_a_task_and_close_the_loop(live_server, webhook_receiver):
     import bentoml
 
     from serving.store import TimeBankStore
@@ -53,6 +54,13 @@ def test_assess_complete_a_task_and_close_the_loop(live_server):
     visits = HistoryStore(server.home / "history").read("visits")
     mine = visits[visits["task_id"] == task["task_id"]]
     assert len(mine) == 1 and mine.iloc[0]["resident_id"] == rid and mine.iloc[0]["source"] == "timebank"
+
+    # the time bank's webhook hears of the task's life, each event once per id
+    wanted = {f"{task['task_id']}.{t}" for t in ("opened", "claimed", "completed")}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not wanted <= {e["event_id"] for e in webhook_receiver.events}:
+        time.sleep(0.2)
+    assert wanted <= {e["event_id"] for e in webhook_receiver.events}
 
 
 def test_plain_http_probes_metrics_and_docs(live_server):
