@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -84,13 +85,24 @@ def start_server(home: Path, tmp: Path, *, wait: float = 180.0, env: dict[str, s
     raise RuntimeError(f"the server did not become ready in {wait:.0f}s:\n{server.output()[-3000:]}")
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a server and every process under it (BentoML's workers run in sessions of their own)."""
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        root = psutil.Process(pid)
+        for proc in [*root.children(recursive=True), root]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(signal.SIGKILL)
+
+
 def stop_server(server: Server) -> None:
     if server.process.poll() is None:
         os.killpg(server.process.pid, signal.SIGTERM)
         try:
             server.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
+            kill_tree(server.process.pid)
             server.process.wait(timeout=10)
 
 
