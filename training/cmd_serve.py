@@ -36,6 +36,11 @@ def register(app: typer.Typer) -> None:
         keys = workdir / "api_keys.json"
         if not keys.exists():
             subprocess.run([sys.executable, "-m", "serving.auth", "create-keys", str(keys)], env=env, check=True)
+        else:
+            typer.echo(
+                f"API keys: {keys} holds only their hashes; to mint new demo keys run "
+                f"`python -m serving.auth create-keys {keys} --overwrite`"
+            )
         uri = f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
         typer.echo(
             f"web page: http://{host}:{port}/   API docs: http://{host}:{port}/docs\n"
