@@ -106,6 +106,13 @@ class OnlineStore:
             self.put_counts(counts, replace=True)
         return len(rows)
 
+    def check(self) -> None:
+        """Raise OnlineStoreError unless the store exists and holds vectors of the code's schema."""
+        if not self.path.exists():
+            raise OnlineStoreError(f"online store {self.path} does not exist; run `twincare materialise` first")
+        with closing(self._connect()) as con:
+            self._check_schema(con)
+
     def _check_schema(self, con: sqlite3.Connection) -> None:
         stored = self._meta("schema_hash", con)
         if stored is None:

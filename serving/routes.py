@@ -26,7 +26,6 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 
 from features.online import OnlineStore, OnlineStoreError
-from features.registry import table_schema_hash
 from serving import schemas
 from serving.actions import DEFAULT_POLICY, Scarcity, act_on_assessments, grid_scarcity
 from serving.actions import ModelAssessment as ActionInput
@@ -351,18 +350,10 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webh
     """
     champions = load_champions(config.models, config.tracking_uri)
     online = OnlineStore(config.online_db)
-    if not config.online_db.exists():
-        raise StartupError(
-            f"online feature store {config.online_db} does not exist; run `twincare materialise` first"
-        )
-    stored = online.schema_hash
-    if stored is None:
-        raise StartupError(f"online feature store {config.online_db} is empty; run `twincare materialise` first")
-    if stored != table_schema_hash():
-        raise StartupError(
-            f"online feature store {config.online_db} was built with feature schema {stored}, the code "
-            f"has {table_schema_hash()}; run `twincare materialise` again"
-        )
+    try:
+        online.check()
+    except OnlineStoreError as exc:
+        raise StartupError(str(exc)) from None
     try:
         keyring = KeyRing.from_file(config.api_keys_path) if need_keys else KeyRing([])
     except (FileNotFoundError, ValueError) as exc:

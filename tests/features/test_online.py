@@ -76,3 +76,15 @@ def test_put_counts_round_trip(tmp_path):
     back = store.counts()
     pd.testing.assert_frame_equal(back, df.astype({"series_id": "str", "date": "datetime64[ns]"}))
     assert np.array_equal(store.counts(["other"])["count"], [])
+
+
+def test_check_names_a_missing_or_empty_store_and_passes_a_materialised_one(twin_history, tmp_path):
+    store = OnlineStore(tmp_path / "online.db")
+    with pytest.raises(OnlineStoreError, match="does not exist"):
+        store.check()
+    store.put_counts(pd.DataFrame({"series_id": ["g1:meals"], "date": pd.to_datetime(["2024-01-01"]),
+                                   "count": [1.0]}))
+    with pytest.raises(OnlineStoreError, match="is empty"):
+        store.check()
+    store.materialise(twin_history, latest_as_of(twin_history))
+    store.check()
