@@ -153,17 +153,26 @@ def _champion(name: str, tracking_uri: str, new_version: str) -> tuple[LoadedMod
         return None, current, str(exc)
 
 
+def _candidate(d: Decision, tracking_uri: str, history_dir: str | None) -> tuple[LoadedModel, Any, str | None] | None:
+    """The version `d` judges, its run and its history folder (the run's own unless one is
+    given); None, with the reason in `d`, when its feature schema is not the code's."""
+    new = load_version(d.model, tracking_uri, version=d.version)
+    try:
+        check_schema(new, alias=f"v{d.version}")
+    except ChampionError as exc:
+        d.reasons.append(str(exc))
+        return None
+    _, run = run_of(tracking_uri, d.model, d.version)
+    return new, run, history_dir or run.data.tags.get("history_dir")
+
+
 def gate_risk(name: str, version: str, tracking_uri: str, margins: PromotionMargins,
               history_dir: str | None) -> Decision:
     d = Decision(name, version, False)
-    new = load_version(name, tracking_uri, version=version)
-    try:
-        check_schema(new, alias=f"v{version}")
-    except ChampionError as exc:
-        d.reasons.append(str(exc))
+    candidate = _candidate(d, tracking_uri, history_dir)
+    if candidate is None:
         return d
-    mv, run = run_of(tracking_uri, name, version)
-    history_dir = history_dir or run.data.tags.get("history_dir")
+    new, run, history_dir = candidate
     window = run.data.tags.get("test_window")
     if not window:
         d.reasons.append(f"run {run.info.run_id} has no test_window tag (not logged by "
@@ -238,14 +247,10 @@ def gate_demand(version: str, tracking_uri: str, margins: PromotionMargins,
                 history_dir: str | None) -> Decision:
     name = "demand"
     d = Decision(name, version, False)
-    new = load_version(name, tracking_uri, version=version)
-    try:
-        check_schema(new, alias=f"v{version}")
-    except ChampionError as exc:
-        d.reasons.append(str(exc))
+    candidate = _candidate(d, tracking_uri, history_dir)
+    if candidate is None:
         return d
-    mv, run = run_of(tracking_uri, name, version)
-    history_dir = history_dir or run.data.tags.get("history_dir")
+    new, run, history_dir = candidate
     if not history_dir or not Path(history_dir).exists():
         d.reasons.append(f"history {history_dir!r} of the run is not available; pass --history")
         return d
