@@ -582,6 +582,20 @@ def at_risk(
     return schemas.AtRiskList(source=source, items=items)
 
 
+def assessments_of(chunk: ChunkScores, i: int) -> list[schemas.ModelAssessment]:
+    """Row i of a scored chunk as one assessment per model, with its worded reasons."""
+    return [
+        schemas.ModelAssessment(
+            model=name,
+            version=s.version,
+            probability=float(s.probability[i]),
+            band=str(s.band[i]),
+            reasons=chunk.reasons(name, i),
+        )
+        for name, s in chunk.by_model.items()
+    ]
+
+
 @care.get(
     "/residents/{resident_id}",
     response_model=schemas.ResidentPage,
@@ -594,16 +608,7 @@ def resident_page(request: Request, resident_id: ResidentIdPath):
         chunk = rt.score_residents([resident_id], RISK_MODELS, rt.config.top_reasons)
     except KeyError:
         return _error(404, f"unknown resident id: {resident_id}")
-    assessments = [
-        schemas.ModelAssessment(
-            model=m,
-            version=s.version,
-            probability=float(s.probability[0]),
-            band=str(s.band[0]),
-            reasons=chunk.reasons(m, 0),
-        )
-        for m, s in chunk.by_model.items()
-    ]
+    assessments = assessments_of(chunk, 0)
     history = [
         schemas.ScorePoint(
             model=s.model,

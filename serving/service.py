@@ -124,16 +124,7 @@ class TwinCare:
                 schemas.ResidentAssessment(
                     resident_id=rid,
                     as_of_date=chunk.as_of[i],
-                    assessments=[
-                        schemas.ModelAssessment(
-                            model=name,
-                            version=s.version,
-                            probability=float(s.probability[i]),
-                            band=str(s.band[i]),
-                            reasons=chunk.reasons(name, i),
-                        )
-                        for name, s in chunk.by_model.items()
-                    ],
+                    assessments=routes.assessments_of(chunk, i),
                     actions=actions.get(rid, []),
                 )
             )
