@@ -92,6 +92,7 @@ class ChunkScores:
     values: np.ndarray  # (n, every feature)
     by_model: dict[str, ModelScores] = field(default_factory=dict)
     _rows: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
+    _reasons: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.resident_ids)
@@ -103,7 +104,10 @@ class ChunkScores:
         return row
 
     def reasons(self, model: str, i: int) -> list[dict[str, Any]]:
-        """Worded top reasons of row i for one model."""
+        """Worded top reasons of row i for one model (worded once: actions and replies share them)."""
+        cached = self._reasons.get((model, i))
+        if cached is not None:
+            return cached
         s = self.by_model[model]
         row = self._row(i)
         names = s.feature_names
@@ -119,6 +123,7 @@ class ChunkScores:
                     "text": reason_text(name, row, c),
                 }
             )
+        self._reasons[(model, i)] = out
         return out
 
 
