@@ -29,9 +29,13 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+def _falls(events: pd.DataFrame | None) -> pd.DataFrame | None:
+    return events.loc[events["type"] == "fall"] if events is not None else None
+
+
 def label(events: pd.DataFrame, index: pd.DataFrame) -> np.ndarray:
     """1 when the resident falls in [as_of, as_of + 30 days), else 0."""
-    falls = events.loc[events["type"] == "fall"] if events is not None else None
+    falls = _falls(events)
     return any_in_window(index, falls, HORIZON_DAYS).astype(int)
 
 
@@ -74,7 +78,7 @@ def steadi_screen(assessments: pd.DataFrame, events: pd.DataFrame, index: pd.Dat
     """STEADI key-question score 0-3 from the latest answers before as_of (unknown counts as no)."""
     idx = check_index(index)
     fell_answer = last_value_before(idx, assessments, "steadi_fell_past_year")
-    falls = events.loc[events["type"] == "fall"] if events is not None else None
+    falls = _falls(events)
     fell_recorded = count_before(idx, falls, 365) > 0
     fell = (np.nan_to_num(fell_answer) > 0) | fell_recorded
     unsteady = np.nan_to_num(last_value_before(idx, assessments, "steadi_unsteady")) > 0
