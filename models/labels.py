@@ -37,9 +37,8 @@ def any_in_window(index: pd.DataFrame, dated: pd.DataFrame, days: int) -> np.nda
     return out
 
 
-def _value_lookup(index: pd.DataFrame, dated: pd.DataFrame, column: str, *, forward: bool) -> pd.DataFrame:
-    """Each pair's nearest non-null `column`: the first dated on/after as_of, or the last before it."""
-    idx = check_index(index)
+def _value_lookup(idx: pd.DataFrame, dated: pd.DataFrame, column: str, *, forward: bool) -> pd.DataFrame:
+    """Each checked pair's nearest non-null `column`: the first dated on/after as_of, or the last before it."""
     d = dated.loc[dated[column].notna(), ["resident_id", "date", column]].copy()
     d["resident_id"] = d["resident_id"].astype(str)
     d["date"] = pd.to_datetime(d["date"]).astype("datetime64[ns]")
@@ -52,10 +51,11 @@ def _value_lookup(index: pd.DataFrame, dated: pd.DataFrame, column: str, *, forw
 
 def next_value(index: pd.DataFrame, dated: pd.DataFrame, column: str, days: int) -> np.ndarray:
     """For each pair: the first non-null `column` dated in [as_of, as_of + days); NaN if none."""
-    out = np.full(len(check_index(index)), np.nan)
+    idx = check_index(index)
+    out = np.full(len(idx), np.nan)
     if dated is None or dated.empty:
         return out
-    m = _value_lookup(index, dated, column, forward=True)
+    m = _value_lookup(idx, dated, column, forward=True)
     ok = m["_when"].notna() & (m["_when"] < m["as_of_date"] + pd.Timedelta(days=days))
     out[m["_row"].to_numpy()] = np.where(ok, m["_value"].astype(float), np.nan)
     return out
@@ -63,10 +63,11 @@ def next_value(index: pd.DataFrame, dated: pd.DataFrame, column: str, days: int)
 
 def last_value_before(index: pd.DataFrame, dated: pd.DataFrame, column: str) -> np.ndarray:
     """For each pair: the latest non-null `column` dated strictly before as_of; NaN if none."""
-    out = np.full(len(check_index(index)), np.nan)
+    idx = check_index(index)
+    out = np.full(len(idx), np.nan)
     if dated is None or dated.empty:
         return out
-    m = _value_lookup(index, dated, column, forward=False)
+    m = _value_lookup(idx, dated, column, forward=False)
     out[m["_row"].to_numpy()] = m["_value"].astype(float).to_numpy()
     return out
 
