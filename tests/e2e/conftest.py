@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.serving.conftest import Receiver
 from tests.serving.test_api import serving_home  # noqa: F401  (session fixture: trained workdir)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,40 +107,14 @@ def stop_server(server: Server) -> None:
             server.process.wait(timeout=10)
 
 
-class WebhookReceiver:
-    """A real HTTP receiver on loopback that records every task event POSTed to it."""
-
-    def __init__(self) -> None:
-        import http.server
-        import json
-        import threading
-
-        events: list[dict] = []
-        self.events = events
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                events.append({"event_id": self.headers.get("X-TwinCare-Event-Id"), **json.loads(body)})
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 @pytest.fixture(scope="session")
-def webhook_receiver() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver()
+def webhook_receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on loopback that records every task event POSTed to it."""
+    receiver = Receiver()
+    receiver.thread.start()
     yield receiver
-    receiver.close()
+    receiver.server.shutdown()
+    receiver.server.server_close()
 
 
 @pytest.fixture(scope="session")

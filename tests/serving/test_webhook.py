@@ -5,53 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from serving.webhook import WebhookConfig, WebhookDeliverer, backoff_delay, deliverer_from_env
-from tests.serving.conftest import make_spec
-
-
-class Receiver:
-    """A local webhook receiver: answers 500 to the first `fail_first` requests, then 200."""
-
-    def __init__(self, fail_first: int = 0, delay_s: float = 0.0):
-        self.fail_first = fail_first
-        self.delay_s = delay_s
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver.lock:
-                    receiver.requests.append({"headers": dict(self.headers), "body": body})
-                    n = len(receiver.requests)
-                if receiver.delay_s:
-                    time.sleep(receiver.delay_s)
-                code = 500 if n <= receiver.fail_first else 200
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/twincare"
-
-    def event_ids(self) -> list[str]:
-        return [r["headers"]["X-TwinCare-Event-Id"] for r in self.requests]
+from tests.serving.conftest import Receiver, make_spec
 
 
 @pytest.fixture
