@@ -13,6 +13,24 @@ from tests.e2e.conftest import fresh_home, kill_tree, start_server, stop_server
 pytestmark = pytest.mark.e2e
 
 
+def _post_step(client: httpx.Client, base_url: str, headers: dict, task: dict, volunteer: str,
+               step: str) -> httpx.Response:
+    """Claim or complete a task under the key a client retrying the same step would reuse."""
+    return client.post(f"{base_url}/timebank/tasks/{task['task_id']}/{step}", json={"volunteer_id": volunteer},
+                       headers={**headers, "Idempotency-Key": f"crash-{step}-{task['task_id']}"})
+
+
+def _assert_ledger_pays_exactly_the_completed_tasks(store) -> list:
+    """Every transfer balances, and volunteers hold exactly the credits of completed tasks, once."""
+    ledger = store.ledger_frame()
+    assert ledger.groupby("transfer_id")["amount"].sum().abs().max() == 0
+    assert ledger["amount"].sum() == pytest.approx(0)
+    paid = ledger[ledger["account"].str.startswith("volunteer:")]
+    completed = store.list_tasks(status="completed", limit=500).tasks
+    assert paid["amount"].sum() == pytest.approx(sum(t.credits for t in completed))
+    return completed
+
+
 def test_sigkill_under_load_then_restart_loses_nothing_acknowledged(serving_home, tmp_path):
     from features.online import OnlineStore
     from serving.store import TimeBankStore
@@ -34,14 +52,14 @@ def test_sigkill_under_load_then_restart_loses_nothing_acknowledged(serving_home
         lock = threading.Lock()
         killed = threading.Event()
 
-        def claim_and_complete(i: int, task: dict) -> None:
-            volunteer = f"V{9000 + i % 7:05d}"
-            url = f"{server.url}/timebank/tasks/{task['task_id']}"
+        def volunteer_for(task: dict) -> str:
+            return f"V{9000 + tasks.index(task) % 7:05d}"
+
+        def claim_and_complete(task: dict) -> None:
             try:
                 with httpx.Client(timeout=10) as client:
                     for step in ("claim", "complete"):
-                        resp = client.post(f"{url}/{step}", json={"volunteer_id": volunteer},
-                                           headers={**tb, "Idempotency-Key": f"crash-{step}-{task['task_id']}"})
+                        resp = _post_step(client, server.url, tb, task, volunteer_for(task), step)
                         if resp.status_code != 200:
                             return
                 with lock:
@@ -53,7 +71,7 @@ def test_sigkill_under_load_then_restart_loses_nothing_acknowledged(serving_home
                 pass  # the server died under this request: it was never acknowledged
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(claim_and_complete, range(len(tasks)), tasks))
+            list(pool.map(claim_and_complete, tasks))
         assert killed.is_set() and 0 < len(acknowledged) < len(tasks)
         server.process.wait(timeout=30)
     finally:
@@ -70,33 +88,21 @@ def test_sigkill_under_load_then_restart_loses_nothing_acknowledged(serving_home
                 paid_for_task = [m for m in store.movements(account=f"volunteer:{task['volunteer_id']}")
                                  if m.task_id == task_id]
                 assert sum(m.minutes for m in paid_for_task) == round(task["credits"] * 60)
-            ledger = store.ledger_frame()
-            assert ledger.groupby("transfer_id")["amount"].sum().abs().max() == 0
-            assert ledger["amount"].sum() == pytest.approx(0)
-            paid = ledger[ledger["account"].str.startswith("volunteer:")]
-            completed = store.list_tasks(status="completed", limit=500).tasks
-            # every completed task paid exactly its credits, once; nothing else was paid
-            assert paid["amount"].sum() == pytest.approx(sum(t.credits for t in completed))
+            completed = _assert_ledger_pays_exactly_the_completed_tasks(store)
             assert {t.task_id for t in completed} >= set(acknowledged)
         finally:
             store.close()
 
         # a client that never heard back retries with the same key: it completes exactly once
         pending = [t for t in tasks if t["task_id"] not in acknowledged]
-        for i, task in enumerate(pending[:3]):
-            url = f"{restarted.url}/timebank/tasks/{task['task_id']}"
-            volunteer = f"V{9000 + tasks.index(task) % 7:05d}"
-            for step in ("claim", "complete"):
-                r = httpx.post(f"{url}/{step}", json={"volunteer_id": volunteer},
-                               headers={**tb, "Idempotency-Key": f"crash-{step}-{task['task_id']}"}, timeout=30)
-                assert r.status_code == 200, (i, step, r.text)
+        with httpx.Client(timeout=30) as client:
+            for i, task in enumerate(pending[:3]):
+                for step in ("claim", "complete"):
+                    r = _post_step(client, restarted.url, tb, task, volunteer_for(task), step)
+                    assert r.status_code == 200, (i, step, r.text)
         store = TimeBankStore(f"sqlite:///{home / 'timebank.db'}")
         try:
-            ledger = store.ledger_frame()
-            assert ledger.groupby("transfer_id")["amount"].sum().abs().max() == 0
-            paid = ledger[ledger["account"].str.startswith("volunteer:")]
-            completed = store.list_tasks(status="completed", limit=500).tasks
-            assert paid["amount"].sum() == pytest.approx(sum(t.credits for t in completed))
+            _assert_ledger_pays_exactly_the_completed_tasks(store)
         finally:
             store.close()
     finally:
