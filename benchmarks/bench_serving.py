@@ -114,12 +114,13 @@ def measure_latency(base: str, keys: dict[str, str], residents: list[str], reque
 
 def measure_batch(home: Path, batch_rows: int, repeats: int = 5) -> dict:
     from serving.batch import score_all
-    from serving.config import RISK_MODELS, ServingConfig
-    from serving.routes import build_runtime
+    from serving.config import ServingConfig
+    from serving.runtime import build_runtime
     from serving.scoring import score_chunk, score_records
 
     config = ServingConfig.from_env({"TWINCARE_HOME": str(home)})
     rt = build_runtime(config, need_keys=False)
+    RISK_MODELS = rt.risk_models
     try:
         feats = rt.online.get(rt.online.resident_ids())
         reps = int(np.ceil(batch_rows / len(feats)))

@@ -25,16 +25,9 @@ from features.demand import (
 from models.base import BoosterParams, LoadedModel, feature_matrix, fit_booster
 
 NAME = "demand"
+FEATURE_SET = "demand"
 MAX_HORIZON = 14
 MIN_TRAIN_ROWS = 200
-
-
-def __getattr__(name: str):
-    if name == "FEATURES":
-        from features.registry import feature_names
-
-        return feature_names(NAME)
-    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -72,7 +65,7 @@ def make_estimator(params: DemandParams) -> dict[str, Any]:
 def _names() -> list[str]:
     from features.registry import feature_names
 
-    return feature_names(NAME)
+    return feature_names(FEATURE_SET)
 
 
 def seasonal_naive(rows: pd.DataFrame) -> np.ndarray:
@@ -245,3 +238,21 @@ def naive_forecast(rows: pd.DataFrame, coverage: float = 0.8) -> pd.DataFrame:
         "lower": lower.astype(float),
         "upper": upper.astype(float),
     })
+
+
+def _spec():
+    import sys
+
+    from models.spec import ForecastSpec
+
+    return ForecastSpec(
+        name=NAME,
+        title="Service demand",
+        description="Daily service requests per series (grid x category), 1-14 days ahead, with intervals.",
+        feature_set=FEATURE_SET,
+        max_horizon=MAX_HORIZON,
+        module=sys.modules[__name__],
+    )
+
+
+SPEC = _spec()

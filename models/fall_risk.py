@@ -7,26 +7,24 @@ fall in the past year also counts as "fallen") and a logistic regression on the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from models.base import Bands, BoosterParams, LoadedModel, calibrated_proba
 from models.labels import any_in_window, check_index, count_before, last_value_before
+from models.spec import Baseline, BehaviourCheck, PromotionRule, RiskSpec
 
 NAME = "fall_risk"
+FEATURE_SET = "fall_risk"
 HORIZON_DAYS = 30
 OBJECTIVE = "binary"
 BANDS = Bands(medium=0.05, high=0.12)
-
-
-def __getattr__(name: str):
-    if name == "FEATURES":
-        from features.registry import feature_names
-
-        return feature_names(NAME)
-    raise AttributeError(name)
+# Causes a walk helps with (strength, balance, confidence); other fall causes get a home check.
+WALK_CAUSES = frozenset({"gait_balance", "frailty", "fear_of_falling"})
 
 
 def _falls(events: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -48,7 +46,7 @@ def monotone_directions() -> list[int]:
     from features.registry import features_of
 
     out = []
-    for f in features_of(NAME):
+    for f in features_of(FEATURE_SET):
         if "previous_fall" not in f.causes:
             out.append(0)
         elif f.family == "recency":
@@ -119,3 +117,93 @@ def logistic_baseline(seed: int = 7):
         StandardScaler(),
         LogisticRegression(C=0.5, max_iter=2000, random_state=seed),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The spec: what training, promotion, serving and the actions policy know of this model
+# ---------------------------------------------------------------------------------------------
+
+
+def _label(history, index: pd.DataFrame) -> np.ndarray:
+    return label(history.events, index).astype(float)
+
+
+def _baseline_columns(history, index: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {"baseline_steadi": steadi_screen(history.assessments, history.events, index)}
+
+
+class _Steadi:
+    def __init__(self):
+        self.fitted = SteadiBaseline()
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _Steadi:
+        self.fitted.fit(np.asarray(X)[:, 0], y)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.fitted.predict_proba(np.asarray(X)[:, 0])
+
+
+class _Logistic:
+    def __init__(self, seed: int):
+        self.model = logistic_baseline(seed)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _Logistic:
+        self.model.fit(X, y)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba(X)[:, 1]
+
+
+def _features(rows: pd.DataFrame) -> np.ndarray:
+    from features.registry import feature_names
+
+    return rows[feature_names(FEATURE_SET)].to_numpy(float)
+
+
+def task_kind(reasons: Sequence[Mapping[str, Any]]) -> str:
+    """A walk when the leading reason that names a fall cause is about mobility, else a
+    home-hazard check."""
+    from models.policy import causes_of
+    from twin.schema import FALL_CAUSES
+
+    for r in reasons:
+        causes = [c for c in causes_of(r) if c in FALL_CAUSES]
+        if causes:
+            return "walk" if causes[0] in WALK_CAUSES else "home_hazard_check"
+    return "home_hazard_check"
+
+
+def _recent_fall(history, residents: list[str], as_of: pd.Timestamp):
+    """The same residents with a fall recorded three days before the as-of date."""
+    from features.pipeline import History
+
+    events = history.events
+    extra = pd.DataFrame({"resident_id": pd.Series(residents, dtype="str"),
+                          "date": as_of - pd.Timedelta(days=3), "type": "fall", "injury": False})
+    events = pd.concat([events, extra[[c for c in events.columns if c in extra.columns]]], ignore_index=True)
+    events["resident_id"] = events["resident_id"].astype("str")
+    return History(**{**history.tables(), "events": events})
+
+
+SPEC = RiskSpec(
+    name=NAME,
+    title="Fall risk",
+    description="A fall in the 30 days from the as-of date.",
+    feature_set=FEATURE_SET,
+    horizon_days=HORIZON_DAYS,
+    bands=BANDS,
+    label=_label,
+    baseline_columns=_baseline_columns,
+    baselines=(
+        Baseline("steadi", inputs=lambda rows: rows[["baseline_steadi"]].to_numpy(float),
+                 make=lambda seed: _Steadi(), score=lambda rows: rows["baseline_steadi"].to_numpy(float)),
+        Baseline("logistic", inputs=_features, make=_Logistic),
+    ),
+    task_kind=task_kind,
+    promotion=PromotionRule(auroc_over_baseline=0.05),
+    behaviour=(BehaviourCheck("recent_fall_raises_risk", _recent_fall, "raises"),),
+    monotone=monotone_directions,
+    objective=OBJECTIVE,
+)

@@ -1,4 +1,7 @@
-"""Load a registered model by alias from MLflow and check it fits the code's feature schema.
+"""The registry of model specs, and loading a registered version from MLflow.
+
+`SPECS` is the one list of models: every other room iterates it (training, promotion, serving,
+the nightly batch, the actions policy). Adding a model = one module with a spec + one line here.
 
 The booster is stored with MLflow's native LightGBM flavour; its calibration, feature order and
 schema hash travel as JSON metadata in the model's MLmodel file (no pickles).
@@ -6,13 +9,50 @@ schema hash travel as JSON metadata in the model's MLmodel file (no pickles).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from models import demand, fall_risk, isolation
 from models.base import LoadedModel
+from models.spec import ForecastSpec, ModelSpec, RiskSpec
 
-MODEL_NAMES = ("fall_risk", "isolation", "demand")
+SPECS: dict[str, ModelSpec] = {s.name: s for s in (fall_risk.SPEC, isolation.SPEC, demand.SPEC)}
 METADATA_KEY = "twincare"
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of a model by its name or command-line name (`fall-risk`)."""
+    spec = SPECS.get(name) or SPECS.get(name.replace("-", "_"))
+    if spec is None:
+        raise KeyError(f"unknown model {name!r}; models are {', '.join(s.cli_name for s in SPECS.values())}")
+    return spec
+
+
+def model_names() -> tuple[str, ...]:
+    return tuple(SPECS)
+
+
+def risk_specs() -> dict[str, RiskSpec]:
+    """The per-resident risk models, in registry order."""
+    return {n: s for n, s in SPECS.items() if isinstance(s, RiskSpec)}
+
+
+def forecast_specs() -> dict[str, ForecastSpec]:
+    return {n: s for n, s in SPECS.items() if isinstance(s, ForecastSpec)}
+
+
+@contextlib.contextmanager
+def registered(spec: ModelSpec) -> Iterator[ModelSpec]:
+    """Add a spec for the duration (a model defined outside this package, e.g. in a test)."""
+    if spec.name in SPECS:
+        raise ValueError(f"a model named {spec.name!r} is already registered")
+    SPECS[spec.name] = spec
+    try:
+        yield spec
+    finally:
+        SPECS.pop(spec.name, None)
 
 
 class ChampionError(RuntimeError):
@@ -93,11 +133,10 @@ def load_version(name: str, tracking_uri: str, alias: str = "champion",
 
 def check_schema(loaded: LoadedModel, alias: str = "champion") -> LoadedModel:
     """Raise ChampionError when the model was trained on a feature set the code no longer has."""
-    from features.registry import feature_names, schema_hash
-
-    code_hash = schema_hash(loaded.name)
+    spec = get_spec(loaded.name)
+    code_hash = spec.schema_hash()
     if loaded.schema_hash != code_hash:
-        code_names = feature_names(loaded.name)
+        code_names = spec.feature_names()
         added = [n for n in code_names if n not in loaded.feature_names]
         removed = [n for n in loaded.feature_names if n not in code_names]
         detail = []
@@ -117,6 +156,6 @@ def check_schema(loaded: LoadedModel, alias: str = "champion") -> LoadedModel:
 
 def load_champion(name: str, tracking_uri: str, alias: str = "champion") -> LoadedModel:
     """The `@champion` version of a registered model, checked against the code's feature schema."""
-    if name not in MODEL_NAMES:
-        raise ChampionError(f"unknown model {name!r}; registered models are {', '.join(MODEL_NAMES)}")
+    if name not in SPECS:
+        raise ChampionError(f"unknown model {name!r}; registered models are {', '.join(SPECS)}")
     return check_schema(load_version(name, tracking_uri, alias), alias)

@@ -29,10 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     from models.registry import ChampionError
-    from serving.routes import StartupError
+    from serving.runtime import StartupError
 
     if args.command == "serve":
-        from serving.routes import preflight
+        from serving.runtime import preflight
 
         try:  # refuse here, with the reason, rather than leave a server that never gets ready
             preflight(config)

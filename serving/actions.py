@@ -1,118 +1,57 @@
-"""From risk to help: which task an assessment opens, when it is due and what it pays.
+"""From risk to help, the write: open the tasks the actions policy plans.
 
-The policy is pure (`plan_task`, `credit_hours`, `scarcity`); `act_on_assessments` is the one
-place that writes, through `TimeBankStore.open_task`, which guarantees at most one active task
-per resident and reason even under concurrent callers. Every task keeps the reasons and the
-credit-formula inputs that produced it, so an action can always be explained.
-
-    credits = base hours of the task kind x urgency multiplier x scarcity (rounded to 0.25 h)
-    scarcity = demand hours forecast for the grid / volunteer hours offered there, capped to
-               [scarcity_floor, scarcity_cap]
+The policy itself is pure and lives in `models.policy` (shared with what-if runs);
+`act_on_assessments` is the one place that writes, through `TimeBankStore.open_task`, which
+guarantees at most one active task per resident and reason even under concurrent callers. Every
+task keeps the reasons and the credit-formula inputs that produced it, so an action can always be
+explained.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from types import MappingProxyType
-from typing import Any
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
 
-import pandas as pd
-
+from models.policy import (
+    DEFAULT_POLICY,
+    NEUTRAL_SCARCITY,
+    ActionPolicy,
+    PlannedTask,
+    PolicyError,
+    Scarcity,
+    Verdict,
+    credit_hours,
+    due_date_for,
+    grid_scarcity,
+    open_key_for,
+    scarcity,
+    task_kind_for,
+)
+from models.policy import plan_task as plan
 from serving.store import Actor, InvalidInput, Task, TaskSpec, TimeBankStore
-from twin.schema import FALL_CAUSES
 
-FALL_RISK = "fall_risk"
-ISOLATION = "isolation"
-
-# Causes a walk helps with (strength, balance, confidence); other fall causes get a home check.
-WALK_CAUSES = frozenset({"gait_balance", "frailty", "fear_of_falling"})
-
-MODEL_LABELS = {FALL_RISK: "Fall risk", ISOLATION: "Isolation risk"}
+__all__ = [
+    "DEFAULT_POLICY", "ActionOutcome", "ActionPolicy", "Scarcity", "Verdict", "act_on_assessments",
+    "credit_hours", "due_date_for", "grid_scarcity", "open_key_for", "plan_task", "scarcity",
+    "task_kind_for",
+]
 
 
-def _frozen(d: Mapping) -> Mapping:
-    return MappingProxyType(dict(d))
+def plan_task(a: Verdict, *, today: date, scarcity: Scarcity = NEUTRAL_SCARCITY,
+              policy: ActionPolicy = DEFAULT_POLICY) -> TaskSpec | None:
+    """The store's task spec for a verdict (None when its band opens no task); a verdict the
+    policy cannot act on is the store's InvalidInput (a 4xx at the edge)."""
+    try:
+        planned = plan(a, today=today, scarcity=scarcity, policy=policy)
+    except PolicyError as exc:
+        raise InvalidInput(str(exc)) from None
+    return None if planned is None else _spec(planned)
 
 
-@dataclass(frozen=True)
-class ActionPolicy:
-    """Tunable knobs of the actions policy (one object, built at the edge)."""
-
-    open_bands: tuple[str, ...] = ("high",)
-    due_days: Mapping[str, int] = field(
-        default_factory=lambda: _frozen({"high": 2, "medium": 7, "low": 14})
-    )
-    urgency_multiplier: Mapping[str, float] = field(
-        default_factory=lambda: _frozen({"high": 1.5, "medium": 1.2, "low": 1.0})
-    )
-    # Planned hours of each task kind (also the hours a request of that category takes).
-    base_hours: Mapping[str, float] = field(
-        default_factory=lambda: _frozen(
-            {
-                "home_hazard_check": 1.5,
-                "walk": 1.0,
-                "companionship": 1.5,
-                "meals": 1.0,
-                "transport": 1.5,
-                "household": 2.0,
-                "health_escort": 2.5,
-            }
-        )
-    )
-    scarcity_floor: float = 1.0
-    scarcity_cap: float = 2.0
-    credit_step: float = 0.25
-    max_reasons: int = 3
-
-    def __post_init__(self) -> None:
-        if not 0 < self.scarcity_floor <= self.scarcity_cap:
-            raise ValueError(
-                f"need 0 < scarcity_floor <= scarcity_cap, got {self.scarcity_floor}, {self.scarcity_cap}"
-            )
-        if self.credit_step <= 0:
-            raise ValueError(f"credit_step must be positive, got {self.credit_step}")
-        missing = [b for b in self.open_bands if b not in self.due_days or b not in self.urgency_multiplier]
-        if missing:
-            raise ValueError(f"bands {missing} open tasks but have no due days or urgency multiplier")
-
-
-DEFAULT_POLICY = ActionPolicy()
-
-
-@dataclass(frozen=True)
-class ModelAssessment:
-    """One model's verdict on one resident, as `/assess` or the batch scorer produces it.
-
-    `reasons` are the top reasons, most important first, as mappings with at least `feature`
-    and `text` (and ideally `contribution`, `value`, `causes`).
-    """
-
-    resident_id: str
-    grid_id: str
-    model: str
-    probability: float
-    band: str
-    reasons: Sequence[Mapping[str, Any]] = ()
-    model_version: str | None = None
-    as_of: date | None = None
-
-
-@dataclass(frozen=True)
-class Scarcity:
-    """How short of volunteers a grid is, and the numbers behind it."""
-
-    factor: float
-    demand_hours: float | None = None
-    supply_hours: float | None = None
-
-    def to_dict(self) -> dict:
-        return {"factor": self.factor, "demand_hours": self.demand_hours, "supply_hours": self.supply_hours}
-
-
-NEUTRAL_SCARCITY = Scarcity(1.0)
+def _spec(p: PlannedTask) -> TaskSpec:
+    return TaskSpec(**{f.name: getattr(p, f.name) for f in dataclasses.fields(p)})
 
 
 @dataclass(frozen=True)
@@ -136,193 +75,13 @@ class ActionOutcome:
 
 
 # ---------------------------------------------------------------------------------------------
-# Pure policy
-# ---------------------------------------------------------------------------------------------
-
-
-def scarcity(
-    demand_hours: float | None,
-    supply_hours: float | None,
-    *,
-    floor: float = DEFAULT_POLICY.scarcity_floor,
-    cap: float = DEFAULT_POLICY.scarcity_cap,
-) -> float:
-    """Demand over supply, capped to [floor, cap]; unknown demand counts as not scarce.
-
-    No supply at all with some demand is as scarce as it gets (the cap).
-    """
-    if demand_hours is None or not math.isfinite(demand_hours) or demand_hours <= 0:
-        return floor
-    if supply_hours is None or not math.isfinite(supply_hours) or supply_hours <= 0:
-        return cap
-    return min(cap, max(floor, demand_hours / supply_hours))
-
-
-def round_credits(hours: float, step: float = DEFAULT_POLICY.credit_step) -> float:
-    """Round to the nearest `step` hours (0.25 h by default; at least one step)."""
-    return max(step, math.floor(hours / step + 0.5) * step)
-
-
-def credit_hours(
-    kind: str, urgency: str, scarcity_factor: float, policy: ActionPolicy = DEFAULT_POLICY
-) -> float:
-    """Credits offered for a task: base hours x urgency multiplier x scarcity, capped and rounded."""
-    if kind not in policy.base_hours:
-        raise ValueError(f"no base hours for task kind {kind!r}")
-    if urgency not in policy.urgency_multiplier:
-        raise ValueError(f"no multiplier for urgency {urgency!r}")
-    s = min(policy.scarcity_cap, max(policy.scarcity_floor, scarcity_factor))
-    return round_credits(policy.base_hours[kind] * policy.urgency_multiplier[urgency] * s, policy.credit_step)
-
-
-def due_date_for(urgency: str, today: date, policy: ActionPolicy = DEFAULT_POLICY) -> date:
-    """High urgency is due in 2 days, medium in 7, low in 14 (by default)."""
-    if urgency not in policy.due_days:
-        raise ValueError(f"no due days for urgency {urgency!r}")
-    return today + timedelta(days=int(policy.due_days[urgency]))
-
-
-def _causes_of(reason: Mapping[str, Any]) -> tuple[str, ...]:
-    causes = reason.get("causes")
-    if causes:
-        return tuple(causes)
-    feature = reason.get("feature")
-    if not feature:
-        return ()
-    try:  # the feature registry says which planted causes a feature measures
-        from features.registry import FEATURES
-    except ImportError:  # pragma: no cover - features room not installed
-        return ()
-    f = FEATURES.get(feature)
-    return tuple(getattr(f, "causes", ()) or ()) if f is not None else ()
-
-
-def task_kind_for(model: str, reasons: Sequence[Mapping[str, Any]]) -> str:
-    """Fall risk: a walk when the leading cause is mobility, else a home-hazard check.
-    Isolation: companionship."""
-    if model == ISOLATION:
-        return "companionship"
-    if model == FALL_RISK:
-        for r in reasons:  # the leading reason that names a fall cause decides
-            causes = [c for c in _causes_of(r) if c in FALL_CAUSES]
-            if causes:
-                return "walk" if causes[0] in WALK_CAUSES else "home_hazard_check"
-        return "home_hazard_check"
-    raise ValueError(f"no action is defined for model {model!r}")
-
-
-def explanation_for(a: ModelAssessment, policy: ActionPolicy = DEFAULT_POLICY) -> str:
-    """One sentence a care manager can read: the verdict and the top reasons."""
-    label = MODEL_LABELS.get(a.model, a.model)
-    texts = [str(r.get("text") or r.get("feature")) for r in a.reasons[: policy.max_reasons]]
-    head = f"{label} is {a.band} ({a.probability:.0%})"
-    return head + (": " + "; ".join(texts) if texts else "")
-
-
-def plan_task(
-    a: ModelAssessment,
-    *,
-    today: date,
-    scarcity: Scarcity = NEUTRAL_SCARCITY,
-    policy: ActionPolicy = DEFAULT_POLICY,
-) -> TaskSpec | None:
-    """The task an assessment calls for, or None when its band does not open one."""
-    if a.model not in MODEL_LABELS:
-        raise InvalidInput(f"no action is defined for model {a.model!r}")
-    if not isinstance(a.probability, int | float) or not math.isfinite(a.probability):
-        raise InvalidInput(f"probability for {a.resident_id}/{a.model} is not a number: {a.probability!r}")
-    if a.band not in policy.open_bands:
-        return None
-    urgency = a.band
-    kind = task_kind_for(a.model, a.reasons)
-    s = min(policy.scarcity_cap, max(policy.scarcity_floor, scarcity.factor))
-    reasons = tuple(
-        {k: v for k, v in {**dict(r), "causes": list(_causes_of(r))}.items()}
-        for r in a.reasons[: policy.max_reasons]
-    )
-    return TaskSpec(
-        resident_id=a.resident_id,
-        grid_id=a.grid_id,
-        kind=kind,
-        reason=a.model,
-        due_date=due_date_for(urgency, today, policy),
-        credits=credit_hours(kind, urgency, s, policy),
-        urgency=urgency,
-        hours=float(policy.base_hours[kind]),
-        explanation=explanation_for(a, policy),
-        reasons=reasons,
-        model=a.model,
-        model_version=None if a.model_version is None else str(a.model_version),
-        probability=float(a.probability),
-        band=a.band,
-        as_of=a.as_of,
-        details={
-            "credit_formula": {
-                "base_hours": policy.base_hours[kind],
-                "urgency": urgency,
-                "urgency_multiplier": policy.urgency_multiplier[urgency],
-                "scarcity": s,
-                "demand_hours": scarcity.demand_hours,
-                "supply_hours": scarcity.supply_hours,
-                "scarcity_cap": [policy.scarcity_floor, policy.scarcity_cap],
-            }
-        },
-    )
-
-
-def grid_scarcity(
-    forecast: pd.DataFrame,
-    volunteers: pd.DataFrame,
-    *,
-    horizon_days: int = 7,
-    policy: ActionPolicy = DEFAULT_POLICY,
-) -> dict[str, Scarcity]:
-    """Scarcity per grid from a demand forecast and the volunteers living there.
-
-    `forecast` has `series_id` ("<grid_id>:<category>") and `forecast` (requests a day) for the
-    coming days (`horizon` 1..n, when present, limits it to `horizon_days`); demand hours are
-    requests x the base hours of their category. `volunteers` has `grid_id` and `weekly_hours`;
-    supply is their offered hours over the same horizon.
-    """
-    for col in ("series_id", "forecast"):
-        if col not in forecast.columns:
-            raise ValueError(f"forecast needs a {col!r} column; has {list(forecast.columns)}")
-    for col in ("grid_id", "weekly_hours"):
-        if col not in volunteers.columns:
-            raise ValueError(f"volunteers need a {col!r} column; has {list(volunteers.columns)}")
-    f = forecast
-    if "horizon" in f.columns:
-        f = f[f["horizon"] <= horizon_days]
-    parts = f["series_id"].astype(str).str.rsplit(":", n=1, expand=True)
-    if parts.shape[1] != 2:
-        raise ValueError("forecast series_id must look like '<grid_id>:<category>'")
-    hours_each = parts[1].map(lambda c: policy.base_hours.get(c, 1.0)).astype(float)
-    demand = (f["forecast"].clip(lower=0).astype(float) * hours_each).groupby(parts[0]).sum()
-    supply = volunteers.groupby("grid_id")["weekly_hours"].sum().astype(float) * (horizon_days / 7.0)
-    out: dict[str, Scarcity] = {}
-    for grid in sorted(set(demand.index) | set(supply.index)):
-        d = float(demand.get(grid, 0.0))
-        s = float(supply.get(grid, 0.0))
-        out[str(grid)] = Scarcity(
-            scarcity(d, s, floor=policy.scarcity_floor, cap=policy.scarcity_cap), round(d, 3), round(s, 3)
-        )
-    return out
-
-
-def open_key_for(a: ModelAssessment, today: date) -> str:
-    """Idempotency key of the task an assessment opens: one per resident, reason and as-of date,
-    so re-running a night's scoring never reopens a task that was since completed."""
-    return f"assess:{a.resident_id}:{a.model}:{(a.as_of or today).isoformat()}"
-
-
-# ---------------------------------------------------------------------------------------------
 # The write
 # ---------------------------------------------------------------------------------------------
 
 
 def act_on_assessments(
     store: TimeBankStore,
-    assessments: Iterable[ModelAssessment],
+    assessments: Iterable[Verdict],
     *,
     today: date | None = None,
     scarcity_by_grid: Mapping[str, Scarcity] | None = None,

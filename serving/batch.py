@@ -13,8 +13,8 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from serving.config import RISK_MODELS, ServingConfig
-from serving.routes import Runtime, build_runtime
+from serving.config import ServingConfig
+from serving.runtime import Runtime, build_runtime
 from serving.scoring import score_records
 from serving.store import SYSTEM
 
@@ -48,7 +48,7 @@ def score_all(rt: Runtime, *, chunk_size: int | None = None, act: bool = True) -
     scoring = 0.0
     for k in range(0, len(ids), size):
         t1 = time.perf_counter()
-        chunk = rt.score_residents(ids[k : k + size], RISK_MODELS, rt.config.top_reasons)
+        chunk = rt.score_residents(ids[k : k + size], rt.risk_models, rt.config.top_reasons)
         records = score_records(chunk, scored_at)
         scoring += time.perf_counter() - t1
         stored += rt.store.record_scores(records)

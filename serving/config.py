@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-RISK_MODELS: tuple[str, ...] = ("fall_risk", "isolation")
-"""Models scored per resident by /assess and the nightly batch."""
-
-DEMAND_MODEL = "demand"
-ALL_MODELS: tuple[str, ...] = (*RISK_MODELS, DEMAND_MODEL)
 
 
 class ConfigError(ValueError):
@@ -47,7 +41,7 @@ class ServingConfig:
     max_batch: int = 1000
     top_reasons: int = 3
     batch_chunk: int = 5000
-    models: tuple[str, ...] = field(default=ALL_MODELS)
+    models: tuple[str, ...] = ()  # the models to serve; empty: every registered model
     webhook_url: str | None = None
     webhook_secret: str | None = None
 
@@ -74,6 +68,11 @@ class ServingConfig:
             webhook_url=(env.get("TWINCARE_WEBHOOK_URL") or "").strip() or None,
             webhook_secret=env.get("TWINCARE_WEBHOOK_SECRET") or None,
         )
+
+    def served_models(self) -> tuple[str, ...]:
+        from models.registry import model_names
+
+        return self.models or model_names()
 
     def as_env(self) -> dict[str, str]:
         """The variables that rebuild this config in a child process."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 MAX_BATCH = 1000
 """Largest number of residents one /assess call may carry."""
@@ -21,7 +28,25 @@ SeriesId = Annotated[
     Field(description='Demand series id "<grid_id>:<category>", e.g. G03:meals.'),
 ]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-RiskModel = Literal["fall_risk", "isolation"]
+
+
+def _risk_names() -> list[str]:
+    from models.registry import risk_specs
+
+    return list(risk_specs())
+
+
+def _known_risk_model(name: str) -> str:
+    if name not in _risk_names():
+        raise ValueError(f"unknown risk model {name!r}; risk models are {', '.join(_risk_names())}")
+    return name
+
+
+RiskModel = Annotated[
+    str,
+    AfterValidator(_known_risk_model),
+    Field(description="A registered risk model.", json_schema_extra=lambda s: s.update(enum=_risk_names())),
+]
 Band = Literal["low", "medium", "high"]
 TaskStatus = Literal["open", "claimed", "completed", "expired", "cancelled"]
 
@@ -58,10 +83,10 @@ class AssessRequest(_Body):
         default=None, max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} explicit feature rows."
     )
     models: list[RiskModel] = Field(
-        default_factory=lambda: ["fall_risk", "isolation"],
+        default_factory=_risk_names,
         min_length=1,
-        max_length=2,
-        description="Which risk models to run.",
+        max_length=20,
+        description="Which risk models to run (default: every risk model).",
     )
     top_reasons: int = Field(default=3, ge=1, le=10, description="Reasons returned per model.")
     act: bool = Field(

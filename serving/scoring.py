@@ -1,68 +1,36 @@
 """Score residents with explanations: probability, band and worded TreeSHAP reasons.
 
 Shared by POST /assess (a few residents) and the nightly batch (everyone, in chunks). Each chunk
-makes one `predict(pred_contrib=True)` call per model; the probability is the calibrated
-transform of the same raw score, so explanation and score always agree.
+makes one `RiskSpec.explain` call per model (one TreeSHAP call): the model's own input checks,
+calibration and reason rule, so what is served is what the model code and its explanation check
+compute. Here the reasons are only worded.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from features.explain import reason_text
 from features.registry import FEATURES
-from models.base import apply_calibration
-from models.registry import ChampionError, load_champion
 from serving.store import ScoreRecord
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from serving.runtime import Champion
 
 ID_COLUMNS = ("resident_id", "as_of_date")
 
-__all__ = [
-    "ChampionError", "Champion", "load_champions", "score_chunk", "score_matrix", "rows_to_features",
-    "score_records",
-]
+__all__ = ["score_chunk", "score_matrix", "rows_to_features", "score_records"]
 
 
 class BadFeatures(ValueError):
     """Explicit feature rows that cannot be scored (unknown names, NaN, infinity)."""
-
-
-@dataclass(frozen=True)
-class Champion:
-    """A loaded @champion model and the code module that knows its bands and calibration."""
-
-    name: str
-    loaded: Any  # models.registry.LoadedModel
-    module: ModuleType
-
-    @property
-    def version(self) -> str:
-        return str(self.loaded.version)
-
-    @property
-    def feature_names(self) -> list[str]:
-        return list(self.loaded.feature_names)
-
-
-def load_champions(names: Sequence[str], tracking_uri: str) -> dict[str, Champion]:
-    """Load the @champion of every model.
-
-    Raises ChampionError naming the model, version and what is wrong (no @champion alias,
-    unreadable artifacts, feature schema hash different from the code's).
-    """
-    return {
-        name: Champion(name, load_champion(name, tracking_uri), importlib.import_module(f"models.{name}"))
-        for name in names
-    }
 
 
 @dataclass
@@ -74,7 +42,7 @@ class ModelScores:
     probability: np.ndarray
     band: np.ndarray
     top_features: np.ndarray  # (n, k) indices into feature_names, strongest first
-    top_contributions: np.ndarray  # (n, k)
+    top_contributions: np.ndarray  # (n, k); NaN past a row's last positive reason
     feature_names: list[str]
 
 
@@ -113,6 +81,8 @@ class ChunkScores:
         names = s.feature_names
         out = []
         for j, c in zip(s.top_features[i].tolist(), s.top_contributions[i].tolist(), strict=True):
+            if c != c:  # NaN: no further reason raises the risk
+                break
             name = names[j]
             v = row[name]
             out.append(
@@ -127,34 +97,16 @@ class ChunkScores:
         return out
 
 
-def _bands(module: ModuleType, probability: np.ndarray) -> np.ndarray:
-    bands = getattr(module, "BANDS", None)
-    if bands is not None and hasattr(bands, "bands"):
-        return np.asarray(bands.bands(probability), dtype=object)
-    return np.array([module.band(float(p)) for p in probability], dtype=object)
-
-
 def score_model(champion: Champion, X: np.ndarray, top_k: int) -> ModelScores:
-    """Probability, band and top-k contributions of one model for every row of its matrix X."""
-    contrib = np.asarray(champion.loaded.booster.predict(X, pred_contrib=True, num_threads=1))
-    shap = contrib[:, :-1]
-    # contributions plus base value add up to the raw score (log-odds): calibrate that sum
-    probability = apply_calibration(champion.loaded.calibration, contrib.sum(axis=1))
-    n_features = shap.shape[1]
-    k = min(top_k, n_features)
-    if k < n_features:
-        part = np.argpartition(-shap, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(n_features), shap.shape).copy()
-    part_vals = np.take_along_axis(shap, part, axis=1)
-    order = np.argsort(-part_vals, axis=1, kind="stable")  # strongest push towards risk first
+    """Probability, band and top-k reasons of one model for every row of its matrix X."""
+    e = champion.spec.explain(champion.loaded, X, top_k)
     return ModelScores(
         model=champion.name,
         version=champion.version,
-        probability=probability,
-        band=_bands(champion.module, probability),
-        top_features=np.take_along_axis(part, order, axis=1),
-        top_contributions=np.take_along_axis(part_vals, order, axis=1),
+        probability=e.probability,
+        band=e.band,
+        top_features=e.top_features,
+        top_contributions=e.top_contributions,
         feature_names=champion.feature_names,
     )
 

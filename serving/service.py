@@ -1,8 +1,9 @@
 """The TwinCare BentoML service: `bentoml serve serving.service:TwinCare`.
 
 POST /assess and POST /forecast_demand are BentoML APIs; the care-manager and time-bank routes
-and the web page are the FastAPI app mounted at `/` (serving.routes). The service refuses to
-start when a @champion model is missing or was trained on a different feature schema.
+and the web page are the FastAPI app mounted at `/` (serving.api). The service builds its runtime
+once (serving.runtime) and refuses to start when a @champion model is missing or was trained on a
+different feature schema, or when any route declares no roles (serving.edge).
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ import pandas as pd
 from starlette.responses import JSONResponse
 
 from models.registry import ChampionError
-from serving import routes, schemas
-from serving.config import DEMAND_MODEL, ServingConfig
+from serving import schemas
+from serving.api.app import app as http_app
+from serving.api.common import assessments_of
+from serving.config import ServingConfig
+from serving.edge import CARE, TIMEBANK, EdgeMiddleware, RouteTable, UndeclaredRoute, allow
+from serving.runtime import StartupError, build_runtime
 from serving.scoring import BadFeatures, rows_to_features
 
 log = logging.getLogger("twincare.serving")
@@ -65,18 +70,20 @@ def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
     traffic={"timeout": 120},
     http={"cors": {"enabled": False}},
 )
-@bentoml.asgi_app(routes.app, path="/")
+@bentoml.asgi_app(http_app, path="/")
 class TwinCare:
     """Fall-risk and isolation scores with reasons, demand forecasts, and the time bank's tasks."""
 
     def __init__(self) -> None:
         config = ServingConfig.from_env()
         try:
-            runtime = routes.build_runtime(config, deliver_webhooks=True)
-        except (ChampionError, routes.StartupError) as exc:
+            table = RouteTable.build(http_app, TwinCare.apis)
+            runtime = build_runtime(config, deliver_webhooks=True)
+        except (ChampionError, StartupError, UndeclaredRoute) as exc:
             log.error("TwinCare cannot start: %s", exc)
             raise
-        routes.install(runtime)
+        http_app.state.route_table = table
+        http_app.state.runtime = runtime
         self.runtime = runtime
         if runtime.webhook is not None:
             runtime.webhook.start()
@@ -88,7 +95,7 @@ class TwinCare:
 
     @bentoml.on_shutdown
     def close(self) -> None:
-        routes.install(None)
+        http_app.state.runtime = None
         self.runtime.close()
 
     def __is_ready__(self) -> bool:
@@ -96,6 +103,7 @@ class TwinCare:
         return ok
 
     @bentoml.api(route="/assess")
+    @allow(*CARE)
     def assess(self, request: schemas.AssessRequest, /, ctx: bentoml.Context) -> schemas.AssessResponse:
         """Score residents (ids from the online store, or explicit feature rows) with reasons,
         and open proactive-visit tasks for high bands."""
@@ -104,10 +112,14 @@ class TwinCare:
         n = len(request.resident_ids or request.rows or [])
         if n > rt.config.max_batch:
             return _error(ctx, 413, f"a batch holds at most {rt.config.max_batch} residents; got {n}")
+        models = list(dict.fromkeys(request.models))
+        missing = [m for m in models if m not in rt.risk_models]
+        if missing:
+            return _error(ctx, 422, f"model(s) not served here: {', '.join(missing)}")
         if request.resident_ids is not None:
             ids = list(dict.fromkeys(request.resident_ids))
             try:
-                chunk = rt.score_residents(ids, request.models, request.top_reasons)
+                chunk = rt.score_residents(ids, models, request.top_reasons)
             except KeyError as exc:
                 return _error(ctx, 404, str(exc.args[0]) if exc.args else "unknown resident ids")
         else:
@@ -115,7 +127,7 @@ class TwinCare:
                 features = rows_to_features([r.model_dump() for r in request.rows or []])
             except BadFeatures as exc:
                 return _error(ctx, 422, str(exc))
-            chunk = rt.score(features, request.models, request.top_reasons)
+            chunk = rt.score(features, models, request.top_reasons)
         actions = rt.act(chunk, principal) if request.act else {}
         m = _metrics()
         results = []
@@ -124,7 +136,7 @@ class TwinCare:
                 schemas.ResidentAssessment(
                     resident_id=rid,
                     as_of_date=chunk.as_of[i],
-                    assessments=routes.assessments_of(chunk, i),
+                    assessments=assessments_of(chunk, i),
                     actions=actions.get(rid, []),
                 )
             )
@@ -139,18 +151,19 @@ class TwinCare:
                     m["tasks"].labels(reason=a["reason"]).inc()
         return schemas.AssessResponse(
             results=results,
-            model_versions={k: v for k, v in rt.model_versions.items() if k in request.models},
+            model_versions={k: v for k, v in rt.model_versions.items() if k in models},
         )
 
     @bentoml.api(route="/forecast_demand")
+    @allow(*TIMEBANK, *CARE)
     def forecast_demand(
         self, request: schemas.ForecastRequest, /, ctx: bentoml.Context
     ) -> schemas.ForecastResponse:
         """Daily service requests per series, 1-14 days ahead, with prediction intervals."""
-        from models.demand import forecast
-
         rt = self.runtime
-        champion = rt.champions[DEMAND_MODEL]
+        champion = rt.forecaster()
+        if champion is None:
+            return _error(ctx, 503, "no demand forecaster is served")
         if request.counts is not None:
             counts = pd.DataFrame([c.model_dump() for c in request.counts])
             counts["date"] = pd.to_datetime(counts["date"]).astype("datetime64[ns]")
@@ -180,11 +193,11 @@ class TwinCare:
                 return _error(ctx, 404, f"no stored demand history for: {shown}")
             counts = stored[stored["series_id"].isin(wanted)]
         try:
-            fc = forecast(champion.loaded, counts, horizon=request.horizon)
+            fc = champion.spec.forecast(champion.loaded, counts, horizon=request.horizon)
         except ValueError as exc:
             return _error(ctx, 422, f"cannot forecast these counts: {exc}")
         return schemas.ForecastResponse(
-            model=DEMAND_MODEL,
+            model=champion.name,
             version=champion.version,
             forecasts=[
                 schemas.ForecastPoint(
@@ -200,4 +213,4 @@ class TwinCare:
         )
 
 
-TwinCare.add_asgi_middleware(routes.EdgeMiddleware)
+TwinCare.add_asgi_middleware(EdgeMiddleware, state=http_app.state, validated_apis=("/assess", "/forecast_demand"))

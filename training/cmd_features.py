@@ -53,7 +53,8 @@ def register(app: typer.Typer) -> None:
         from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
         from features.pipeline import ENGINES, build_features, load_history
-        from features.registry import MODELS, schema_hash, table_schema_hash
+        from features.registry import table_schema_hash
+        from models.registry import risk_specs
 
         if engine not in ENGINES:
             raise typer.BadParameter(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -79,7 +80,7 @@ def register(app: typer.Typer) -> None:
             "as_of": [str(d.date()) for d in sorted({*table["as_of_date"]})],
             "engine": engine,
             "table_schema_hash": table_schema_hash(),
-            "schema_hash": {m: schema_hash(m) for m in MODELS if m != "demand"},
+            "schema_hash": {s.name: s.schema_hash() for s in risk_specs().values()},
             "seconds": round(time.perf_counter() - t0, 2),
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 
 ENGINES = ("pandas", "dask")
-MODELS_HELP = "fall-risk, isolation or demand"
+
+
+def _models_help() -> str:
+    from models.registry import SPECS
+
+    return ", ".join(s.cli_name for s in SPECS.values())
+
+
+MODELS_HELP = _models_help()
 
 
 def _home() -> Path:

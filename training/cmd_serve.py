@@ -41,7 +41,9 @@ def register(app: typer.Typer) -> None:
                 f"API keys: {keys} holds only their hashes; to mint new demo keys run "
                 f"`python -m serving.auth create-keys {keys} --overwrite`"
             )
-        uri = f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
+        from training.tracking import default_tracking_uri
+
+        uri = default_tracking_uri(workdir)
         typer.echo(
             f"web page: http://{host}:{port}/   API docs: http://{host}:{port}/docs\n"
             f"MLflow UI on the same store: mlflow ui --backend-store-uri {uri} --port 5000"

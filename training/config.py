@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from models.base import BoosterParams
 from models.demand import DemandParams
+from models.spec import PromotionRule, RiskSpec
 from training.backtest import BacktestConfig
 
 
@@ -39,16 +41,36 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class PromotionMargins:
-    """What a new version must show on the frozen test window to become champion."""
+    """What a new version must show on the frozen test window to become champion.
 
-    fall_risk_auroc_over_baseline: float = 0.05
-    isolation_auroc_over_baseline: float = 0.0
-    isolation_brier_under_baseline: float = 0.0
-    demand_wape_under_naive: float = 0.10  # relative: WAPE <= (1 - margin) x naive WAPE
-    demand_coverage_tolerance: float = 0.10  # |coverage - nominal| allowed
+    A risk model's margin over its baseline is its spec's `PromotionRule`; `models` overrides it
+    per model (`[promotion.models.<name>]` in the params file, keys of `PromotionRule`).
+    """
+
+    wape_under_naive: float = 0.10  # forecasters, relative: WAPE <= (1 - margin) x naive WAPE
+    coverage_tolerance: float = 0.10  # forecasters: |coverage - nominal| allowed
     auroc_over_champion: float = 0.0  # new AUROC must be > champion's + this
     wape_under_champion: float = 0.0  # new WAPE must be < champion's - this
     behaviour_tolerance: float = 0.10  # share of residents allowed to move the wrong way
+    models: Mapping[str, PromotionRule] = field(default_factory=dict)
+
+    def rule_for(self, spec: RiskSpec) -> PromotionRule:
+        return self.models.get(spec.name, spec.promotion)
+
+
+def _promotion(values: Mapping[str, Any] | None) -> PromotionMargins:
+    from models.registry import risk_specs
+
+    values = dict(values or {})
+    per_model = dict(values.pop("models", None) or {})
+    unknown = sorted(set(per_model) - set(risk_specs()))
+    if unknown:
+        raise ValueError(f"[promotion.models]: unknown model(s) {unknown}; risk models: {sorted(risk_specs())}")
+    rules = {}
+    for name, table in per_model.items():
+        _build(PromotionRule, table, f"promotion.models.{name}")  # unknown keys are an error
+        rules[name] = PromotionRule(**{**asdict(risk_specs()[name].promotion), **table})
+    return _build(PromotionMargins, {**values, "models": rules}, "promotion")
 
 
 @dataclass(frozen=True)
@@ -101,5 +123,5 @@ def load_params(path: str | Path | None) -> TrainParams:
         split=_build(SplitConfig, raw.get("split"), "split"),
         demand=demand,
         backtest=_build(BacktestConfig, raw.get("backtest"), "backtest"),
-        promotion=_build(PromotionMargins, raw.get("promotion"), "promotion"),
+        promotion=_promotion(raw.get("promotion")),
     )

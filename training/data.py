@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 
 from features.pipeline import History, build_features, weekly_as_of
-from features.registry import feature_names
-from models import fall_risk, isolation
+from models.registry import risk_specs
+from models.spec import RiskSpec
 from training.config import SplitConfig
 
-RISK_MODELS = {fall_risk.NAME: fall_risk, isolation.NAME: isolation}
 SPLITS = ("train", "val", "test")
 
 
@@ -114,29 +113,30 @@ class RiskDataset:
         return self.frame[self.frame["split"] == split]
 
 
+def risk_spec(model: str) -> RiskSpec:
+    spec = risk_specs().get(model)
+    if spec is None:
+        raise KeyError(f"not a risk model: {model!r}; risk models are {', '.join(risk_specs())}")
+    return spec
+
+
 def attach_labels(model: str, history: History, feats: pd.DataFrame) -> pd.DataFrame:
-    """Add `label` and the baseline inputs (`baseline_*`) to a feature table."""
+    """Add `label` and the baseline inputs the model's spec declares to a feature table."""
+    spec = risk_spec(model)
     idx = feats[["resident_id", "as_of_date"]]
     out = feats.copy()
-    if model == fall_risk.NAME:
-        out["label"] = fall_risk.label(history.events, idx).astype(float)
-        out["baseline_steadi"] = fall_risk.steadi_screen(history.assessments, history.events, idx)
-    elif model == isolation.NAME:
-        out["label"] = isolation.label(history.assessments, idx)
-        inputs = isolation.baseline_inputs(history.residents, history.assessments, idx)
-        for k in range(inputs.shape[1]):
-            out[f"baseline_in{k}"] = inputs[:, k]
-    else:
-        raise KeyError(f"not a risk model: {model!r}")
+    out["label"] = np.asarray(spec.label(history, idx), dtype=float)
+    for column, values in spec.baseline_columns(history, idx).items():
+        out[column] = values
     return out
 
 
 def risk_dataset(model: str, history: History, cfg: SplitConfig, engine: str = "pandas",
                  scheduler: str | None = None) -> RiskDataset:
     """Features at every weekly as-of date, labels, baselines and the split of each row."""
-    spec = RISK_MODELS[model]
-    dates = labelled_as_of_dates(history, spec.HORIZON_DAYS, cfg.warmup_days)
-    plan = plan_splits(dates, spec.HORIZON_DAYS, cfg, history.residents["resident_id"].astype(str).tolist())
+    spec = risk_spec(model)
+    dates = labelled_as_of_dates(history, spec.horizon_days, cfg.warmup_days)
+    plan = plan_splits(dates, spec.horizon_days, cfg, history.residents["resident_id"].astype(str).tolist())
     used = plan.train.union(plan.val).union(plan.test)
     feats = build_features(history, used, engine=engine, scheduler=scheduler)
     frame = attach_labels(model, history, feats)
@@ -155,4 +155,4 @@ def risk_dataset(model: str, history: History, cfg: SplitConfig, engine: str = "
         split[in_pool & ~held] = "train"
     frame["split"] = split
     frame = frame[frame["split"] != ""].reset_index(drop=True)
-    return RiskDataset(model, frame, feature_names(model), plan)
+    return RiskDataset(model, frame, spec.feature_names(), plan)

@@ -1,4 +1,4 @@
-"""Train and promote all three models into a work directory and fill the online store."""
+"""Train and promote every registered model into a work directory and fill the online store."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from models.registry import SPECS
 from training.config import TrainParams
 from training.promote import promote
 from training.tracking import default_tracking_uri
 from training.train import train
 
-DEMO_MODELS = ("fall_risk", "isolation", "demand")
-
 
 def demo_train(history_dir: str | Path, workdir: str | Path, params: TrainParams | None = None,
                echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """WORKDIR/mlflow.db + mlartifacts/ (three trained, gated models) and WORKDIR/online.db."""
+    """WORKDIR/mlflow.db + mlartifacts/ (every registered model, trained and gated) and
+    WORKDIR/online.db."""
     from features.online import OnlineStore
     from features.pipeline import load_history
 
@@ -25,7 +25,7 @@ def demo_train(history_dir: str | Path, workdir: str | Path, params: TrainParams
     uri = default_tracking_uri(workdir)
     params = params or TrainParams()
     out: dict[str, Any] = {"tracking_uri": uri}
-    for name in DEMO_MODELS:
+    for name in list(SPECS):
         echo(f"training {name} ...")
         summary = train(name, history_dir, uri, params)
         decision = promote(name, uri, summary.version, str(history_dir), params)

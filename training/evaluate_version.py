@@ -7,10 +7,11 @@ from typing import Any
 
 from features.demand import count_panel
 from features.pipeline import build_features, load_history
-from models.registry import load_version
+from models.registry import get_spec, load_version
+from models.spec import ForecastSpec
 from training import evaluate as ev
 from training.backtest import BacktestConfig, rolling_origin
-from training.data import RISK_MODELS, attach_labels, slice_columns
+from training.data import attach_labels, risk_spec, slice_columns
 from training.promote import frozen_test_dates
 from training.tracking import CHAMPION, alias_version, run_of
 from training.train import history_counts, model_name
@@ -30,7 +31,7 @@ def evaluate_version(model: str, tracking_uri: str, version: str | None = None,
         raise LookupError(f"history {history_dir!r} is not available; pass --history")
     window = run.data.tags.get("test_window", "")
     out: dict[str, Any] = {"model": name, "version": version, "test_window": window}
-    if name == "demand":
+    if isinstance(get_spec(name), ForecastSpec):
         cfg = BacktestConfig(test_days=int(float(run.data.params.get("backtest.test_days", 56))),
                              step=int(float(run.data.params.get("backtest.step", 7))))
         bt, _ = rolling_origin(count_panel(history_counts(history_dir)), config=cfg, loaded=loaded)
@@ -40,7 +41,7 @@ def evaluate_version(model: str, tracking_uri: str, version: str | None = None,
     rows = attach_labels(name, history, build_features(history, frozen_test_dates(window)))
     rows = rows[rows["label"].notna()].reset_index(drop=True)
     rows = rows.join(slice_columns(history.residents, rows))
-    p = RISK_MODELS[name].predict_proba(loaded, rows)
+    p = risk_spec(name).predict_proba(loaded, rows)
     y = rows["label"].to_numpy(int)
     out["metrics"] = ev.binary_metrics(y, p)
     out["metrics"]["recall_at_capacity"] = ev.recall_at_capacity(rows, p, capacity_share)

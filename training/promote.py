@@ -1,10 +1,10 @@
 """The promotion gate: a new version becomes @champion only if it earns it.
 
-On the frozen test window of the new version's run it must beat the baseline by the declared
-margin and the current champion (scored on the same rows), and pass behavioural tests:
-- invariance: renaming residents (or demand series) changes no prediction;
-- direction (fall risk): a fall recorded three days ago raises the predicted risk;
-- direction (isolation): more family visits in the last two weeks do not raise the risk.
+On the frozen test window of the new version's run it must beat the baseline by the margin its
+spec declares and the current champion (scored on the same rows), and pass behavioural tests:
+- invariance: renaming residents (or series) changes no prediction;
+- direction: each `BehaviourCheck` of the model's spec (e.g. a fall recorded three days ago raises
+  fall risk; more family visits do not raise isolation risk).
 Otherwise it gets @challenger and the reasons are printed and logged to its run.
 """
 
@@ -20,11 +20,12 @@ import pandas as pd
 from features.demand import count_panel
 from features.pipeline import History, build_features, load_history
 from models.base import LoadedModel
-from models.registry import ChampionError, check_schema, load_version
+from models.registry import ChampionError, check_schema, get_spec, load_version
+from models.spec import RiskSpec
 from training import evaluate as ev
 from training.backtest import BacktestConfig, rolling_origin
 from training.config import PromotionMargins, TrainParams
-from training.data import RISK_MODELS, attach_labels
+from training.data import attach_labels, risk_spec
 from training.tracking import (
     CHALLENGER,
     CHAMPION,
@@ -35,7 +36,7 @@ from training.tracking import (
     run_of,
     set_alias,
 )
-from training.train import history_counts, model_name
+from training.train import history_counts
 
 BEHAVIOUR_RESIDENTS = 200
 
@@ -81,7 +82,7 @@ def _renamed(history: History, prefix: str = "ZZ") -> History:
 
 def _scores(loaded: LoadedModel, history: History, as_of) -> pd.Series:
     feats = build_features(history, [as_of])
-    p = RISK_MODELS[loaded.name].predict_proba(loaded, feats)
+    p = risk_spec(loaded.name).predict_proba(loaded, feats)
     return pd.Series(p, index=feats["resident_id"].astype(str).to_numpy())
 
 
@@ -98,38 +99,19 @@ def behaviour_checks(loaded: LoadedModel, history: History, as_of, residents: li
     diff = float(np.max(np.abs(renamed.reindex(before.index).to_numpy() - before.to_numpy())))
     out["resident_id_invariance"] = {"passed": diff < 1e-9, "max_abs_change": diff}
 
-    if loaded.name == "fall_risk":
-        ev_cols = sub.events.columns
-        extra = pd.DataFrame({"resident_id": before.index.astype(str),
-                              "date": as_of - pd.Timedelta(days=3), "type": "fall", "injury": False})
-        events = pd.concat([sub.events, extra[[c for c in ev_cols if c in extra.columns]]],
-                           ignore_index=True)
-        events["resident_id"] = events["resident_id"].astype("str")
-        after = _scores(loaded, History(**{**sub.tables(), "events": events}), as_of)
+    for check in risk_spec(loaded.name).behaviour:
+        after = _scores(loaded, check.perturb(sub, list(before.index.astype(str)), as_of), as_of)
         change = after.reindex(before.index).to_numpy() - before.to_numpy()
-        wrong = float(np.mean(change < -1e-9))
-        out["recent_fall_raises_risk"] = {
-            "passed": bool(change.mean() > 0 and wrong <= tolerance),
-            "mean_change": float(change.mean()), "share_lowered": wrong, "residents": len(change),
-        }
-    if loaded.name == "isolation":
-        vis_cols = sub.visits.columns if sub.visits is not None else ["resident_id", "date", "source", "hours"]
-        extra = pd.concat([
-            pd.DataFrame({"resident_id": before.index.astype(str), "date": as_of - pd.Timedelta(days=d),
-                          "source": "family", "hours": 2.0, "kind": "companionship"})
-            for d in (2, 5, 9)
-        ], ignore_index=True)
-        base_visits = sub.visits if sub.visits is not None else extra.iloc[:0][list(vis_cols)]
-        visits = pd.concat([base_visits, extra[[c for c in vis_cols if c in extra.columns]]],
-                           ignore_index=True)
-        visits["resident_id"] = visits["resident_id"].astype("str")
-        after = _scores(loaded, History(**{**sub.tables(), "visits": visits}), as_of)
-        change = after.reindex(before.index).to_numpy() - before.to_numpy()
-        wrong = float(np.mean(change > 1e-9))
-        out["more_visits_do_not_raise_risk"] = {
-            "passed": bool(change.mean() <= 1e-9 and wrong <= tolerance),
-            "mean_change": float(change.mean()), "share_raised": wrong, "residents": len(change),
-        }
+        if check.direction == "raises":
+            wrong = float(np.mean(change < -1e-9))
+            out[check.name] = {"passed": bool(change.mean() > 0 and wrong <= tolerance),
+                               "mean_change": float(change.mean()), "share_lowered": wrong,
+                               "residents": len(change)}
+        else:
+            wrong = float(np.mean(change > 1e-9))
+            out[check.name] = {"passed": bool(change.mean() <= 1e-9 and wrong <= tolerance),
+                               "mean_change": float(change.mean()), "share_raised": wrong,
+                               "residents": len(change)}
     return out
 
 
@@ -186,7 +168,7 @@ def gate_risk(name: str, version: str, tracking_uri: str, margins: PromotionMarg
     rows = attach_labels(name, history, build_features(history, dates))
     rows = rows[rows["label"].notna()].reset_index(drop=True)
     y = rows["label"].to_numpy(int)
-    spec = RISK_MODELS[name]
+    spec = risk_spec(name)
     p_new = spec.predict_proba(new, rows)
     m_new = ev.binary_metrics(y, p_new)
     base_auroc = run.data.metrics.get("test_baseline_auroc")
@@ -195,7 +177,8 @@ def gate_risk(name: str, version: str, tracking_uri: str, margins: PromotionMarg
     d.checks["new"] = m_new
     d.checks["baseline"] = {"auroc": base_auroc, "brier": base_brier}
     ok = True
-    need = margins.fall_risk_auroc_over_baseline if name == "fall_risk" else margins.isolation_auroc_over_baseline
+    rule = margins.rule_for(spec)
+    need = rule.auroc_over_baseline
     if m_new["auroc"] is None or base_auroc is None:
         ok = False
         d.reasons.append("AUROC undefined on the test window (one class only)")
@@ -204,8 +187,8 @@ def gate_risk(name: str, version: str, tracking_uri: str, margins: PromotionMarg
         d.reasons.append(f"AUROC {m_new['auroc']:.3f} is not >= baseline {base_auroc:.3f} + {need:.2f}")
     else:
         d.reasons.append(f"AUROC {m_new['auroc']:.3f} >= baseline {base_auroc:.3f} + {need:.2f}")
-    if name == "isolation" and base_brier is not None:
-        if m_new["brier"] > base_brier - margins.isolation_brier_under_baseline:
+    if rule.brier_under_baseline is not None and base_brier is not None:
+        if m_new["brier"] > base_brier - rule.brier_under_baseline:
             ok = False
             d.reasons.append(f"Brier {m_new['brier']:.4f} is not below baseline {base_brier:.4f}")
         else:
@@ -243,9 +226,8 @@ def gate_risk(name: str, version: str, tracking_uri: str, margins: PromotionMarg
     return d
 
 
-def gate_demand(version: str, tracking_uri: str, margins: PromotionMargins,
-                history_dir: str | None) -> Decision:
-    name = "demand"
+def gate_forecast(name: str, version: str, tracking_uri: str, margins: PromotionMargins,
+                  history_dir: str | None) -> Decision:
     d = Decision(name, version, False)
     candidate = _candidate(d, tracking_uri, history_dir)
     if candidate is None:
@@ -261,18 +243,18 @@ def gate_demand(version: str, tracking_uri: str, margins: PromotionMargins,
     bt, _ = rolling_origin(panel, config=cfg, loaded=new)
     d.checks["new"] = {k: v for k, v in bt.items() if k != "per_horizon"}
     ok = True
-    limit = (1 - margins.demand_wape_under_naive) * bt["wape_naive"]
+    limit = (1 - margins.wape_under_naive) * bt["wape_naive"]
     if bt["wape"] <= limit:
-        d.reasons.append(f"WAPE {bt['wape']:.3f} <= {1 - margins.demand_wape_under_naive:.2f} x naive {bt['wape_naive']:.3f}")
+        d.reasons.append(f"WAPE {bt['wape']:.3f} <= {1 - margins.wape_under_naive:.2f} x naive {bt['wape_naive']:.3f}")
     else:
         ok = False
-        d.reasons.append(f"WAPE {bt['wape']:.3f} is not {margins.demand_wape_under_naive:.0%} below naive {bt['wape_naive']:.3f}")
+        d.reasons.append(f"WAPE {bt['wape']:.3f} is not {margins.wape_under_naive:.0%} below naive {bt['wape_naive']:.3f}")
     gap = abs(bt["coverage"] - bt["nominal_coverage"])
-    if gap <= margins.demand_coverage_tolerance:
+    if gap <= margins.coverage_tolerance:
         d.reasons.append(f"interval coverage {bt['coverage']:.3f} near nominal {bt['nominal_coverage']:.2f}")
     else:
         ok = False
-        d.reasons.append(f"interval coverage {bt['coverage']:.3f} is off nominal {bt['nominal_coverage']:.2f} by more than {margins.demand_coverage_tolerance:.2f}")
+        d.reasons.append(f"interval coverage {bt['coverage']:.3f} is off nominal {bt['nominal_coverage']:.2f} by more than {margins.coverage_tolerance:.2f}")
     champ, champ_version, note = _champion(name, tracking_uri, version)
     d.previous_champion = champ_version
     if champ_version == version:
@@ -288,8 +270,7 @@ def gate_demand(version: str, tracking_uri: str, margins: PromotionMargins,
     elif note:
         d.reasons.append(f"current champion v{champ_version} cannot be compared: {note}")
     # behaviour: renaming series changes nothing; forecasts are finite and non-negative
-    from models.demand import forecast
-
+    forecast = get_spec(name).forecast
     counts = pd.DataFrame({
         "series_id": np.repeat(panel.series, len(panel.dates)),
         "date": np.tile(panel.dates, len(panel.series)),
@@ -315,13 +296,12 @@ def gate_demand(version: str, tracking_uri: str, margins: PromotionMargins,
 def promote(model: str, tracking_uri: str, version: str | None = None,
             history_dir: str | None = None, params: TrainParams | None = None) -> Decision:
     """Decide, move the aliases, and log the decision to the version's run."""
-    name = model_name(model)
+    spec = get_spec(model)
+    name = spec.name
     params = params or TrainParams()
     version = str(version) if version is not None else latest_version(tracking_uri, name)
-    if name == "demand":
-        d = gate_demand(version, tracking_uri, params.promotion, history_dir)
-    else:
-        d = gate_risk(name, version, tracking_uri, params.promotion, history_dir)
+    gate = gate_risk if isinstance(spec, RiskSpec) else gate_forecast
+    d = gate(name, version, tracking_uri, params.promotion, history_dir)
     if d.promoted:
         set_alias(tracking_uri, name, CHAMPION, version)
         if alias_version(tracking_uri, name, CHALLENGER) == version:

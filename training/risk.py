@@ -11,12 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.registry import get_feature, schema_hash
-from models import fall_risk, isolation
+from features.registry import get_feature
 from models.base import BoosterParams, LoadedModel, fit_booster, fit_platt, raw_score
-from models.explain import contributions, top_reasons
+from models.explain import contributions
 from training import evaluate as ev
-from training.data import RISK_MODELS, RiskDataset
+from training.data import RiskDataset, risk_spec
 from training.distributed import dask_fit
 
 
@@ -35,7 +34,7 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
              engine: str = "pandas", scheduler: str | None = None,
              version: str = "unregistered") -> RiskResult:
     """Fit the booster (early stopping + Platt on validation), the baselines, and score the test."""
-    spec = RISK_MODELS[ds.model]
+    spec = risk_spec(ds.model)
     names = ds.feature_names
     train, val, test = ds.part("train"), ds.part("val"), ds.part("test")
     for split, part in (("train", train), ("val", val), ("test", test)):
@@ -48,9 +47,9 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
     if engine not in ("pandas", "dask"):
         raise ValueError(f"engine must be pandas or dask, got {engine!r}")
     trainer = dask_fit(scheduler) if engine == "dask" else fit_booster
-    booster = trainer(params, spec.OBJECTIVE, Xtr, ytr, Xva, yva, feature_names=names,
-                      monotone_constraints=spec.monotone_directions())
-    loaded = LoadedModel(ds.model, version, booster, names, schema_hash(ds.model), {})
+    booster = trainer(params, spec.objective, Xtr, ytr, Xva, yva, feature_names=names,
+                      **spec.fit_extra())
+    loaded = LoadedModel(ds.model, version, booster, names, spec.schema_hash(), {})
     loaded.calibration = fit_platt(raw_score(loaded, val, num_threads=params.num_threads), yva)
     fit_seconds = time.perf_counter() - t0
     p_test = spec.predict_proba(loaded, test, num_threads=params.num_threads)
@@ -66,31 +65,20 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
     scores["model"] = p_test
 
     t_base = time.perf_counter()
-    # baselines, fitted on the training rows only
-    if ds.model == fall_risk.NAME:
-        steadi = fall_risk.SteadiBaseline().fit(train["baseline_steadi"].to_numpy(), ytr)
-        p_b = steadi.predict_proba(test["baseline_steadi"].to_numpy())
-        metrics["steadi"] = ev.binary_metrics(y_test, p_b)
-        metrics["steadi"]["auroc_of_score"] = ev.auroc_only(y_test, test["baseline_steadi"].to_numpy())
-        metrics["steadi"]["recall_at_capacity"] = ev.recall_at_capacity(test, p_b + 1e-9 * test["baseline_steadi"].to_numpy(), capacity_share)
-        curves["steadi"] = ev.reliability(y_test, p_b)
-        scores["steadi"] = p_b
-        lr = fall_risk.logistic_baseline(params.seed).fit(Xtr, ytr)
-        p_lr = lr.predict_proba(test[names].to_numpy(float))[:, 1]
-        metrics["logistic"] = ev.binary_metrics(y_test, p_lr)
-        metrics["logistic"]["recall_at_capacity"] = ev.recall_at_capacity(test, p_lr, capacity_share)
-        curves["logistic"] = ev.reliability(y_test, p_lr)
-        scores["logistic"] = p_lr
-        metrics["baseline"] = metrics["steadi"]
-    else:
-        cols = [c for c in ds.frame.columns if c.startswith("baseline_in")]
-        base = isolation.AloneAndLastScore().fit(train[cols].to_numpy(float), ytr)
-        p_b = base.predict_proba(test[cols].to_numpy(float))
-        metrics["alone_last_score"] = ev.binary_metrics(y_test, p_b)
-        metrics["alone_last_score"]["recall_at_capacity"] = ev.recall_at_capacity(test, p_b, capacity_share)
-        curves["alone_last_score"] = ev.reliability(y_test, p_b)
-        scores["alone_last_score"] = p_b
-        metrics["baseline"] = metrics["alone_last_score"]
+    # baselines, fitted on the training rows only; the first is the one the gate compares with
+    for b in spec.baselines:
+        est = b.make(params.seed).fit(b.inputs(train), ytr)
+        p_b = est.predict_proba(b.inputs(test))
+        metrics[b.name] = ev.binary_metrics(y_test, p_b)
+        ranked = p_b
+        if b.score is not None:
+            score = b.score(test)
+            metrics[b.name]["auroc_of_score"] = ev.auroc_only(y_test, score)
+            ranked = p_b + 1e-9 * score  # the screen's own score orders its ties
+        metrics[b.name]["recall_at_capacity"] = ev.recall_at_capacity(test, ranked, capacity_share)
+        curves[b.name] = ev.reliability(y_test, p_b)
+        scores[b.name] = p_b
+    metrics["baseline"] = metrics[spec.baselines[0].name]
     metrics["slices"] = ev.sliced(test, p_test)
 
     baseline_seconds = time.perf_counter() - t_base
@@ -112,12 +100,12 @@ def explanation_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFr
     week. A reason matches when the feature's declared `causes` include the planted cause.
     Chance = the same rate if the top reasons were drawn at random from the model's features.
     """
-    spec = RISK_MODELS[loaded.name]
+    spec = risk_spec(loaded.name)
     truth = causes.loc[causes["model"] == loaded.name, ["resident_id", "date", "cause"]].copy()
     truth["resident_id"] = truth["resident_id"].astype(str)
     truth["date"] = pd.to_datetime(truth["date"]).astype("datetime64[ns]")
     p = spec.predict_proba(loaded, test)
-    high = spec.BANDS.bands(p) == "high"
+    high = spec.bands.bands(p) == "high"
     selection = "band_high"
     if high.sum() < 30:
         rank = pd.Series(p, index=test.index).groupby(test["as_of_date"]).rank(ascending=False)
@@ -130,8 +118,9 @@ def explanation_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFr
                       on=["resident_id", "as_of_date"])
     if rows["cause"].isna().all():
         return {"rows": 0, "selection": selection, "note": "no planted causes at the test dates"}
-    reasons = top_reasons(contributions(loaded, sub), k=top)
+    served = spec.explain(loaded, sub, k=top)  # the reasons the service serves
     names = loaded.feature_names
+    reasons = [[names[j] for j, _ in served.reasons_of(i)] for i in range(len(sub))]
     cause_sets = {n: set(get_feature(n).causes) for n in names}
     hits, hits1, chance, per_cause = [], [], [], {}
     n = len(names)

@@ -13,25 +13,24 @@ import pandas as pd
 
 from features.demand import count_panel, daily_counts
 from features.pipeline import load_history
-from features.registry import schema_hash
-from models import demand
+from models.registry import SPECS, get_spec
+from models.spec import ForecastSpec, RiskSpec
 from training import evaluate as ev
 from training.backtest import rolling_origin
 from training.config import TrainParams
-from training.data import RISK_MODELS, risk_dataset
+from training.data import risk_dataset, risk_spec
 from training.risk import explanation_check, fit_risk, read_causes
 from training.tracking import flat_metrics, flat_params, log_model_run, metric_key, read_manifest
 from twin.store import HistoryStore
 
-MODEL_ALIASES = {"fall-risk": "fall_risk", "fall_risk": "fall_risk", "isolation": "isolation",
-                 "demand": "demand"}
-
 
 def model_name(cli_name: str) -> str:
+    """The registered name of a model given by its name or command-line name (`fall-risk`)."""
     try:
-        return MODEL_ALIASES[cli_name]
+        return get_spec(cli_name).name
     except KeyError:
-        raise ValueError(f"unknown model {cli_name!r}; choose fall-risk, isolation or demand") from None
+        choices = ", ".join(s.cli_name for s in SPECS.values())
+        raise ValueError(f"unknown model {cli_name!r}; choose {choices}") from None
 
 
 @dataclass
@@ -49,7 +48,7 @@ class TrainSummary:
 
 def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: TrainParams,
                engine: str = "pandas", scheduler: str | None = None) -> TrainSummary:
-    """Fit, evaluate and register `fall_risk` or `isolation`."""
+    """Fit, evaluate and register a risk model."""
     t0 = time.perf_counter()
     history = load_history(history_dir)
     manifest = read_manifest(history_dir)
@@ -112,7 +111,7 @@ def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: T
             },
             files=files,
             input_example=test_example,
-            output_example=RISK_MODELS[model].predict_proba(res.loaded, test_example),
+            output_example=risk_spec(model).predict_proba(res.loaded, test_example),
             twin_id=str(manifest.get("twin_id", "")),
         )
     seconds["mlflow_logging"] = time.perf_counter() - t_check
@@ -139,10 +138,14 @@ def history_counts(history_dir: str | Path) -> pd.DataFrame:
     return daily_counts(sr, start=start, end=end_excl)
 
 
-def train_demand(history_dir: str | Path | None, tracking_uri: str, params: TrainParams,
-                 counts: pd.DataFrame | None = None, engine: str = "pandas",
-                 scheduler: str | None = None) -> TrainSummary:
-    """Fit the forecaster up to the backtest window, backtest it, register it."""
+def train_forecast(name: str, history_dir: str | Path | None, tracking_uri: str, params: TrainParams,
+                   counts: pd.DataFrame | None = None, engine: str = "pandas",
+                   scheduler: str | None = None) -> TrainSummary:
+    """Fit a forecaster up to the backtest window, backtest it, register it."""
+    spec = get_spec(name)
+    if not isinstance(spec, ForecastSpec):
+        raise ValueError(f"{name!r} is not a forecaster")
+    module = spec.module
     t0 = time.perf_counter()
     if counts is None:
         if history_dir is None:
@@ -156,7 +159,7 @@ def train_demand(history_dir: str | Path | None, tracking_uri: str, params: Trai
     from training.distributed import dask_fit
 
     trainer = dask_fit(scheduler) if engine == "dask" else fit_booster
-    loaded, facts = demand.fit(panel, params.demand, cutoff=cutoff, schema_hash=schema_hash("demand"),
+    loaded, facts = module.fit(panel, params.demand, cutoff=cutoff, schema_hash=spec.schema_hash(),
                                trainer=trainer)
     t_fit = time.perf_counter()
     bt, _ = rolling_origin(panel, params.demand, params.backtest, loaded=loaded)
@@ -181,7 +184,7 @@ def train_demand(history_dir: str | Path | None, tracking_uri: str, params: Trai
         json_artifacts={"backtest.json": bt, "intervals.json": loaded.extra["intervals"],
                         "params.json": params.to_dict()},
         input_example=ex_rows,
-        output_example=demand.predict_mean(loaded, ex_rows),
+        output_example=module.predict_mean(loaded, ex_rows),
         twin_id=str(manifest.get("twin_id", "")),
     )
     seconds = {"load": t_load - t0, "fit": t_fit - t_load, "backtest": t_bt - t_fit,
@@ -189,7 +192,7 @@ def train_demand(history_dir: str | Path | None, tracking_uri: str, params: Trai
     headline = {"backtest": {k: bt[k] for k in ("wape", "wape_naive", "wape_improvement", "mase",
                                                 "mase_naive", "coverage", "nominal_coverage", "rows",
                                                 "origins", "cutoff")}}
-    return TrainSummary("demand", logged["version"], logged["run_id"], headline, seconds)
+    return TrainSummary(name, logged["version"], logged["run_id"], headline, seconds)
 
 
 def train(model: str, history_dir: str | Path, tracking_uri: str, params: TrainParams | None = None,
@@ -197,9 +200,8 @@ def train(model: str, history_dir: str | Path, tracking_uri: str, params: TrainP
     """Train one model by CLI or registry name."""
     name = model_name(model)
     params = params or TrainParams()
-    if name == "demand":
-        return train_demand(history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
-    return train_risk(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
+    trainer = train_risk if isinstance(get_spec(name), RiskSpec) else train_forecast
+    return trainer(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
 
 
 def json_ready(obj: Any) -> Any:

@@ -25,6 +25,7 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(model_twin,
     from models import fall_risk
     from models.base import BoosterParams
     from models.registry import ChampionError, load_champion
+    from models.spec import PromotionRule
     from training.config import PromotionMargins, TrainParams
     from training.promote import promote
     from training.tracking import default_tracking_uri
@@ -33,7 +34,7 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(model_twin,
     uri = default_tracking_uri(tmp_path)
     # a twin this small is too small for the +0.05 margin to be stable; the mechanism is under test
     params = TrainParams(booster=BoosterParams(num_trees=60),
-                         promotion=PromotionMargins(fall_risk_auroc_over_baseline=0.0))
+                         promotion=PromotionMargins(models={"fall_risk": PromotionRule(auroc_over_baseline=0.0)}))
     with pytest.raises(ChampionError, match="no version has the alias @champion"):
         load_champion("fall_risk", uri)
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from serving.actions import (
     DEFAULT_POLICY,
     ActionPolicy,
-    ModelAssessment,
     Scarcity,
+    Verdict,
     act_on_assessments,
     credit_hours,
     due_date_for,
@@ -35,11 +35,11 @@ def _fall(resident="R1", band="high", p=0.42, reasons=None, grid="G01"):
          "text": "night-time toilet visits rose from 1.1 to 3.2 a night this week"},
         {"feature": "gait_speed_7d", "contribution": 0.1, "text": "walking speed fell"},
     ]
-    return ModelAssessment(resident, grid, "fall_risk", p, band, reasons, "7", TODAY)
+    return Verdict(resident, grid, "fall_risk", p, band, reasons, "7", TODAY)
 
 
 def _lonely(resident="R1", band="high"):
-    return ModelAssessment(resident, "G01", "isolation", 0.7, band,
+    return Verdict(resident, "G01", "isolation", 0.7, band,
                            [{"feature": "visitors_detected_7d", "text": "no visitors this week"}], "4", TODAY)
 
 
@@ -122,7 +122,7 @@ def test_low_and_medium_bands_open_nothing_by_default_but_policy_can_say_otherwi
 
 def test_plan_task_rejects_unknown_model_and_bad_probability():
     with pytest.raises(InvalidInput, match="model"):
-        plan_task(ModelAssessment("R1", "G1", "demand", 0.5, "high"), today=TODAY)
+        plan_task(Verdict("R1", "G1", "demand", 0.5, "high"), today=TODAY)
     with pytest.raises(InvalidInput, match="probability"):
         plan_task(_fall(p=float("nan")), today=TODAY)
 
@@ -161,7 +161,7 @@ def test_rescoring_the_same_night_does_not_reopen_a_finished_task(store):
     store.cancel_task(t.task_id, idempotency_key="cancel-1")
     out = act_on_assessments(store, [_fall("R1")], today=TODAY)
     assert out[0].action == "none" and "cancelled" in out[0].why
-    nxt = ModelAssessment("R1", "G01", "fall_risk", 0.5, "high", [], "7", date(2026, 3, 9))
+    nxt = Verdict("R1", "G01", "fall_risk", 0.5, "high", [], "7", date(2026, 3, 9))
     assert act_on_assessments(store, [nxt], today=date(2026, 3, 9))[0].action == "opened"
     assert open_key_for(nxt, TODAY) == "assess:R1:fall_risk:2026-03-09"
 
@@ -171,7 +171,7 @@ def test_concurrent_scoring_of_one_resident_opens_one_task(store):
     results = []
 
     def run(i):
-        a = ModelAssessment("R9", "G01", "isolation", 0.8, "high", [], "4", date(2026, 3, i + 1))
+        a = Verdict("R9", "G01", "isolation", 0.8, "high", [], "4", date(2026, 3, i + 1))
         barrier.wait()
         results.append(act_on_assessments(store, [a], today=TODAY)[0])
 

@@ -250,8 +250,9 @@ def test_assess_by_resident_ids(api):
         for a in res["assessments"]:
             assert 0 <= a["probability"] <= 1 and a["band"] in ("low", "medium", "high")
             assert a["version"] == body["model_versions"][a["model"]]
-            assert len(a["reasons"]) == 3
+            assert len(a["reasons"]) <= 3  # reasons raise the risk: positive contributions only
             contributions = [x["contribution"] for x in a["reasons"]]
+            assert all(c > 0 for c in contributions)
             assert contributions == sorted(contributions, reverse=True)
             assert all(x["text"] and x["feature"] for x in a["reasons"])
         assert res["actions"] == []
@@ -275,7 +276,7 @@ def test_assess_explicit_rows_match_the_online_store(api):
     a, b = by_id["results"][0]["assessments"][0], explicit.json()["results"][0]["assessments"][0]
     assert a["probability"] == pytest.approx(b["probability"], abs=1e-12)
     assert [x["feature"] for x in b["reasons"][:3]] == [x["feature"] for x in a["reasons"]]
-    assert len(b["reasons"]) == 5
+    assert len(b["reasons"]) == min(5, sum(x["contribution"] > 0 for x in b["reasons"])) >= len(a["reasons"])
 
 
 def test_assess_opens_one_task_per_resident_and_reason(api):
@@ -345,11 +346,11 @@ def test_assess_batch_limit(api):
 
 def test_assess_reads_are_audited_with_pseudonymous_ids(api):
     client, keys, home = api
-    from serving.routes import current
+    from serving.api.app import app as http_app
 
     rid = _ids(home)[1]
     client.post("/assess", json={"resident_ids": [rid], "act": False}, headers=H(keys, "care_manager"))
-    rt = current()
+    rt = http_app.state.runtime
     rt.audit.flush()
     rows = rt.store.audit_log(resident_id=rid)
     assert any(e.action == "resident.assess" and e.actor == "demo-care-manager" for e in rows)
@@ -429,7 +430,7 @@ def test_at_risk_bad_query_is_422(api, query):
 
 def test_resident_page(api):
     client, keys, home = api
-    from serving.routes import current
+    from serving.api.app import app as http_app
 
     rid = _ids(home)[2]
     r = client.get(f"/residents/{rid}", headers=H(keys, "care_manager"))
@@ -438,8 +439,8 @@ def test_resident_page(api):
     assert page["resident_id"] == rid and page["as_of_date"]
     assert {a["model"] for a in page["assessments"]} == {"fall_risk", "isolation"}
     assert isinstance(page["score_history"], list) and isinstance(page["tasks"], list)
-    current().audit.flush()
-    assert any(e.action == "resident.read" for e in current().store.audit_log(resident_id=rid))
+    http_app.state.runtime.audit.flush()
+    assert any(e.action == "resident.read" for e in http_app.state.runtime.store.audit_log(resident_id=rid))
     r = client.get("/residents/R-ghost", headers=H(keys, "care_manager"))
     assert r.status_code == 404 and "R-ghost" in r.json()["error"]
     assert client.get("/residents/bad%20id", headers=H(keys, "care_manager")).status_code == 422
@@ -477,7 +478,7 @@ def test_open_task_feed_pages_with_a_cursor(api):
 
 def test_claim_complete_moves_credits_and_writes_the_visit(api):
     client, keys, home = api
-    from serving.routes import current
+    from serving.api.app import app as http_app
     from twin.store import HistoryStore
 
     task = client.get("/timebank/tasks?limit=1", headers=H(keys, "timebank")).json()["items"][0]
@@ -498,7 +499,7 @@ def test_claim_complete_moves_credits_and_writes_the_visit(api):
     assert r.status_code == 200 and r.json()["task"]["status"] == "completed"
     again = client.post(f"{url}/complete", json={"volunteer_id": "V0001"}, headers={**T, "Idempotency-Key": "d-1"})
     assert again.status_code == 200
-    store = current().store
+    store = http_app.state.runtime.store
     ledger = store.ledger_frame()
     mine = ledger[ledger["transfer_id"] == f"task-{tid}"]
     assert len(mine) == 2 and mine["amount"].sum() == 0

@@ -9,13 +9,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from serving.config import RISK_MODELS, ServingConfig
+from models.registry import risk_specs
+from serving.config import ServingConfig
 from tests.serving.test_api import serving_home  # noqa: F401  (session fixture: trained workdir)
+
+RISK_MODELS = tuple(risk_specs())
 
 
 @pytest.fixture(scope="module")
 def runtime(serving_home):  # noqa: F811
-    from serving.routes import build_runtime
+    from serving.runtime import build_runtime
 
     home, _ = serving_home
     config = ServingConfig.from_env({"TWINCARE_HOME": str(home)})
@@ -25,8 +28,6 @@ def runtime(serving_home):  # noqa: F811
 
 
 def test_probability_and_reasons_agree_with_the_model_code(runtime):
-    import importlib
-
     from models.explain import contributions
     from serving.scoring import score_chunk
 
@@ -35,15 +36,16 @@ def test_probability_and_reasons_agree_with_the_model_code(runtime):
     chunk = score_chunk(runtime.champions, feats, RISK_MODELS, top_k=3)
     for m in RISK_MODELS:
         loaded = runtime.champions[m].loaded
-        expected = importlib.import_module(f"models.{m}").predict_proba(loaded, feats)
+        expected = risk_specs()[m].predict_proba(loaded, feats)
         np.testing.assert_allclose(chunk.by_model[m].probability, expected, rtol=1e-9, atol=1e-12)
         contrib = contributions(loaded, feats).drop(columns=["base_value"])
         for i in range(len(ids)):
             row = contrib.iloc[i]
             reasons = chunk.reasons(m, i)
-            # the three largest contributions, strongest first (ties may pick either feature)
-            assert [r["contribution"] for r in reasons] == pytest.approx(
-                row.sort_values(ascending=False).iloc[:3].tolist())
+            # the three largest contributions that raise the risk, strongest first (ties may pick
+            # either feature): the rule the explanation check measures
+            top = row.sort_values(ascending=False).iloc[:3]
+            assert [r["contribution"] for r in reasons] == pytest.approx(top[top > 0].tolist())
             assert [r["contribution"] for r in reasons] == pytest.approx(row[[r["feature"] for r in reasons]].tolist())
             assert all(isinstance(r["text"], str) and r["text"] for r in reasons)
 
@@ -84,7 +86,7 @@ def _copy_store(home, dest):
 
 def test_start_up_refuses_a_missing_champion(serving_home, tmp_path):  # noqa: F811
     from models.registry import ChampionError
-    from serving.routes import build_runtime
+    from serving.runtime import build_runtime
     from training.tracking import delete_alias
 
     home, _ = serving_home
@@ -96,7 +98,7 @@ def test_start_up_refuses_a_missing_champion(serving_home, tmp_path):  # noqa: F
 
 def test_start_up_refuses_a_champion_trained_on_other_features(serving_home, tmp_path):  # noqa: F811
     from models.registry import ChampionError, load_version
-    from serving.routes import build_runtime
+    from serving.runtime import build_runtime
     from training.tracking import log_model_run, set_alias
 
     home, _ = serving_home
@@ -116,7 +118,7 @@ def test_start_up_refuses_a_champion_trained_on_other_features(serving_home, tmp
 
 
 def test_start_up_refuses_a_missing_online_store(serving_home, tmp_path):  # noqa: F811
-    from serving.routes import StartupError, build_runtime
+    from serving.runtime import StartupError, build_runtime
 
     home, _ = serving_home
     config = _copy_store(home, tmp_path / "w")

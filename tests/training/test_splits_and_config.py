@@ -39,12 +39,12 @@ def test_too_short_history_is_a_clear_error():
 def test_params_file_fills_typed_config(tmp_path):
     f = tmp_path / "p.toml"
     f.write_text('[booster]\nnum_trees = 50\n[split]\ntest_weeks = 6\n[demand]\ncoverage = 0.9\n'
-                 '[demand.booster]\nnum_leaves = 7\n[promotion]\nfall_risk_auroc_over_baseline = 0.02\n')
+                 '[demand.booster]\nnum_leaves = 7\n[promotion.models.fall_risk]\nauroc_over_baseline = 0.02\n')
     p = load_params(f)
     assert isinstance(p, TrainParams)
     assert p.booster.num_trees == 50 and p.split.test_weeks == 6
     assert p.demand.coverage == 0.9 and p.demand.booster.num_leaves == 7
-    assert p.promotion.fall_risk_auroc_over_baseline == 0.02
+    assert p.promotion.models["fall_risk"].auroc_over_baseline == 0.02
 
 
 def test_params_file_rejects_unknown_keys(tmp_path):

@@ -1,0 +1,417 @@
+"""The service's composition root: everything a request needs, built once from the config.
+
+`build_runtime(config)` loads every registered model's @champion (refusing a missing or
+mismatched one), opens the online store, the time-bank store, the history the visits are written
+back to and the key ring, and returns one `Runtime`. The HTTP layer (`serving.api`,
+`serving.service`) and the nightly batch (`serving.batch`) both take that object; nothing here
+knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.online import OnlineStore, OnlineStoreError
+from models.base import LoadedModel
+from models.registry import get_spec, load_champion
+from models.spec import ForecastSpec, ModelSpec, RiskSpec
+from serving.actions import DEFAULT_POLICY, Scarcity, Verdict, act_on_assessments, grid_scarcity
+from serving.auth import KeyRing, Principal
+from serving.config import ServingConfig
+from serving.scoring import ChunkScores, score_chunk, score_matrix
+from serving.store import TimeBankStore, audit_table
+from serving.webhook import WebhookConfig, WebhookDeliverer
+from twin.store import HistoryStore
+
+log = logging.getLogger("twincare.serving")
+
+
+class StartupError(RuntimeError):
+    """Something the service needs (besides a model) is missing; the message says what."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A loaded @champion model and its spec (which knows its bands, calibration and reasons)."""
+
+    spec: ModelSpec
+    loaded: LoadedModel
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def version(self) -> str:
+        return str(self.loaded.version)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.loaded.feature_names)
+
+
+def load_champions(names: Sequence[str], tracking_uri: str) -> dict[str, Champion]:
+    """Load the @champion of every named model.
+
+    Raises ChampionError naming the model, version and what is wrong (no @champion alias,
+    unreadable artifacts, feature schema hash different from the code's).
+    """
+    return {name: Champion(get_spec(name), load_champion(name, tracking_uri)) for name in names}
+
+
+# ---------------------------------------------------------------------------------------------
+# Audit trail: reads of resident data are recorded off the request path
+# ---------------------------------------------------------------------------------------------
+
+
+class AuditTrail:
+    """Queue of audit rows written by one background thread, so a read never waits on a commit.
+
+    Rows waiting together are written in one transaction (one disk sync, not one per read).
+    Writes to the store audit themselves inside their own transaction; this is for reads.
+    """
+
+    def __init__(self, store: TimeBankStore):
+        self._store = store
+        self._queue: queue.Queue[tuple | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="audit-trail", daemon=True)
+        self._thread.start()
+
+    def record(self, principal: Principal | None, action: str, resident_id: str | None = None, **detail: Any) -> None:
+        self._queue.put((datetime.now(UTC).replace(tzinfo=None), principal, action, resident_id, detail))
+
+    def _write(self, items: list[tuple]) -> None:
+        rows = [
+            {
+                "at": at,
+                "actor": str(getattr(p, "name", "system")),
+                "role": str(getattr(p, "role", "system")),
+                "action": action,
+                "resident_id": resident_id,
+                "detail": detail,
+            }
+            for at, p, action, resident_id, detail in items
+        ]
+        try:
+            with self._store.engine.begin() as conn:
+                conn.execute(audit_table.insert(), rows)
+        except Exception:  # an audit failure must not take the service down
+            log.exception("could not record %d audit rows", len(rows))
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            while len(batch) < 500:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = [b for b in batch if b is not None]
+            stop = len(rows) < len(batch)  # close() queued None
+            if rows:
+                self._write(rows)
+            for _ in batch:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until every queued row is written."""
+        self._queue.join()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+
+# ---------------------------------------------------------------------------------------------
+# Online features, held in memory and reloaded when the store file changes
+# ---------------------------------------------------------------------------------------------
+
+
+class OnlineFeatures:
+    """Every resident's latest vector from the online store, kept in memory for fast lookups.
+
+    The store is rewritten by `twincare materialise`; a lookup notices a change of the store's
+    files (modification time and size) and reloads, so a new night's vectors are served at once.
+    """
+
+    def __init__(self, online: OnlineStore):
+        self.online = online
+        self._lock = threading.Lock()
+        self._stamp: tuple | None = None
+        self._load()
+
+    def _file_stamp(self) -> tuple:
+        stamp = []
+        for suffix in ("", "-wal"):
+            p = Path(str(self.online.path) + suffix)
+            try:
+                st = p.stat()
+                stamp.append((st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                stamp.append(None)
+        return tuple(stamp)
+
+    def _load(self) -> None:
+        stamp = self._file_stamp()
+        frame = self.online.get(self.online.resident_ids())
+        pos = [j for j, c in enumerate(frame.columns) if c not in ("resident_id", "as_of_date")]
+        self.columns = tuple(frame.columns[j] for j in pos)
+        self.values = frame.iloc[:, pos].to_numpy(dtype=np.float64, na_value=np.nan)
+        self.ids = frame["resident_id"].tolist()
+        self.as_of = [None if pd.isna(d) else d.date() for d in pd.DatetimeIndex(frame["as_of_date"])]
+        self.row_of = {r: i for i, r in enumerate(self.ids)}
+        self._stamp = stamp
+
+    @property
+    def stamp(self) -> tuple | None:
+        """Identifies the loaded state of the store (changes when the store is rewritten)."""
+        return self._stamp
+
+    def refresh(self) -> None:
+        if self._file_stamp() != self._stamp:
+            with self._lock:
+                if self._file_stamp() != self._stamp:
+                    self._load()
+
+    def lookup(self, resident_ids: Sequence[str]) -> tuple[list[str], list[date | None], np.ndarray]:
+        """(ids, as-of dates, feature matrix) of the residents asked; KeyError names unknown ids."""
+        self.refresh()
+        row_of = self.row_of
+        unknown = [r for r in resident_ids if r not in row_of]
+        if unknown:
+            shown = ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+            raise KeyError(f"unknown resident id(s) in the online store: {shown}")
+        rows = [row_of[r] for r in resident_ids]
+        return list(resident_ids), [self.as_of[i] for i in rows], self.values[rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# Runtime
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Runtime:
+    """Everything a request needs, loaded once at start-up."""
+
+    config: ServingConfig
+    champions: dict[str, Champion]
+    online: OnlineStore
+    features: OnlineFeatures
+    store: TimeBankStore
+    keyring: KeyRing
+    history: HistoryStore
+    grid_of: dict[str, str]
+    scarcity: dict[str, Scarcity]
+    audit: AuditTrail
+    webhook: WebhookDeliverer | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _live_cache: dict[tuple, pd.DataFrame] = field(default_factory=dict)
+    _scarcity_stamp: tuple | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def model_versions(self) -> dict[str, str]:
+        return {name: c.version for name, c in self.champions.items()}
+
+    @property
+    def risk_models(self) -> tuple[str, ...]:
+        """The served per-resident risk models, in registry order."""
+        return tuple(n for n, c in self.champions.items() if isinstance(c.spec, RiskSpec))
+
+    def forecaster(self) -> Champion | None:
+        """The served count forecaster (credits' scarcity and /forecast_demand), if any."""
+        return next((c for c in self.champions.values() if isinstance(c.spec, ForecastSpec)), None)
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Models loaded and the task store reachable."""
+        store_ok = self.store.ping()
+        models_ok = all(m in self.champions for m in self.config.served_models())
+        return store_ok and models_ok, {
+            "models": self.model_versions,
+            "store": "ok" if store_ok else "unreachable",
+            "online_as_of": None if self.online.as_of is None else str(self.online.as_of.date()),
+        }
+
+    def close(self) -> None:
+        if self.webhook is not None:
+            self.webhook.stop()
+        self.audit.close()
+        self.store.close()
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def score(self, features: pd.DataFrame, models: Sequence[str], top_k: int) -> ChunkScores:
+        return score_chunk(self.champions, features, models, top_k)
+
+    def score_residents(self, resident_ids: Sequence[str], models: Sequence[str], top_k: int) -> ChunkScores:
+        """Score residents by id from the online features (KeyError names unknown ids)."""
+        ids, as_of, values = self.features.lookup(resident_ids)
+        return score_matrix(
+            self.champions, resident_ids=ids, as_of=as_of, columns=self.features.columns,
+            values=values, models=models, top_k=top_k,
+        )
+
+    def act(self, chunk: ChunkScores, principal: Principal | None) -> dict[str, list[dict]]:
+        """Open tasks for high bands; returns resident id -> actions taken."""
+        assessments = []
+        for m, s in chunk.by_model.items():
+            for i, rid in enumerate(chunk.resident_ids):
+                grid = self.grid_of.get(rid)
+                if grid is None or s.band[i] not in DEFAULT_POLICY.open_bands:
+                    continue
+                assessments.append(
+                    Verdict(
+                        resident_id=rid,
+                        grid_id=grid,
+                        model=m,
+                        probability=float(s.probability[i]),
+                        band=str(s.band[i]),
+                        reasons=chunk.reasons(m, i),
+                        model_version=s.version,
+                        as_of=chunk.as_of[i],
+                    )
+                )
+        out: dict[str, list[dict]] = {}
+        if not assessments:
+            return out
+        for o in act_on_assessments(self.store, assessments, scarcity_by_grid=self.grid_scarcity(), actor=principal):
+            if o.task is None or o.action == "none":
+                continue
+            out.setdefault(o.resident_id, []).append(
+                {
+                    "task_id": o.task.task_id,
+                    "kind": o.task.kind,
+                    "reason": o.task.reason,
+                    "due_date": o.task.due_date,
+                    "credits": o.task.credits,
+                    "status": o.action,
+                }
+            )
+        return out
+
+    def grid_scarcity(self) -> dict[str, Scarcity]:
+        """Scarcity per grid, recomputed when the online store (and its demand counts) changes."""
+        stamp = self.features.stamp
+        if self._scarcity_stamp != stamp:
+            with self._lock:
+                if self._scarcity_stamp != stamp:
+                    self.scarcity = _scarcity(self.champions, self.online, self.history)
+                    self._scarcity_stamp = stamp
+        return self.scarcity
+
+    def live_ranking(self, model: str) -> pd.DataFrame:
+        """Every resident in the online store scored now (cached per online-store state and version)."""
+        self.features.refresh()
+        key = (model, self.champions[model].version, self.features.stamp)
+        with self._lock:
+            cached = self._live_cache.get(key)
+        if cached is not None:
+            return cached
+        ids = self.features.ids
+        rows = []
+        for k in range(0, len(ids), self.config.batch_chunk):
+            chunk = self.score_residents(ids[k : k + self.config.batch_chunk], [model], self.config.top_reasons)
+            s = chunk.by_model[model]
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "resident_id": chunk.resident_ids,
+                        "as_of_date": chunk.as_of,
+                        "probability": s.probability,
+                        "band": s.band,
+                        "reasons": [chunk.reasons(model, i) for i in range(len(chunk))],
+                    }
+                )
+            )
+        ranked = (
+            pd.concat(rows, ignore_index=True).sort_values("probability", ascending=False, kind="stable")
+            if rows
+            else pd.DataFrame(columns=["resident_id", "as_of_date", "probability", "band", "reasons"])
+        )
+        with self._lock:
+            self._live_cache = {key: ranked, **{k: v for k, v in self._live_cache.items() if k[2] == key[2]}}
+        return ranked
+
+
+def _grids(history: HistoryStore) -> dict[str, str]:
+    if not history.has("residents"):
+        return {}
+    df = history.read("residents", ["resident_id", "grid_id"])
+    return dict(zip(df["resident_id"].astype(str), df["grid_id"].astype(str), strict=True))
+
+
+def _scarcity(champions: dict[str, Champion], online: OnlineStore, history: HistoryStore) -> dict[str, Scarcity]:
+    """Scarcity per grid from the demand forecast of the coming week and volunteer supply."""
+    demand = next((c for c in champions.values() if isinstance(c.spec, ForecastSpec)), None)
+    if demand is None or not history.has("volunteers"):
+        return {}
+    counts = online.counts()
+    if counts.empty:
+        return {}
+    try:
+        fc = demand.spec.forecast(demand.loaded, counts, horizon=7)
+    except ValueError as exc:
+        log.warning("no demand forecast for scarcity (credits use scarcity 1): %s", exc)
+        return {}
+    volunteers = history.read("volunteers", ["grid_id", "weekly_hours"])
+    return grid_scarcity(fc, volunteers, horizon_days=7)
+
+
+def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webhooks: bool = False) -> Runtime:
+    """Load champions, open the stores and the key ring; refuse with a clear message if any fails.
+
+    The nightly batch passes `need_keys=False`: it answers no requests. The serving process passes
+    `deliver_webhooks=True` to send task events (from the outbox every writer fills) to
+    TWINCARE_WEBHOOK_URL, when one is configured.
+    """
+    champions = load_champions(config.served_models(), config.tracking_uri)
+    online = OnlineStore(config.online_db)
+    try:
+        online.check()
+    except OnlineStoreError as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        keyring = KeyRing.from_file(config.api_keys_path) if need_keys else KeyRing([])
+    except (FileNotFoundError, ValueError) as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        webhook_config = WebhookConfig(url=config.webhook_url, secret=config.webhook_secret) if config.webhook_url else None
+    except ValueError as exc:
+        raise StartupError(f"TWINCARE_WEBHOOK_URL: {exc}") from None
+    store = TimeBankStore(config.store_url)
+    history = HistoryStore(config.history_dir)
+    webhook = WebhookDeliverer(store, webhook_config) if webhook_config and deliver_webhooks else None
+    features = OnlineFeatures(online)
+    return Runtime(
+        config=config,
+        champions=champions,
+        online=online,
+        features=features,
+        store=store,
+        keyring=keyring,
+        history=history,
+        grid_of=_grids(history),
+        scarcity=_scarcity(champions, online, history),
+        audit=AuditTrail(store),
+        webhook=webhook,
+        _scarcity_stamp=features.stamp,
+    )
+
+
+def preflight(config: ServingConfig) -> None:
+    """Check what start-up needs (champions, online store, key file) without serving."""
+    build_runtime(config).close()
+
+
