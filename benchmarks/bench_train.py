@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args(argv)
 
+    from models.registry import default_tracking_uri
     from training.config import TrainParams
     from training.promote import promote
-    from training.tracking import default_tracking_uri
     from training.train import json_ready, train
 
     if not (args.history / "manifest.json").exists():

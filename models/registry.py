@@ -22,6 +22,11 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in (fall_risk.SPEC, isolation.SPE
 METADATA_KEY = "twincare"
 
 
+def default_tracking_uri(workdir: str | Path) -> str:
+    """The embedded MLflow store of a work directory: SQLite backend `WORKDIR/mlflow.db`."""
+    return f"sqlite:///{Path(workdir).resolve() / 'mlflow.db'}"
+
+
 def get_spec(name: str) -> ModelSpec:
     """The spec of a model by its name or command-line name (`fall-risk`)."""
     spec = SPECS.get(name) or SPECS.get(name.replace("-", "_"))

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.registry import default_tracking_uri
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value the service cannot use."""
@@ -50,7 +52,7 @@ class ServingConfig:
         """Build the config from TWINCARE_* variables (defaults: files under TWINCARE_HOME)."""
         env = os.environ if env is None else env
         home = Path(env.get("TWINCARE_HOME") or "demo-data").resolve()
-        tracking_uri = env.get("TWINCARE_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+        tracking_uri = env.get("TWINCARE_TRACKING_URI") or default_tracking_uri(home)
         history_dir = Path(env.get("TWINCARE_HISTORY") or home / "history")
         online_db = Path(env.get("TWINCARE_ONLINE_DB") or home / "online.db")
         store_url = env.get("TWINCARE_STORE_URL") or f"sqlite:///{home / 'timebank.db'}"

@@ -26,7 +26,7 @@ def _home() -> Path:
 
 
 def _uri(tracking_uri: str | None) -> str:
-    from training.tracking import default_tracking_uri
+    from models.registry import default_tracking_uri
 
     return tracking_uri or default_tracking_uri(_home())
 

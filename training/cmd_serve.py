@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
                 f"API keys: {keys} holds only their hashes; to mint new demo keys run "
                 f"`python -m serving.auth create-keys {keys} --overwrite`"
             )
-        from training.tracking import default_tracking_uri
+        from models.registry import default_tracking_uri
 
         uri = default_tracking_uri(workdir)
         typer.echo(

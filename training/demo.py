@@ -6,10 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from models.registry import SPECS
+from models.registry import SPECS, default_tracking_uri
 from training.config import TrainParams
 from training.promote import promote
-from training.tracking import default_tracking_uri
 from training.train import train
 
 

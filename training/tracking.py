@@ -26,10 +26,6 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
-def default_tracking_uri(workdir: str | Path) -> str:
-    return f"sqlite:///{Path(workdir).resolve() / 'mlflow.db'}"
-
-
 def artifact_root(tracking_uri: str, env: Mapping[str, str] = os.environ) -> str | None:
     """TWINCARE_ARTIFACT_ROOT if set; `DIR/mlartifacts` next to a SQLite store; else MLflow's default."""
     if env.get("TWINCARE_ARTIFACT_ROOT"):

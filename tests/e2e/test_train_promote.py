@@ -24,11 +24,10 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(model_twin,
     from features.registry import schema_hash
     from models import fall_risk
     from models.base import BoosterParams
-    from models.registry import ChampionError, load_champion
+    from models.registry import ChampionError, default_tracking_uri, load_champion
     from models.spec import PromotionRule
     from training.config import PromotionMargins, TrainParams
     from training.promote import promote
-    from training.tracking import default_tracking_uri
     from training.train import train
 
     uri = default_tracking_uri(tmp_path)
@@ -83,11 +82,11 @@ def test_champion_with_another_feature_schema_is_refused(model_twin, tmp_path):
 
     from features.pipeline import load_history
     from models.base import BoosterParams
-    from models.registry import ChampionError, load_champion
+    from models.registry import ChampionError, default_tracking_uri, load_champion
     from training.config import SplitConfig
     from training.data import risk_dataset
     from training.risk import fit_risk
-    from training.tracking import default_tracking_uri, log_model_run, set_alias
+    from training.tracking import log_model_run, set_alias
 
     uri = default_tracking_uri(tmp_path)
     ds = risk_dataset("isolation", load_history(model_twin), SplitConfig())

@@ -26,11 +26,12 @@ def build_workdir(history_dir: Path, workdir: Path, *, trees: int = 40) -> dict[
     from features.registry import schema_hash
     from models import demand
     from models.base import BoosterParams
+    from models.registry import default_tracking_uri
     from serving.auth import create_keys_file
     from training.config import SplitConfig
     from training.data import risk_dataset
     from training.risk import fit_risk
-    from training.tracking import default_tracking_uri, log_model_run, set_alias
+    from training.tracking import log_model_run, set_alias
 
     workdir.mkdir(parents=True, exist_ok=True)
     uri = default_tracking_uri(workdir)
