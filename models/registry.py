@@ -10,6 +10,9 @@ schema hash travel as JSON metadata in the model's MLmodel file (no pickles).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,8 @@ from models.spec import ForecastSpec, ModelSpec, RiskSpec
 
 SPECS: dict[str, ModelSpec] = {s.name: s for s in (fall_risk.SPEC, isolation.SPEC, demand.SPEC)}
 METADATA_KEY = "twincare"
+BOOSTER_FILE = "model.lgb"
+CHECKSUM_TAG = "model_sha256"
 
 
 def default_tracking_uri(workdir: str | Path) -> str:
@@ -85,10 +90,55 @@ def model_metadata(
     }
 
 
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _probe_booster(path: Path) -> str | None:
+    """Load a booster file in a child process (a malformed file can crash LightGBM's loader);
+    None when it loads, else what went wrong."""
+    code = "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])"
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return "loading it did not finish in 120 s"
+    if done.returncode == 0:
+        return None
+    last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    return f"LightGBM cannot load it ({last[:200]})" if done.returncode > 0 else f"loading it crashed (signal {-done.returncode})"
+
+
+def _verified_booster(name: str, version: str, alias: str, path: Path, recorded: str | None):
+    """The booster in `path`, after checking it is the file registered: its digest against the
+    one recorded at registration, or (versions registered without one) a load in a child process."""
+    import lightgbm as lgb
+
+    where = f"model {name!r} version {version} (@{alias}): {BOOSTER_FILE}"
+    if not path.exists():
+        raise ChampionError(f"{where} is missing")
+    if recorded:
+        actual = file_sha256(path)
+        if actual != recorded:
+            raise ChampionError(f"{where} does not match the checksum recorded at registration "
+                                f"({actual[:12]} != {recorded[:12]}): it was changed or truncated; "
+                                "retrain or restore it")
+    else:
+        problem = _probe_booster(path)
+        if problem:
+            raise ChampionError(f"{where} is not a valid booster: {problem}")
+    try:
+        return lgb.Booster(model_file=str(path))
+    except lgb.basic.LightGBMError as exc:
+        raise ChampionError(f"{where} is not a valid booster: {exc}") from None
+
+
 def load_version(name: str, tracking_uri: str, alias: str = "champion",
                  version: str | None = None) -> LoadedModel:
     """Load `models:/<name>@<alias>` (or a given version) without checking the schema."""
-    import lightgbm as lgb
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
@@ -114,16 +164,19 @@ def load_version(name: str, tracking_uri: str, alias: str = "champion",
         raise ChampionError(
             f"model {name!r} version {mv.version} (@{alias}): artifacts cannot be read: {exc}"
         ) from exc
-    meta = (Model.load(local).metadata or {}).get(METADATA_KEY)
+    try:
+        meta = (Model.load(local).metadata or {}).get(METADATA_KEY)
+    except (OSError, MlflowException, ValueError, TypeError, AttributeError) as exc:
+        raise ChampionError(
+            f"model {name!r} version {mv.version} (@{alias}): its MLmodel file cannot be read: {exc}"
+        ) from None
     if not meta:
         raise ChampionError(
             f"model {name!r} version {mv.version} (@{alias}): no {METADATA_KEY!r} metadata "
             "(feature names, schema hash, calibration); it was not logged by twincare"
         )
-    booster_file = Path(local) / "model.lgb"
-    if not booster_file.exists():
-        raise ChampionError(f"model {name!r} version {mv.version} (@{alias}): model.lgb missing")
-    booster = lgb.Booster(model_file=str(booster_file))
+    booster = _verified_booster(name, str(mv.version), alias, Path(local) / BOOSTER_FILE,
+                                (mv.tags or {}).get(CHECKSUM_TAG))
     return LoadedModel(
         name=name,
         version=str(mv.version),

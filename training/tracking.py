@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from models.base import LoadedModel
-from models.registry import model_metadata
+from models.registry import BOOSTER_FILE, CHECKSUM_TAG, file_sha256, model_metadata
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -137,6 +137,7 @@ def log_model_run(
     Returns run_id, version and model_uri. The version carries the same schema/twin tags.
     """
     import mlflow
+    import mlflow.artifacts
     import mlflow.lightgbm
     from mlflow.models import infer_signature
 
@@ -169,6 +170,11 @@ def log_model_run(
         for k, v in all_tags.items():
             client.set_model_version_tag(loaded.name, version, k, str(v))
         client.set_model_version_tag(loaded.name, version, "run_id", run.info.run_id)
+        # the booster file's digest, kept in the registry apart from the artifacts: serving
+        # verifies it before loading, so a truncated or edited file is refused by name
+        stored = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"runs:/{run.info.run_id}/model/{BOOSTER_FILE}", tracking_uri=tracking_uri)
+        client.set_model_version_tag(loaded.name, version, CHECKSUM_TAG, file_sha256(stored))
     loaded.version = version
     loaded.run_id = run.info.run_id
     return {"run_id": run.info.run_id, "version": version, "model_uri": f"models:/{loaded.name}/{version}"}
