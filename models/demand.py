@@ -25,6 +25,7 @@ from features.demand import (
 from models.base import BoosterParams, LoadedModel, feature_matrix, fit_booster
 
 NAME = "demand"
+FEATURE_SET = "requests"
 MAX_HORIZON = 14
 MIN_TRAIN_ROWS = 200
 
@@ -33,7 +34,7 @@ def __getattr__(name: str):
     if name == "FEATURES":
         from features.registry import feature_names
 
-        return feature_names(NAME)
+        return feature_names(FEATURE_SET)
     raise AttributeError(name)
 
 
@@ -72,7 +73,7 @@ def make_estimator(params: DemandParams) -> dict[str, Any]:
 def _names() -> list[str]:
     from features.registry import feature_names
 
-    return feature_names(NAME)
+    return feature_names(FEATURE_SET)
 
 
 def seasonal_naive(rows: pd.DataFrame) -> np.ndarray:

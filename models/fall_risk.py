@@ -16,6 +16,7 @@ from models.base import Bands, BoosterParams, LoadedModel, calibrated_proba
 from models.labels import any_in_window, check_index, count_before, last_value_before
 
 NAME = "fall_risk"
+FEATURE_SET = "falls"
 HORIZON_DAYS = 30
 OBJECTIVE = "binary"
 BANDS = Bands(medium=0.05, high=0.12)
@@ -25,7 +26,7 @@ def __getattr__(name: str):
     if name == "FEATURES":
         from features.registry import feature_names
 
-        return feature_names(NAME)
+        return feature_names(FEATURE_SET)
     raise AttributeError(name)
 
 
@@ -48,7 +49,7 @@ def monotone_directions() -> list[int]:
     from features.registry import features_of
 
     out = []
-    for f in features_of(NAME):
+    for f in features_of(FEATURE_SET):
         if "previous_fall" not in f.causes:
             out.append(0)
         elif f.family == "recency":

@@ -16,6 +16,7 @@ from models.base import Bands, BoosterParams, LoadedModel, calibrated_proba
 from models.labels import check_index, last_value_before, next_value
 
 NAME = "isolation"
+FEATURE_SET = "loneliness"
 HORIZON_DAYS = 90
 LONELY_FROM = 6
 OBJECTIVE = "binary"
@@ -26,7 +27,7 @@ def __getattr__(name: str):
     if name == "FEATURES":
         from features.registry import feature_names
 
-        return feature_names(NAME)
+        return feature_names(FEATURE_SET)
     raise AttributeError(name)
 
 
@@ -45,7 +46,7 @@ def monotone_directions() -> list[int]:
     from features.registry import features_of
 
     out = []
-    for f in features_of(NAME):
+    for f in features_of(FEATURE_SET):
         if f.family in ("visit_count", "visit_hours"):
             out.append(-1)
         elif f.family == "recency" and "few_visits" in f.causes:

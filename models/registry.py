@@ -94,10 +94,12 @@ def load_version(name: str, tracking_uri: str, alias: str = "champion",
 def check_schema(loaded: LoadedModel, alias: str = "champion") -> LoadedModel:
     """Raise ChampionError when the model was trained on a feature set the code no longer has."""
     from features.registry import feature_names, schema_hash
+    from models import demand, fall_risk, isolation
 
-    code_hash = schema_hash(loaded.name)
+    feature_set = {m.NAME: m.FEATURE_SET for m in (fall_risk, isolation, demand)}[loaded.name]
+    code_hash = schema_hash(feature_set)
     if loaded.schema_hash != code_hash:
-        code_names = feature_names(loaded.name)
+        code_names = feature_names(feature_set)
         added = [n for n in code_names if n not in loaded.feature_names]
         removed = [n for n in loaded.feature_names if n not in code_names]
         detail = []

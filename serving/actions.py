@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from serving.store import Actor, InvalidInput, Task, TaskSpec, TimeBankStore
-from twin.schema import FALL_CAUSES
+from twin.schema import FALL_CAUSES, TASK_HOURS
 
 FALL_RISK = "fall_risk"
 ISOLATION = "isolation"
@@ -49,19 +49,7 @@ class ActionPolicy:
         default_factory=lambda: _frozen({"high": 1.5, "medium": 1.2, "low": 1.0})
     )
     # Planned hours of each task kind (also the hours a request of that category takes).
-    base_hours: Mapping[str, float] = field(
-        default_factory=lambda: _frozen(
-            {
-                "home_hazard_check": 1.5,
-                "walk": 1.0,
-                "companionship": 1.5,
-                "meals": 1.0,
-                "transport": 1.5,
-                "household": 2.0,
-                "health_escort": 2.5,
-            }
-        )
-    )
+    base_hours: Mapping[str, float] = field(default_factory=lambda: _frozen(TASK_HOURS))
     scarcity_floor: float = 1.0
     scarcity_cap: float = 2.0
     credit_step: float = 0.25

@@ -155,4 +155,4 @@ def risk_dataset(model: str, history: History, cfg: SplitConfig, engine: str = "
         split[in_pool & ~held] = "train"
     frame["split"] = split
     frame = frame[frame["split"] != ""].reset_index(drop=True)
-    return RiskDataset(model, frame, feature_names(model), plan)
+    return RiskDataset(model, frame, feature_names(spec.FEATURE_SET), plan)

@@ -50,7 +50,7 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
     trainer = dask_fit(scheduler) if engine == "dask" else fit_booster
     booster = trainer(params, spec.OBJECTIVE, Xtr, ytr, Xva, yva, feature_names=names,
                       monotone_constraints=spec.monotone_directions())
-    loaded = LoadedModel(ds.model, version, booster, names, schema_hash(ds.model), {})
+    loaded = LoadedModel(ds.model, version, booster, names, schema_hash(spec.FEATURE_SET), {})
     loaded.calibration = fit_platt(raw_score(loaded, val, num_threads=params.num_threads), yva)
     fit_seconds = time.perf_counter() - t0
     p_test = spec.predict_proba(loaded, test, num_threads=params.num_threads)

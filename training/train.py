@@ -156,7 +156,7 @@ def train_demand(history_dir: str | Path | None, tracking_uri: str, params: Trai
     from training.distributed import dask_fit
 
     trainer = dask_fit(scheduler) if engine == "dask" else fit_booster
-    loaded, facts = demand.fit(panel, params.demand, cutoff=cutoff, schema_hash=schema_hash("demand"),
+    loaded, facts = demand.fit(panel, params.demand, cutoff=cutoff, schema_hash=schema_hash(demand.FEATURE_SET),
                                trainer=trainer)
     t_fit = time.perf_counter()
     bt, _ = rolling_origin(panel, params.demand, params.backtest, loaded=loaded)

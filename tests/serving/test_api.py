@@ -47,7 +47,7 @@ def build_workdir(history_dir: Path, workdir: Path, *, trees: int = 40) -> dict[
         )
         set_alias(uri, model, "champion", info["version"])
     counts = daily_counts(history.service_requests)
-    loaded, _ = demand.fit(counts, schema_hash=schema_hash("demand"))
+    loaded, _ = demand.fit(counts, schema_hash=schema_hash("requests"))
     rows = demand.demand_features(demand.count_panel(counts), [demand.count_panel(counts).dates[-1]], [1])
     info = log_model_run(
         tracking_uri=uri, loaded=loaded, params={}, metrics={}, tags={}, json_artifacts={},
