@@ -20,7 +20,7 @@ import pandas as pd
 from features.registry import SERIES_FEATURES, Feature
 from twin.calendar import public_holidays
 
-# Declared in features/registry.py (compute group "demand"); this module computes them.
+# Declared in features/registry.py (compute group "series"); this module computes them.
 DEMAND_FEATURES: tuple[Feature, ...] = tuple(SERIES_FEATURES.values())
 
 COUNT_COLUMNS = ("series_id", "date", "count")

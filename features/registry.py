@@ -19,9 +19,9 @@ from twin.schema import FALL_CAUSES, ISOLATION_CAUSES
 DTYPES = ("float", "int", "bool")
 
 # Compute groups: the code that makes a feature. Resident groups run in features/pipeline.py
-# (`COMPUTE_GROUPS` there), the "demand" group in features/demand.py (`demand_features`).
+# (`COMPUTE_GROUPS` there), the "series" group in features/demand.py (`demand_features`).
 RESIDENT_GROUPS = ("static", "sensor", "events", "assessments", "social")
-SERIES_GROUPS = ("demand",)
+SERIES_GROUPS = ("series",)
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,12 @@ LONELINESS = "loneliness"
 REQUESTS = "requests"
 _SETS = (
     FeatureSet(FALLS, "a resident's risk of falling: mobility, balance, health, home sensors and "
-               "falls on record", FALL_CAUSES, "fall_risk"),
+               "falls on record", FALL_CAUSES, schema_label="fall_risk"),
     FeatureSet(LONELINESS, "a resident's social contact and loneliness: living situation, visits, "
-               "calls, time out of home and loneliness assessments", ISOLATION_CAUSES, "isolation"),
-    FeatureSet(REQUESTS, "recent daily requests for help of a series and its calendar", (), "demand",
-               entity="series"),
+               "calls, time out of home and loneliness assessments", ISOLATION_CAUSES,
+               schema_label="isolation"),
+    FeatureSet(REQUESTS, "recent daily requests for help of a series and its calendar", (),
+               schema_label="demand", entity="series"),
 )
 FEATURE_SETS: dict[str, FeatureSet] = {s.name: s for s in _SETS}
 SET_NAMES = tuple(FEATURE_SETS)
@@ -339,14 +340,14 @@ def _declare() -> dict[str, Feature]:
 
 
 def _declare_demand() -> dict[str, Feature]:
-    """Features of a daily count series at a forecast origin ("demand", features/demand.py).
+    """Features of a daily count series at a forecast origin ("series", features/demand.py).
 
     `family` says what the compute group makes of the counts; the window sets its span.
     """
 
     def d(name, dtype, window, description, family, unit="requests") -> Feature:
         return Feature(name, dtype, window, "service_requests", description, (REQUESTS,), (), unit,
-                       family, "count", compute="demand")
+                       family, "count", compute="series")
 
     return _unique([
         d("demand_last_day", "float", "1d", "requests on the last known day", "last_day"),
