@@ -730,11 +730,15 @@ def write_feature_table(table: pd.DataFrame, out: str | os.PathLike, history_fin
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # No manifest while the table is replaced: a table is only ever read with its own manifest.
+    (out / MANIFEST_FILE).unlink(missing_ok=True)
     tmp = out / f".{TABLE_FILE}.tmp"
     pq.write_table(pa.Table.from_pandas(table, preserve_index=False), tmp, compression="zstd")
     os.replace(tmp, out / TABLE_FILE)
     manifest = {**extra, **table_manifest(table, history_fingerprint)}
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    tmp = out / f".{MANIFEST_FILE}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, out / MANIFEST_FILE)
     return manifest
 
 
@@ -755,7 +759,7 @@ def _stored_rows(cache: Path, fingerprint: str, dates: pd.DatetimeIndex) -> pd.D
     wanted = pa.array(dates.to_numpy(dtype="datetime64[ns]"), type=pa.timestamp("ns"))
     stored = pq.read_table(cache / TABLE_FILE, filters=pc.field("as_of_date").isin(wanted))
     rows = stored.to_pandas()
-    if list(rows.columns) != feature_columns():
+    if list(rows.columns) != feature_columns() or set(rows["as_of_date"]) != set(dates):
         return None
     return _finish([rows])
 
