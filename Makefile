@@ -7,7 +7,7 @@ RESIDENTS ?= 2000
 DAYS      ?= 730
 SEED      ?= 7
 
-.PHONY: install system-deps test test-fast lint demo serve bench clean
+.PHONY: install system-deps contracts test test-fast lint demo serve bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,13 +25,18 @@ system-deps:
 	  else echo "note: chromium/postgresql missing and not root; their tests will skip"; fi; \
 	fi
 
-test: install system-deps
+# The rooms and their allowed imports (pyproject.toml [tool.importlinter]); a second or so, so
+# it runs first and a broken room fails the build before the long test run starts.
+contracts: install
+	$(VENV)/bin/lint-imports --no-cache
+
+test: install system-deps contracts
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
-test-fast: install
+test-fast: install contracts
 	$(VENV)/bin/pytest -q -m "not e2e and not slow"
 
-lint: install
+lint: install contracts
 	$(VENV)/bin/ruff check twin features models training serving tests benchmarks
 
 demo: install
@@ -46,4 +51,4 @@ bench: install
 	$(PY) -m benchmarks.run_all
 
 clean:
-	rm -rf $(DEMO_DIR) .pytest_cache
+	rm -rf $(DEMO_DIR) .pytest_cache .import_linter_cache

@@ -17,39 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.registry import Feature
+from features.registry import SERIES_FEATURES, Feature
+from twin.calendar import public_holidays
 
-_SOURCE = "service_requests"
-
-
-def _f(name: str, dtype: str, window: str, description: str, unit: str = "requests") -> Feature:
-    return Feature(
-        name=name,
-        dtype=dtype,
-        window=window,
-        source=_SOURCE,
-        description=description,
-        models=("demand",),
-        causes=(),
-        unit=unit,
-    )
-
-
-DEMAND_FEATURES: tuple[Feature, ...] = (
-    _f("demand_last_day", "float", "1d", "requests on the last known day"),
-    _f("demand_mean_7d", "float", "7d", "average daily requests over the last 7 days"),
-    _f("demand_mean_28d", "float", "28d", "average daily requests over the last 28 days"),
-    _f("demand_mean_91d", "float", "91d", "average daily requests over the last 91 days"),
-    _f("demand_mean_365d", "float", "365d", "average daily requests over the last year (series scale)"),
-    _f("demand_same_weekday_last", "float", "7d", "requests on the same weekday in the latest known week"),
-    _f("demand_same_weekday_mean_4w", "float", "28d", "average requests on the same weekday over the last 4 known weeks"),
-    _f("demand_zero_share_28d", "float", "28d", "share of the last 28 known days without any request", unit="share"),
-    _f("demand_days_known", "float", "365d", "days with a known count in the last year", unit="days"),
-    _f("demand_target_weekday", "int", "static", "weekday of the forecast day (0 = Monday)", unit=""),
-    _f("demand_target_month", "int", "static", "month of the forecast day", unit=""),
-    _f("demand_horizon", "int", "static", "days between the last known day and the forecast day", unit="days"),
-    _f("demand_target_holiday", "bool", "static", "the forecast day is a public holiday", unit=""),
-)
+# Declared in features/registry.py (compute group "series"); this module computes them.
+DEMAND_FEATURES: tuple[Feature, ...] = tuple(SERIES_FEATURES.values())
 
 COUNT_COLUMNS = ("series_id", "date", "count")
 GAP_POLICIES = ("missing", "zero")
@@ -196,7 +168,7 @@ def demand_features(
     """Feature rows for every series x origin x horizon.
 
     `holidays`: public holiday dates; by default the common European holidays of the period
-    (`twin.simulate.public_holidays`); pass an empty list when the calendar is unknown.
+    (`twin.calendar.public_holidays`); pass an empty list when the calendar is unknown.
 
     Columns: series_id, origin, date (the forecast day), then DEMAND_FEATURES in order, then
     `count` (the actual count of the forecast day when known, else NaN).
@@ -223,8 +195,6 @@ def demand_features(
     last_row = T - 1
 
     if holidays is None:
-        from twin.simulate import public_holidays
-
         first_day = panel.dates[0].date()
         last_day_ = (origin_days.max() + pd.Timedelta(days=max(horizons))).date()
         holidays = public_holidays(first_day, last_day_)
@@ -238,16 +208,24 @@ def demand_features(
         return vals_ext[np.where(ok, pos, len(vals_ext) - 1)]
 
     oc = np.minimum(opos, last_row)
-    mean7, _ = _window_mean(cs, cn, oc, 7)
-    mean28, n28 = _window_mean(cs, cn, oc, 28)
-    mean91, _ = _window_mean(cs, cn, oc, 91)
-    mean365, n365 = _window_mean(cs, cn, oc, 365)
-    z28 = cz[oc + 1] - cz[np.maximum(oc + 1 - 28, 0)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        zero_share = np.where(n28 > 0, z28 / np.maximum(n28, 1), np.nan)
+    means: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def mean(days: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mean of the known counts over the last `days` days, how many were known)."""
+        if days not in means:
+            means[days] = _window_mean(cs, cn, oc, days)
+        return means[days]
+
+    def zero_share(days: int) -> np.ndarray:
+        zeros = cz[oc + 1] - cz[np.maximum(oc + 1 - days, 0)]
+        known_days = mean(days)[1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(known_days > 0, zeros / np.maximum(known_days, 1), np.nan)
+
     last_day = at(opos)
     n_o = len(opos)
     series = np.array(panel.series, dtype=object)
+    per_origin = np.ones((n_o, S))
 
     columns: dict[str, list[np.ndarray]] = {}
 
@@ -256,30 +234,33 @@ def demand_features(
 
     for h in horizons:
         p = opos + h - 7 * int(np.ceil(h / 7))  # latest same weekday at or before the origin
-        same_last = at(p)
-        stack = np.stack([at(p - 7 * k) for k in range(4)])
-        known_w = (~np.isnan(stack)).sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            same_mean = np.where(known_w > 0, np.nansum(stack, axis=0) / np.maximum(known_w, 1), np.nan)
         target_days = origin_days + pd.Timedelta(days=h)
-        per_origin = np.ones((n_o, S))
+
+        def same_weekday_mean(weeks: int, p=p) -> np.ndarray:
+            stack = np.stack([at(p - 7 * k) for k in range(weeks)])
+            known_w = (~np.isnan(stack)).sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(known_w > 0, np.nansum(stack, axis=0) / np.maximum(known_w, 1), np.nan)
+
+        # What each declared family makes of the counts (f.days: the feature's window).
+        family = {
+            "last_day": lambda f: last_day,
+            "mean": lambda f: mean(f.days)[0],
+            "same_weekday_last": lambda f, p=p: at(p),
+            "same_weekday_mean": lambda f: same_weekday_mean(f.days // 7),
+            "zero_share": lambda f: zero_share(f.days),
+            "days_known": lambda f: mean(f.days)[1].astype("float64"),
+            "target_weekday": lambda f, t=target_days: per_origin * t.day_of_week.to_numpy()[:, None],
+            "target_month": lambda f, t=target_days: per_origin * t.month.to_numpy()[:, None],
+            "horizon": lambda f, h=h: per_origin * float(h),
+            "target_holiday": lambda f, t=target_days: per_origin * np.asarray(
+                [d in holiday_set for d in t], dtype=float)[:, None],
+        }
         put("series_id", np.broadcast_to(series, (n_o, S)))
         put("origin", np.broadcast_to(origin_days.to_numpy()[:, None], (n_o, S)))
         put("date", np.broadcast_to(target_days.to_numpy()[:, None], (n_o, S)))
-        put("demand_last_day", last_day)
-        put("demand_mean_7d", mean7)
-        put("demand_mean_28d", mean28)
-        put("demand_mean_91d", mean91)
-        put("demand_mean_365d", mean365)
-        put("demand_same_weekday_last", same_last)
-        put("demand_same_weekday_mean_4w", same_mean)
-        put("demand_zero_share_28d", zero_share)
-        put("demand_days_known", n365.astype("float64"))
-        put("demand_target_weekday", per_origin * target_days.day_of_week.to_numpy()[:, None])
-        put("demand_target_month", per_origin * target_days.month.to_numpy()[:, None])
-        put("demand_horizon", per_origin * float(h))
-        put("demand_target_holiday",
-            per_origin * np.asarray([d in holiday_set for d in target_days], dtype=float)[:, None])
+        for f in DEMAND_FEATURES:
+            put(f.name, family[f.family](f))
         put("count", at(opos + h))
     out = pd.DataFrame({k: np.concatenate(v) for k, v in columns.items()})
     out["series_id"] = out["series_id"].astype("str")

@@ -1,7 +1,9 @@
 """Run the per-resident feature function on Dask: `map_partitions` over resident partitions.
 
 Each table is cut into the same resident ranges; partition k of every table and of the as-of
-pairs goes to one call of `features_for_partition`, exactly as the pandas engine runs it.
+pairs goes to one call of the partition function, exactly as the pandas engine runs it. The
+pipeline hands its partition function, splitter and history type in, so this engine depends on
+no feature code.
 """
 
 from __future__ import annotations
@@ -11,12 +13,11 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from features.pipeline import History, empty_features, features_for_partition, split_by_resident
 
-
-def _partition_task(pairs: pd.DataFrame, *tables: pd.DataFrame, names: tuple[str, ...], absent: tuple[str, ...]):
-    history = History(**dict(zip(names, tables, strict=True)), **{n: None for n in absent})
-    return features_for_partition(history, pairs)
+def _partition_task(pairs: pd.DataFrame, *tables: pd.DataFrame, names: tuple[str, ...],
+                    absent: tuple[str, ...], history_type: type, compute: Callable):
+    history = history_type(**dict(zip(names, tables, strict=True)), **{n: None for n in absent})
+    return compute(history, pairs)
 
 
 @contextlib.contextmanager
@@ -33,13 +34,18 @@ def _client(scheduler: str | None):
         yield client
 
 
-def build_features_dask(history: History, pairs: pd.DataFrame, n_parts: int, scheduler: str | None,
-                        progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Feature rows for `pairs`, computed on a Dask cluster (LocalCluster unless `scheduler`)."""
+def build_features_dask(history, pairs: pd.DataFrame, n_parts: int, scheduler: str | None,
+                        progress: Callable[[int, int], None] | None = None, *,
+                        compute: Callable, split: Callable, meta: pd.DataFrame) -> pd.DataFrame:
+    """Feature rows for `pairs`, computed on a Dask cluster (LocalCluster unless `scheduler`).
+
+    `split(history, pairs, n)` cuts history and pairs into resident partitions; `compute(history,
+    pairs)` is the partition function; `meta` is its empty output.
+    """
     import dask.dataframe as dd
     from dask.distributed import as_completed
 
-    parts = split_by_resident(history, pairs, n_parts)
+    parts = split(history, pairs, n_parts)
     names = tuple(n for n, df in history.tables().items() if df is not None)
     absent = tuple(n for n, df in history.tables().items() if df is None)
 
@@ -53,7 +59,7 @@ def build_features_dask(history: History, pairs: pd.DataFrame, n_parts: int, sch
         tables_dd = [collection([getattr(h, n) for h, _ in parts]) for n in names]
         out = dd.map_partitions(
             _partition_task, pairs_dd, *tables_dd, names=names, absent=absent,
-            meta=empty_features(), align_dataframes=False,
+            history_type=type(history), compute=compute, meta=meta, align_dataframes=False,
         )
         futures = client.compute(out.to_delayed())
         for done, _ in enumerate(as_completed(futures), start=1):

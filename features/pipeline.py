@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from features.registry import (
     ASSESSMENT_NAMES,
@@ -38,11 +39,15 @@ from features.registry import (
     MIN_DAYS_TREND,
     MIN_DAYS_Z_BASELINE,
     MIN_DAYS_Z_RECENT,
+    RESIDENT_SETS,
     SD_DAYS,
     SIGNALS,
     TREND_DAYS,
     Z_BASELINE_DAYS,
     Z_RECENT_DAYS,
+    Feature,
+    schema_hash,
+    table_schema_hash,
 )
 from twin.store import HistoryStore
 
@@ -52,10 +57,7 @@ _DAY_MASK = (1 << _DAY_BITS) - 1
 
 # Columns each table contributes (column-selective reads).
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "residents": (
-        "resident_id", "birth_year", "sex", "lives_alone", "chronic_conditions",
-        "medication_count", "vision_impairment", "cognitive_impairment", "walking_aid",
-    ),
+    "residents": ("resident_id", *dict.fromkeys(f.basis for f in FEATURES.values() if f.compute == "static")),
     "sensor_days": ("resident_id", "date", *(s.column for s in SIGNALS)),
     "assessments": ("resident_id", "date", *ASSESSMENT_NAMES),
     "events": ("resident_id", "date", "type", "injury"),
@@ -235,20 +237,24 @@ def _static_features(residents: pd.DataFrame, index: pd.Index, q_code, q_day) ->
     def flag(s: pd.Series) -> np.ndarray:
         return s.astype("boolean").astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
 
-    as_of_year = (q_day.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970).astype(np.float64)
-    birth = col("birth_year")
-    sex = residents["sex"]
-    female = np.where(sex.isna(), np.nan, (sex == "F").to_numpy(dtype=bool, na_value=False)).astype(np.float64)
-    return {
-        "age_years": as_of_year - birth,
-        "sex_female": np.where(known, female[rs], np.nan) if len(female) else np.full(len(r), np.nan),
-        "lives_alone": col("lives_alone", flag),
-        "chronic_conditions": col("chronic_conditions"),
-        "medication_count": col("medication_count"),
-        "vision_impairment": col("vision_impairment", flag),
-        "cognitive_impairment": col("cognitive_impairment", flag),
-        "walking_aid": col("walking_aid", flag),
-    }
+    def age() -> np.ndarray:
+        as_of_year = (q_day.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970).astype(np.float64)
+        return as_of_year - col("birth_year")
+
+    def female() -> np.ndarray:
+        sex = residents["sex"]
+        is_f = np.where(sex.isna(), np.nan, (sex == "F").to_numpy(dtype=bool, na_value=False)).astype(np.float64)
+        return np.where(known, is_f[rs], np.nan) if len(is_f) else np.full(len(r), np.nan)
+
+    # Columns that are not read as they are: birth year gives the age at T, sex a "woman" flag.
+    derived = {"birth_year": age, "sex": female}
+    out = {}
+    for f in _group("static"):
+        if f.basis in derived:
+            out[f.name] = derived[f.basis]()
+        else:
+            out[f.name] = col(f.basis, flag if f.dtype == "bool" else None)
+    return out
 
 
 SENSOR_BLOCK_ROWS = 1 << 19  # rows per block: small arrays stay in cache and reuse memory
@@ -268,7 +274,7 @@ def _sensor_features(sensor: pd.DataFrame | None, index: pd.Index, q_code, q_day
     in_reach = (days >= q_day.min() - reach) & (days < q_day.max())  # no window sees other days
     rows = _Rows.of(_resident_codes(sensor["resident_id"], index), days, in_reach)
     columns = {s.column: sensor[s.column].to_numpy(dtype=np.float64, na_value=np.nan) for s in SIGNALS}
-    needed = {n for n in wanted if FEATURES[n].source == "sensor_days"}
+    needed = {n for n in wanted if FEATURES[n].compute == "sensor"}
 
     # Block boundaries: resident codes where the row count passes each multiple of the block size.
     row_codes = rows.keys >> _DAY_BITS
@@ -321,7 +327,9 @@ def _sensor_block(values: dict[str, np.ndarray], keys: np.ndarray, q_code, q_day
     """
     rows = _Rows(keys=keys, order=None)
     day = (keys & _DAY_MASK).astype(np.int64)
-    starts = {0, 7, 30, 90, TREND_DAYS, SD_DAYS, Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS}
+    wanted = [f for f in _group("sensor") if f.name in needed]
+    windowed = [f.days for f in wanted if f.family in ("level", "missing")]
+    starts = {0, 7, 30, 90, TREND_DAYS, SD_DAYS, Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS, *windowed}
     at = {w: rows.bound(q_code, q_day - w) for w in starts}  # prefix index of day T-w
     T = q_day.astype(np.int64)
     out: dict[str, np.ndarray] = {}
@@ -331,44 +339,67 @@ def _sensor_block(values: dict[str, np.ndarray], keys: np.ndarray, q_code, q_day
         v = values[s.column]
         ok = ~np.isnan(v)
         present |= ok
-        if not any(FEATURES[n].basis == s.column for n in needed):
+        mine = [f for f in wanted if f.basis == s.column]
+        if not mine:
             continue
         c = ok.astype(np.int64)
         x = np.rint(np.where(ok, v, 0.0) * s.scale).astype(np.int64)
         prefixes = {"n": _prefix(c), "x": _prefix(x), "xx": _prefix(x * x)}
-        if s.trend:
+        if any(f.family == "trend" for f in mine):
             prefixes.update(tx=_prefix(day * x), t=_prefix(day * c), tt=_prefix(day * day * c))
         sw = _SignalWindows(prefixes, at, float(s.scale))
-        win, mean, var, scale = sw.win, sw.mean, sw.var, sw.scale
-
-        for w in s.level_windows:
-            out[f"{s.column}_{w}d"] = mean(w)
-        if s.trend:
-            w = TREND_DAYS
-            n, sx, stc = win("n", w), win("x", w), win("t", w)
-            # Days relative to the as-of date keep every product small and exact.
-            stx = win("tx", w) - T * sx
-            st = stc - T * n
-            stt = win("tt", w) - 2 * T * stc + T * T * n
-            num = (n * stx - st * sx).astype(np.float64)
-            den = (n * stt - st * st).astype(np.float64)
-            slope = _safe_div(num, den) / scale * 7.0
-            out[f"{s.column}_trend_{TREND_DAYS}d"] = np.where(n >= MIN_DAYS_TREND, slope, np.nan)
-        if s.variability:
-            out[f"{s.column}_sd_{SD_DAYS}d"] = np.where(win("n", SD_DAYS) >= MIN_DAYS_SD, np.sqrt(var(SD_DAYS)), np.nan)
-        if s.deviation:
-            recent, base = Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS
-            n7, nb = win("n", recent), win("n", base, recent)
-            mb = mean(base, recent)
-            sd = np.maximum(np.sqrt(var(base, recent)), s.z_floor)
-            known = (n7 >= MIN_DAYS_Z_RECENT) & (nb >= MIN_DAYS_Z_BASELINE)
-            out[f"{s.column}_baseline_90d"] = np.where(nb >= MIN_DAYS_Z_BASELINE, mb, np.nan)
-            out[f"{s.column}_z7v90"] = np.where(known, (mean(recent) - mb) / sd, np.nan)
+        for f in mine:
+            out[f.name] = _SIGNAL_FAMILIES[f.family](sw, f, s, T)
 
     pp = _prefix(present.astype(np.int64))
-    for w in (7, 30):
-        out[f"sensor_missing_days_{w}d"] = (w - _window(pp, at[w], at[0])).astype(np.float64)
+    for f in wanted:
+        if f.family == "missing":
+            out[f.name] = (f.days - _window(pp, at[f.days], at[0])).astype(np.float64)
     return out
+
+
+def _level(sw: _SignalWindows, f, s, T) -> np.ndarray:
+    return sw.mean(f.days)
+
+
+def _trend(sw: _SignalWindows, f, s, T) -> np.ndarray:
+    """Least-squares weekly slope over the window; NaN under MIN_DAYS_TREND days."""
+    win, w = sw.win, f.days
+    n, sx, stc = win("n", w), win("x", w), win("t", w)
+    # Days relative to the as-of date keep every product small and exact.
+    stx = win("tx", w) - T * sx
+    st = stc - T * n
+    stt = win("tt", w) - 2 * T * stc + T * T * n
+    num = (n * stx - st * sx).astype(np.float64)
+    den = (n * stt - st * st).astype(np.float64)
+    slope = _safe_div(num, den) / sw.scale * 7.0
+    return np.where(n >= MIN_DAYS_TREND, slope, np.nan)
+
+
+def _variability(sw: _SignalWindows, f, s, T) -> np.ndarray:
+    return np.where(sw.win("n", f.days) >= MIN_DAYS_SD, np.sqrt(sw.var(f.days)), np.nan)
+
+
+def _baseline(sw: _SignalWindows, f, s, T) -> np.ndarray:
+    recent, base = Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS
+    return np.where(sw.win("n", base, recent) >= MIN_DAYS_Z_BASELINE, sw.mean(base, recent), np.nan)
+
+
+def _deviation(sw: _SignalWindows, f, s, T) -> np.ndarray:
+    """z-score of the last week against the 90 days before it (spread floored at `z_floor`)."""
+    recent, base = Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS
+    n7, nb = sw.win("n", recent), sw.win("n", base, recent)
+    mb = sw.mean(base, recent)
+    sd = np.maximum(np.sqrt(sw.var(base, recent)), s.z_floor)
+    known = (n7 >= MIN_DAYS_Z_RECENT) & (nb >= MIN_DAYS_Z_BASELINE)
+    return np.where(known, (sw.mean(recent) - mb) / sd, np.nan)
+
+
+# Sensor features by family: (signal windows, feature, signal, as-of days) -> values.
+_SIGNAL_FAMILIES = {
+    "level": _level, "trend": _trend, "variability": _variability,
+    "baseline": _baseline, "deviation": _deviation,
+}
 
 
 def _event_features(events: pd.DataFrame | None, index: pd.Index, q_code, q_day) -> dict:
@@ -379,17 +410,24 @@ def _event_features(events: pd.DataFrame | None, index: pd.Index, q_code, q_day)
     falls = _is(events["type"], "fall")
     injured = falls & events["injury"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     all_rows = _Rows.of(codes, days)
-    fall_rows = all_rows.where(falls)
-    out = {
-        "falls_30d": fall_rows.count(q_code, q_day, 30),
-        "falls_365d": fall_rows.count(q_code, q_day, 365),
-        "injurious_falls_365d": all_rows.where(injured).count(q_code, q_day, 365),
-        "hospitalisations_365d": all_rows.where(_is(events["type"], "hospitalisation")).count(q_code, q_day, 365),
-        "bereavements_365d": all_rows.where(_is(events["type"], "bereavement")).count(q_code, q_day, 365),
-    }
-    _, last_day = fall_rows.last_before(q_code, q_day)
-    out["days_since_last_fall"] = np.where(last_day >= 0, q_day - last_day, np.nan).astype(np.float64)
+    # The events a feature's basis names: an event type, or a fall with an injury.
+    kinds = {"fall": all_rows.where(falls), "injurious_fall": all_rows.where(injured)}
+    out = {}
+    for f in _group("events"):
+        if f.basis not in kinds:
+            kinds[f.basis] = all_rows.where(_is(events["type"], f.basis))
+        rows = kinds[f.basis]
+        if f.family == "recency":
+            out[f.name] = _days_since_last(rows, q_code, q_day)
+        else:
+            out[f.name] = rows.count(q_code, q_day, f.days)
     return out
+
+
+def _days_since_last(rows: _Rows, q_code, q_day) -> np.ndarray:
+    """Days since the last row before the as-of date; NaN when there is none."""
+    _, last_day = rows.last_before(q_code, q_day)
+    return np.where(last_day >= 0, q_day - last_day, np.nan).astype(np.float64)
 
 
 def _assessment_features(assess: pd.DataFrame | None, index: pd.Index, q_code, q_day) -> dict:
@@ -397,7 +435,10 @@ def _assessment_features(assess: pd.DataFrame | None, index: pd.Index, q_code, q
     if assess is None:
         return out
     all_rows = _Rows.of(_resident_codes(assess["resident_id"], index), _day_numbers(assess["date"]))
-    for col, (value_name, age_name) in ASSESSMENT_NAMES.items():
+    declared = _group("assessments")
+    for col in dict.fromkeys(f.basis for f in declared):
+        value_name = next(f.name for f in declared if f.basis == col and f.family == "assessment")
+        age_name = next(f.name for f in declared if f.basis == col and f.family == "assessment_age")
         s = assess[col]
         if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             s = s.astype("boolean").astype("Float64")
@@ -413,37 +454,58 @@ def _assessment_features(assess: pd.DataFrame | None, index: pd.Index, q_code, q
 
 def _social_features(history: History, index: pd.Index, q_code, q_day) -> dict:
     out: dict[str, np.ndarray] = {}
+    declared = _group("social")
     visits = history.visits
     if visits is not None:
         codes = _resident_codes(visits["resident_id"], index)
         days = _day_numbers(visits["date"])
         rows = _Rows.of(codes, days)
-        for src in ("timebank", "family", "care"):
-            out[f"visits_{src}_30d"] = rows.where(_is(visits["source"], src)).count(q_code, q_day, 30)
-        minutes = np.rint(visits["hours"].to_numpy(dtype=np.float64, na_value=0.0) * 60).astype(np.int64)
-        pm = _prefix(rows.take(minutes))
-        out["visit_hours_30d"] = _window(pm, rows.bound(q_code, q_day - 30), rows.bound(q_code, q_day)) / 60.0
-        _, last_day = rows.last_before(q_code, q_day)
-        out["days_since_last_visit"] = np.where(last_day >= 0, q_day - last_day, np.nan).astype(np.float64)
+        for f in declared:
+            if f.family == "visit_count":  # basis: who visited
+                out[f.name] = rows.where(_is(visits["source"], f.basis)).count(q_code, q_day, f.days)
+            elif f.family == "visit_hours":
+                minutes = np.rint(visits["hours"].to_numpy(dtype=np.float64, na_value=0.0) * 60).astype(np.int64)
+                pm = _prefix(rows.take(minutes))
+                out[f.name] = _window(pm, rows.bound(q_code, q_day - f.days), rows.bound(q_code, q_day)) / 60.0
+            elif f.family == "recency":
+                out[f.name] = _days_since_last(rows, q_code, q_day)
     tasks = history.tasks
     if tasks is not None:
         done = _is(tasks["status"], "completed") & tasks["completed_at"].notna().to_numpy()
         rows = _Rows.of(_resident_codes(tasks["resident_id"], index), _day_numbers(tasks["completed_at"]), done)
-        out["timebank_tasks_completed_90d"] = rows.count(q_code, q_day, 90)
+        for f in declared:
+            if f.family == "task_count":
+                out[f.name] = rows.count(q_code, q_day, f.days)
     requests = history.service_requests
     if requests is not None:
         codes = _resident_codes(requests["resident_id"], index)
         days = _day_numbers(requests["timestamp"])
         rows = _Rows.of(codes, days)
-        out["service_requests_30d"] = rows.count(q_code, q_day, 30)
-        companionship = _is(requests["category"], "companionship")
-        out["companionship_requests_90d"] = rows.where(companionship).count(q_code, q_day, 90)
+        for f in declared:
+            if f.family == "request_count":  # basis: a request category, or any
+                of_kind = rows if f.basis == "any" else rows.where(_is(requests["category"], f.basis))
+                out[f.name] = of_kind.count(q_code, q_day, f.days)
     return out
+
+
+def _group(name: str) -> list[Feature]:
+    """The declared resident features that the compute group `name` makes, in registry order."""
+    return [f for f in FEATURES.values() if f.compute == name]
 
 
 # ---------------------------------------------------------------------------------------------
 # The per-partition function (the unit both engines run)
 # ---------------------------------------------------------------------------------------------
+
+
+# The code of each compute group named in the registry ("sensor" runs in blocks of residents).
+COMPUTE_GROUPS: dict[str, Callable[..., dict]] = {
+    "static": lambda h, ids, q_code, q_day: _static_features(h.residents, ids, q_code, q_day),
+    "events": lambda h, ids, q_code, q_day: _event_features(h.events, ids, q_code, q_day),
+    "assessments": lambda h, ids, q_code, q_day: _assessment_features(h.assessments, ids, q_code, q_day),
+    "social": _social_features,
+    "sensor": lambda h, ids, q_code, q_day: _sensor_features(h.sensor_days, ids, q_code, q_day, FEATURES),
+}
 
 
 def feature_columns() -> list[str]:
@@ -481,13 +543,11 @@ def features_for_partition(history: History, pairs: pd.DataFrame, threads: int =
     position = {name: j for j, name in enumerate(names)}
     matrix = np.full((len(pairs), len(names)), np.nan, order="F")  # column-major, as pandas stores it
     tasks: list[tuple[np.ndarray, Callable[[], dict]]] = [
-        (order, lambda: _static_features(history.residents, ids, q_code, q_day)),
-        (order, lambda: _event_features(history.events, ids, q_code, q_day)),
-        (order, lambda: _assessment_features(history.assessments, ids, q_code, q_day)),
-        (order, lambda: _social_features(history, ids, q_code, q_day)),
+        (order, functools.partial(COMPUTE_GROUPS[g], history, ids, q_code, q_day))
+        for g in ("static", "events", "assessments", "social")
     ]
     tasks += [(order[p0:p1], block) for p0, p1, block in
-              _sensor_features(history.sensor_days, ids, q_code, q_day, FEATURES)]
+              COMPUTE_GROUPS["sensor"](history, ids, q_code, q_day)]
 
     def run(task):
         rows_out, compute = task
@@ -635,6 +695,93 @@ def build_features(
         return _finish(results)
     from features.distributed import build_features_dask
 
-    out = build_features_dask(history, pairs, max(n_partitions, 2), scheduler, progress)
+    out = build_features_dask(history, pairs, max(n_partitions, 2), scheduler, progress,
+                              compute=features_for_partition, split=split_by_resident,
+                              meta=empty_features())
     return _finish([out])
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored feature tables: one step writes the table, the next reuses it
+# ---------------------------------------------------------------------------------------------
+
+TABLE_FILE = "features.parquet"
+MANIFEST_FILE = "manifest.json"
+
+
+def table_manifest(table: pd.DataFrame, history_fingerprint: str) -> dict:
+    """What a stored feature table was built from: the history's fingerprint, the schema hashes
+    of the table and of each resident feature set, and the as-of dates it holds."""
+    return {
+        "history_fingerprint": history_fingerprint,
+        "table_schema_hash": table_schema_hash(),
+        "schema_hash": {s: schema_hash(s) for s in RESIDENT_SETS},
+        "rows": len(table),
+        "residents": int(table["resident_id"].nunique()),
+        "as_of": [str(d.date()) for d in sorted({*table["as_of_date"]})],
+    }
+
+
+def write_feature_table(table: pd.DataFrame, out: str | os.PathLike, history_fingerprint: str,
+                        **extra) -> dict:
+    """Write `features.parquet` and its `manifest.json` (plus `extra` fields) under `out`."""
+    import json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    # No manifest while the table is replaced: a table is only ever read with its own manifest.
+    (out / MANIFEST_FILE).unlink(missing_ok=True)
+    tmp = out / f".{TABLE_FILE}.tmp"
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), tmp, compression="zstd")
+    os.replace(tmp, out / TABLE_FILE)
+    manifest = {**extra, **table_manifest(table, history_fingerprint)}
+    tmp = out / f".{MANIFEST_FILE}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, out / MANIFEST_FILE)
+    return manifest
+
+
+def _stored_rows(cache: Path, fingerprint: str, dates: pd.DatetimeIndex) -> pd.DataFrame | None:
+    """The stored rows at `dates`, when the table under `cache` was built from the history with
+    this fingerprint, by today's feature code, and holds every one of the dates; else None."""
+    import json
+
+    try:
+        manifest = json.loads((cache / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if (manifest.get("history_fingerprint") != fingerprint
+            or manifest.get("table_schema_hash") != table_schema_hash()
+            or not {str(d.date()) for d in dates} <= set(manifest.get("as_of", ()))
+            or not (cache / TABLE_FILE).exists()):
+        return None
+    wanted = pa.array(dates.to_numpy(dtype="datetime64[ns]"), type=pa.timestamp("ns"))
+    stored = pq.read_table(cache / TABLE_FILE, filters=pc.field("as_of_date").isin(wanted))
+    rows = stored.to_pandas()
+    if list(rows.columns) != feature_columns() or set(rows["as_of_date"]) != set(dates):
+        return None
+    return _finish([rows])
+
+
+def cached_features(history_dir: str | os.PathLike, as_of_dates, cache_dir: str | os.PathLike,
+                    *, engine: str = "pandas", scheduler: str | None = None) -> pd.DataFrame:
+    """The feature table of every resident at `as_of_dates`, as `build_features` returns it.
+
+    Reuses the table stored under `cache_dir` (as `twincare features --out` writes it) when it
+    was built from this very history (same `HistoryStore.fingerprint()`), by today's feature
+    code (same table schema hash) and holds every requested date; otherwise builds the table
+    and stores it there. Rows from another history are never returned.
+    """
+    cache = Path(cache_dir)
+    store = HistoryStore(Path(history_dir))
+    dates = pd.DatetimeIndex(pd.to_datetime(list(as_of_dates))).unique().sort_values()
+    _check_midnight(pd.Series(dates))
+    before = store.fingerprint()
+    reused = _stored_rows(cache, before, dates)
+    if reused is not None:
+        return reused
+    table = build_features(load_history(history_dir), dates, engine=engine, scheduler=scheduler)
+    if store.fingerprint() == before:  # the history did not change while it was read
+        write_feature_table(table, cache, before, history=str(Path(history_dir).resolve()))
+    return table

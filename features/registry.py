@@ -1,23 +1,84 @@
-"""Every feature declared once: name, dtype, window, source table, description, models, causes.
+"""Every feature declared once: name, dtype, window, source table, description, the compute group
+that makes it, the words of its reasons, the feature sets it belongs to and the causes it measures.
 
-The registry order is the vector order of every model. `schema_hash(model)` fingerprints a model's
-ordered feature set; it is stored with each trained model and checked again when serving.
+A feature set names what a group of features describes ("falls", "loneliness", "requests") and
+fixes its order: the registry order. `schema_hash(set_name)` fingerprints a set's ordered
+features; it is stored with each trained model and checked again when serving.
+
+Adding a feature: one declaration here (with its compute group, wording and sets) plus the code
+of its compute group when the group cannot compute it yet.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twin.schema import FALL_CAUSES, ISOLATION_CAUSES
 
-MODELS = ("fall_risk", "isolation", "demand")
 DTYPES = ("float", "int", "bool")
-FALL = ("fall_risk",)
-ISO = ("isolation",)
-BOTH = ("fall_risk", "isolation")
+
+# Compute groups: the code that makes a feature. Resident groups run in features/pipeline.py
+# (`COMPUTE_GROUPS` there), the "series" group in features/demand.py (`demand_features`).
+RESIDENT_GROUPS = ("static", "sensor", "events", "assessments", "social")
+SERIES_GROUPS = ("series",)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """A named, ordered set of features that describes one thing (like a Feast FeatureService).
+
+    `causes` is the vocabulary of planted causes its features may measure. `schema_label` is the
+    first line of the set's schema hash; it keeps the hashes of models trained before sets had
+    these names, so those models still load. `entity`: what a row describes ("resident" rows
+    come from the resident feature table, "series" rows from a daily count series).
+    """
+
+    name: str
+    description: str
+    causes: tuple[str, ...]
+    schema_label: str
+    entity: str = "resident"
+
+
+FALLS = "falls"
+LONELINESS = "loneliness"
+REQUESTS = "requests"
+_SETS = (
+    FeatureSet(FALLS, "a resident's risk of falling: mobility, balance, health, home sensors and "
+               "falls on record", FALL_CAUSES, schema_label="fall_risk"),
+    FeatureSet(LONELINESS, "a resident's social contact and loneliness: living situation, visits, "
+               "calls, time out of home and loneliness assessments", ISOLATION_CAUSES,
+               schema_label="isolation"),
+    FeatureSet(REQUESTS, "recent daily requests for help of a series and its calendar", (),
+               schema_label="demand", entity="series"),
+)
+FEATURE_SETS: dict[str, FeatureSet] = {s.name: s for s in _SETS}
+SET_NAMES = tuple(FEATURE_SETS)
+RESIDENT_SETS = tuple(s.name for s in _SETS if s.entity == "resident")
+F = (FALLS,)
+L = (LONELINESS,)
+FL = (FALLS, LONELINESS)
+
+
+@dataclass(frozen=True)
+class Wording:
+    """The words a reason uses for one feature (what the family's sentence cannot derive).
+
+    `yes`/`no`: a flag that is true / false, or an event's verb / the sentence when none happened;
+    `span`: the period ("in the last year"); `one`/`many`: the counted thing; `short`: a short name
+    ("STEADI", "fall"); `template`: the whole sentence with {value}; `high`: (threshold, suffix)
+    added when the value reaches the threshold.
+    """
+
+    yes: str = ""
+    no: str = ""
+    span: str = ""
+    one: str = ""
+    many: str = ""
+    short: str = ""
+    template: str = ""
+    high: tuple[float, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -29,22 +90,31 @@ class Feature:
     window: str  # "static" | "7d" | "30d" | "90d" | "365d" | "latest" | "z7v90" | ...
     source: str  # twin table it is computed from
     description: str  # plain language, used to word explanations
-    models: tuple[str, ...]
+    sets: tuple[str, ...]  # the feature sets it belongs to
     causes: tuple[str, ...] = ()
     unit: str = ""
     family: str = ""  # static | level | trend | variability | baseline | deviation | count | ...
     basis: str = ""  # the twin column (or event type / visit source) it is computed from
     companion: str = ""  # the feature that gives a deviation its context (baseline vs. last week)
+    compute: str = ""  # the compute group that makes it (RESIDENT_GROUPS, SERIES_GROUPS)
+    words: Wording = field(default_factory=Wording)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"feature {self.name}: dtype {self.dtype!r} is not one of {DTYPES}")
-        bad = [m for m in self.models if m not in MODELS]
+        bad = [s for s in self.sets if s not in FEATURE_SETS]
         if bad:
-            raise ValueError(f"feature {self.name}: unknown model(s) {bad}; models are {MODELS}")
+            raise ValueError(f"feature {self.name}: unknown feature set(s) {bad}; sets are {SET_NAMES}")
         unknown = [c for c in self.causes if c not in FALL_CAUSES + ISOLATION_CAUSES]
         if unknown:
             raise ValueError(f"feature {self.name}: unknown cause(s) {unknown}")
+        if self.compute and self.compute not in RESIDENT_GROUPS + SERIES_GROUPS:
+            raise ValueError(f"feature {self.name}: unknown compute group {self.compute!r}")
+
+    @property
+    def days(self) -> int:
+        """The window in days ("30d" -> 30)."""
+        return int(self.window.removesuffix("d"))
 
 
 @dataclass(frozen=True)
@@ -62,7 +132,7 @@ class Signal:
     unit: str  # e.g. "a night"
     scale: int
     z_floor: float
-    models: tuple[str, ...]
+    sets: tuple[str, ...]
     causes: tuple[str, ...]
     deviation: bool = False  # also declare baseline + z-score features
     level_windows: tuple[int, ...] = (7, 30, 90)
@@ -71,27 +141,27 @@ class Signal:
 
 
 SIGNALS: tuple[Signal, ...] = (
-    Signal("night_toilet_visits", "night-time toilet visits", "a night", 1000, 0.5, FALL,
+    Signal("night_toilet_visits", "night-time toilet visits", "a night", 1000, 0.5, F,
            ("acute_episode",), deviation=True, level_windows=(7, 30)),
-    Signal("steps", "daily steps", "steps", 1, 300.0, BOTH,
+    Signal("steps", "daily steps", "steps", 1, 300.0, FL,
            ("frailty", "acute_episode", "low_mobility"), deviation=True),
-    Signal("gait_speed", "walking speed", "m/s", 1000, 0.03, FALL,
+    Signal("gait_speed", "walking speed", "m/s", 1000, 0.03, F,
            ("gait_balance", "frailty", "acute_episode"), deviation=True),
-    Signal("time_out_of_home", "time out of home", "h a day", 1000, 0.25, BOTH,
+    Signal("time_out_of_home", "time out of home", "h a day", 1000, 0.25, FL,
            ("low_mobility", "trait", "acute_episode"), deviation=True),
-    Signal("sleep_interruptions", "sleep interruptions", "a night", 1000, 0.5, FALL,
+    Signal("sleep_interruptions", "sleep interruptions", "a night", 1000, 0.5, F,
            ("acute_episode",), deviation=True, level_windows=(7, 30)),
-    Signal("longest_inactivity", "longest stretch without movement", "h", 1000, 0.25, BOTH,
+    Signal("longest_inactivity", "longest stretch without movement", "h", 1000, 0.25, FL,
            ("frailty", "acute_episode", "low_mobility"), deviation=True, level_windows=(7, 30)),
-    Signal("sleep_hours", "sleep", "h a night", 1000, 0.25, BOTH, ("acute_episode",),
+    Signal("sleep_hours", "sleep", "h a night", 1000, 0.25, FL, ("acute_episode",),
            level_windows=(7, 30), trend=False),
-    Signal("resting_heart_rate", "resting heart rate", "bpm", 1000, 2.0, FALL, ("acute_episode",),
+    Signal("resting_heart_rate", "resting heart rate", "bpm", 1000, 2.0, F, ("acute_episode",),
            level_windows=(7, 30), trend=False),
-    Signal("kitchen_activity", "kitchen activity", "activations a day", 100, 2.0, FALL,
+    Signal("kitchen_activity", "kitchen activity", "activations a day", 100, 2.0, F,
            ("acute_episode",), level_windows=(7, 30), trend=False, variability=False),
-    Signal("visitors_detected", "visitors at home", "a day", 1000, 0.25, ISO, ("few_visits",),
+    Signal("visitors_detected", "visitors at home", "a day", 1000, 0.25, L, ("few_visits",),
            level_windows=(7, 30), variability=False),
-    Signal("phone_calls", "phone calls", "a day", 1000, 0.5, ISO, ("trait",),
+    Signal("phone_calls", "phone calls", "a day", 1000, 0.5, L, ("trait",),
            level_windows=(7, 30), variability=False),
 )
 SIGNAL_BY_COLUMN = {s.column: s for s in SIGNALS}
@@ -107,169 +177,252 @@ MIN_DAYS_Z_BASELINE = 14
 TREND_DAYS = 30
 SD_DAYS = 30
 
-# Assessment columns: (column, short label, models, causes, unit)
+
+@dataclass(frozen=True)
+class AssessmentItem:
+    """An assessment column: its last value and that value's age are features."""
+
+    column: str
+    label: str
+    sets: tuple[str, ...]
+    causes: tuple[str, ...]
+    unit: str
+    dtype: str
+    value_name: str
+    age_name: str
+    short: str  # how a reason names the assessment ("STEADI")
+    yes: str = ""  # a flag answer that is true / false, in words
+    no: str = ""
+    template: str = ""
+    high: tuple[float, str] | None = None
+
+
 ASSESSMENT_ITEMS = (
-    ("tug_seconds", "Timed Up and Go", FALL, ("gait_balance", "frailty"), "s", "float"),
-    ("fear_of_falling", "fear of falling", FALL, ("fear_of_falling",), "", "bool"),
-    ("steadi_fell_past_year", "STEADI answer 'fallen in the past year'", FALL, ("previous_fall",), "", "bool"),
-    ("steadi_unsteady", "STEADI answer 'feels unsteady'", FALL, ("gait_balance",), "", "bool"),
-    ("loneliness_score", "loneliness score", ISO, ("trait", "lives_alone", "bereavement"), "points (3-9)", "float"),
+    AssessmentItem("tug_seconds", "Timed Up and Go", F, ("gait_balance", "frailty"), "s", "float",
+                   "tug_seconds_last", "tug_age_days", "Timed Up and Go"),
+    AssessmentItem("fear_of_falling", "fear of falling", F, ("fear_of_falling",), "", "bool",
+                   "fear_of_falling_last", "fear_of_falling_age_days", "fear-of-falling",
+                   "is worried about falling", "is not worried about falling"),
+    AssessmentItem("steadi_fell_past_year", "STEADI answer 'fallen in the past year'", F,
+                   ("previous_fall",), "", "bool", "steadi_fell_past_year_last",
+                   "steadi_fell_past_year_age_days", "STEADI",
+                   "reported a fall in the past year", "reported no fall in the past year"),
+    AssessmentItem("steadi_unsteady", "STEADI answer 'feels unsteady'", F, ("gait_balance",), "",
+                   "bool", "steadi_unsteady_last", "steadi_unsteady_age_days", "STEADI",
+                   "feels unsteady when standing or walking", "does not feel unsteady"),
+    AssessmentItem("loneliness_score", "loneliness score", L, ("trait", "lives_alone", "bereavement"),
+                   "points (3-9)", "float", "loneliness_score_last", "loneliness_age_days",
+                   "loneliness", template="loneliness score {value} of 9", high=(6.0, " (lonely)")),
 )
-ASSESSMENT_NAMES = {
-    "tug_seconds": ("tug_seconds_last", "tug_age_days"),
-    "fear_of_falling": ("fear_of_falling_last", "fear_of_falling_age_days"),
-    "steadi_fell_past_year": ("steadi_fell_past_year_last", "steadi_fell_past_year_age_days"),
-    "steadi_unsteady": ("steadi_unsteady_last", "steadi_unsteady_age_days"),
-    "loneliness_score": ("loneliness_score_last", "loneliness_age_days"),
-}
+ASSESSMENT_NAMES = {a.column: (a.value_name, a.age_name) for a in ASSESSMENT_ITEMS}
 
 
 def _declare() -> dict[str, Feature]:
     out: list[Feature] = []
-    add = out.append
 
-    # --- static, from the residents table -------------------------------------------------
-    add(Feature("age_years", "int", "static", "residents", "age in years at the as-of date", BOTH,
-                ("frailty",), "years", "static", "birth_year"))
-    add(Feature("sex_female", "bool", "static", "residents", "is a woman", BOTH, (), "",
-                "static", "sex"))
-    add(Feature("lives_alone", "bool", "static", "residents", "lives alone", BOTH,
-                ("lives_alone",), "", "static", "lives_alone"))
-    add(Feature("chronic_conditions", "int", "static", "residents", "chronic conditions", BOTH,
-                ("frailty",), "conditions", "static", "chronic_conditions"))
-    add(Feature("medication_count", "int", "static", "residents", "regular medications", FALL,
-                ("polypharmacy",), "medications", "static", "medication_count"))
-    add(Feature("vision_impairment", "bool", "static", "residents", "has poor vision", FALL,
-                ("poor_vision",), "", "static", "vision_impairment"))
-    add(Feature("cognitive_impairment", "bool", "static", "residents",
-                "has dementia or cognitive impairment", BOTH, ("cognitive_impairment",), "",
-                "static", "cognitive_impairment"))
-    add(Feature("walking_aid", "bool", "static", "residents", "uses a walking aid", BOTH,
-                ("gait_balance", "low_mobility"), "", "static", "walking_aid"))
+    def add(*args, **kw) -> None:
+        out.append(Feature(*args, **kw))
 
-    # --- rolling windows and deviation from own baseline, from sensor_days ----------------
+    # --- static, from the residents table (compute group "static") ------------------------
+    def static(name, dtype, description, sets, causes, unit, basis, words=Wording()):
+        add(name, dtype, "static", "residents", description, sets, causes, unit, "static", basis,
+            compute="static", words=words)
+
+    static("age_years", "int", "age in years at the as-of date", FL, ("frailty",), "years",
+           "birth_year", Wording(template="is {value} years old"))
+    static("sex_female", "bool", "is a woman", FL, (), "", "sex", Wording("is a woman", "is a man"))
+    static("lives_alone", "bool", "lives alone", FL, ("lives_alone",), "", "lives_alone",
+           Wording("lives alone", "lives with others"))
+    static("chronic_conditions", "int", "chronic conditions", FL, ("frailty",), "conditions",
+           "chronic_conditions")
+    static("medication_count", "int", "regular medications", F, ("polypharmacy",), "medications",
+           "medication_count", Wording(template="takes {value} regular medications"))
+    static("vision_impairment", "bool", "has poor vision", F, ("poor_vision",), "",
+           "vision_impairment", Wording("has poor vision", "has no recorded vision problem"))
+    static("cognitive_impairment", "bool", "has dementia or cognitive impairment", FL,
+           ("cognitive_impairment",), "", "cognitive_impairment",
+           Wording("has dementia or cognitive impairment", "has no recorded cognitive impairment"))
+    static("walking_aid", "bool", "uses a walking aid", FL, ("gait_balance", "low_mobility"), "",
+           "walking_aid", Wording("uses a walking aid", "walks without an aid"))
+
+    # --- rolling windows and deviation from own baseline, from sensor_days ("sensor") ------
     for s in SIGNALS:
-        fall_c = tuple(c for c in s.causes if c in FALL_CAUSES)
-        iso_c = tuple(c for c in s.causes if c in ISOLATION_CAUSES)
-        causes = (fall_c if "fall_risk" in s.models else ()) + (iso_c if "isolation" in s.models else ())
+        causes = tuple(c for name in s.sets for c in s.causes if c in FEATURE_SETS[name].causes)
+
+        def sensor(name, window, description, unit, family, companion="", s=s, causes=causes):
+            add(name, "float", window, "sensor_days", description, s.sets, causes, unit, family,
+                s.column, companion, compute="sensor")
+
         for w in s.level_windows:
-            add(Feature(f"{s.column}_{w}d", "float", f"{w}d", "sensor_days",
-                        f"{s.label}, average over the last {w} days", s.models, causes, s.unit,
-                        "level", s.column))
+            sensor(f"{s.column}_{w}d", f"{w}d", f"{s.label}, average over the last {w} days",
+                   s.unit, "level")
         if s.trend:
-            add(Feature(f"{s.column}_trend_{TREND_DAYS}d", "float", f"{TREND_DAYS}d", "sensor_days",
-                        f"weekly change in {s.label} over the last {TREND_DAYS} days", s.models,
-                        causes, f"{s.unit} per week", "trend", s.column))
+            sensor(f"{s.column}_trend_{TREND_DAYS}d", f"{TREND_DAYS}d",
+                   f"weekly change in {s.label} over the last {TREND_DAYS} days",
+                   f"{s.unit} per week", "trend")
         if s.variability:
-            add(Feature(f"{s.column}_sd_{SD_DAYS}d", "float", f"{SD_DAYS}d", "sensor_days",
-                        f"day-to-day variability (standard deviation) of {s.label} over the last "
-                        f"{SD_DAYS} days", s.models, causes, s.unit, "variability", s.column))
+            sensor(f"{s.column}_sd_{SD_DAYS}d", f"{SD_DAYS}d",
+                   f"day-to-day variability (standard deviation) of {s.label} over the last "
+                   f"{SD_DAYS} days", s.unit, "variability")
         if s.deviation:
-            add(Feature(f"{s.column}_baseline_90d", "float", "90d", "sensor_days",
-                        f"{s.label}, own baseline: average over the 90 days before the last week",
-                        s.models, causes, s.unit, "baseline", s.column, f"{s.column}_7d"))
-            add(Feature(f"{s.column}_z7v90", "float", "z7v90", "sensor_days",
-                        f"change in {s.label} this week against own baseline (z-score of the last "
-                        f"7 days vs. the previous 90)", s.models, causes, "sd", "deviation",
-                        s.column, f"{s.column}_baseline_90d"))
+            sensor(f"{s.column}_baseline_90d", "90d",
+                   f"{s.label}, own baseline: average over the 90 days before the last week",
+                   s.unit, "baseline", f"{s.column}_7d")
+            sensor(f"{s.column}_z7v90", "z7v90",
+                   f"change in {s.label} this week against own baseline (z-score of the last "
+                   f"7 days vs. the previous 90)", "sd", "deviation", f"{s.column}_baseline_90d")
 
-    # --- event history, from events --------------------------------------------------------
-    add(Feature("falls_30d", "int", "30d", "events", "falls in the last 30 days", BOTH,
-                ("previous_fall",), "falls", "count", "fall"))
-    add(Feature("falls_365d", "int", "365d", "events", "falls in the last year", BOTH,
-                ("previous_fall",), "falls", "count", "fall"))
-    add(Feature("injurious_falls_365d", "int", "365d", "events", "falls with an injury in the last year",
-                FALL, ("previous_fall",), "falls", "count", "injurious_fall"))
-    add(Feature("days_since_last_fall", "float", "latest", "events",
-                "days since the last recorded fall (unknown if none is on record)", FALL,
-                ("previous_fall",), "days", "recency", "fall"))
-    add(Feature("hospitalisations_365d", "int", "365d", "events", "hospital stays in the last year",
-                BOTH, ("frailty", "acute_episode"), "stays", "count", "hospitalisation"))
-    add(Feature("bereavements_365d", "int", "365d", "events", "bereavements in the last year", ISO,
-                ("bereavement",), "bereavements", "count", "bereavement"))
+    # --- event history, from events ("events"); basis: the kind of event counted ----------
+    def events(name, dtype, window, description, sets, causes, unit, family, basis, words=Wording()):
+        add(name, dtype, window, "events", description, sets, causes, unit, family, basis,
+            compute="events", words=words)
 
-    # --- last known assessment values and their age, from assessments -----------------------
-    for col, label, models, causes, unit, dtype in ASSESSMENT_ITEMS:
-        value_name, age_name = ASSESSMENT_NAMES[col]
-        add(Feature(value_name, dtype, "latest", "assessments", f"last {label}", models, causes,
-                    unit, "assessment", col, age_name))
-        add(Feature(age_name, "float", "latest", "assessments",
-                    f"days since the last {label} assessment", models, causes, "days",
-                    "assessment_age", col, value_name))
+    events("falls_30d", "int", "30d", "falls in the last 30 days", FL, ("previous_fall",), "falls",
+           "count", "fall", Wording("fell", "no falls in the last 30 days", "in the last 30 days"))
+    events("falls_365d", "int", "365d", "falls in the last year", FL, ("previous_fall",), "falls",
+           "count", "fall", Wording("fell", "no falls in the last year", "in the last year"))
+    events("injurious_falls_365d", "int", "365d", "falls with an injury in the last year", F,
+           ("previous_fall",), "falls", "count", "injurious_fall",
+           Wording("was injured in a fall", "no injurious falls in the last year", "in the last year"))
+    events("days_since_last_fall", "float", "latest",
+           "days since the last recorded fall (unknown if none is on record)", F, ("previous_fall",),
+           "days", "recency", "fall", Wording(short="fall"))
+    events("hospitalisations_365d", "int", "365d", "hospital stays in the last year", FL,
+           ("frailty", "acute_episode"), "stays", "count", "hospitalisation",
+           Wording("was in hospital", "no hospital stays in the last year", "in the last year"))
+    events("bereavements_365d", "int", "365d", "bereavements in the last year", L,
+           ("bereavement",), "bereavements", "count", "bereavement")
 
-    # --- social contact and time-bank help --------------------------------------------------
-    for source, label in (("timebank", "time-bank volunteer"), ("family", "family"), ("care", "care staff")):
-        add(Feature(f"visits_{source}_30d", "int", "30d", "visits",
-                    f"{label} visits in the last 30 days", ISO, ("few_visits",), "visits",
-                    "visit_count", source))
-    add(Feature("visit_hours_30d", "float", "30d", "visits", "hours of visits in the last 30 days",
-                ISO, ("few_visits",), "h", "visit_hours", "hours"))
-    add(Feature("days_since_last_visit", "float", "latest", "visits",
-                "days since the last recorded visit (unknown if none is on record)", ISO,
-                ("few_visits",), "days", "recency", "visit"))
-    add(Feature("timebank_tasks_completed_90d", "int", "90d", "tasks",
-                "time-bank tasks completed for the resident in the last 90 days", BOTH,
-                ("few_visits",), "tasks", "task_count", "completed"))
-    add(Feature("service_requests_30d", "int", "30d", "service_requests",
-                "requests for help in the last 30 days", ISO, ("few_visits",), "requests",
-                "request_count", "any"))
-    add(Feature("companionship_requests_90d", "int", "90d", "service_requests",
-                "requests for companionship in the last 90 days", ISO, ("few_visits", "trait"),
-                "requests", "request_count", "companionship"))
+    # --- last known assessment values and their age, from assessments ("assessments") -----
+    for a in ASSESSMENT_ITEMS:
+        value_words = Wording(a.yes, a.no, short=a.short, template=a.template, high=a.high)
+        add(a.value_name, a.dtype, "latest", "assessments", f"last {a.label}", a.sets, a.causes,
+            a.unit, "assessment", a.column, a.age_name, compute="assessments", words=value_words)
+        add(a.age_name, "float", "latest", "assessments", f"days since the last {a.label} assessment",
+            a.sets, a.causes, "days", "assessment_age", a.column, a.value_name,
+            compute="assessments", words=Wording(short=a.short))
 
-    # --- missingness, from sensor_days ------------------------------------------------------
+    # --- social contact and time-bank help ("social") --------------------------------------
+    def social(name, dtype, window, source, description, sets, causes, unit, family, basis, words):
+        add(name, dtype, window, source, description, sets, causes, unit, family, basis,
+            compute="social", words=words)
+
+    for source, label, who in (("timebank", "time-bank volunteer", "time-bank"),
+                               ("family", "family", "family"), ("care", "care staff", "care-staff")):
+        social(f"visits_{source}_30d", "int", "30d", "visits", f"{label} visits in the last 30 days",
+               L, ("few_visits",), "visits", "visit_count", source, Wording(short=who))
+    social("visit_hours_30d", "float", "30d", "visits", "hours of visits in the last 30 days", L,
+           ("few_visits",), "h", "visit_hours", "hours",
+           Wording(one="hour of visits", many="hours of visits", span="in the last 30 days"))
+    social("days_since_last_visit", "float", "latest", "visits",
+           "days since the last recorded visit (unknown if none is on record)", L, ("few_visits",),
+           "days", "recency", "visit", Wording(short="visit"))
+    social("timebank_tasks_completed_90d", "int", "90d", "tasks",
+           "time-bank tasks completed for the resident in the last 90 days", FL, ("few_visits",),
+           "tasks", "task_count", "completed",
+           Wording(one="time-bank task done", many="time-bank tasks done",
+                   span="for the resident in the last 90 days"))
+    social("service_requests_30d", "int", "30d", "service_requests",
+           "requests for help in the last 30 days", L, ("few_visits",), "requests", "request_count",
+           "any", Wording(one="request for help", many="requests for help", span="in the last 30 days"))
+    social("companionship_requests_90d", "int", "90d", "service_requests",
+           "requests for companionship in the last 90 days", L, ("few_visits", "trait"), "requests",
+           "request_count", "companionship",
+           Wording(one="request for companionship", many="requests for companionship",
+                   span="in the last 90 days"))
+
+    # --- missingness, from sensor_days ("sensor") -------------------------------------------
     for w in (7, 30):
-        add(Feature(f"sensor_missing_days_{w}d", "int", f"{w}d", "sensor_days",
-                    f"days without any sensor data in the last {w} days", BOTH, (), "days",
-                    "missing", "any"))
+        add(f"sensor_missing_days_{w}d", "int", f"{w}d", "sensor_days",
+            f"days without any sensor data in the last {w} days", FL, (), "days", "missing", "any",
+            compute="sensor")
+    return _unique(out)
 
+
+def _declare_demand() -> dict[str, Feature]:
+    """Features of a daily count series at a forecast origin ("series", features/demand.py).
+
+    `family` says what the compute group makes of the counts; the window sets its span.
+    """
+
+    def d(name, dtype, window, description, family, unit="requests") -> Feature:
+        return Feature(name, dtype, window, "service_requests", description, (REQUESTS,), (), unit,
+                       family, "count", compute="series")
+
+    return _unique([
+        d("demand_last_day", "float", "1d", "requests on the last known day", "last_day"),
+        d("demand_mean_7d", "float", "7d", "average daily requests over the last 7 days", "mean"),
+        d("demand_mean_28d", "float", "28d", "average daily requests over the last 28 days", "mean"),
+        d("demand_mean_91d", "float", "91d", "average daily requests over the last 91 days", "mean"),
+        d("demand_mean_365d", "float", "365d",
+          "average daily requests over the last year (series scale)", "mean"),
+        d("demand_same_weekday_last", "float", "7d",
+          "requests on the same weekday in the latest known week", "same_weekday_last"),
+        d("demand_same_weekday_mean_4w", "float", "28d",
+          "average requests on the same weekday over the last 4 known weeks", "same_weekday_mean"),
+        d("demand_zero_share_28d", "float", "28d",
+          "share of the last 28 known days without any request", "zero_share", unit="share"),
+        d("demand_days_known", "float", "365d", "days with a known count in the last year",
+          "days_known", unit="days"),
+        d("demand_target_weekday", "int", "static", "weekday of the forecast day (0 = Monday)",
+          "target_weekday", unit=""),
+        d("demand_target_month", "int", "static", "month of the forecast day", "target_month",
+          unit=""),
+        d("demand_horizon", "int", "static",
+          "days between the last known day and the forecast day", "horizon", unit="days"),
+        d("demand_target_holiday", "bool", "static", "the forecast day is a public holiday",
+          "target_holiday", unit=""),
+    ])
+
+
+def _unique(declared: list[Feature]) -> dict[str, Feature]:
     feats: dict[str, Feature] = {}
-    for f in out:
+    for f in declared:
         if f.name in feats:
             raise ValueError(f"feature {f.name} declared twice")
         feats[f.name] = f
     return feats
 
 
+# The resident feature table (training table and online store), in vector order.
 FEATURES: dict[str, Feature] = _declare()
-
-
-def _demand_features() -> tuple[Feature, ...]:
-    """Demand features live in features/demand.py (declared there); imported only when asked."""
-    if importlib.util.find_spec("features.demand") is None:
-        return ()
-    mod = importlib.import_module("features.demand")
-    return tuple(getattr(mod, "DEMAND_FEATURES", ()))
+# The features of a daily count series at a forecast origin, in vector order.
+SERIES_FEATURES: dict[str, Feature] = _declare_demand()
 
 
 def get_feature(name: str) -> Feature:
-    """The declared feature called `name` (resident features, then demand features)."""
+    """The declared feature called `name` (resident features, then series features)."""
     if name in FEATURES:
         return FEATURES[name]
-    for f in _demand_features():
-        if f.name == name:
-            return f
+    if name in SERIES_FEATURES:
+        return SERIES_FEATURES[name]
     raise KeyError(f"unknown feature {name!r}")
 
 
-def feature_names(model: str) -> list[str]:
-    """The ordered input vector of `model`."""
-    if model not in MODELS:
-        raise KeyError(f"unknown model {model!r}; models are {', '.join(MODELS)}")
-    if model == "demand":
-        return [f.name for f in _demand_features()]
-    return [f.name for f in FEATURES.values() if model in f.models]
+def feature_set(name: str) -> FeatureSet:
+    """The feature set called `name`."""
+    if name not in FEATURE_SETS:
+        raise KeyError(f"unknown feature set {name!r}; sets are {', '.join(SET_NAMES)}")
+    return FEATURE_SETS[name]
 
 
-def features_of(model: str) -> list[Feature]:
-    """The ordered declared features of `model`."""
-    return [get_feature(n) for n in feature_names(model)]
+def feature_names(set_name: str) -> list[str]:
+    """The ordered input vector of the feature set `set_name`."""
+    feature_set(set_name)
+    table = {**FEATURES, **SERIES_FEATURES}
+    return [n for n, f in table.items() if set_name in f.sets]
 
 
-def schema_hash(model: str) -> str:
-    """Fingerprint of the ordered (name, dtype, window) of `model`'s features."""
-    parts = [f"{f.name}|{f.dtype}|{f.window}" for f in features_of(model)]
-    return hashlib.sha256("\n".join([model, *parts]).encode()).hexdigest()[:16]
+def features_of(set_name: str) -> list[Feature]:
+    """The ordered declared features of the feature set `set_name`."""
+    return [get_feature(n) for n in feature_names(set_name)]
+
+
+def schema_hash(set_name: str) -> str:
+    """Fingerprint of the ordered (name, dtype, window) of a feature set's features."""
+    parts = [f"{f.name}|{f.dtype}|{f.window}" for f in features_of(set_name)]
+    label = feature_set(set_name).schema_label
+    return hashlib.sha256("\n".join([label, *parts]).encode()).hexdigest()[:16]
 
 
 def table_schema_hash() -> str:

@@ -25,7 +25,7 @@ from features.demand import (
 from models.base import BoosterParams, LoadedModel, feature_matrix, fit_booster
 
 NAME = "demand"
-FEATURE_SET = "demand"
+FEATURE_SET = "requests"
 MAX_HORIZON = 14
 MIN_TRAIN_ROWS = 200
 

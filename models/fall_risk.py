@@ -16,10 +16,10 @@ import pandas as pd
 
 from models.base import Bands, BoosterParams, LoadedModel, calibrated_proba
 from models.labels import any_in_window, check_index, count_before, last_value_before
-from models.spec import Baseline, BehaviourCheck, PromotionRule, RiskSpec
+from models.spec import Baseline, BehaviourCheck, PromotionRule, RiskSpec, causes_of
 
 NAME = "fall_risk"
-FEATURE_SET = "fall_risk"
+FEATURE_SET = "falls"
 HORIZON_DAYS = 30
 OBJECTIVE = "binary"
 BANDS = Bands(medium=0.05, high=0.12)
@@ -165,7 +165,6 @@ def _features(rows: pd.DataFrame) -> np.ndarray:
 def task_kind(reasons: Sequence[Mapping[str, Any]]) -> str:
     """A walk when the leading reason that names a fall cause is about mobility, else a
     home-hazard check."""
-    from models.policy import causes_of
     from twin.schema import FALL_CAUSES
 
     for r in reasons:

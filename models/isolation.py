@@ -19,7 +19,7 @@ from models.labels import check_index, last_value_before, next_value
 from models.spec import Baseline, BehaviourCheck, PromotionRule, RiskSpec
 
 NAME = "isolation"
-FEATURE_SET = "isolation"
+FEATURE_SET = "loneliness"
 HORIZON_DAYS = 90
 LONELY_FROM = 6
 OBJECTIVE = "binary"

@@ -21,6 +21,9 @@ from typing import Any
 
 import pandas as pd
 
+from models.spec import RiskSpec, causes_of
+from twin.schema import TASK_HOURS
+
 
 def _frozen(d: Mapping) -> Mapping:
     return MappingProxyType(dict(d))
@@ -37,20 +40,8 @@ class ActionPolicy:
     urgency_multiplier: Mapping[str, float] = field(
         default_factory=lambda: _frozen({"high": 1.5, "medium": 1.2, "low": 1.0})
     )
-    # Planned hours of each task kind (also the hours a request of that category takes).
-    base_hours: Mapping[str, float] = field(
-        default_factory=lambda: _frozen(
-            {
-                "home_hazard_check": 1.5,
-                "walk": 1.0,
-                "companionship": 1.5,
-                "meals": 1.0,
-                "transport": 1.5,
-                "household": 2.0,
-                "health_escort": 2.5,
-            }
-        )
-    )
+    # Planned hours of each task kind, as the twin declares them (also a request's hours).
+    base_hours: Mapping[str, float] = field(default_factory=lambda: _frozen(TASK_HOURS))
     scarcity_floor: float = 1.0
     scarcity_cap: float = 2.0
     credit_step: float = 0.25
@@ -155,37 +146,15 @@ class PolicyError(ValueError):
     """A verdict the policy cannot act on (unknown model, probability not a number)."""
 
 
-def causes_of(reason: Mapping[str, Any]) -> tuple[str, ...]:
-    """The planted causes a reason's feature measures (as declared in the feature registry)."""
-    causes = reason.get("causes")
-    if causes:
-        return tuple(causes)
-    feature = reason.get("feature")
-    if not feature:
-        return ()
-    from features.registry import FEATURES
-
-    f = FEATURES.get(feature)
-    return tuple(getattr(f, "causes", ()) or ()) if f is not None else ()
+def _check(a: Verdict, spec: RiskSpec) -> None:
+    if spec.name != a.model:
+        raise PolicyError(f"a verdict of {a.model!r} planned with the spec of {spec.name!r}")
 
 
-def task_kind_for(model: str, reasons: Sequence[Mapping[str, Any]]) -> str:
-    """The visit a model's verdict calls for, as the model's spec decides from its reasons."""
-    return _spec(model).task_kind(reasons)
-
-
-def _spec(model: str):
-    from models.registry import risk_specs
-
-    spec = risk_specs().get(model)
-    if spec is None:
-        raise PolicyError(f"no action is defined for model {model!r}")
-    return spec
-
-
-def explanation_for(a: Verdict, policy: ActionPolicy = DEFAULT_POLICY) -> str:
+def explanation_for(a: Verdict, spec: RiskSpec, policy: ActionPolicy = DEFAULT_POLICY) -> str:
     """One sentence a care manager can read: the verdict and the top reasons."""
-    label = _spec(a.model).title
+    _check(a, spec)
+    label = spec.title
     texts = [str(r.get("text") or r.get("feature")) for r in a.reasons[: policy.max_reasons]]
     head = f"{label} is {a.band} ({a.probability:.0%})"
     return head + (": " + "; ".join(texts) if texts else "")
@@ -215,13 +184,14 @@ class PlannedTask:
 
 def plan_task(
     a: Verdict,
+    spec: RiskSpec,
     *,
     today: date,
     scarcity: Scarcity = NEUTRAL_SCARCITY,
     policy: ActionPolicy = DEFAULT_POLICY,
 ) -> PlannedTask | None:
-    """The task a verdict calls for, or None when its band does not open one."""
-    spec = _spec(a.model)
+    """The task a verdict calls for (`spec` = the model's own), or None when its band opens none."""
+    _check(a, spec)
     if not isinstance(a.probability, int | float) or not math.isfinite(a.probability):
         raise PolicyError(f"probability for {a.resident_id}/{a.model} is not a number: {a.probability!r}")
     if a.band not in policy.open_bands:
@@ -239,7 +209,7 @@ def plan_task(
         credits=credit_hours(kind, urgency, s, policy),
         urgency=urgency,
         hours=float(policy.base_hours[kind]),
-        explanation=explanation_for(a, policy),
+        explanation=explanation_for(a, spec, policy),
         reasons=reasons,
         model=a.model,
         model_version=None if a.model_version is None else str(a.model_version),

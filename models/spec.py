@@ -15,7 +15,7 @@ ones the explanation check measures (positive contributions only, strongest firs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -92,6 +92,20 @@ class Explained:
             for j, c in zip(self.top_features[i].tolist(), self.top_contributions[i].tolist(), strict=True)
             if c == c  # NaN: no further positive reason
         ]
+
+
+def causes_of(reason: Mapping[str, Any]) -> tuple[str, ...]:
+    """The planted causes a reason's feature measures (as declared in the feature registry)."""
+    causes = reason.get("causes")
+    if causes:
+        return tuple(causes)
+    feature = reason.get("feature")
+    if not feature:
+        return ()
+    from features.registry import FEATURES
+
+    f = FEATURES.get(feature)
+    return tuple(getattr(f, "causes", ()) or ()) if f is not None else ()
 
 
 def top_positive(contrib: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

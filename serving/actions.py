@@ -27,9 +27,9 @@ from models.policy import (
     grid_scarcity,
     open_key_for,
     scarcity,
-    task_kind_for,
 )
 from models.policy import plan_task as plan
+from models.registry import risk_specs
 from serving.store import Actor, InvalidInput, Task, TaskSpec, TimeBankStore
 
 __all__ = [
@@ -39,12 +39,24 @@ __all__ = [
 ]
 
 
+def task_kind_for(model: str, reasons) -> str:
+    """The visit a model's verdict calls for, as the model's spec decides from its reasons."""
+    return _risk_spec(model).task_kind(reasons)
+
+
+def _risk_spec(model: str):
+    spec = risk_specs().get(model)
+    if spec is None:
+        raise PolicyError(f"no action is defined for model {model!r}")
+    return spec
+
+
 def plan_task(a: Verdict, *, today: date, scarcity: Scarcity = NEUTRAL_SCARCITY,
               policy: ActionPolicy = DEFAULT_POLICY) -> TaskSpec | None:
     """The store's task spec for a verdict (None when its band opens no task); a verdict the
     policy cannot act on is the store's InvalidInput (a 4xx at the edge)."""
     try:
-        planned = plan(a, today=today, scarcity=scarcity, policy=policy)
+        planned = plan(a, _risk_spec(a.model), today=today, scarcity=scarcity, policy=policy)
     except PolicyError as exc:
         raise InvalidInput(str(exc)) from None
     return None if planned is None else _spec(planned)

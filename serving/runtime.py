@@ -22,13 +22,12 @@ import numpy as np
 import pandas as pd
 
 from features.online import OnlineStore, OnlineStoreError
-from models.base import LoadedModel
 from models.registry import get_spec, load_champion
-from models.spec import ForecastSpec, ModelSpec, RiskSpec
+from models.spec import ForecastSpec, RiskSpec
 from serving.actions import DEFAULT_POLICY, Scarcity, Verdict, act_on_assessments, grid_scarcity
 from serving.auth import KeyRing, Principal
 from serving.config import ServingConfig
-from serving.scoring import ChunkScores, score_chunk, score_matrix
+from serving.scoring import Champion, ChunkScores, score_chunk, score_matrix
 from serving.store import TimeBankStore, audit_table
 from serving.webhook import WebhookConfig, WebhookDeliverer
 from twin.store import HistoryStore
@@ -38,26 +37,6 @@ log = logging.getLogger("twincare.serving")
 
 class StartupError(RuntimeError):
     """Something the service needs (besides a model) is missing; the message says what."""
-
-
-@dataclass(frozen=True)
-class Champion:
-    """A loaded @champion model and its spec (which knows its bands, calibration and reasons)."""
-
-    spec: ModelSpec
-    loaded: LoadedModel
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def version(self) -> str:
-        return str(self.loaded.version)
-
-    @property
-    def feature_names(self) -> list[str]:
-        return list(self.loaded.feature_names)
 
 
 def load_champions(names: Sequence[str], tracking_uri: str) -> dict[str, Champion]:

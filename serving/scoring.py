@@ -12,25 +12,44 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.explain import reason_text
 from features.registry import FEATURES
+from models.base import LoadedModel
+from models.spec import ModelSpec
 from serving.store import ScoreRecord
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from serving.runtime import Champion
 
 ID_COLUMNS = ("resident_id", "as_of_date")
 
-__all__ = ["score_chunk", "score_matrix", "rows_to_features", "score_records"]
+__all__ = ["Champion", "score_chunk", "score_matrix", "rows_to_features", "score_records"]
 
 
 class BadFeatures(ValueError):
     """Explicit feature rows that cannot be scored (unknown names, NaN, infinity)."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A loaded @champion model and its spec (which knows its bands, calibration and reasons)."""
+
+    spec: ModelSpec
+    loaded: LoadedModel
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def version(self) -> str:
+        return str(self.loaded.version)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.loaded.feature_names)
 
 
 @dataclass

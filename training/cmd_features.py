@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -48,18 +47,16 @@ def register(app: typer.Typer) -> None:
         scheduler: str = typer.Option(None, help="Dask scheduler address (default: a LocalCluster)"),
     ) -> None:
         """Build the point-in-time feature table for every resident at each as-of date."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
         from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
-        from features.pipeline import ENGINES, build_features, load_history
-        from features.registry import table_schema_hash
-        from models.registry import risk_specs
+        from features.pipeline import ENGINES, build_features, load_history, write_feature_table
+        from twin.store import HistoryStore
 
         if engine not in ENGINES:
             raise typer.BadParameter(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         _check_history(history)
         t0 = time.perf_counter()
+        fingerprint = HistoryStore(history).fingerprint()
         hist = load_history(history)
         dates = parse_as_of(as_of, hist)
         with Progress("[progress.description]{task.description}", BarColumn(),
@@ -70,20 +67,12 @@ def register(app: typer.Typer) -> None:
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
             bar.update(task, completed=bar.tasks[0].total or 1, total=bar.tasks[0].total or 1)
-        out.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pandas(table, preserve_index=False), out / "features.parquet",
-                       compression="zstd")
-        manifest = {
-            "history": str(history.resolve()),
-            "rows": len(table),
-            "residents": int(table["resident_id"].nunique()),
-            "as_of": [str(d.date()) for d in sorted({*table["as_of_date"]})],
-            "engine": engine,
-            "table_schema_hash": table_schema_hash(),
-            "schema_hash": {s.name: s.schema_hash() for s in risk_specs().values()},
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if HistoryStore(history).fingerprint() != fingerprint:
+            raise typer.BadParameter(f"{history} changed while its features were built; run again")
+        # The manifest records the history fingerprint and schema hashes, so later steps can
+        # reuse this table (features.pipeline.cached_features) instead of rebuilding it.
+        manifest = write_feature_table(table, out, fingerprint, history=str(history.resolve()),
+                                       engine=engine, seconds=round(time.perf_counter() - t0, 2))
         typer.echo(f"wrote {out / 'features.parquet'}: {len(table):,} rows x {table.shape[1] - 2} features "
                    f"({manifest['residents']:,} residents, {len(manifest['as_of'])} as-of dates) "
                    f"in {manifest['seconds']} s")

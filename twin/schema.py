@@ -7,6 +7,7 @@ returns a report (table, column, rule, count, example keys) and `require_valid` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,17 @@ SEXES = ("F", "M")
 EVENT_TYPES = ("fall", "hospitalisation", "bereavement", "move")
 REQUEST_CATEGORIES = ("meals", "companionship", "transport", "household", "health_escort")
 TASK_KINDS = ("home_hazard_check", "walk", "companionship", "meals", "transport", "household", "health_escort")
+# Planned hours of help of each task kind: the credits a task earns before urgency and scarcity,
+# and the hours a request of that category takes. The simulated twin is calibrated with these.
+TASK_HOURS = MappingProxyType({
+    "meals": 1.0,
+    "companionship": 1.5,
+    "transport": 2.0,
+    "household": 2.0,
+    "health_escort": 2.5,
+    "home_hazard_check": 1.5,
+    "walk": 1.0,
+})
 TASK_STATUSES = ("open", "claimed", "completed", "expired", "cancelled")
 VISIT_SOURCES = ("timebank", "family", "care")
 

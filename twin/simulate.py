@@ -33,7 +33,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import ndtr
 
-from twin.schema import FALL_CAUSES, ISOLATION_CAUSES, REQUEST_CATEGORIES, TABLES, conform
+from twin.calendar import public_holidays
+from twin.schema import (
+    FALL_CAUSES,
+    ISOLATION_CAUSES,
+    REQUEST_CATEGORIES,
+    TABLES,
+    TASK_HOURS,
+    conform,
+)
 from twin.store import HistoryStore
 
 SENSORS = (
@@ -59,17 +67,6 @@ DEVICES = {
     "kitchen": ("kitchen_activity",),
     "motion": ("longest_inactivity",),
     "phone": ("phone_calls",),
-}
-
-# Base hours of help (credits) per task kind.
-TASK_HOURS = {
-    "meals": 1.0,
-    "companionship": 1.5,
-    "transport": 2.0,
-    "household": 2.0,
-    "health_escort": 2.5,
-    "home_hazard_check": 1.5,
-    "walk": 1.0,
 }
 
 ProgressFn = Callable[[int, int], None]
@@ -163,41 +160,8 @@ class SimConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Calendar: public holidays and seasonal shocks
+# Seasonal shocks (public holidays come from twin.calendar)
 # ---------------------------------------------------------------------------------------------
-
-
-def _easter(year: int) -> date:
-    """Gregorian Easter Sunday (anonymous algorithm)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    ell = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * ell) // 451
-    month = (h + ell - 7 * m + 114) // 31
-    day = (h + ell - 7 * m + 114) % 31 + 1
-    return date(year, month, day)
-
-
-def public_holidays(first: date, last: date) -> list[date]:
-    """Common European public holidays between two dates (inclusive)."""
-    out = []
-    for y in range(first.year, last.year + 1):
-        e = _easter(y)
-        days = [
-            date(y, 1, 1),
-            e - timedelta(days=2),
-            e + timedelta(days=1),
-            date(y, 5, 1),
-            e + timedelta(days=39),
-            date(y, 12, 25),
-            date(y, 12, 26),
-        ]
-        out += [d for d in days if first <= d <= last]
-    return sorted(out)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ filter rows by time range or resident before they reach pandas.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
@@ -107,3 +108,26 @@ class HistoryStore:
 
     def tables(self) -> list[str]:
         return [t for t in TABLES if self.has(t)]
+
+    def parts(self, table: str) -> list[Path]:
+        """The Parquet part files of a table, in the order they were appended."""
+        d = self.table_dir(table)
+        return sorted(d.glob("*.parquet")) if d.is_dir() else []
+
+    def fingerprint(self) -> str:
+        """A content hash of the recorded history: equal fingerprints, equal tables.
+
+        Covers every Parquet part of every declared table (table, file name, size and a BLAKE2
+        digest of its bytes), so appending, replacing or editing a part changes it. Not covered:
+        truth/ (the simulator's hidden truth), manifest.json and any other file in the folder.
+        Costs one read of the parts' bytes, no Parquet decoding.
+        """
+        h = hashlib.sha256(b"twincare-history-1\n")
+        for table in TABLES:
+            for part in self.parts(table):
+                digest = hashlib.blake2b(digest_size=16)
+                with open(part, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+                h.update(f"{table}/{part.name} {part.stat().st_size} {digest.hexdigest()}\n".encode())
+        return h.hexdigest()[:32]

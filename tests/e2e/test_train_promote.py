@@ -45,7 +45,7 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(model_twin,
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     mv = client.get_model_version_by_alias("fall_risk", "champion")
     assert str(mv.version) == summary.version
-    assert mv.tags["feature_schema_hash"] == schema_hash("fall_risk")
+    assert mv.tags["feature_schema_hash"] == schema_hash("falls")
     run = client.get_run(mv.run_id)
     assert run.data.tags["twin_id"] and "test_auroc" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(mv.run_id)}

@@ -13,15 +13,15 @@ def test_every_feature_is_fully_declared():
     for name, f in FEATURES.items():
         assert f.name == name
         assert f.source in TABLES, name
-        assert f.description and f.models, name
-        assert set(f.models) <= {"fall_risk", "isolation"}, name
+        assert f.description and f.sets, name
+        assert set(f.sets) <= {"falls", "loneliness"}, name
         if f.companion:
             assert f.companion in FEATURES, name
 
 
-def test_model_sets_follow_registry_order_and_measure_their_causes():
+def test_feature_sets_follow_registry_order_and_measure_their_causes():
     order = list(FEATURES)
-    for model, causes in (("fall_risk", FALL_CAUSES), ("isolation", ISOLATION_CAUSES)):
+    for model, causes in (("falls", FALL_CAUSES), ("loneliness", ISOLATION_CAUSES)):
         names = feature_names(model)
         assert names == sorted(names, key=order.index)
         assert len(names) <= 75  # kept small: SHAP cost grows with the model
@@ -31,7 +31,7 @@ def test_model_sets_follow_registry_order_and_measure_their_causes():
 
 
 def test_deviation_features_have_their_baseline_companion():
-    for model in ("fall_risk", "isolation"):
+    for model in ("falls", "loneliness"):
         names = set(feature_names(model))
         for n in names:
             f = FEATURES[n]
@@ -40,27 +40,29 @@ def test_deviation_features_have_their_baseline_companion():
 
 
 def test_schema_hash_is_stable_and_changes_with_the_feature_set(monkeypatch):
-    h = schema_hash("fall_risk")
-    assert h == schema_hash("fall_risk") and h != schema_hash("isolation")
+    h = schema_hash("falls")
+    assert h == schema_hash("falls") and h != schema_hash("loneliness")
     changed = dict(FEATURES)
     first = next(iter(changed))
     changed[first] = Feature(**{**changed[first].__dict__, "window": "30d"})
     monkeypatch.setattr(registry, "FEATURES", changed)
-    assert schema_hash("fall_risk") != h
+    assert schema_hash("falls") != h
 
 
 def test_demand_features_come_from_the_demand_module():
     demand = pytest.importorskip("features.demand")
-    assert feature_names("demand") == [f.name for f in demand.DEMAND_FEATURES]
-    assert registry.get_feature(feature_names("demand")[0]).models == ("demand",)
+    assert feature_names("requests") == [f.name for f in demand.DEMAND_FEATURES]
+    assert registry.get_feature(feature_names("requests")[0]).sets == ("requests",)
 
 
 def test_bad_declarations_and_names_are_refused():
     with pytest.raises(ValueError, match="dtype"):
-        Feature("x", "str", "7d", "sensor_days", "x", ("fall_risk",))
+        Feature("x", "str", "7d", "sensor_days", "x", ("falls",))
     with pytest.raises(ValueError, match="cause"):
-        Feature("x", "float", "7d", "sensor_days", "x", ("fall_risk",), ("bad_luck",))
-    with pytest.raises(KeyError, match="unknown model"):
+        Feature("x", "float", "7d", "sensor_days", "x", ("falls",), ("bad_luck",))
+    with pytest.raises(ValueError, match="feature set"):
+        Feature("x", "float", "7d", "sensor_days", "x", ("fall_risk",))
+    with pytest.raises(KeyError, match="unknown feature set"):
         feature_names("churn")
     with pytest.raises(KeyError, match="unknown feature"):
         registry.get_feature("nope")

@@ -47,9 +47,9 @@ def test_daily_counts_zero_fills_every_grid_and_category():
 
 
 def test_registry_lists_the_demand_features_in_order():
-    assert feature_names("demand") == [f.name for f in DEMAND_FEATURES]
+    assert feature_names("requests") == [f.name for f in DEMAND_FEATURES]
     rows = demand_features(_series("s", "2024-01-01", range(40)), ["2024-02-01"], [1, 7])
-    assert list(rows.columns) == ["series_id", "origin", "date", *feature_names("demand"), "count"]
+    assert list(rows.columns) == ["series_id", "origin", "date", *feature_names("requests"), "count"]
 
 
 def test_features_use_only_counts_up_to_the_origin():

@@ -136,7 +136,8 @@ def test_grid_scarcity_from_forecast_and_volunteers():
     })
     volunteers = pd.DataFrame({"grid_id": ["G01", "G02", "G02"], "weekly_hours": [2.0, 3.0, 4.0]})
     s = grid_scarcity(forecast, volunteers, horizon_days=7)
-    assert s["G01"].demand_hours == 7.0 and s["G01"].supply_hours == 2.0 and s["G01"].factor == 2.0
+    # 4 meals x 1 h + 2 transports x 2 h (the planned hours the twin is calibrated with)
+    assert s["G01"].demand_hours == 8.0 and s["G01"].supply_hours == 2.0 and s["G01"].factor == 2.0
     assert s["G02"].factor == 1.0
     with pytest.raises(ValueError, match="forecast"):
         grid_scarcity(forecast.drop(columns="forecast"), volunteers)

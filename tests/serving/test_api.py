@@ -48,7 +48,7 @@ def build_workdir(history_dir: Path, workdir: Path, *, trees: int = 40) -> dict[
         )
         set_alias(uri, model, "champion", info["version"])
     counts = daily_counts(history.service_requests)
-    loaded, _ = demand.fit(counts, schema_hash=schema_hash("demand"))
+    loaded, _ = demand.fit(counts, schema_hash=schema_hash("requests"))
     rows = demand.demand_features(demand.count_panel(counts), [demand.count_panel(counts).dates[-1]], [1])
     info = log_model_run(
         tracking_uri=uri, loaded=loaded, params={}, metrics={}, tags={}, json_artifacts={},
@@ -100,15 +100,28 @@ def service_env(home: Path, **extra: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def service_app():
+    """The BentoML service as one ASGI app per test process: each app registers its request
+    metrics with Prometheus once, so a second app in the same process would collide."""
+    global _APP
+    if _APP is None:
+        from serving.service import TwinCare
+
+        _APP = TwinCare.to_asgi()
+    return _APP
+
+
+_APP = None
+
+
 @pytest.fixture(scope="module")
 def api(serving_home):
     """(TestClient, keys, home) on `TwinCare.to_asgi()` with its lifespan running."""
     from starlette.testclient import TestClient
 
-    from serving.service import TwinCare
 
     home, keys = serving_home
-    with service_env(home), TestClient(TwinCare.to_asgi(), raise_server_exceptions=False) as client:
+    with service_env(home), TestClient(service_app(), raise_server_exceptions=False) as client:
         yield client, keys, home
 
 

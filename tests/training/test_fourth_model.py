@@ -40,7 +40,7 @@ TOY_SPEC = RiskSpec(
     name=TOY,
     title="Hospital stay or fall",
     description="A hospitalisation or a fall in the 45 days from the as-of date.",
-    feature_set="fall_risk",
+    feature_set="falls",
     horizon_days=45,
     bands=Bands(medium=0.08, high=0.15),
     label=_label,
@@ -83,11 +83,10 @@ def test_a_fourth_model_spec_is_trained_gated_served_and_scored(small_twin, tmp_
 
         clear = create_keys_file(home / "api_keys.json", overwrite=True)
         care = {"X-API-Key": clear["demo-care-manager"]}
-        from serving.service import TwinCare
-        from tests.serving.test_api import service_env
+        from tests.serving.test_api import service_app, service_env
 
         with service_env(home, TWINCARE_HISTORY=str(history)), \
-                TestClient(TwinCare.to_asgi(), raise_server_exceptions=False) as client:
+                TestClient(service_app(), raise_server_exceptions=False) as client:
             assert client.get("/readyz").status_code == 200
             ids = client.get(f"/residents/at-risk?model={TOY}&limit=3", headers=care).json()["items"]
             assert len(ids) == 3 and all(i["model"] == TOY for i in ids)

@@ -143,3 +143,30 @@ def test_bad_requests_say_what_was_wrong(store):
         store.read("ledger", residents=["R001"])
     with pytest.raises(KeyError, match="unknown table"):
         store.append("sensors", sensor_days("R001", "2024-01-01", 1))
+
+
+def test_fingerprint_is_stable_while_nothing_changes(store, tmp_path):
+    fp = store.fingerprint()
+    assert fp == store.fingerprint() == HistoryStore(store.root).fingerprint()
+    # truth/ and the manifest are not part of the recorded history
+    (store.root / "truth").mkdir()
+    (store.root / "truth" / "latent.parquet").write_bytes(b"hidden")
+    (store.root / "manifest.json").write_text("{}")
+    assert store.fingerprint() == fp
+
+
+def test_fingerprint_changes_when_a_part_is_appended_replaced_or_edited(store):
+    fp = store.fingerprint()
+    store.append("sensor_days", sensor_days("R003", "2024-01-01", 3))
+    appended = store.fingerprint()
+    assert appended != fp
+
+    part = sorted(store.table_dir("sensor_days").glob("*.parquet"))[0]
+    size = part.stat().st_size
+    data = bytearray(part.read_bytes())
+    data[size // 2] ^= 0xFF  # same name, same size, other bytes
+    part.write_bytes(bytes(data))
+    assert store.fingerprint() not in (fp, appended)
+
+    store.write("sensor_days", sensor_days("R001", "2024-01-01", 10))
+    assert store.fingerprint() not in (fp, appended)
