@@ -8,12 +8,14 @@
 Everything happens in one transaction that holds a lock, so two processes opening the same
 fresh store do not both create it: on PostgreSQL a transaction-scoped advisory lock (DDL is
 transactional there), on SQLite the database write lock that `BEGIN IMMEDIATE` takes (the second
-opener waits up to the busy timeout). The second opener then finds the store at head.
+opener waits up to the busy timeout). The second opener then finds the store at head. Within
+one process, migrations run one at a time (Alembic keeps its context in module globals).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,7 @@ BASELINE_TABLES = frozenset(
     {"tasks", "ledger_movements", "idempotency_keys", "webhook_outbox", "visit_outbox", "audit_log", "risk_scores"}
 )
 _PG_LOCK = 0x74696D6562616E6B  # "timebank": one advisory lock id for schema changes
+_ALEMBIC = threading.Lock()  # Alembic's `context`/`op` are process globals: one migration at a time
 
 
 class SchemaError(RuntimeError):
@@ -63,10 +66,19 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 @functools.cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _scripts().get_current_head()
     assert head is not None, "the store has no migration scripts"
     return head
+
+
+def known_revisions() -> list[str]:
+    """Every revision this code can upgrade from, oldest first."""
+    return [s.revision for s in reversed(list(_scripts().walk_revisions()))]
 
 
 def current_revision(conn: Connection) -> str | None:
@@ -86,10 +98,15 @@ def upgrade(engine: Engine, revision: str = "head") -> Upgrade:
         found = current_revision(conn)
     if found == target:  # the usual case: nothing to do, no lock taken
         return Upgrade(found, found)
-    with engine.begin() as conn:
+    with _ALEMBIC, engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK})
         before = current_revision(conn)
+        if before is not None and before not in known_revisions():
+            raise SchemaError(
+                f"the store is at revision {before!r}, which this version does not know "
+                f"(it knows {', '.join(known_revisions())}); a newer version has upgraded it"
+            )
         cfg = alembic_config(conn)
         adopted = False
         if before is None:

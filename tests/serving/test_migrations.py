@@ -259,6 +259,20 @@ def test_migrate_command_defaults_to_the_configured_store(tmp_path, monkeypatch,
         admin.dispose()
 
 
+def test_a_store_from_a_newer_version_is_refused_not_touched(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'timebank.db'}"
+    TimeBankStore(url).close()
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    with pytest.raises(migrate.SchemaError, match="revision '0099'"):
+        TimeBankStore(url)
+    assert main(["migrate", "--url", url]) == 1
+    assert "revision '0099'" in capsys.readouterr().err
+    assert _revision(url) == "0099"
+
+
 # --- concurrent openers ---------------------------------------------------------------------------
 
 _OPENER = textwrap.dedent(

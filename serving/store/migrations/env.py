@@ -1,8 +1,9 @@
 """Alembic environment of the time-bank store.
 
-Run through `serving.store.migrate` (the store opens at head; `python -m serving migrate`), which
-hands in the connection to migrate inside its own transaction. The `alembic` command works too,
-with `-x url=...` or `sqlalchemy.url` in a config.
+Run through `serving.store.migrate` (a store opens at head; `python -m serving migrate`), which
+hands in the connection to migrate inside its own locked transaction. A plain `alembic` command
+line works too, given a config whose `script_location` is this folder and the store's URL as
+`-x url=...` or `sqlalchemy.url`; it takes no lock, so run it with the service stopped.
 """
 
 from __future__ import annotations
