@@ -48,7 +48,7 @@ def request_hash(operation: str, request: Mapping[str, Any]) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def claim(
+def reserve(
     conn: Connection, caller: str, key: str, operation: str, req_hash: str, now: datetime
 ) -> tuple[Any, bool]:
     """Take `key` for this request, or find it already used.

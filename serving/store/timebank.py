@@ -117,7 +117,7 @@ class TimeBankStore:
                 with self._engine.begin() as conn:
                     now = self._clock()
                     if key is not None:
-                        stored, replayed = idempotency.claim(conn, caller, key, operation, req_hash, now)
+                        stored, replayed = idempotency.reserve(conn, caller, key, operation, req_hash, now)
                         if replayed:
                             return stored, True
                     response = jsonable(body(conn, now))
