@@ -72,7 +72,7 @@ def _migrate(url: str) -> int:
 
     try:
         engine = make_engine(url)
-    except ValueError as exc:
+    except (ValueError, SQLAlchemyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
