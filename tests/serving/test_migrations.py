@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
@@ -278,10 +277,12 @@ def test_a_store_from_a_newer_version_is_refused_not_touched(tmp_path, capsys):
 _OPENER = textwrap.dedent(
     """
     import sys, time
+    from pathlib import Path
     from serving.store import TimeBankStore, migrate
-    start = float(sys.argv[2])
-    while time.time() < start:
-        time.sleep(0.005)
+    print("ready", flush=True)
+    go = Path(sys.argv[2])
+    while not go.exists():
+        time.sleep(0.002)
     s = TimeBankStore(sys.argv[1])
     print(migrate.revision_of(s.engine), flush=True)
     s.close()
@@ -289,15 +290,21 @@ _OPENER = textwrap.dedent(
 )
 
 
-def test_processes_opening_one_fresh_store_at_once_all_get_it_ready(empty_url):
+def test_two_processes_opening_one_fresh_store_at_once_both_get_it_ready(empty_url, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    start = time.time() + 4.0  # after every process has imported the store
+    go = tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, "-c", _OPENER, empty_url, str(start)],
+        subprocess.Popen([sys.executable, "-c", _OPENER, empty_url, str(go)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for _ in range(3)
+        for _ in range(2)
     ]
-    outs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in outs]
-    assert [out.strip() for out, _ in outs] == ["0002"] * 3
+    try:
+        assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 2
+        go.touch()  # both open the store at once
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    assert [out.strip() for out, _ in outs] == ["0002"] * 2
     assert _diff(empty_url, metadata) == []
