@@ -163,6 +163,36 @@ def test_same_key_with_a_different_request_is_a_conflict(store):
     assert store.get_task(t.task_id).status == "claimed"
 
 
+def test_idempotency_keys_are_scoped_by_caller(store):
+    from serving.auth import Principal
+
+    desk_a, desk_b = Principal("desk-a", "timebank"), Principal("desk-b", "timebank")
+    named_system = Principal("system", "admin")  # an API key that happens to be named "system"
+    t1, t2 = _open(store, "R1").task, _open(store, "R2").task
+
+    a = store.claim_task(t1.task_id, "V1", idempotency_key="shared", actor=desk_a)
+    # another client using the same key text is an independent request, not A's replay
+    b = store.claim_task(t2.task_id, "V2", idempotency_key="shared", actor=desk_b)
+    assert (a.task_id, a.volunteer_id, b.task_id, b.volunteer_id) == (t1.task_id, "V1", t2.task_id, "V2")
+    assert not a.replayed and not b.replayed
+    # same caller, same key, same request: the first answer again, nothing changes
+    before = _snapshot(store)
+    again = store.claim_task(t1.task_id, "V1", idempotency_key="shared", actor=desk_a)
+    assert again.replayed and again == a and _snapshot(store) == before
+    # same caller, same key, another request: refused, as before
+    with pytest.raises(IdempotencyConflict):
+        store.complete_task(t1.task_id, "V1", idempotency_key="shared", actor=desk_a)
+    # a third client sending A's exact request under the key gets its own answer, never A's
+    with pytest.raises(Conflict, match="claimed by V1"):
+        store.claim_task(t1.task_id, "V1", idempotency_key="shared", actor=Principal("desk-c", "timebank"))
+    # the system actor has a scope of its own, which no API key's name can reach
+    sys_open = store.open_task(make_spec("R3"), idempotency_key="nightly")
+    key_open = store.open_task(make_spec("R3"), idempotency_key="nightly", actor=named_system)
+    assert sys_open.created and not sys_open.replayed
+    assert not key_open.created and not key_open.replayed and key_open.task == sys_open.task
+    assert store.open_task(make_spec("R3"), idempotency_key="nightly").replayed
+
+
 def test_a_failed_write_does_not_burn_its_key(store):
     t = _open(store).task
     with pytest.raises(Conflict):
