@@ -53,7 +53,7 @@ class TaskSpec:
     resident_id: str
     grid_id: str
     kind: str
-    reason: str  # reason code; one active task per resident and reason, e.g. "fall_risk"
+    reason: str  # reason code; one active task per resident and reason, the model's name
     due_date: date
     credits: float  # hours of credit offered
     urgency: str = "medium"
