@@ -43,7 +43,7 @@ demo: install
 	$(TWINCARE) simulate --residents $(RESIDENTS) --days $(DAYS) --seed $(SEED) --out $(DEMO_DIR)/history
 	$(TWINCARE) calibrate $(DEMO_DIR)/history
 	$(TWINCARE) features --history $(DEMO_DIR)/history --as-of weekly --out $(DEMO_DIR)/features
-	$(TWINCARE) demo-train --history $(DEMO_DIR)/history --workdir $(DEMO_DIR)
+	$(TWINCARE) demo-train --history $(DEMO_DIR)/history --workdir $(DEMO_DIR) --features $(DEMO_DIR)/features
 	$(TWINCARE) score --all --workdir $(DEMO_DIR)
 	$(TWINCARE) serve --workdir $(DEMO_DIR)
 

@@ -75,6 +75,7 @@ def register(app: typer.Typer) -> None:
         params: Annotated[Path | None, typer.Option(help="TOML or JSON file of training parameters")] = None,
         engine: Annotated[str, typer.Option(help="pandas, or dask (features and lightgbm.dask on a LocalCluster)")] = "pandas",
         scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (engine dask)")] = None,
+        features: Annotated[Path | None, typer.Option(help="feature table folder (`twincare features --out`) to reuse when it was built from this history")] = None,
     ) -> None:
         """Train one model (seeded), evaluate it on the latest window and register it in MLflow."""
         from training.train import model_name
@@ -87,7 +88,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         summary = run_train(model, _history(history), _uri(tracking_uri), _params(params), engine=engine,
-                            scheduler=scheduler)
+                            scheduler=scheduler, features_dir=features)
         _print(summary.headline())
 
     @app.command()
@@ -183,9 +184,10 @@ def register(app: typer.Typer) -> None:
         history: Annotated[Path, typer.Option(help="twin history directory")],
         workdir: Annotated[Path, typer.Option(help="writes mlflow.db, mlartifacts/, online.db here")],
         params: Annotated[Path | None, typer.Option(help="TOML or JSON file of training parameters")] = None,
+        features: Annotated[Path | None, typer.Option(help="feature table folder (`twincare features --out`) to reuse when it was built from this history")] = None,
     ) -> None:
-        """Train and promote all three models into WORKDIR, and materialise the online store."""
+        """Train and promote every registered model into WORKDIR, and materialise the online store."""
         from training.demo import demo_train as run_demo
 
-        out = run_demo(_history(history), workdir, _params(params), echo=typer.echo)
+        out = run_demo(_history(history), workdir, _params(params), echo=typer.echo, features_dir=features)
         _print(out)

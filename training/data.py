@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,13 +133,19 @@ def attach_labels(model: str, history: History, feats: pd.DataFrame) -> pd.DataF
 
 
 def risk_dataset(model: str, history: History, cfg: SplitConfig, engine: str = "pandas",
-                 scheduler: str | None = None) -> RiskDataset:
-    """Features at every weekly as-of date, labels, baselines and the split of each row."""
+                 scheduler: str | None = None,
+                 features: Callable[[pd.DatetimeIndex], pd.DataFrame] | None = None) -> RiskDataset:
+    """Features at every weekly as-of date, labels, baselines and the split of each row.
+
+    `features(dates)`, when given, supplies the feature table (e.g. a stored table of the same
+    history, `features.pipeline.cached_features`) instead of building it here.
+    """
     spec = risk_spec(model)
     dates = labelled_as_of_dates(history, spec.horizon_days, cfg.warmup_days)
     plan = plan_splits(dates, spec.horizon_days, cfg, history.residents["resident_id"].astype(str).tolist())
     used = plan.train.union(plan.val).union(plan.test)
-    feats = build_features(history, used, engine=engine, scheduler=scheduler)
+    feats = (features(used) if features is not None
+             else build_features(history, used, engine=engine, scheduler=scheduler))
     frame = attach_labels(model, history, feats)
     frame = frame[frame["label"].notna()].reset_index(drop=True)
     frame = pd.concat([frame, slice_columns(history.residents, frame)], axis=1)

@@ -13,7 +13,7 @@ from training.train import train
 
 
 def demo_train(history_dir: str | Path, workdir: str | Path, params: TrainParams | None = None,
-               echo: Callable[[str], None] = print) -> dict[str, Any]:
+               echo: Callable[[str], None] = print, features_dir: str | Path | None = None) -> dict[str, Any]:
     """WORKDIR/mlflow.db + mlartifacts/ (every registered model, trained and gated) and
     WORKDIR/online.db."""
     from features.online import OnlineStore
@@ -26,7 +26,7 @@ def demo_train(history_dir: str | Path, workdir: str | Path, params: TrainParams
     out: dict[str, Any] = {"tracking_uri": uri}
     for name in list(SPECS):
         echo(f"training {name} ...")
-        summary = train(name, history_dir, uri, params)
+        summary = train(name, history_dir, uri, params, features_dir=features_dir)
         decision = promote(name, uri, summary.version, str(history_dir), params)
         echo(decision.summary())
         out[name] = {**summary.headline(), "promoted": decision.promoted, "reasons": decision.reasons}

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.demand import count_panel
-from features.pipeline import History, build_features, load_history
+from features.pipeline import History, build_features, cached_features, load_history
 from models.base import LoadedModel
 from models.registry import ChampionError, check_schema, get_spec, load_version
 from models.spec import RiskSpec
@@ -37,6 +37,7 @@ from training.tracking import (
     set_alias,
 )
 from training.train import history_counts
+from twin.store import HistoryStore
 
 BEHAVIOUR_RESIDENTS = 200
 
@@ -145,7 +146,16 @@ def _candidate(d: Decision, tracking_uri: str, history_dir: str | None) -> tuple
         d.reasons.append(str(exc))
         return None
     _, run = run_of(tracking_uri, d.model, d.version)
-    return new, run, history_dir or run.data.tags.get("history_dir")
+    history_dir = history_dir or run.data.tags.get("history_dir")
+    seen = run.data.tags.get("history_fingerprint")
+    if history_dir and seen and Path(history_dir).exists():
+        now = HistoryStore(history_dir).fingerprint()
+        d.checks["history"] = {"dir": str(history_dir), "fingerprint_at_training": seen,
+                               "fingerprint_now": now, "same": now == seen}
+        if now != seen:
+            d.reasons.append(f"the history has changed since training (fingerprint {seen[:12]} -> "
+                             f"{now[:12]}); judged on the history as it is now")
+    return new, run, history_dir
 
 
 def gate_risk(name: str, version: str, tracking_uri: str, margins: PromotionMargins,
@@ -165,7 +175,10 @@ def gate_risk(name: str, version: str, tracking_uri: str, margins: PromotionMarg
         return d
     history = load_history(history_dir)
     dates = frozen_test_dates(window)
-    rows = attach_labels(name, history, build_features(history, dates))
+    features_dir = run.data.tags.get("features_dir")
+    feats = (cached_features(history_dir, dates, features_dir) if features_dir
+             else build_features(history, dates))  # the run's stored table when it had one
+    rows = attach_labels(name, history, feats)
     rows = rows[rows["label"].notna()].reset_index(drop=True)
     y = rows["label"].to_numpy(int)
     spec = risk_spec(name)

@@ -46,14 +46,36 @@ class TrainSummary:
                 "seconds": {k: round(v, 2) for k, v in self.seconds.items()}, **self.metrics}
 
 
+def history_facts(history_dir: str | Path, features_dir: str | Path | None) -> dict[str, str]:
+    """What a run records of its inputs: the history's folder and content fingerprint, and the
+    stored feature table it reused (if any)."""
+    return {"history_dir": str(Path(history_dir).resolve()),
+            "history_fingerprint": HistoryStore(history_dir).fingerprint(),
+            "features_dir": str(Path(features_dir).resolve()) if features_dir else ""}
+
+
+def feature_source(history_dir: str | Path, features_dir: str | Path | None, engine: str = "pandas",
+                   scheduler: str | None = None):
+    """Feature tables for given as-of dates: the stored table of this very history when
+    `features_dir` holds one that covers them (else built and stored there); None: build."""
+    if not features_dir:
+        return None
+    from features.pipeline import cached_features
+
+    return lambda dates: cached_features(history_dir, dates, features_dir, engine=engine, scheduler=scheduler)
+
+
 def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: TrainParams,
-               engine: str = "pandas", scheduler: str | None = None) -> TrainSummary:
-    """Fit, evaluate and register a risk model."""
+               engine: str = "pandas", scheduler: str | None = None,
+               features_dir: str | Path | None = None) -> TrainSummary:
+    """Fit, evaluate and register a risk model (reusing the feature table in `features_dir`)."""
     t0 = time.perf_counter()
+    facts = history_facts(history_dir, features_dir)
     history = load_history(history_dir)
     manifest = read_manifest(history_dir)
     t_load = time.perf_counter()
-    ds = risk_dataset(model, history, params.split, engine=engine, scheduler=scheduler)
+    ds = risk_dataset(model, history, params.split, engine=engine, scheduler=scheduler,
+                      features=feature_source(history_dir, features_dir, engine, scheduler))
     t_feat = time.perf_counter()
     res = fit_risk(ds, params.booster, params.split.capacity_share, engine=engine, scheduler=scheduler)
     t_fit = time.perf_counter()
@@ -94,12 +116,11 @@ def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: T
             loaded=res.loaded,
             params={**flat_params("booster.", params.booster.to_dict()),
                     **flat_params("split.", {**params.to_dict()["split"], **res.facts["split"]}),
-                    "engine": engine, "history_dir": str(Path(history_dir).resolve()),
+                    "engine": engine, **facts,
                     "rows_train": str(res.facts["rows_train"]), "rows_val": str(res.facts["rows_val"]),
                     "rows_test": str(res.facts["rows_test"]), "trees": str(res.facts["trees"])},
             metrics=metrics,
-            tags={"test_window": ",".join(res.facts["split"]["test_as_of"]),
-                  "history_dir": str(Path(history_dir).resolve())},
+            tags={"test_window": ",".join(res.facts["split"]["test_as_of"]), **facts},
             json_artifacts={
                 "metrics.json": m,
                 "calibration.json": res.loaded.calibration,
@@ -176,11 +197,11 @@ def train_forecast(name: str, history_dir: str | Path | None, tracking_uri: str,
         params={**flat_params("booster.", params.demand.booster.to_dict()),
                 **flat_params("demand.", {k: v for k, v in params.to_dict()["demand"].items() if k != "booster"}),
                 **flat_params("backtest.", params.to_dict()["backtest"]),
-                "history_dir": str(Path(history_dir).resolve()) if history_dir else "",
+                **(history_facts(history_dir, None) if history_dir else {"history_dir": ""}),
                 "engine": engine, "cutoff": str(cutoff.date()), **{k: str(v) for k, v in facts.items()}},
         metrics=metrics,
         tags={"test_window": f"{cutoff.date()},{panel.dates[-1].date()}",
-              "history_dir": str(Path(history_dir).resolve()) if history_dir else ""},
+              **(history_facts(history_dir, None) if history_dir else {"history_dir": ""})},
         json_artifacts={"backtest.json": bt, "intervals.json": loaded.extra["intervals"],
                         "params.json": params.to_dict()},
         input_example=ex_rows,
@@ -196,12 +217,15 @@ def train_forecast(name: str, history_dir: str | Path | None, tracking_uri: str,
 
 
 def train(model: str, history_dir: str | Path, tracking_uri: str, params: TrainParams | None = None,
-          engine: str = "pandas", scheduler: str | None = None) -> TrainSummary:
-    """Train one model by CLI or registry name."""
+          engine: str = "pandas", scheduler: str | None = None,
+          features_dir: str | Path | None = None) -> TrainSummary:
+    """Train one model by CLI or registry name (risk models reuse the table in `features_dir`)."""
     name = model_name(model)
     params = params or TrainParams()
-    trainer = train_risk if isinstance(get_spec(name), RiskSpec) else train_forecast
-    return trainer(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
+    if isinstance(get_spec(name), RiskSpec):
+        return train_risk(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler,
+                          features_dir=features_dir)
+    return train_forecast(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
 
 
 def json_ready(obj: Any) -> Any:
