@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from models.base import LoadedModel, feature_matrix
@@ -20,14 +19,3 @@ def contributions(loaded: LoadedModel, X, num_threads: int = 1) -> pd.DataFrame:
     contrib = loaded.booster.predict(arr, pred_contrib=True, num_threads=num_threads)
     index = X.index if isinstance(X, pd.DataFrame) else None
     return pd.DataFrame(contrib, columns=[*loaded.feature_names, BASE_VALUE], index=index)
-
-
-def top_reasons(contrib: pd.DataFrame, k: int = 3) -> list[list[str]]:
-    """For each row, the k features that raised the score most (positive contributions only)."""
-    values = contrib.drop(columns=[BASE_VALUE]).to_numpy()
-    names = np.asarray(contrib.columns[:-1])
-    order = np.argsort(-values, axis=1)[:, :k]
-    out = []
-    for row, idx in zip(values, order, strict=True):
-        out.append([str(names[j]) for j in idx if row[j] > 0])
-    return out

@@ -222,7 +222,9 @@ class AtRiskList(BaseModel):
     items: list[AtRiskEntry]
 
 
-class Task(BaseModel):
+class TaskView(BaseModel):
+    """A task as the API shows it (the store's record is `serving.store.Task`)."""
+
     task_id: str
     resident_id: str
     grid_id: str | None = None
@@ -237,7 +239,7 @@ class Task(BaseModel):
 
 
 class TaskPage(BaseModel):
-    items: list[Task]
+    items: list[TaskView]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
 
 
@@ -257,7 +259,7 @@ class ResidentPage(BaseModel):
     as_of_date: dt.date | None
     assessments: list[ModelAssessment]
     score_history: list[ScorePoint]
-    tasks: list[Task]
+    tasks: list[TaskView]
 
 
 class ClaimBody(_Body):
@@ -275,7 +277,7 @@ class CancelBody(_Body):
 class TaskResult(BaseModel):
     """The task after the change (a retry with the same Idempotency-Key returns the same answer)."""
 
-    task: Task
+    task: TaskView
 
 
 class ErrorBody(BaseModel):

@@ -57,8 +57,8 @@ ERRORS = {
 }
 
 
-def task_out(t: Task) -> schemas.Task:
-    return schemas.Task(**{k: getattr(t, k) for k in schemas.Task.model_fields})
+def task_out(t: Task) -> schemas.TaskView:
+    return schemas.TaskView(**{k: getattr(t, k) for k in schemas.TaskView.model_fields})
 
 
 def error(status: int, message: str) -> JSONResponse:

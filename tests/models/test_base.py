@@ -16,7 +16,8 @@ from models.base import (
     fit_platt,
     raw_score,
 )
-from models.explain import contributions, top_reasons
+from models.explain import contributions
+from models.spec import top_positive
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +53,13 @@ def test_contributions_sum_to_the_raw_score(tiny_model):
     c = contributions(tiny_model, X)
     assert list(c.columns) == ["a", "b", "c", "base_value"]
     np.testing.assert_allclose(c.sum(axis=1).to_numpy(), raw_score(tiny_model, X), rtol=1e-6, atol=1e-9)
-    reasons = top_reasons(c, k=2)
-    assert all(len(r) <= 2 for r in reasons)
+    idx, vals = top_positive(c.drop(columns=["base_value"]).to_numpy(), k=2)
+    assert idx.shape == vals.shape == (20, 2)
+    # reasons are the contributions that raise the score, strongest first; the rest are NaN
+    assert np.all(np.isnan(vals) | (vals > 0))
+    strongest = np.nanmax(np.where(c.drop(columns=["base_value"]).to_numpy() > 0, c.drop(columns=["base_value"]).to_numpy(), np.nan), axis=1)
+    has = ~np.isnan(strongest)
+    np.testing.assert_allclose(vals[has, 0], strongest[has])
 
 
 def test_feature_order_comes_from_the_model_not_the_frame(tiny_model):
