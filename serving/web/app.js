@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { meta: null, charts: [], view: null, drawn: {} };
+const state = { meta: null, charts: [], view: null, drawn: {}, ticket: 0 };
 window.twincareDrawn = state.drawn; // when each view was last drawn (ms since navigation), for timing
 
 // ---------------------------------------------------------------------------------------------
@@ -148,13 +148,14 @@ async function loadMeta() {
 
 let searchTimer = null;
 
-async function drawAtRisk() {
+async function drawAtRisk(ticket) {
   const query = new URLSearchParams({ model: $("#f-model").value, limit: "50" });
   for (const [id, key] of [["#f-band", "band"], ["#f-grid", "grid"], ["#f-q", "q"]]) {
     const v = $(id).value.trim();
     if (v) query.set(key, v);
   }
   const data = await api(`/cockpit/at-risk?${query}`);
+  if (ticket !== state.ticket) return; // a later choice is being drawn
   disposeCharts();
   const list = $("#risk-list");
   list.replaceChildren();
@@ -234,8 +235,9 @@ function sensorChart(container, s) {
   }, `${s.label}: ${s.change}`);
 }
 
-async function drawResident(id) {
+async function drawResident(id, ticket) {
   const data = await api(`/cockpit/residents/${encodeURIComponent(id)}`);
+  if (ticket !== state.ticket) return; // a later choice is being drawn
   disposeCharts();
   $("#resident-id").textContent = data.resident_id;
   $("#resident-meta").textContent = `Grid ${data.grid_id ?? "unknown"} · features as of ${data.as_of_date} · today ${data.today}`;
@@ -279,8 +281,9 @@ function taskCard(t) {
     el("div", { class: "muted small" }, t.task_id));
 }
 
-async function drawTasks() {
+async function drawTasks(ticket) {
   const data = await api("/cockpit/tasks");
+  if (ticket !== state.ticket) return; // a later choice is being drawn
   disposeCharts();
   const cols = [["open", "Open"], ["claimed", "Claimed"], ["completed", "Completed (recent)"], ["expired", "Expired (recent)"]];
   $("#tasks-summary").textContent = `${data.columns.open.length} open, ${data.columns.claimed.length} claimed, ${data.overdue} overdue (today ${data.today}).`;
@@ -323,8 +326,9 @@ function drawHeatmap() {
   }, `Forecast requests ${cat ? `for ${cat.replace(/_/g, " ")}` : "of all kinds"} per grid for ${h.dates.length} days from ${h.dates[0]}; busiest against volunteer supply: ${hottest.join("; ")}`);
 }
 
-async function drawGrids() {
+async function drawGrids(ticket) {
   const data = await api("/cockpit/grids");
+  if (ticket !== state.ticket) return; // a later choice is being drawn
   disposeCharts();
   gridData = { ...data, hoursPerRequest: { meals: 1, companionship: 1.5, transport: 1.5, household: 2, health_escort: 2.5 } };
   const sel = $("#heat-category");
@@ -365,16 +369,18 @@ function show(view) {
 async function route() {
   const hash = location.hash || "#/at-risk";
   const [, view, arg] = hash.match(/^#\/([a-z-]+)(?:\/(.*))?$/) || [null, "at-risk", null];
+  const ticket = ++state.ticket;
   try {
     await loadMeta();
     setStatus("Loading…");
-    if (view === "resident" && arg) { show("resident"); await drawResident(decodeURIComponent(arg)); }
-    else if (view === "tasks") { show("tasks"); await drawTasks(); }
-    else if (view === "grids") { show("grids"); await drawGrids(); }
+    if (view === "resident" && arg) { show("resident"); await drawResident(decodeURIComponent(arg), ticket); }
+    else if (view === "tasks") { show("tasks"); await drawTasks(ticket); }
+    else if (view === "grids") { show("grids"); await drawGrids(ticket); }
     else if (view === "alerts" || view === "what-if") { show(view); drawNote(view); }
-    else { show("at-risk"); await drawAtRisk(); }
-    setStatus("");
+    else { show("at-risk"); await drawAtRisk(ticket); }
+    if (ticket === state.ticket) setStatus("");
   } catch (err) {
+    if (ticket !== state.ticket) return;
     if (err.status === 401) showSignIn("Your session has ended. Sign in again.");
     else setStatus(`Could not load: ${err.message}`, true);
   }
