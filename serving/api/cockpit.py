@@ -51,7 +51,9 @@ def meta(request: Request) -> dict[str, Any]:
         for m in rt.risk_models
         if m in specs
     ]
+    who = principal_of(request)
     return {
+        "who": {"name": who.name, "role": who.role} if who else None,
         "today": _today(rt).isoformat(),
         "features_as_of": None if rt.online.as_of is None else str(rt.online.as_of.date()),
         "models": models,

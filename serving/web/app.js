@@ -65,24 +65,44 @@ function chart(container, option, label) {
   container.setAttribute("aria-label", label);
   const c = echarts.init(container, null, { renderer: "svg" });
   c.setOption({ animation: false, textStyle: { fontFamily: "inherit" }, ...option });
+  // follow the container's size (layout changes, narrow screens) without waiting for a window resize
+  const watch = new ResizeObserver(() => { if (!c.isDisposed()) c.resize(); });
+  watch.observe(container);
+  c.watch = watch;
   state.charts.push(c);
   return c;
 }
 
+function disposeChart(c) {
+  if (c.watch) c.watch.disconnect();
+  if (!c.isDisposed()) c.dispose();
+}
+
 function disposeCharts() {
-  for (const c of state.charts) c.dispose();
+  for (const c of state.charts) disposeChart(c);
   state.charts = [];
 }
 
 const tooltip = (fmt) => ({ trigger: "axis", confine: true, formatter: (ps) => esc(fmt(ps)) });
 
+let sparkChart = null; // one off-screen chart draws every sparkline as an SVG image
+
 function sparkline(container, trend, label) {
-  chart(container, {
+  if (!sparkChart) sparkChart = echarts.init(null, null, { renderer: "svg", ssr: true, width: 160, height: 34 });
+  sparkChart.setOption({
+    animation: false,
     grid: { left: 2, right: 2, top: 4, bottom: 4 },
     xAxis: { type: "category", show: false, data: trend.map((p) => p.as_of) },
     yAxis: { type: "value", show: false, min: 0 },
     series: [{ type: "line", data: trend.map((p) => p.probability), symbol: "none", lineStyle: { width: 2, color: "#1f5fa8" }, areaStyle: { color: "rgba(31,95,168,.12)" } }],
-  }, label);
+  }, true);
+  // parsed as an SVG document (not as HTML), so nothing in it can run
+  const svg = new DOMParser().parseFromString(sparkChart.renderToSVGString(), "image/svg+xml").documentElement;
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("aria-hidden", "true");
+  container.setAttribute("role", "img");
+  container.setAttribute("aria-label", label);
+  container.replaceChildren(document.importNode(svg, true));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -97,8 +117,7 @@ async function signIn(event) {
   $("#sign-in-error").textContent = "";
   if (!key) return;
   try {
-    const who = await api("/session", { method: "POST", headers: { "X-API-Key": key } });
-    showSignedIn(who);
+    showSignedIn(await api("/session", { method: "POST", headers: { "X-API-Key": key } }));
     if (!location.hash || location.hash === "#/sign-in") location.hash = "#/at-risk";
     else route();
   } catch (err) {
@@ -140,6 +159,7 @@ async function loadMeta() {
   if (state.meta) return state.meta;
   const meta = await api("/cockpit/meta");
   state.meta = meta;
+  showSignedIn(meta.who);
   $("#f-model").replaceChildren(...meta.models.map((m) => el("option", { value: m.name }, m.title)));
   $("#f-grid").replaceChildren(el("option", { value: "" }, "All grids"), ...meta.grids.map((g) => el("option", { value: g }, g)));
   for (const p of document.querySelectorAll(".note-panel")) p.textContent = meta.panels_not_available[p.dataset.panel] || "";
@@ -148,14 +168,15 @@ async function loadMeta() {
 
 let searchTimer = null;
 
-async function drawAtRisk(ticket) {
-  const query = new URLSearchParams({ model: $("#f-model").value, limit: "50" });
-  for (const [id, key] of [["#f-band", "band"], ["#f-grid", "grid"], ["#f-q", "q"]]) {
+async function drawAtRisk(ticket, metaReady) {
+  const query = new URLSearchParams({ limit: "50" });
+  for (const [id, key] of [["#f-model", "model"], ["#f-band", "band"], ["#f-grid", "grid"], ["#f-q", "q"]]) {
     const v = $(id).value.trim();
     if (v) query.set(key, v);
   }
-  const data = await api(`/cockpit/at-risk?${query}`);
+  const [data] = await Promise.all([api(`/cockpit/at-risk?${query}`), metaReady]);
   if (ticket !== state.ticket) return; // a later choice is being drawn
+  state.drawn[`${state.view}:data`] = performance.now();
   disposeCharts();
   const list = $("#risk-list");
   list.replaceChildren();
@@ -188,9 +209,9 @@ async function drawAtRisk(ticket) {
 function riskChart(container, risk) {
   const t = risk.trend;
   chart(container, {
-    grid: { left: 44, right: 12, top: 16, bottom: 28 },
+    grid: { left: 44, right: 60, top: 16, bottom: 28 },
     tooltip: tooltip((ps) => ps.map((p) => `${p.axisValue}: ${pct(p.value)}`).join(", ")),
-    xAxis: { type: "category", data: t.map((p) => p.as_of), axisLabel: { hideOverlap: true, color: "#3d4752" } },
+    xAxis: { type: "category", data: t.map((p) => p.as_of), axisLabel: { hideOverlap: true, color: "#3d4752", formatter: (d) => d.slice(5) } },
     yAxis: { type: "value", min: 0, axisLabel: { formatter: (v) => `${Math.round(v * 100)}%`, color: "#3d4752" } },
     series: [{
       type: "line", data: t.map((p) => p.probability), symbolSize: 5, lineStyle: { color: "#1f5fa8" }, itemStyle: { color: "#1f5fa8" },
@@ -226,8 +247,9 @@ function sensorChart(container, s) {
   chart(container, {
     grid: { left: 48, right: 10, top: 10, bottom: 26 },
     tooltip: tooltip((ps) => ps.map((p) => `${p.axisValue}: ${p.value ?? "no reading"} ${s.unit}`).join(", ")),
-    xAxis: { type: "category", data: pts.map((p) => p[0]), axisLabel: { hideOverlap: true, color: "#3d4752" } },
-    yAxis: { type: "value", min: Math.max(0, +(lo - pad).toFixed(2)), max: +(hi + pad).toFixed(2), axisLabel: { color: "#3d4752" } },
+    xAxis: { type: "category", data: pts.map((p) => p[0]), axisLabel: { hideOverlap: true, color: "#3d4752", formatter: (d) => d.slice(5) } },
+    yAxis: { type: "value", min: Math.max(0, +(lo - pad).toFixed(2)), max: +(hi + pad).toFixed(2),
+      axisLabel: { color: "#3d4752", showMinLabel: false, showMaxLabel: false } },
     series: [
       { type: "line", data: pts.map((p) => p[1]), connectNulls: false, symbol: "none", lineStyle: { width: 1.5, color: "#1f5fa8" },
         markArea: { silent: true, data: [...areas, ...recentAreas] } },
@@ -235,14 +257,16 @@ function sensorChart(container, s) {
   }, `${s.label}: ${s.change}`);
 }
 
-async function drawResident(id, ticket) {
-  const data = await api(`/cockpit/residents/${encodeURIComponent(id)}`);
+async function drawResident(id, ticket, metaReady) {
+  const [data] = await Promise.all([api(`/cockpit/residents/${encodeURIComponent(id)}`), metaReady]);
   if (ticket !== state.ticket) return; // a later choice is being drawn
+  state.drawn[`${state.view}:data`] = performance.now();
   disposeCharts();
   $("#resident-id").textContent = data.resident_id;
   $("#resident-meta").textContent = `Grid ${data.grid_id ?? "unknown"} · features as of ${data.as_of_date} · today ${data.today}`;
   const cards = $("#risk-cards");
   cards.replaceChildren();
+  const later = [];
   for (const r of data.risks) {
     const over = el("div", { class: "chart risk-chart" });
     const why = el("div", { class: "chart reasons-chart" });
@@ -253,8 +277,7 @@ async function drawResident(id, ticket) {
       el("h3", {}, "What raises and lowers it"), why,
       el("ul", { class: "reasons signed" }, ...r.reasons.map((x) => el("li", { class: x.direction },
         el("span", { class: "sign" }, x.direction === "raises" ? "▲ raises" : "▼ lowers"), " ", x.text)))));
-    riskChart(over, r);
-    reasonsChart(why, r);
+    later.push(() => { riskChart(over, r); reasonsChart(why, r); });
   }
   const gaps = $("#missing-list");
   gaps.replaceChildren(...(data.missing_data.length ? data.missing_data.map((n) => el("li", {}, n)) : [el("li", { class: "muted" }, "No sensor has been silent in the last 30 days.")]));
@@ -264,11 +287,12 @@ async function drawResident(id, ticket) {
     const box = el("div", { class: "chart sensor-chart" });
     sensors.append(el("figure", { class: "sensor", "data-signal": s.signal },
       el("figcaption", {}, el("strong", {}, s.label + (s.unit ? ` (${s.unit})` : "")), el("br"), el("span", { class: "muted" }, s.change)), box));
-    sensorChart(box, s);
+    later.push(() => sensorChart(box, s));
   }
   $("#timeline").replaceChildren(...(data.timeline.length ? data.timeline.map((t) => el("li", { class: `tl ${t.kind}` },
     el("time", { dateTime: t.date }, t.date), " ", el("span", { class: "kind" }, t.kind), " ", t.text)) : [el("li", { class: "muted" }, "Nothing recorded in the last year.")]));
   $("#resident-tasks").replaceChildren(...(data.tasks.length ? data.tasks.map(taskCard) : [el("li", { class: "muted" }, "No tasks.")]));
+  for (const draw of later) draw(); // once laid out, so each chart takes its own box's size
   mark("resident");
 }
 
@@ -281,9 +305,10 @@ function taskCard(t) {
     el("div", { class: "muted small" }, t.task_id));
 }
 
-async function drawTasks(ticket) {
-  const data = await api("/cockpit/tasks");
+async function drawTasks(ticket, metaReady) {
+  const [data] = await Promise.all([api("/cockpit/tasks"), metaReady]);
   if (ticket !== state.ticket) return; // a later choice is being drawn
+  state.drawn[`${state.view}:data`] = performance.now();
   disposeCharts();
   const cols = [["open", "Open"], ["claimed", "Claimed"], ["completed", "Completed (recent)"], ["expired", "Expired (recent)"]];
   $("#tasks-summary").textContent = `${data.columns.open.length} open, ${data.columns.claimed.length} claimed, ${data.overdue} overdue (today ${data.today}).`;
@@ -298,7 +323,7 @@ let gridData = null;
 function drawHeatmap() {
   const h = gridData.heatmap;
   const box = $("#heatmap");
-  for (const c of state.charts.filter((c) => c.getDom() === box)) c.dispose();
+  for (const c of state.charts.filter((c) => c.getDom() === box)) disposeChart(c);
   state.charts = state.charts.filter((c) => !c.isDisposed());
   if (!h.grids.length) { box.textContent = "No demand forecast is available."; return; }
   const cat = $("#heat-category").value;
@@ -326,9 +351,10 @@ function drawHeatmap() {
   }, `Forecast requests ${cat ? `for ${cat.replace(/_/g, " ")}` : "of all kinds"} per grid for ${h.dates.length} days from ${h.dates[0]}; busiest against volunteer supply: ${hottest.join("; ")}`);
 }
 
-async function drawGrids(ticket) {
-  const data = await api("/cockpit/grids");
+async function drawGrids(ticket, metaReady) {
+  const [data] = await Promise.all([api("/cockpit/grids"), metaReady]);
   if (ticket !== state.ticket) return; // a later choice is being drawn
+  state.drawn[`${state.view}:data`] = performance.now();
   disposeCharts();
   gridData = { ...data, hoursPerRequest: { meals: 1, companionship: 1.5, transport: 1.5, household: 2, health_escort: 2.5 } };
   const sel = $("#heat-category");
@@ -366,32 +392,24 @@ function show(view) {
   state.view = view;
 }
 
-async function route() {
+async function route(atStart = false) {
   const hash = location.hash || "#/at-risk";
   const [, view, arg] = hash.match(/^#\/([a-z-]+)(?:\/(.*))?$/) || [null, "at-risk", null];
   const ticket = ++state.ticket;
+  const metaReady = loadMeta(); // fetched beside the view's own data
   try {
-    await loadMeta();
     setStatus("Loading…");
-    if (view === "resident" && arg) { show("resident"); await drawResident(decodeURIComponent(arg), ticket); }
-    else if (view === "tasks") { show("tasks"); await drawTasks(ticket); }
-    else if (view === "grids") { show("grids"); await drawGrids(ticket); }
-    else if (view === "alerts" || view === "what-if") { show(view); drawNote(view); }
-    else { show("at-risk"); await drawAtRisk(ticket); }
+    if (view === "resident" && arg) { show("resident"); await drawResident(decodeURIComponent(arg), ticket, metaReady); }
+    else if (view === "tasks") { show("tasks"); await drawTasks(ticket, metaReady); }
+    else if (view === "grids") { show("grids"); await drawGrids(ticket, metaReady); }
+    else if (view === "alerts" || view === "what-if") { await metaReady; show(view); drawNote(view); }
+    else { show("at-risk"); await drawAtRisk(ticket, metaReady); }
     if (ticket === state.ticket) setStatus("");
   } catch (err) {
+    metaReady.catch(() => {});
     if (ticket !== state.ticket) return;
-    if (err.status === 401) showSignIn("Your session has ended. Sign in again.");
+    if (err.status === 401) showSignIn(atStart ? "" : "Your session has ended. Sign in again.");
     else setStatus(`Could not load: ${err.message}`, true);
-  }
-}
-
-async function boot() {
-  try {
-    showSignedIn(await api("/session"));
-    await route();
-  } catch (err) {
-    showSignIn(err.status === 401 ? "" : `Could not reach the service: ${err.message}`);
   }
 }
 
@@ -407,5 +425,5 @@ document.addEventListener("DOMContentLoaded", () => {
   window.addEventListener("hashchange", () => { if (!$("#who").hidden) route(); });
   let resizeTimer = null;
   window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => state.charts.forEach((c) => c.resize()), 150); });
-  boot();
+  route(true);
 });
