@@ -362,14 +362,14 @@ async function drawGrids(ticket, metaReady) {
   sel.replaceChildren(el("option", { value: "" }, "all kinds of help"), ...data.heatmap.categories.map((c) => el("option", { value: c }, c.replace(/_/g, " "))));
   sel.value = data.heatmap.categories.includes(keep) ? keep : "";
   const raised = data.grids.filter((g) => g.credits_raised);
-  $("#grids-summary").textContent = `${data.grids.length} grids; credits raised for scarcity in ${raised.length}: ${raised.map((g) => `${g.grid_id} (×${g.scarcity})`).join(", ") || "none"}.`;
+  $("#grids-summary").textContent = `${data.grids.length} grids; credits raised for scarcity in ${raised.length}: ${raised.map((g) => `${g.grid_id} (×${+g.scarcity.toFixed(1)})`).join(", ") || "none"}.`;
   drawHeatmap();
   const models = Object.keys(data.titles);
   $("#grid-table tbody").replaceChildren(...data.grids.map((g) => el("tr", { "data-grid": g.grid_id },
     el("th", { scope: "row" }, g.grid_id),
     el("td", {}, models.map((m) => `${data.titles[m]} ${g.high[m] ?? 0}`).join(", ")),
     el("td", {}, `${g.active_tasks}`, g.overdue_tasks ? el("span", { class: "overdue-badge" }, `${g.overdue_tasks} overdue`) : null),
-    el("td", {}, g.credits_raised ? el("span", { class: "raised" }, `raised ×${g.scarcity}`) : "normal",
+    el("td", {}, g.credits_raised ? el("span", { class: "raised" }, `raised ×${+g.scarcity.toFixed(1)}`) : "normal",
       g.demand_hours_7d !== null ? el("div", { class: "muted small" }, `${Math.round(g.demand_hours_7d)} h asked / ${Math.round(g.supply_hours_7d)} h offered a week`) : null))));
   mark("grids");
 }

@@ -222,20 +222,22 @@ def test_cockpit_in_a_real_browser(cockpit_server, browser):
     task = bank.get("/timebank/tasks", params={"limit": 1}).json()["items"][0]
     tid = task["task_id"]
     assert page.locator(f"#board [data-status=open] [data-task='{tid}']").count() == 1
-    r = bank.post(f"/timebank/tasks/{tid}/claim", json={"volunteer_id": "V-e2e"}, headers={"Idempotency-Key": f"c-{tid}"})
-    assert r.status_code == 200, r.text
-    since = drawn_at(page, "tasks")
-    page.click("#tasks-refresh")
-    wait_drawn(page, "tasks", since)
-    claimed = page.locator(f"#board [data-status=claimed] [data-task='{tid}']")
-    assert claimed.count() == 1 and "V-e2e" in claimed.inner_text()
+
+    def through_api(step: str, status: str):
+        """Claim or complete the task through the API; the board shows it in its new column."""
+        r = bank.post(f"/timebank/tasks/{tid}/{step}", json={"volunteer_id": "V-e2e"}, headers={"Idempotency-Key": f"{step}-{tid}"})
+        assert r.status_code == 200, r.text
+        since = drawn_at(page, "tasks")
+        page.click("#tasks-refresh")
+        wait_drawn(page, "tasks", since)
+        card = page.locator(f"#board [data-status={status}] [data-task='{tid}']")
+        assert card.count() == 1 and "V-e2e" in card.inner_text()
+        return card
+
+    through_api("claim", "claimed")
     assert page.locator(f"#board [data-status=open] [data-task='{tid}']").count() == 0
-    r = bank.post(f"/timebank/tasks/{tid}/complete", json={"volunteer_id": "V-e2e"}, headers={"Idempotency-Key": f"d-{tid}"})
-    assert r.status_code == 200, r.text
-    since = drawn_at(page, "tasks")
-    page.click("#tasks-refresh")
-    wait_drawn(page, "tasks", since)
-    assert page.locator(f"#board [data-status=completed] [data-task='{tid}']").count() == 1
+    through_api("complete", "completed")
+    assert page.locator(f"#board [data-status=claimed] [data-task='{tid}']").count() == 0
 
     # sign out: the session ends on the server too
     page.click("#sign-out")
