@@ -142,6 +142,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-web-") as d:
         tmp = Path(d)
         home, keys, data = prepare_home(args.workdir, tmp)
+        from features.online import OnlineStore
+
+        online = OnlineStore(home / "online.db")
+        data["residents"] = len(online.resident_ids())
+        data["features_as_of"] = str(online.as_of.date()) if online.as_of is not None else None
         server = start_server(home, tmp)
         try:
             if server.process.poll() is not None:

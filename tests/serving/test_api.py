@@ -108,8 +108,22 @@ def api(serving_home):
     from serving.service import TwinCare
 
     home, keys = serving_home
-    with service_env(home), TestClient(TwinCare.to_asgi(), raise_server_exceptions=False) as client:
-        yield client, keys, home
+    forget_bentoml_metrics()
+    try:
+        with service_env(home), TestClient(TwinCare.to_asgi(), raise_server_exceptions=False) as client:
+            yield client, keys, home
+    finally:
+        forget_bentoml_metrics()
+
+
+def forget_bentoml_metrics() -> None:
+    """Drop BentoML's request metrics from the process's Prometheus registry: each app built in
+    this process registers them anew, and a second registration of the same names is refused."""
+    from prometheus_client import REGISTRY
+
+    for collector, names in list(REGISTRY._collector_to_names.items()):
+        if any(n.startswith("bentoml_") for n in names):
+            REGISTRY.unregister(collector)
 
 
 def H(keys: dict[str, str], role: str, **extra: str) -> dict[str, str]:
