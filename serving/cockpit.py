@@ -260,10 +260,11 @@ def demand_heatmap(
 
     `requests[category][g][d]` is the forecast count of grid g on day d; `demand_hours[g][d]` sums
     the categories in hours (requests x the hours a request takes); `supply_hours[g]` is the
-    grid's volunteers' weekly hours / 7.
+    grid's volunteers' weekly hours / 7; `hours_per_request[category]` what one request takes.
     """
     if outlook.empty:
-        return {"dates": [], "grids": [], "categories": [], "requests": {}, "demand_hours": [], "supply_hours": []}
+        return {"dates": [], "grids": [], "categories": [], "requests": {}, "demand_hours": [], "supply_hours": [],
+                "hours_per_request": {}}
     parts = outlook["series_id"].astype(str).str.rsplit(":", n=1, expand=True)
     f = pd.DataFrame({
         "grid": parts[0], "category": parts[1],
@@ -290,6 +291,7 @@ def demand_heatmap(
         "requests": requests,
         "demand_hours": np.round(hours, 2).tolist(),
         "supply_hours": [round(float(supply.get(g, 0.0)), 2) for g in grids],
+        "hours_per_request": {c: float(policy.base_hours.get(c, 1.0)) for c in categories},
     }
 
 

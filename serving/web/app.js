@@ -328,7 +328,7 @@ function drawHeatmap() {
   if (!h.grids.length) { box.textContent = "No demand forecast is available."; return; }
   const cat = $("#heat-category").value;
   const cats = cat ? [cat] : h.categories;
-  const hoursOf = gridData.hoursPerRequest;
+  const hoursOf = h.hours_per_request;
   const cells = [];
   let maxRatio = 1;
   h.grids.forEach((g, gi) => h.dates.forEach((d, di) => {
@@ -356,7 +356,7 @@ async function drawGrids(ticket, metaReady) {
   if (ticket !== state.ticket) return; // a later choice is being drawn
   state.drawn[`${state.view}:data`] = performance.now();
   disposeCharts();
-  gridData = { ...data, hoursPerRequest: { meals: 1, companionship: 1.5, transport: 1.5, household: 2, health_escort: 2.5 } };
+  gridData = data;
   const sel = $("#heat-category");
   const keep = sel.value;
   sel.replaceChildren(el("option", { value: "" }, "all kinds of help"), ...data.heatmap.categories.map((c) => el("option", { value: c }, c.replace(/_/g, " "))));

@@ -208,3 +208,4 @@ def test_heatmap_sets_requests_per_category_against_daily_supply():
     assert h["requests"]["household"] == [[1, 1, 1], [0, 0, 0]]
     assert h["demand_hours"][0] == [3.0, 4.0, 5.0]  # meals 1 h + household 2 h per request
     assert h["supply_hours"] == [3.0, 0.0]
+    assert h["hours_per_request"] == {"household": 2.0, "meals": 1.0}
