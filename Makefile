@@ -6,6 +6,9 @@ DEMO_DIR  ?= demo-data
 RESIDENTS ?= 2000
 DAYS      ?= 730
 SEED      ?= 7
+# the simulated history ends yesterday, so the page's dates read as this week
+START     ?= $(shell python3 -c 'import datetime as d; print(d.date.today() - d.timedelta(days=$(DAYS)))')
+PAST_WEEKS ?= 8
 
 .PHONY: install system-deps contracts test test-fast lint demo serve bench clean
 
@@ -40,11 +43,11 @@ lint: install contracts
 	$(VENV)/bin/ruff check twin features models training serving tests benchmarks
 
 demo: install
-	$(TWINCARE) simulate --residents $(RESIDENTS) --days $(DAYS) --seed $(SEED) --out $(DEMO_DIR)/history
+	$(TWINCARE) simulate --residents $(RESIDENTS) --days $(DAYS) --seed $(SEED) --start $(START) --out $(DEMO_DIR)/history
 	$(TWINCARE) calibrate $(DEMO_DIR)/history
 	$(TWINCARE) features --history $(DEMO_DIR)/history --as-of weekly --out $(DEMO_DIR)/features
 	$(TWINCARE) demo-train --history $(DEMO_DIR)/history --workdir $(DEMO_DIR) --features $(DEMO_DIR)/features
-	$(TWINCARE) score --all --workdir $(DEMO_DIR)
+	$(TWINCARE) score --all --past-weeks $(PAST_WEEKS) --workdir $(DEMO_DIR)
 	$(TWINCARE) serve --workdir $(DEMO_DIR)
 
 bench: install

@@ -181,6 +181,13 @@ class RiskSpec:
         idx, vals = top_positive(contrib[:, :-1], k)
         return Explained(probability, np.asarray(self.bands.bands(probability), dtype=object), idx, vals)
 
+    def contributions(self, loaded: LoadedModel, X, num_threads: int = 1) -> np.ndarray:
+        """Every input's TreeSHAP contribution to each row's raw score, (n, features): the signed
+        view of `explain` (what raises the risk and what lowers it)."""
+        contrib = np.asarray(loaded.booster.predict(feature_matrix(loaded, X), pred_contrib=True,
+                                                    num_threads=num_threads))
+        return contrib[:, :-1]
+
     def band(self, p: float) -> str:
         return self.bands.band(p)
 

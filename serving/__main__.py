@@ -19,6 +19,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     score = sub.add_parser("score", help="score every resident, store scores, open tasks")
     score.add_argument("--all", action="store_true", required=True, help="every resident in the online store")
     score.add_argument("--no-act", action="store_true", help="store scores but open no tasks")
+    score.add_argument("--past-weeks", type=int, default=0,
+                       help="first score the N weeks before too (trends from the first night)")
     migrate = sub.add_parser("migrate", help="upgrade the time-bank store to the newest revision")
     migrate.add_argument("--url", help="store URL (default: TWINCARE_STORE_URL or the SQLite file under TWINCARE_HOME)")
     args = parser.parse_args(argv)
@@ -55,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from serving.batch import run
 
     try:
-        report = run(config, act=not args.no_act)
+        report = run(config, act=not args.no_act, past_weeks=args.past_weeks)
     except (ChampionError, StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -21,8 +21,11 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
 
@@ -137,11 +140,86 @@ def authorize(keyring: KeyRing, presented: str | None, allowed_roles: Sequence[s
     p = keyring.authenticate(presented)
     if p is None:
         raise AuthError(401, "the API key is not valid")
-    if p.role != ADMIN and p.role not in allowed_roles:
+    return allow_principal(p, allowed_roles)
+
+
+SESSION_COOKIE = "twincare_session"
+
+
+@dataclass(frozen=True)
+class Session:
+    principal: Principal
+    expires_at: float  # seconds since the epoch
+
+
+class SessionBook:
+    """Sign-in sessions of the web page: a random token (kept only as its hash) -> principal.
+
+    A session ends at `expires_at` (no sliding renewal) or at sign-out. Held in memory by the
+    serving process, so a restart signs everyone out.
+    """
+
+    def __init__(self, ttl_seconds: int = 1800, clock: Callable[[], float] = time.time):
+        self.ttl = int(ttl_seconds)
+        self._clock = clock
+        self._sessions: dict[bytes, Session] = {}
+        self._lock = threading.Lock()
+
+    def open(self, principal: Principal) -> tuple[str, Session]:
+        """A new session for a principal; returns (token for the cookie, session)."""
+        token = secrets.token_urlsafe(32)
+        session = Session(principal, self._clock() + self.ttl)
+        with self._lock:
+            now = self._clock()
+            self._sessions = {k: v for k, v in self._sessions.items() if v.expires_at > now}
+            self._sessions[_token_digest(token)] = session
+        return token, session
+
+    def find(self, token: str | None) -> Session | None:
+        """The live session of a cookie's token, or None (unknown, ended or expired)."""
+        if not token:
+            return None
+        digest = _token_digest(token)
+        with self._lock:
+            session = self._sessions.get(digest)
+            if session is not None and session.expires_at <= self._clock():
+                del self._sessions[digest]
+                session = None
+        return session
+
+    def close(self, token: str | None) -> bool:
+        """End a session (sign-out); True when one was open."""
+        if not token:
+            return False
+        with self._lock:
+            return self._sessions.pop(_token_digest(token), None) is not None
+
+
+def _token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def allow_principal(principal: Principal, allowed_roles: Sequence[str]) -> Principal:
+    """The principal if its role may call a route with these roles (admin always may); else 403."""
+    if principal.role != ADMIN and principal.role not in allowed_roles:
         raise AuthError(
-            403, f"key {p.name!r} has role {p.role!r}; this needs one of: {', '.join(allowed_roles)}"
+            403, f"key {principal.name!r} has role {principal.role!r}; this needs one of: {', '.join(allowed_roles)}"
         )
-    return p
+    return principal
+
+
+def session_token_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The sign-in session token from the request's Cookie header, if any."""
+    raw = {k.lower(): v for k, v in headers.items()}.get("cookie")
+    if not raw:
+        return None
+    jar = SimpleCookie()
+    try:
+        jar.load(raw)
+    except CookieError:
+        return None
+    morsel = jar.get(SESSION_COOKIE)
+    return morsel.value if morsel is not None and morsel.value else None
 
 
 def key_from_headers(headers: Mapping[str, str]) -> str | None:

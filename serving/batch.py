@@ -13,6 +13,8 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+import pandas as pd
+
 from serving.config import ServingConfig
 from serving.runtime import Runtime, build_runtime
 from serving.scoring import score_records
@@ -32,6 +34,7 @@ class BatchReport:
     model_versions: dict[str, str]
     scoring_seconds: float  # predict + contributions + worded reasons
     total_seconds: float
+    past_scores_stored: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,10 +78,36 @@ def score_all(rt: Runtime, *, chunk_size: int | None = None, act: bool = True) -
     )
 
 
-def run(config: ServingConfig, *, act: bool = True) -> BatchReport:
-    """Build the runtime (refusing on a bad champion, like the service) and score everyone."""
+def score_past(rt: Runtime, weeks: int, *, chunk_size: int | None = None) -> int:
+    """Score every resident as of each of the `weeks` weeks before the online store's as-of date
+    (features rebuilt from the history as it stood then), so a first night already has trends.
+    Stores the scores only (no task is opened for the past); returns the number of new rows."""
+    from features.pipeline import build_features, load_history
+
+    if weeks < 1 or rt.online.as_of is None:
+        return 0
+    latest = pd.Timestamp(rt.online.as_of).normalize()
+    dates = [latest - pd.Timedelta(weeks=k) for k in range(weeks, 0, -1)]
+    history = load_history(rt.config.history_dir, end=latest)
+    frame = build_features(history, dates, threads=1)
+    frame = frame[frame["resident_id"].isin(set(rt.features.ids))]
+    size = chunk_size or rt.config.batch_chunk
+    scored_at = datetime.now(UTC).replace(tzinfo=None)
+    stored = 0
+    for k in range(0, len(frame), size):
+        chunk = rt.score(frame.iloc[k : k + size], rt.risk_models, rt.config.top_reasons)
+        stored += rt.store.record_scores(score_records(chunk, scored_at))
+    return stored
+
+
+def run(config: ServingConfig, *, act: bool = True, past_weeks: int = 0) -> BatchReport:
+    """Build the runtime (refusing on a bad champion, like the service) and score everyone
+    (after the `past_weeks` weeks before, when asked)."""
     rt = build_runtime(config, need_keys=False)
     try:
-        return score_all(rt, act=act)
+        past = score_past(rt, past_weeks)
+        report = score_all(rt, act=act)
+        report.past_scores_stored = past
+        return report
     finally:
         rt.close()

@@ -4,7 +4,8 @@ Every route states who may call it with `@allow(role, ...)` or `@public` on its 
 routes and the BentoML APIs alike); BentoML's own routes are declared in `BUILTIN_ROUTES`.
 `RouteTable.build` reads those declarations from the app and refuses to build when any route
 states none, so a route added later without roles stops start-up instead of being open.
-`EdgeMiddleware` checks the API key against the table before anything else runs; a path that is
+`EdgeMiddleware` checks the API key (or the web page's sign-in session cookie) against the table
+before anything else runs; a path that is
 no route at all still needs a valid key before it gets its 404.
 """
 
@@ -16,7 +17,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from serving.auth import ROLES, AuthError, authorize, key_from_headers
+from serving.auth import (
+    ROLES,
+    AuthError,
+    allow_principal,
+    authorize,
+    key_from_headers,
+    session_token_from_headers,
+)
 
 CARE = ("care_manager",)
 TIMEBANK = ("timebank",)
@@ -149,6 +157,19 @@ async def send_json(send, status: int, body: dict, headers: Sequence[tuple[bytes
     await send({"type": "http.response.body", "body": payload})
 
 
+def _authenticate(runtime: Any, headers: Mapping[str, str], roles: Sequence[str]):
+    """(principal, "key" | "session"): an API key in the headers wins; without one, the web
+    page's sign-in session cookie. Raises AuthError (401 unknown or expired, 403 wrong role)."""
+    key = key_from_headers(headers)
+    token = None if key else session_token_from_headers(headers)
+    if token is None:
+        return authorize(runtime.keyring, key, roles), "key"
+    session = runtime.sessions.find(token)
+    if session is None:
+        raise AuthError(401, "the sign-in session has expired or ended; sign in again")
+    return allow_principal(session.principal, roles), "session"
+
+
 class EdgeMiddleware:
     """ASGI middleware: the API-key check a request's route declares, before anything else runs.
 
@@ -175,11 +196,11 @@ class EdgeMiddleware:
             roles = AUTHENTICATED if access is None else access.roles
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             try:
-                principal = authorize(runtime.keyring, key_from_headers(headers), roles)
+                principal, via = _authenticate(runtime, headers, roles)
             except AuthError as exc:
                 extra = [(b"www-authenticate", b'Bearer realm="twincare"')] if exc.status == 401 else []
                 return await send_json(send, exc.status, {"error": exc.message}, extra)
-            scope.setdefault("state", {})["principal"] = principal
+            scope.setdefault("state", {}).update(principal=principal, signed_in_via=via)
         if method == "POST" and path in self.validated:
 
             async def send_422(message):

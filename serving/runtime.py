@@ -25,7 +25,7 @@ from features.online import OnlineStore, OnlineStoreError
 from models.registry import get_spec, load_champion
 from models.spec import ForecastSpec, RiskSpec
 from serving.actions import DEFAULT_POLICY, Scarcity, Verdict, act_on_assessments, grid_scarcity
-from serving.auth import KeyRing, Principal
+from serving.auth import KeyRing, Principal, SessionBook
 from serving.config import ServingConfig
 from serving.scoring import Champion, ChunkScores, score_chunk, score_matrix
 from serving.store import TimeBankStore, audit_table
@@ -195,9 +195,11 @@ class Runtime:
     scarcity: dict[str, Scarcity]
     audit: AuditTrail
     webhook: WebhookDeliverer | None = None
+    sessions: SessionBook = field(default_factory=SessionBook)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     _live_cache: dict[tuple, pd.DataFrame] = field(default_factory=dict)
     _scarcity_stamp: tuple | None = None
+    _outlook: tuple[tuple, pd.DataFrame] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -289,6 +291,24 @@ class Runtime:
                     self.scarcity = _scarcity(self.champions, self.online, self.history)
                     self._scarcity_stamp = stamp
         return self.scarcity
+
+    def demand_outlook(self, horizon: int = 14) -> pd.DataFrame:
+        """The demand forecast of every stored series for the coming days (cached per online-store
+        state); empty when no forecaster is served or the counts cannot be forecast."""
+        stamp = (self.features.stamp, horizon)
+        cached = self._outlook
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        demand = self.forecaster()
+        counts = self.online.counts()
+        fc = pd.DataFrame(columns=["series_id", "date", "horizon", "forecast", "lower", "upper"])
+        if demand is not None and not counts.empty:
+            try:
+                fc = demand.spec.forecast(demand.loaded, counts, horizon=horizon)
+            except ValueError as exc:
+                log.warning("no demand outlook: %s", exc)
+        self._outlook = (stamp, fc)
+        return fc
 
     def live_ranking(self, model: str) -> pd.DataFrame:
         """Every resident in the online store scored now (cached per online-store state and version)."""
@@ -385,6 +405,7 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webh
         scarcity=_scarcity(champions, online, history),
         audit=AuditTrail(store),
         webhook=webhook,
+        sessions=SessionBook(ttl_seconds=60 * config.session_minutes),
         _scarcity_stamp=features.stamp,
     )
 

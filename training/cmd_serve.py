@@ -56,9 +56,11 @@ def register(app: typer.Typer) -> None:
         all_residents: Annotated[bool, typer.Option("--all", help="score every resident in the online store")] = False,
         workdir: Annotated[Path, typer.Option(help="TWINCARE_HOME")] = Path("demo-data"),
         no_act: Annotated[bool, typer.Option("--no-act", help="store scores but open no tasks")] = False,
+        past_weeks: Annotated[int, typer.Option(help="first score the N weeks before too (trends from the first night)")] = 0,
     ) -> None:
         """Nightly batch: score every resident with reasons, keep the scores, open tasks."""
         if not all_residents:
             raise typer.BadParameter("pass --all (the batch scores every resident of the online store)")
         cmd = [sys.executable, "-m", "serving", "score", "--all"] + (["--no-act"] if no_act else [])
+        cmd += ["--past-weeks", str(past_weeks)] if past_weeks else []
         raise typer.Exit(subprocess.call(cmd, env=_env(workdir)))

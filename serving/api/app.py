@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from features.online import OnlineStoreError
-from serving.api import care, timebank
+from serving.api import care, cockpit, session, timebank
 from serving.api.common import error
 from serving.edge import public
 from serving.store import StoreError
@@ -45,7 +45,7 @@ def create_app() -> FastAPI:
     async def _online_error(_: Request, exc: OnlineStoreError):
         return error(503, str(exc))
 
-    for module in (care, timebank):
+    for module in (session, care, cockpit, timebank):
         # the routes themselves (not an included-router wrapper), so their declared roles can be
         # read from the app's route table
         app.router.routes.extend(module.router.routes)
@@ -61,6 +61,15 @@ def create_app() -> FastAPI:
         if not (WEB_DIR / name).is_file():
             return error(404, f"no such file: {name}")
         return _web_file(name)
+
+    @app.get("/web/vendor/{name}", include_in_schema=False)
+    @public
+    def vendor(name: Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]+\.min\.js$")]):
+        """Front-end libraries vendored with their licences (no CDN)."""
+        path = WEB_DIR / "vendor" / name
+        if not path.is_file():
+            return error(404, f"no such file: {name}")
+        return FileResponse(path, media_type="text/javascript", headers={"cache-control": "max-age=86400"})
 
     @app.get("/docs", include_in_schema=False)
     @public

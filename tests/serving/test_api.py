@@ -226,7 +226,11 @@ def test_health_probes_and_page_are_public(api):
     assert page.status_code == 200 and "API key" in page.text
     assert "http://" not in page.text and "https://" not in page.text  # nothing from the network
     js = client.get("/web/app.js")
-    assert js.status_code == 200 and "sessionStorage" in js.text
+    assert js.status_code == 200 and "/session" in js.text
+    assert "sessionStorage" not in js.text and "localStorage" not in js.text  # the page keeps no key
+    vendored = client.get("/web/vendor/echarts.min.js")
+    assert vendored.status_code == 200 and vendored.headers["content-type"].startswith("text/javascript")
+    assert client.get("/web/vendor/nothing.min.js").status_code == 404
     assert client.get("/web/style.css").status_code == 200
     assert client.get("/web/nothing.js").status_code == 404
     assert client.get("/web/..%2Fservice.py").status_code in (401, 404)
@@ -237,7 +241,8 @@ def test_openapi_docs_describe_every_route(api):
     spec = client.get("/docs.json").json()
     for path in ("/assess", "/forecast_demand", "/residents/at-risk", "/residents/{resident_id}",
                  "/tasks", "/timebank/tasks", "/timebank/tasks/{task_id}/claim",
-                 "/timebank/tasks/{task_id}/complete", "/timebank/tasks/{task_id}/cancel"):
+                 "/timebank/tasks/{task_id}/complete", "/timebank/tasks/{task_id}/cancel",
+                 "/session", "/cockpit/at-risk", "/cockpit/residents/{resident_id}", "/cockpit/grids"):
         assert path in spec["paths"], path
     schemas = spec["components"]["schemas"]
     assert schemas["AssessRequestIODescriptor"]["properties"]["resident_ids"]["description"]
