@@ -269,9 +269,9 @@ class ResidentMonitor:
         self._roll(s)
         role = self.roles.get(sensor)
         v = str(value).upper()
-        if self._last_any is not None and s - self._last_any > self.settings.offline_minutes * 60:
-            self._last_move = None  # the gateway was silent: what happened meanwhile is unknown
-            self._door = None
+        if self._last_any is not None and s - self._last_any > self.settings.offline_minutes * 60 \
+                and self._last_move is not None:
+            self._last_move = s  # the gateway was silent: stillness counts from its return
         self._last_any = s
         if role is None or (v not in ON_VALUES and v not in OFF_VALUES):
             return out  # readings (temperature) and unmapped sensors only show the gateway is alive
@@ -311,10 +311,17 @@ class ResidentMonitor:
         self._move(s, role, record=not self._in_bed)
         return out
 
+    def _cell(self, t: float) -> int:
+        """Block of the day of a moment; the night block only when up from bed in the night."""
+        b = _block(t)
+        if b == 0 and not (self._bed_off_at is not None and 0 <= t - self._bed_off_at < 3 * 3600):
+            return 1
+        return b
+
     def _move(self, s: float, room: str, *, record: bool) -> None:
         if record and self._last_move is not None and self._room not in (None, "front_door", "bed"):
             gap = s - self._last_move
-            key = (self._room, _block(self._last_move))
+            key = (self._room, self._cell(self._last_move))
             if gap > self._today.stillness.get(key, 0.0):
                 self._today.stillness[key] = gap
         self._last_move, self._room = s, room
@@ -394,14 +401,14 @@ class ResidentMonitor:
     def _check_still(self, s: float) -> list[Alert]:
         if self._in_bed or self._door is not None or self._last_move is None or self._room in ("bed", None):
             return []
-        limit = self.stillness_limit(self._room, self._last_move)
+        limit = self.stillness_limit(self._room, self._cell(self._last_move) * 21600.0)
         if limit is None:
             return []
         due = self._last_move + limit
         if s < due or not self._online_at(due):
             return []
         usual = limit / self._factor("no_movement")
-        where = "at night" if _block(self._last_move) == 0 else "during the day"
+        where = "when up at night" if self._cell(self._last_move) == 0 else "during the day"
         text = (f"no movement since {_clock(self._last_move)} (last in the {self._room.replace('_', ' ')}); "
                 f"usually still for at most {_duration(usual)} there {where}")
         return self._raise("no_movement", due, self._last_move, text)

@@ -243,16 +243,17 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
             home.fire(vs + vd, "DOOR", who=1, dur=15)
             confounders.append((rid, "visitor", vs, vs + vd))
         k = int(round(_num(row, "kitchen_activity", 30.0)))
-        meals = np.concatenate([w + H + rng.normal(0, 0.5 * H, k // 3 + 1),
-                                midnight + 12.5 * H + rng.normal(0, 0.7 * H, k // 3 + 1),
-                                midnight + 18 * H + rng.normal(0, 0.7 * H, k - 2 * (k // 3) + 1)])
-        meals = np.sort(meals[(meals > w + 60) & (meals < day_end - 60)])
+        meals = np.concatenate([w + H + rng.normal(0, 0.6 * H, 2 * k + 2),
+                                midnight + 12.5 * H + rng.normal(0, 0.8 * H, 2 * k + 2),
+                                midnight + 18 * H + rng.normal(0, 0.8 * H, 2 * k + 2)])
+        meals = np.sort(meals[(meals > w + 60) & (meals < min(day_end, midnight + 22 * H) - 60)])
         for a, b in busy:
             meals = meals[~((meals >= a - 120) & (meals < b + 120))]
-        kept: list[float] = []
-        for t in meals:
-            if len(kept) < k and (not kept or t - kept[-1] > 150):
-                kept.append(float(t))
+        spaced: list[float] = []
+        for t in meals.tolist():
+            if not spaced or t - spaced[-1] > 150:
+                spaced.append(t)
+        kept = sorted(rng.choice(spaced, size=min(k, len(spaced)), replace=False).tolist()) if spaced else []
         for t in kept:
             home.fire(t, "KITCHEN", dur=float(rng.uniform(20, 50)))
         # moving about: short gaps, longer ones only sitting in the living room or bedroom
