@@ -87,7 +87,7 @@ class _Home:
     """Events of one home being built (times in seconds since the twin's first midnight)."""
 
     def __init__(self) -> None:
-        self.ev: list[tuple[float, str, str, int]] = []  # time, sensor, value, who (0 resident)
+        self.ev: list[tuple[float, str, str, int]] = []  # time, sensor, value, who (0, 5 resident; 1 visitor; 2 helper; 3 partner; 4 gateway)
 
     def fire(self, t: float, sensor: str, who: int = 0, dur: float = 40.0) -> None:
         on, off = ("OPEN", "CLOSE") if sensor == "DOOR" else ("ON", "OFF")
@@ -178,9 +178,9 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
             if b0 < t < w - H:
                 out = float(rng.uniform(20, 120)) * M
                 remove.append((t - 60, t + out, frozenset({0})))
-                home.ev.append((t, "BED", "OFF", 0))
-                home.fire(t + 60, "HALL")
-                home.fire(t + 120, "DOOR", dur=15)
+                home.ev.append((t, "BED", "OFF", 5))
+                home.fire(t + 60, "HALL", who=5)
+                home.fire(t + 120, "DOOR", who=5, dur=15)
                 home.fire(t + 120 + out, "DOOR", dur=15)
                 home.fire(t + 150 + out, "HALL")
                 home.ev.append((t + 240 + out, "BED", "ON", 0))
@@ -197,7 +197,7 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
         day_end = bed_start[d + 1] - 60
         busy: list[tuple[float, float]] = []
         out_end = min(day_end, midnight + 23 * H)
-        out_h = min(_num(row, "time_out_of_home", 0.0), max((out_end - w) / H - 1.0, 0.0))
+        out_h = min(_num(row, "time_out_of_home", 0.0), max((out_end - w) / H - 1.1, 0.0))
         if out_h >= 0.2:
             s = float(rng.uniform(w + 0.5 * H, out_end - out_h * H - 0.5 * H))
             e = s + out_h * H
@@ -335,8 +335,12 @@ def simulate_events(residents: pd.DataFrame, sensor_days: pd.DataFrame, *, seed:
                 keep &= ~((t >= a) & (t < b) & (ev["sensor"].to_numpy() == kind.removeprefix("battery_")))
         ev = ev[keep].sort_values("t", kind="stable")
         last_day = (pd.Timestamp(rows["date"].max()) - day0).days
-        ev = ev[(ev["t"] >= (pd.Timestamp(rows["date"].min()) - day0).days * 86400.0 - 4 * H)
-                & (ev["t"] < (last_day + 1) * 86400.0)]
+        # a day without a row is a day the gateway was offline: no events at all
+        row_days = (pd.DatetimeIndex(rows["date"]).normalize() - day0).days.to_numpy()
+        first_day = int(row_days.min())
+        ev_day = np.floor(ev["t"].to_numpy() / 86400.0).astype(int)
+        ev = ev[(np.isin(ev_day, row_days) | ((ev_day == first_day - 1) & (ev["t"].to_numpy() >= first_day * 86400.0 - 4 * H)))
+                & (ev_day <= last_day)]
         ev.insert(0, "resident_id", rid)
         ev["event_id"] = [f"{rid}-{i:07d}" for i in range(len(ev))]
         frames.append(ev.drop(columns="who"))
