@@ -1,0 +1,450 @@
+"""Per-resident hazard alerts from a home's raw sensor events, learned from the resident's own days.
+
+One `ResidentMonitor` per home reads that home's events in time order (`observe`) and is told the
+time (`advance`); it returns worded `Alert`s. The same code runs in the service (events arriving
+from a gateway) and in `twincare alerts evaluate` / `replay` (a twin's or a real log's events).
+
+What a monitor learns, over a rolling window of its last `history_days` observed days:
+- the usual wake time (leaving bed after 04:00 and staying up for 30 minutes);
+- the usual longest stillness after activity in each room, by block of the day;
+- night-time toilet visits (22:00-06:00) and front-door exits at night.
+No alert is raised during the first `learning_days` observed days.
+
+The rules (each threshold times `sensitivity` and the resident's rating-tuned factor):
+- `no_movement`: awake, at home and the gateway alive, but no movement for longer than the
+  resident's usual longest stillness after activity in that room at that time of day;
+- `not_up`: still in bed later than the resident's usual latest wake time plus a margin;
+- `night_exit`: the front door at night and no one moving at home since (unless night exits are
+  usual for this resident);
+- `toilet_surge`: more night-time toilet visits than the resident's usual high.
+Quiet hours hold the non-urgent kind (`toilet_surge`) until they end; away spans (`set_away`)
+and time after a front-door event with no movement (out of home) raise nothing; a silent gateway
+(no event of any kind for `offline_minutes`) raises nothing, and stillness counts again from
+when it comes back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+ALERT_KINDS = ("no_movement", "not_up", "night_exit", "toilet_surge")
+URGENT_KINDS = frozenset({"no_movement", "not_up", "night_exit"})
+# the planted incident each alert kind is meant to catch
+INCIDENT_OF = {
+    "no_movement": "fall_long_lie",
+    "not_up": "not_up",
+    "night_exit": "night_exit",
+    "toilet_surge": "toilet_surge",
+}
+MOTION_ROLES = frozenset({"toilet", "bathroom", "kitchen", "living", "bedroom", "motion"})
+TOILET_ROLES = frozenset({"toilet", "bathroom"})
+ON_VALUES = frozenset({"ON", "OPEN"})
+OFF_VALUES = frozenset({"OFF", "CLOSE", "CLOSED"})
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """How cautious the rules are; `sensitivity` above 1 waits longer (fewer, later alerts)."""
+
+    sensitivity: float = 1.0
+    learning_days: int = 14
+    history_days: int = 28
+    min_days_per_cell: int = 5
+    stillness_floor_minutes: float = 15.0
+    wake_margin_minutes: float = 30.0
+    exit_confirm_minutes: float = 10.0
+    away_confirm_minutes: float = 10.0
+    toilet_margin: float = 2.0
+    offline_minutes: float = 45.0
+    quiet_start_hour: float = 22.0
+    quiet_end_hour: float = 7.0
+    night_start_hour: float = 22.0
+    night_end_hour: float = 6.0
+    exit_start_hour: float = 23.0
+    usual_night_exits_per_week: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.sensitivity > 0:
+            raise ValueError("sensitivity must be positive")
+        if self.learning_days < 1 or self.history_days < self.learning_days:
+            raise ValueError("need 1 <= learning_days <= history_days")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One raised alert: what, when it was raised, since when the sign has been seen, in words."""
+
+    resident_id: str
+    kind: str
+    at: datetime
+    since: datetime
+    text: str
+
+    @property
+    def urgent(self) -> bool:
+        return self.kind in URGENT_KINDS
+
+    def to_dict(self) -> dict:
+        return {"resident_id": self.resident_id, "kind": self.kind, "at": self.at.isoformat(timespec="seconds"),
+                "since": self.since.isoformat(timespec="seconds"), "text": self.text, "urgent": self.urgent}
+
+
+@dataclass
+class _Day:
+    wake: float | None = None  # seconds after midnight
+    stillness: dict[tuple[str, int], float] = field(default_factory=dict)  # (room, block) -> longest, s
+    night_toilet: int | None = None
+    night_exits: int = 0
+    active: bool = False
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a resident's own history says is usual (what the thresholds are made of)."""
+
+    days: int
+    wake_usual: float | None
+    wake_late: float | None
+    stillness: Mapping[tuple[str, int], float]
+    stillness_by_room: Mapping[str, float]
+    stillness_any: float | None
+    toilet_usual: float | None
+    toilet_high: float | None
+    night_exits_per_week: float
+
+    @classmethod
+    def learn(cls, days: Iterable[_Day]) -> Profile:
+        days = [d for d in days if d.active]
+        wakes = [d.wake for d in days if d.wake is not None]
+        cells: dict[tuple[str, int], list[float]] = {}
+        for d in days:
+            for k, v in d.stillness.items():
+                cells.setdefault(k, []).append(v)
+        by_room: dict[str, list[float]] = {}
+        for (room, _), v in cells.items():
+            by_room.setdefault(room, []).extend(v)
+        toilets = [d.night_toilet for d in days if d.night_toilet is not None]
+        return cls(
+            days=len(days),
+            wake_usual=_quantile(wakes, 0.5) if wakes else None,
+            wake_late=_quantile(wakes, 0.9) if len(wakes) >= 3 else None,
+            stillness={k: max(v) for k, v in cells.items() if len(v) >= 1},
+            stillness_by_room={k: max(v) for k, v in by_room.items()},
+            stillness_any=max((max(v) for v in cells.values()), default=None),
+            toilet_usual=_quantile(toilets, 0.5) if toilets else None,
+            toilet_high=_quantile(toilets, 0.95) if len(toilets) >= 3 else None,
+            night_exits_per_week=7.0 * sum(d.night_exits for d in days) / max(len(days), 1),
+        )
+
+
+def _quantile(values: list, q: float) -> float:
+    """Linear-interpolation quantile (numpy's default), without numpy's per-call overhead."""
+    v = sorted(values)
+    pos = (len(v) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return float(v[lo] + (v[hi] - v[lo]) * (pos - lo))
+
+
+def _clock(t: float) -> str:
+    s = int(t % DAY)
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}"
+
+
+def _duration(seconds: float) -> str:
+    m = int(round(seconds / 60))
+    return f"{m} min" if m < 60 else f"{m // 60} h {m % 60:02d} min"
+
+
+def _block(t: float) -> int:
+    return int((t % DAY) // 21600.0)
+
+
+class ResidentMonitor:
+    """The alert rules for one home; feed it that home's events in time order."""
+
+    def __init__(self, resident_id: str, sensor_roles: Mapping[str, str], settings: AlertSettings | None = None,
+                 *, epoch: datetime = datetime(2000, 1, 1), tuning: Mapping[str, float] | None = None):
+        self.resident_id = resident_id
+        self.roles = dict(sensor_roles)
+        self.settings = settings or AlertSettings()
+        self.epoch = epoch
+        self.tuning = {k: 1.0 for k in ALERT_KINDS} | dict(tuning or {})
+        self.history: deque[_Day] = deque(maxlen=self.settings.history_days)
+        self.profile = Profile.learn([])
+        self.away: list[tuple[float, float]] = []
+        self._day: int | None = None
+        self._today = _Day()
+        self._night_toilet: dict[int, int] = {}
+        self._last_any: float | None = None
+        self._last_move: float | None = None
+        self._room: str | None = None
+        self._in_bed = False
+        self._bed_since: float | None = None
+        self._door: float | None = None  # last front-door event not yet followed by movement
+        self._wake_candidate: float | None = None
+        self._toilet_end = -math.inf
+        self._alerted: set[tuple[str, float]] = set()
+        self._held: list[Alert] = []
+        self._usual: dict[tuple[str | None, bool], float | None] = {}
+        self._bed_off_at: float | None = None
+
+    # -- time ----------------------------------------------------------------------------------
+
+    def seconds(self, t: datetime) -> float:
+        return (t - self.epoch).total_seconds()
+
+    def when(self, s: float) -> datetime:
+        return self.epoch + timedelta(seconds=round(s))
+
+    @property
+    def learning(self) -> bool:
+        """True while the resident has fewer observed days than the learning period."""
+        return self.profile.days < self.settings.learning_days
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def set_away(self, start: datetime, end: datetime) -> None:
+        """Away mode: nothing is raised between start and end (a stay with family, hospital)."""
+        self.away.append((self.seconds(start), self.seconds(end)))
+
+    def rate(self, kind: str, real: bool) -> float:
+        """A care manager's rating of an alert: a false alarm makes that kind wait longer for this
+        resident, a real one a little less. Returns the new factor."""
+        if kind not in ALERT_KINDS:
+            raise ValueError(f"unknown alert kind {kind!r}")
+        f = self.tuning[kind] * (0.9 if real else 1.25)
+        self.tuning[kind] = float(min(max(f, 0.7), 3.0))
+        return self.tuning[kind]
+
+    # -- thresholds ----------------------------------------------------------------------------
+
+    def _factor(self, kind: str) -> float:
+        return self.settings.sensitivity * self.tuning[kind]
+
+    def stillness_limit(self, room: str | None, t: float) -> float | None:
+        """Seconds of stillness after activity in `room` at time t that raise `no_movement`:
+        the longest usual there at night (00:00-06:00), or during the day."""
+        usual = self._usual_stillness(room, _block(t))
+        if usual is None:
+            return None
+        return max(usual, self.settings.stillness_floor_minutes * 60) * self._factor("no_movement")
+
+    def _usual_stillness(self, room: str | None, block: int) -> float | None:
+        key = (room, block == 0)
+        if key not in self._usual:
+            self._usual[key] = self._learn_usual(room, block == 0)
+        return self._usual[key]
+
+    def _learn_usual(self, room: str | None, night: bool) -> float | None:
+        p = self.profile
+        if room is None:
+            return None
+        blocks = (0,) if night else (1, 2, 3)
+        seen = [p.stillness[(room, b)] for b in blocks if (room, b) in p.stillness]
+        days = sum(1 for d in self.history if any((room, b) in d.stillness for b in blocks))
+        if seen and days >= self.settings.min_days_per_cell:
+            return max(seen)
+        return p.stillness_by_room.get(room, p.stillness_any)
+
+    def _toilet_limit(self) -> float | None:
+        p = self.profile
+        if p.toilet_high is None:
+            return None
+        return max(p.toilet_high + self.settings.toilet_margin * self._factor("toilet_surge"),
+                   2 * (p.toilet_usual or 0) + 1)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def observe(self, t: datetime | float, sensor: str, value: str) -> list[Alert]:
+        """Take one event (in time order); returns the alerts due up to and including it."""
+        s = t if isinstance(t, float | int) else self.seconds(t)
+        s = float(s)
+        out = self.advance(s)
+        self._roll(s)
+        role = self.roles.get(sensor)
+        v = str(value).upper()
+        if self._last_any is not None and s - self._last_any > self.settings.offline_minutes * 60 \
+                and self._last_move is not None:
+            self._last_move = s  # the gateway was silent: stillness counts from its return
+        self._last_any = s
+        if role is None or (v not in ON_VALUES and v not in OFF_VALUES):
+            return out  # readings (temperature) and unmapped sensors only show the gateway is alive
+        self._today.active = True
+        if role == "front_door":
+            self._door = s
+            self._move(s, "front_door", record=False)
+            return out
+        if role == "bed":
+            if v in ON_VALUES and not self._in_bed:
+                # back within 30 minutes (a toilet visit): still the same night in bed
+                short = self._bed_off_at is not None and s - self._bed_off_at < 30 * 60
+                if not (short and self._bed_since is not None):
+                    self._bed_since = s
+                self._in_bed = True
+                self._wake_candidate = None
+            elif v in OFF_VALUES and self._in_bed:
+                self._in_bed, self._bed_off_at = False, s
+                tod = s % DAY
+                if 4 * 3600 <= tod < 13 * 3600 and self._today.wake is None:
+                    self._wake_candidate = s
+            self._move(s, "bed", record=False)
+            return out
+        if role not in MOTION_ROLES:
+            return out
+        if self._door is not None and self._is_away(s) and self._is_night(self._door, exit_hours=True):
+            self._today.night_exits += 1
+        self._door = None
+        if role in TOILET_ROLES and v in ON_VALUES:
+            if s - self._toilet_end > 5 * 60 and self._is_night(s):
+                night = int((s + (24 - self.settings.night_start_hour) * 3600) // DAY)
+                self._night_toilet[night] = self._night_toilet.get(night, 0) + 1
+                out += self._check_toilet(s, night)
+            self._toilet_end = s
+        elif role in TOILET_ROLES:
+            self._toilet_end = s
+        self._move(s, role, record=not self._in_bed)
+        return out
+
+    def _cell(self, t: float) -> int:
+        """Block of the day of a moment; the night block only when up from bed in the night."""
+        b = _block(t)
+        if b == 0 and not (self._bed_off_at is not None and 0 <= t - self._bed_off_at < 3 * 3600):
+            return 1
+        return b
+
+    def _move(self, s: float, room: str, *, record: bool) -> None:
+        if record and self._last_move is not None and self._room not in (None, "front_door", "bed"):
+            gap = s - self._last_move
+            key = (self._room, self._cell(self._last_move))
+            if gap > self._today.stillness.get(key, 0.0):
+                self._today.stillness[key] = gap
+        self._last_move, self._room = s, room
+
+    def _is_away(self, s: float) -> bool:
+        return self._door is not None and s - self._door >= self.settings.away_confirm_minutes * 60
+
+    def _is_night(self, s: float, exit_hours: bool = False) -> bool:
+        h = (s % DAY) / 3600
+        start = self.settings.exit_start_hour if exit_hours else self.settings.night_start_hour
+        return h >= start or h < self.settings.night_end_hour
+
+    def _in_away_mode(self, s: float) -> bool:
+        return any(a <= s < b for a, b in self.away)
+
+    def _roll(self, s: float) -> None:
+        day = int(s // DAY)
+        if self._day is None:
+            self._day = day
+            return
+        if day == self._day:
+            return
+        self._today.night_toilet = self._night_toilet.pop(self._day, 0 if self._today.active else None)
+        self.history.append(self._today)
+        self.profile = Profile.learn(self.history)
+        self._usual = {}
+        self._today = _Day()
+        self._day = day
+        self._night_toilet = {k: v for k, v in self._night_toilet.items() if k >= day - 1}
+
+    # -- rules ---------------------------------------------------------------------------------
+
+    def _raise(self, kind: str, at: float, since: float, text: str) -> list[Alert]:
+        key = (kind, since)
+        if key in self._alerted or self.learning or self._in_away_mode(at):
+            return []
+        self._alerted.add(key)
+        if len(self._alerted) > 256:
+            self._alerted = {k for k in self._alerted if k[1] > at - 2 * DAY}
+        alert = Alert(self.resident_id, kind, self.when(at), self.when(since), text)
+        if kind not in URGENT_KINDS and self._quiet(at):
+            self._held.append(alert)
+            return []
+        return [alert]
+
+    def _quiet(self, s: float) -> bool:
+        h = (s % DAY) / 3600
+        qs, qe = self.settings.quiet_start_hour, self.settings.quiet_end_hour
+        return (h >= qs or h < qe) if qs > qe else (qs <= h < qe)
+
+    def _online_at(self, s: float) -> bool:
+        return self._last_any is not None and s - self._last_any <= self.settings.offline_minutes * 60
+
+    def advance(self, now: datetime | float) -> list[Alert]:
+        """Alerts due by `now` given the events seen so far (call it as time passes)."""
+        s = float(now if isinstance(now, float | int) else self.seconds(now))
+        out: list[Alert] = []
+        if self._wake_candidate is not None and not self._in_bed and s - self._wake_candidate >= 30 * 60:
+            if int(self._wake_candidate // DAY) == self._day:
+                self._today.wake = self._wake_candidate % DAY
+            self._wake_candidate = None
+        if self.learning or self._last_any is None:
+            return self._release(s)
+        out += self._check_still(s)
+        out += self._check_not_up(s)
+        out += self._check_exit(s)
+        return out + self._release(s)
+
+    def _release(self, s: float) -> list[Alert]:
+        if not self._held or self._quiet(s):
+            return []
+        held, self._held = self._held, []
+        end = self.settings.quiet_end_hour * 3600
+        return [Alert(a.resident_id, a.kind, max(a.at, self.when(s // DAY * DAY + end)), a.since, a.text)
+                if a.at < self.when(s // DAY * DAY + end) else a for a in held]
+
+    def _check_still(self, s: float) -> list[Alert]:
+        if self._in_bed or self._door is not None or self._last_move is None or self._room in ("bed", None):
+            return []
+        limit = self.stillness_limit(self._room, self._cell(self._last_move) * 21600.0)
+        if limit is None:
+            return []
+        due = self._last_move + limit
+        if s < due or not self._online_at(due):
+            return []
+        usual = limit / self._factor("no_movement")
+        where = "when up at night" if self._cell(self._last_move) == 0 else "during the day"
+        text = (f"no movement since {_clock(self._last_move)} (last in the {self._room.replace('_', ' ')}); "
+                f"usually still for at most {_duration(usual)} there {where}")
+        return self._raise("no_movement", due, self._last_move, text)
+
+    def _check_not_up(self, s: float) -> list[Alert]:
+        p = self.profile
+        if not self._in_bed or self._bed_since is None or p.wake_late is None:
+            return []
+        day0 = s // DAY * DAY
+        if self._bed_since >= day0 + 4 * 3600 or self._today.wake is not None:
+            return []
+        margin = self.settings.wake_margin_minutes * 60 * self._factor("not_up")
+        due = day0 + p.wake_late + margin
+        if s < due or not self._online_at(due) or due < self._bed_since:
+            return []
+        text = f"still in bed at {_clock(due)}; usually up by {_clock(p.wake_late)}"
+        return self._raise("not_up", due, day0 + p.wake_late, text)
+
+    def _check_exit(self, s: float) -> list[Alert]:
+        if self._door is None or not self._is_night(self._door, exit_hours=True):
+            return []
+        if self.profile.night_exits_per_week >= self.settings.usual_night_exits_per_week:
+            return []
+        due = self._door + self.settings.exit_confirm_minutes * 60 * self._factor("night_exit")
+        if s < due or not self._online_at(due):
+            return []
+        text = f"front door opened at {_clock(self._door)} and no movement at home since"
+        return self._raise("night_exit", due, self._door, text)
+
+    def _check_toilet(self, s: float, night: int) -> list[Alert]:
+        limit = self._toilet_limit()
+        n = self._night_toilet[night]
+        if limit is None or n <= limit or self.learning:
+            return []
+        lo = int(self.profile.toilet_usual or 0)
+        hi = int(math.ceil(self.profile.toilet_high or 0))
+        usual = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        text = f"{n} toilet visits tonight (since {int(self.settings.night_start_hour):02d}:00); usually {usual}"
+        return self._raise("toilet_surge", s, night * DAY - (24 - self.settings.night_start_hour) * 3600, text)

@@ -1,0 +1,92 @@
+"""The event twin: raw events agree with the days they were built from, and the truth is honest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from twin.events import INCIDENT_KINDS, SENSOR_MAP, EventTwinConfig, simulate_events
+from twin.ingest_events import read_event_log
+from twin.simulate import simulate_frames
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return simulate_frames(40, 30, 3)
+
+
+def _plain_days(twin, rid: str) -> set[pd.Timestamp]:
+    """Days touched by an incident or a confounder that changes the day's measures."""
+    spans = pd.concat([
+        twin.incidents[twin.incidents["resident_id"] == rid][["start", "end"]],
+        twin.confounders[(twin.confounders["resident_id"] == rid) & (twin.confounders["kind"] != "visitor")][["start", "end"]],
+    ])
+    touched = set()
+    for s, e in spans.itertuples(index=False):
+        touched.update(pd.date_range(s.normalize(), e.normalize() + pd.Timedelta(days=1)))
+    return touched
+
+
+def test_batch_ingestion_of_the_events_gives_back_the_days_they_were_built_from(frames, tmp_path):
+    res = frames["residents"]
+    alone = sorted(res[res["lives_alone"]]["resident_id"])[:5]
+    twin = simulate_events(res, frames["sensor_days"], seed=3, resident_ids=alone)
+    truth = frames["sensor_days"].set_index(["resident_id", "date"])
+    pairs = {c: [] for c in ("night_toilet_visits", "sleep_hours", "time_out_of_home", "kitchen_activity", "longest_inactivity")}
+    for rid in alone:
+        log = tmp_path / f"{rid}.txt"
+        log.write_text("\n".join(twin.casas_lines(rid)))
+        got = read_event_log(log, "casas", SENSOR_MAP, rid).sensor_days.set_index(["resident_id", "date"])
+        touched = _plain_days(twin, rid)
+        for key in got.index:
+            if key[1] in touched or key not in truth.index:
+                continue
+            for c in pairs:
+                a, b = got.loc[key, c], truth.loc[key, c]
+                if not (pd.isna(a) or pd.isna(b)):
+                    pairs[c].append((a, b))
+    share = {c: np.mean([abs(a - b) <= tol for a, b in pairs[c]]) for c, tol in
+             (("night_toilet_visits", 0), ("sleep_hours", 0.25), ("time_out_of_home", 0.25),
+              ("longest_inactivity", 0.25))}
+    assert min(len(v) for v in pairs.values()) > 50
+    assert share["night_toilet_visits"] >= 0.95
+    assert share["sleep_hours"] >= 0.9
+    assert share["time_out_of_home"] >= 0.75
+    assert share["longest_inactivity"] >= 0.75
+    kitchen = np.mean([abs(a - b) <= 0.1 * b + 1 for a, b in pairs["kitchen_activity"]])
+    assert kitchen >= 0.6
+
+
+def test_incidents_are_planted_with_true_times_and_the_fallen_resident_stays_still(frames):
+    cfg = EventTwinConfig(fall_rate=0.05, not_up_rate=0.03, night_exit_rate=0.2, toilet_surge_rate=0.03)
+    twin = simulate_events(frames["residents"], frames["sensor_days"], seed=5, config=cfg)
+    assert set(twin.incidents["kind"]) == set(INCIDENT_KINDS)
+    assert (twin.incidents["end"] > twin.incidents["start"]).all()
+    impaired = set(frames["residents"].loc[frames["residents"]["cognitive_impairment"], "resident_id"])
+    assert set(twin.incidents.loc[twin.incidents["kind"] == "night_exit", "resident_id"]) <= impaired
+    ev = twin.events
+    visitors = twin.confounders[twin.confounders["kind"].isin(["visitor", "second_person"])]
+    for x in twin.incidents[twin.incidents["kind"] == "fall_long_lie"].itertuples():
+        inside = ev[(ev["resident_id"] == x.resident_id) & (ev["time"] > x.start + pd.Timedelta(seconds=1))
+                    & (ev["time"] < x.end) & (ev["sensor"] != "T001")]
+        others = visitors[(visitors["resident_id"] == x.resident_id) & (visitors["start"] < x.end) & (visitors["end"] > x.start)]
+        assert inside.empty or len(others), f"{x.resident_id} moved during a long lie from {x.start}"
+    for x in twin.incidents[twin.incidents["kind"] == "night_exit"].itertuples():
+        door = ev[(ev["resident_id"] == x.resident_id) & (ev["time"] == x.start) & (ev["sensor"] == "DOOR")]
+        assert len(door) == 1 and x.start.hour < 6
+
+
+def test_confounders_of_real_homes_are_present_and_the_twin_is_seeded(frames):
+    a = simulate_events(frames["residents"], frames["sensor_days"], seed=11)
+    kinds = set(a.confounders["kind"])
+    assert {"nap", "visitor", "missed_door", "dropout", "second_person"} <= kinds
+    b = simulate_events(frames["residents"], frames["sensor_days"], seed=11)
+    pd.testing.assert_frame_equal(a.events, b.events)
+    assert a.events["event_id"].is_unique
+    # a day without a sensor_days row is a day without events
+    sd = frames["sensor_days"]
+    rid = sd["resident_id"].iloc[0]
+    days = set(a.events.loc[a.events["resident_id"] == rid, "time"].dt.normalize())
+    have = set(sd.loc[sd["resident_id"] == rid, "date"])
+    assert days - have <= {min(have) - pd.Timedelta(days=1)}

@@ -1,0 +1,120 @@
+"""Replay sensor events through the alert rules and score them against a twin's planted incidents.
+
+`replay(events, sensor_map, settings)` runs `models.alerts.ResidentMonitor` (the code the service
+runs) over every home's events in time order. `evaluate(twin, sensitivities)` replays a twin's
+events at several sensitivities and reports per incident kind: recall, detection delay (median,
+p90, from the true start), false alarms per resident-month, and the alert budget (alerts per care
+manager per week).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from models.alerts import INCIDENT_OF, Alert, AlertSettings, ResidentMonitor
+
+DAYS_PER_MONTH = 30.44
+# how long after an incident's end an alert still counts as caused by it
+GRACE = {"fall_long_lie": pd.Timedelta(minutes=30), "not_up": pd.Timedelta(minutes=30),
+         "night_exit": pd.Timedelta(minutes=30), "toilet_surge": pd.Timedelta(hours=6)}
+
+
+@dataclass
+class Replay:
+    """Alerts raised, and per resident the observed days and when alerts became possible."""
+
+    alerts: list[Alert]
+    days: dict[str, int]
+    eligible_from: dict[str, datetime]  # end of the learning period
+    last_seen: dict[str, datetime]
+
+
+def replay(events: pd.DataFrame, sensor_map: dict[str, str], settings: AlertSettings | None = None) -> Replay:
+    """Run every resident's events (resident_id, time, sensor, value) through a monitor."""
+    settings = settings or AlertSettings()
+    out: list[Alert] = []
+    days: dict[str, int] = {}
+    eligible: dict[str, datetime] = {}
+    last_seen: dict[str, datetime] = {}
+    ev = events.sort_values(["resident_id", "time"], kind="stable")
+    epoch = pd.Timestamp(ev["time"].min()).normalize().to_pydatetime() if len(ev) else datetime(2000, 1, 1)
+    secs = (ev["time"] - pd.Timestamp(epoch)).dt.total_seconds().to_numpy()
+    rids = ev["resident_id"].astype(str).to_numpy()
+    sensors = ev["sensor"].astype(str).to_numpy()
+    values = ev["value"].astype(str).to_numpy()
+    bounds = np.flatnonzero(np.r_[True, rids[1:] != rids[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        rid = str(rids[a])
+        mon = ResidentMonitor(rid, sensor_map, settings, epoch=epoch)
+        observe = mon.observe
+        for i in range(a, b):
+            out.extend(observe(float(secs[i]), sensors[i], values[i]))
+            if rid not in eligible and not mon.learning:
+                eligible[rid] = mon.when(float(secs[i]))
+        end = float(secs[b - 1])
+        out.extend(mon.advance((end // 86400 + 1) * 86400))
+        days[rid] = mon.profile.days + 1
+        last_seen[rid] = mon.when(end)
+    return Replay(out, days, eligible, last_seen)
+
+
+def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50) -> dict:
+    """Recall, delays and false alarms of one replay against the truth."""
+    alerts = pd.DataFrame([a.to_dict() | {"at": a.at} for a in rep.alerts],
+                          columns=["resident_id", "kind", "at", "since", "text", "urgent"])
+    eligible_days = sum(
+        max((rep.last_seen[r] - rep.eligible_from[r]).total_seconds() / 86400, 0.0) for r in rep.eligible_from
+    )
+    inc = incidents[incidents["resident_id"].map(lambda r: r in rep.eligible_from)].copy()
+    inc = inc[inc["start"] >= inc["resident_id"].map(rep.eligible_from)]
+    explained = np.zeros(len(alerts), dtype=bool)
+    by_res = {r: g for r, g in alerts.groupby("resident_id")} if len(alerts) else {}
+    rows = []
+    for kind in INCIDENT_OF.values():
+        sub = inc[inc["kind"] == kind]
+        delays = []
+        for _, x in sub.iterrows():
+            g = by_res.get(x["resident_id"])
+            if g is None:
+                continue
+            lo, hi = x["start"] - pd.Timedelta(minutes=5), x["end"] + GRACE[kind]
+            hit = g[(g["at"] >= lo) & (g["at"] <= hi)]
+            explained[alerts.index.get_indexer(hit.index)] = True
+            hit = hit[hit["kind"].map(INCIDENT_OF) == kind]
+            if len(hit):
+                delays.append(max((hit["at"].min() - x["start"]).total_seconds() / 60, 0.0))
+        rows.append({"kind": kind, "incidents": len(sub), "detected": len(delays),
+                     "recall": len(delays) / len(sub) if len(sub) else None,
+                     "median_delay_min": float(np.median(delays)) if delays else None,
+                     "p90_delay_min": float(np.quantile(delays, 0.9)) if delays else None})
+    months = eligible_days / DAYS_PER_MONTH
+    false = alerts[~explained]
+    for row in rows:
+        kinds = [k for k, v in INCIDENT_OF.items() if v == row["kind"]]
+        row["false_alarms_per_resident_month"] = (
+            float(false["kind"].isin(kinds).sum() / months) if months else None)
+    weeks = eligible_days / 7
+    return {
+        "incidents": rows,
+        "alerts": int(len(alerts)),
+        "false_alarms": int(len(false)),
+        "false_alarms_per_resident_month": float(len(false) / months) if months else None,
+        "alerts_per_care_manager_week": float(len(alerts) / weeks * caseload) if weeks else None,
+        "resident_days_evaluated": round(eligible_days, 1),
+    }
+
+
+def evaluate(events: pd.DataFrame, incidents: pd.DataFrame, sensor_map: dict[str, str],
+             sensitivities=(1.0, 1.25, 1.5, 2.0), settings: AlertSettings | None = None,
+             caseload: int = 50) -> list[dict]:
+    """One scored replay per sensitivity (the alert-budget curve)."""
+    base = settings or AlertSettings()
+    out = []
+    for s in sensitivities:
+        rep = replay(events, sensor_map, replace(base, sensitivity=float(s)))
+        out.append({"sensitivity": float(s)} | score(rep, incidents, caseload))
+    return out
