@@ -27,20 +27,13 @@ WINDOW_WEEKS = 12
 
 
 def cause_attribution(spec, loaded, test: pd.DataFrame, train: pd.DataFrame, causes: pd.DataFrame) -> dict:
-    """On high-band test rows: how often the cause with the largest summed SHAP (a feature with
-    several causes shares its contribution equally) is the truth's dominant cause; against always
+    """On high-band test rows: how often the served leading cause (SHAP summed per cause) is the
+    truth's dominant cause; against always
     naming the cause most common among high-band training rows, and against the best constant
     explanation (the one feature whose causes cover the most test rows, chosen on the test rows)."""
-    from features.registry import feature_set, get_feature
-    from models.base import feature_matrix
+    from features.registry import get_feature
 
-    vocabulary = list(feature_set(spec.feature_set).causes)
     names = loaded.feature_names
-    share = np.zeros((len(names), len(vocabulary)))
-    for j, n in enumerate(names):
-        cs = [c for c in get_feature(n).causes if c in vocabulary]
-        for c in cs:
-            share[j, vocabulary.index(c)] = 1.0 / len(cs)
     truth = causes.loc[causes["model"] == spec.name, ["resident_id", "date", "cause"]].copy()
     truth["resident_id"] = truth["resident_id"].astype(str)
     truth = truth.rename(columns={"date": "as_of_date"})
@@ -55,10 +48,8 @@ def cause_attribution(spec, loaded, test: pd.DataFrame, train: pd.DataFrame, cau
     te = te[te["cause"].notna()].reset_index(drop=True)
     if te.empty:
         return {"rows": 0}
-    contrib = np.asarray(loaded.booster.predict(feature_matrix(loaded, te), pred_contrib=True))[:, :-1]
-    per_cause = contrib @ share
-    named = np.array(vocabulary)[per_cause.argmax(axis=1)]
-    served = spec.explain(loaded, te, k=1)
+    served = spec.explain(loaded, te, k=1)  # the served path: reasons and per-cause attributions
+    named = served.leading_cause()
     top1 = [names[served.top_features[i, 0]] if served.top_contributions[i, 0] == served.top_contributions[i, 0]
             else None for i in range(len(te))]
     cause = te["cause"].to_numpy()
@@ -119,14 +110,21 @@ def risk_cell(spec, history, history_dir: Path, causes: pd.DataFrame | None, boo
     return out
 
 
-def demand_cell(history_dir: Path, end) -> dict:
+def demand_cell(history_dir: Path, end, seed: int) -> dict:
+    """The backtest on the twin's daily counts, and on the same counts logged in weekly batches."""
     from training.backtest import rolling_origin
     from training.train import history_counts
+    from twin.batch_logging import batch_logged
 
     counts = history_counts(history_dir)
     counts = counts[pd.to_datetime(counts["date"]) < end]
-    m, _ = rolling_origin(counts)
-    return {"wape": m["wape"], "wape_naive": m["wape_naive"], "coverage": m["coverage"], **m["simple"]}
+    out = {}
+    for kind, table in (("daily_logged", counts), ("batch_logged", batch_logged(counts, seed=seed))):
+        t = time.perf_counter()
+        m, _ = rolling_origin(table)
+        out[kind] = {"wape": m["wape"], "wape_naive": m["wape_naive"], "coverage": m["coverage"], **m["simple"],
+                     "seconds": round(time.perf_counter() - t, 1)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -166,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"seed {seed} window {k} {name}: {json.dumps(cell['models'][name]['scores']['model'])}",
                       flush=True)
             if not args.no_demand:
-                cell["demand"] = demand_cell(twin, end)
+                cell["demand"] = demand_cell(twin, end, seed)
             result["cells"].append(cell)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(result, indent=2, default=str))

@@ -63,7 +63,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("resident_id", "date", "type", "injury"),
     "visits": ("resident_id", "date", "source", "hours"),
     "service_requests": ("resident_id", "grid_id", "timestamp", "category"),
-    "tasks": ("resident_id", "status", "completed_at"),
+    "tasks": ("resident_id", "kind", "status", "completed_at"),
 }
 
 

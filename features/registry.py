@@ -380,6 +380,8 @@ def _declare_demand() -> dict[str, Feature]:
         d("demand_mean_91d", "float", "91d", "average daily requests over the last 91 days", "mean"),
         d("demand_mean_365d", "float", "365d",
           "average daily requests over the last year (series scale)", "mean"),
+        d("demand_weekly_median_8w", "float", "56d",
+          "median weekly requests over the last 8 weeks, per day", "weekly_median"),
         d("demand_same_weekday_last", "float", "7d",
           "requests on the same weekday in the latest known week", "same_weekday_last"),
         d("demand_same_weekday_mean_4w", "float", "28d",

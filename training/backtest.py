@@ -1,5 +1,5 @@
 """Rolling-origin backtest of the demand forecaster against seasonal naive and the other simple
-methods (zero, a flat 91-day mean, a 56-day median), daily and on weekly totals.
+methods (zero, a flat 91-day mean, the median of 8 weekly totals), daily and on weekly totals.
 
 The model is fitted once on counts up to the start of the test window; origins then roll through
 the window (every `step` days), each forecasting 1..horizon days ahead from the counts known at
@@ -67,22 +67,9 @@ def score(rows: pd.DataFrame, fc: pd.DataFrame, naive: np.ndarray, scale: pd.Ser
     return out
 
 
-SIMPLE_METHODS = ("zero", "seasonal_naive", "mean_91d", "median_56d")
-
-
-def simple_forecasts(panel: CountPanel, rows: pd.DataFrame, naive: np.ndarray) -> dict[str, np.ndarray]:
-    """The simple methods a forecaster must beat, each known at the row's origin: zero, seasonal
-    naive, the flat 91-day mean and the median of the last 56 days (robust to batch logging)."""
-    pos = np.array([panel.position(o) for o in rows["origin"]])
-    col = pd.Index(panel.series).get_indexer(rows["series_id"])
-    median = np.full(len(rows), np.nan)
-    for (p, c), where in pd.Series(np.arange(len(rows))).groupby([pos, col]).groups.items():
-        window = panel.values[max(0, p - 56):p, c]
-        window = window[~np.isnan(window)]
-        median[np.asarray(where)] = np.median(window) if len(window) else 0.0
-    mean91 = rows["demand_mean_91d"].to_numpy(float) if "demand_mean_91d" in rows else np.full(len(rows), np.nan)
-    return {"zero": np.zeros(len(rows)), "seasonal_naive": naive,
-            "mean_91d": np.nan_to_num(mean91), "median_56d": median}
+def simple_forecasts(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The simple methods a forecaster must beat, each known at the row's origin."""
+    return {m: demand.simple_forecast(m, rows) for m in demand.SIMPLE_METHODS}
 
 
 def against_simple(rows: pd.DataFrame, forecast: np.ndarray, simple: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -145,6 +132,6 @@ def rolling_origin(
         sub = score(rows.loc[idx], fc.loc[idx], naive[idx], scale)
         per_h[str(int(h))] = {k: sub[k] for k in ("wape", "wape_naive", "coverage")}
     metrics["per_horizon"] = per_h
-    metrics["simple"] = against_simple(rows, fc["forecast"].to_numpy(float), simple_forecasts(panel, rows, naive))
+    metrics["simple"] = against_simple(rows, fc["forecast"].to_numpy(float), simple_forecasts(rows))
     detail = fc.assign(origin=rows["origin"].to_numpy(), actual=rows["count"].to_numpy(), naive=naive)
     return metrics, detail
