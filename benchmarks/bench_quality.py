@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_quality [--seeds 11 12 13] [--windows 2] [--residents 2000]
                                        [--days 730] [--workdir /tmp/bench-quality] [--boot 200]
+    python -m benchmarks.bench_quality --merge RUN.json ... [--out FILE]   # join runs, print the table
 
 For each seed a twin is simulated (kept in the workdir); each test window is the latest 12 weeks
 of the history cut `12 x k` weeks earlier (k = 0, 1, ...). For every risk model of the registry:
@@ -127,6 +128,49 @@ def demand_cell(history_dir: Path, end, seed: int) -> dict:
     return out
 
 
+def merge(paths: list[Path]) -> dict:
+    """One result from runs of single seeds (run side by side)."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    out = {"config": {**runs[0]["config"], "seeds": [s for r in runs for s in r["config"]["seeds"]]},
+           "machine": runs[0]["machine"], "cells": [c for r in runs for c in r["cells"]],
+           "seconds_per_run": [r.get("seconds") for r in runs]}
+    return out
+
+
+def _ci(s: dict, key: str, digits: int = 3) -> str:
+    if s.get(key) is None:
+        return "-"
+    lo, hi = s.get(f"{key}_lo"), s.get(f"{key}_hi")
+    return f"{s[key]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None else f"{s[key]:.{digits}f}"
+
+
+def table(result: dict) -> str:
+    """The README table: one line per seed x window x model."""
+    lines = ["| seed | window | model | AUROC [95% CI] | gain over baseline | knowable ceiling | model - ceiling "
+             "| path oracle | Brier | leading cause right (most common / best constant) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in result["cells"]:
+        for name, m in c["models"].items():
+            sc = m["scores"]
+            e = m.get("explanation") or {}
+            expl = (f"{e['per_cause_attribution']:.2f} ({e['most_common_cause_rate']:.2f} / "
+                    f"{e['best_constant_rate']:.2f}), n={e['rows']}") if e.get("rows") else "-"
+            lines.append(
+                f"| {c['seed']} | {c['window']} ({m['test_window'][0]}) | {name} | {_ci(sc['model'], 'auroc')} | "
+                f"{_ci(sc['model'], 'auroc_gain')} | {_ci(sc.get('ceiling_knowable', {}), 'auroc')} | "
+                f"{_ci(sc.get('model_minus_knowable_ceiling', {}), 'auroc_diff')} | "
+                f"{_ci(sc.get('ceiling_path_oracle', {}), 'auroc')} | {_ci(sc['model'], 'brier', 4)} | {expl} |")
+    lines += ["", "| seed | window | counts | weekly WAPE model | best simple | model / best simple "
+              "| daily WAPE model | daily best simple | naive worse than zero |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in result["cells"]:
+        for kind, d in (c.get("demand") or {}).items():
+            w, dd = d["weekly"], d["daily"]
+            lines.append(f"| {c['seed']} | {c['window']} | {kind} | {w['wape_model']:.3f} | {w['best_simple']} "
+                         f"{w['wape_best_simple']:.3f} | {w['model_over_best_simple']:.3f} | {dd['wape_model']:.3f} "
+                         f"| {dd['best_simple']} {dd['wape_best_simple']:.3f} | {dd['naive_worse_than_zero']} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
@@ -137,7 +181,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--boot", type=int, default=200)
     ap.add_argument("--no-demand", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--merge", type=Path, nargs="+", help="join single-seed results into --out and print the table")
     args = ap.parse_args(argv)
+    if args.merge:
+        result = merge(args.merge)
+        args.out.write_text(json.dumps(result, indent=2, default=str))
+        print(table(result))
+        return result
 
     from features.pipeline import load_history
     from models.registry import risk_specs
