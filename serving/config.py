@@ -46,6 +46,7 @@ class ServingConfig:
     models: tuple[str, ...] = ()  # the models to serve; empty: every registered model
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    model_poll_seconds: int = 30  # how often the service asks where @champion points (0: never)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -69,6 +70,7 @@ class ServingConfig:
             batch_chunk=_int(env, "TWINCARE_BATCH_CHUNK", 5000, 1, 1_000_000),
             webhook_url=(env.get("TWINCARE_WEBHOOK_URL") or "").strip() or None,
             webhook_secret=env.get("TWINCARE_WEBHOOK_SECRET") or None,
+            model_poll_seconds=_int(env, "TWINCARE_MODEL_POLL_SECONDS", 30, 0, 86_400),
         )
 
     def served_models(self) -> tuple[str, ...]:
@@ -88,4 +90,5 @@ class ServingConfig:
             "TWINCARE_MAX_BATCH": str(self.max_batch),
             "TWINCARE_TOP_REASONS": str(self.top_reasons),
             "TWINCARE_BATCH_CHUNK": str(self.batch_chunk),
+            "TWINCARE_MODEL_POLL_SECONDS": str(self.model_poll_seconds),
         }

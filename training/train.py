@@ -201,7 +201,11 @@ def train(model: str, history_dir: str | Path, tracking_uri: str, params: TrainP
     name = model_name(model)
     params = params or TrainParams()
     trainer = train_risk if isinstance(get_spec(name), RiskSpec) else train_forecast
-    return trainer(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
+    summary = trainer(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
+    from training.model_card import log_model_card
+
+    log_model_card(name, summary.version, tracking_uri)
+    return summary
 
 
 def json_ready(obj: Any) -> Any:
