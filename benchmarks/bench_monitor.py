@@ -62,7 +62,20 @@ def _champions_everywhere(uri: str) -> None:
 
 
 def _verdicts(result) -> dict:
-    return {n: {"verdict": m["verdict"], "fired": m.get("fired", [])} for n, m in result.models.items()}
+    out = {}
+    for n, m in result.models.items():
+        out[n] = {"verdict": m["verdict"], "fired": m.get("fired", [])}
+        if m.get("kind") == "risk":
+            fd = m["feature_drift"]
+            out[n]["top_psi"] = {r["feature"]: round(r["psi"], 3) for r in fd["per_feature"][:3]}
+            out[n]["importance_major"] = round(fd["importance_major"], 3)
+            out[n]["prediction_psi"] = round(m["prediction_drift"]["psi"], 3)
+            out[n]["estimated_auroc_drop"] = round(m["estimated"]["auroc_drop"], 4)
+        elif m.get("kind") == "forecast":
+            out[n].update({k: round(m["current"][k], 3) for k in ("wape", "wape_naive", "bias", "coverage")})
+            out[n]["wape_ratio"] = round(m["wape_ratio"], 3)
+            out[n]["new_series_share"] = round(m["new_series_share"], 3)
+    return out
 
 
 def run_time(args) -> dict:

@@ -47,6 +47,7 @@ class MonitorConfig:
     bins: int = 10
     psi_minor: float = 0.1
     psi_major: float = 0.25
+    psi_broken: float = 1.0  # a shift this large means a reading changed meaning (sensor, firmware)
     # share of the model's importance (gain) carried by features with a major shift
     drift_importance_watch: float = 0.05
     drift_importance_retrain: float = 0.25
@@ -160,6 +161,12 @@ def monitor_risk(spec: RiskSpec, loaded: LoadedModel, run, history: History, fea
         v.raise_to("watch", "feature_drift",
                    f"major shift in {len(major)} feature(s) carrying {major_share:.0%} of the "
                    f"model's importance: {shifted}")
+    broken = drift[drift["psi"] >= cfg.psi_broken]
+    if len(broken) and v.verdict == "ok":
+        v.raise_to("watch", "input_break",
+                   f"{len(broken)} input(s) changed beyond any population shift (PSI >= {cfg.psi_broken:g}), "
+                   f"though the model leans little on them: "
+                   + ", ".join(f"{r.feature} (PSI {r.psi:.2f})" for r in broken.head(4).itertuples()))
 
     p_ref = spec.predict_proba(loaded, ref)
     p_cur = spec.predict_proba(loaded, cur)

@@ -65,6 +65,7 @@ def test_a_promoted_champion_is_swapped_in_under_load_with_no_failed_request(ser
         for t in threads:
             t.join(timeout=60)
         ready = httpx.get(f"{server.url}/readyz", timeout=10)
+        metrics = httpx.get(f"{server.url}/metrics", headers={"X-API-Key": keys["admin"]}, timeout=10)
         stop_server(server)
 
     failed = [(s, v) for _, s, v in seen if s != 200]
@@ -78,3 +79,4 @@ def test_a_promoted_champion_is_swapped_in_under_load_with_no_failed_request(ser
     assert switch < 30, f"the new champion took {switch:.1f}s to be served"
     assert len(seen) > 20
     assert ready.status_code == 200 and ready.json()["models"]["fall_risk"] == new
+    assert f'twincare_model_version{{model="fall_risk"}} {float(new)}' in metrics.text
