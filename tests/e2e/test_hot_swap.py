@@ -79,4 +79,6 @@ def test_a_promoted_champion_is_swapped_in_under_load_with_no_failed_request(ser
     assert switch < 30, f"the new champion took {switch:.1f}s to be served"
     assert len(seen) > 20
     assert ready.status_code == 200 and ready.json()["models"]["fall_risk"] == new
-    assert f'twincare_model_version{{model="fall_risk"}} {float(new)}' in metrics.text
+    gauge = [line for line in metrics.text.splitlines()
+             if line.startswith("twincare_model_version{") and 'model="fall_risk"' in line]
+    assert gauge and all(line.endswith(f" {float(new)}") for line in gauge), gauge
