@@ -60,16 +60,25 @@ def ks(reference, current) -> tuple[float, float]:
 
 def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, names: list[str],
                   importance: dict[str, float], bins: int = 10, minor: float = 0.1,
-                  major: float = 0.25) -> pd.DataFrame:
-    """One row per feature: PSI, KS, unknown shares, means, the model's importance, drift level."""
+                  major: float = 0.25, validated: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per feature: PSI, KS, unknown shares, means, the model's importance, drift level.
+
+    With `validated` (the rows the model was tested on), `psi_vs_validated` says whether the
+    current rows also differ from those, and `new_shift` marks a major shift against both: one
+    the model was not tested under (a feature that grows with the recorded history, such as days
+    since the last fall, drifts from the training window, but the test window already showed the
+    model living with it)."""
     rows = []
     for n in names:
         ref, cur = reference[n].to_numpy(float), current[n].to_numpy(float)
         d, p = ks(ref, cur)
         value = psi(ref, cur, bins)
+        vs_test = psi(validated[n].to_numpy(float), cur, bins) if validated is not None and len(validated) else float("nan")
         rows.append({
             "feature": n,
             "psi": value,
+            "psi_vs_validated": vs_test,
+            "new_shift": bool(value >= major and not vs_test < major),
             "ks_statistic": d,
             "ks_pvalue": p,
             "unknown_reference": float(np.mean(~np.isfinite(ref))) if ref.size else float("nan"),
