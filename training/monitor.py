@@ -77,6 +77,13 @@ class Verdict:
         self.fired.append(f"{test}:{level}")
         self.reasons.append(f"[{level}] {reason}")
 
+    def tiered(self, test: str, value: float, watch: float, retrain: float, reason: str) -> None:
+        """Retrain from `retrain` up, watch from `watch` up; an unknown value decides nothing."""
+        if np.isfinite(value) and value >= retrain:
+            self.raise_to("retrain", test, reason)
+        elif np.isfinite(value) and value >= watch:
+            self.raise_to("watch", test, reason)
+
 
 def _dates(value: str | None) -> list[pd.Timestamp]:
     """Dates out of a logged span: "['2024-04-01', '2025-06-30']" or "2024-04-01,2025-06-30"."""
@@ -169,12 +176,9 @@ def monitor_risk(spec: RiskSpec, loaded: LoadedModel, run, history: History, fea
     pred = {"psi": pred_psi, "mean_reference": float(np.mean(p_ref)), "mean_current": float(np.mean(p_cur)),
             "high_band_reference": float(np.mean(spec.bands.bands(p_ref) == "high")),
             "high_band_current": float(np.mean(spec.bands.bands(p_cur) == "high"))}
-    if pred_psi >= cfg.prediction_psi_retrain:
-        v.raise_to("retrain", "prediction_drift",
-                   f"predicted risk shifted (PSI {pred_psi:.2f}; mean {pred['mean_reference']:.3f} -> "
-                   f"{pred['mean_current']:.3f})")
-    elif pred_psi >= cfg.prediction_psi_watch:
-        v.raise_to("watch", "prediction_drift", f"predicted risk shifted (PSI {pred_psi:.2f})")
+    v.tiered("prediction_drift", pred_psi, cfg.prediction_psi_watch, cfg.prediction_psi_retrain,
+             f"predicted risk shifted (PSI {pred_psi:.2f}; mean {pred['mean_reference']:.3f} -> "
+             f"{pred['mean_current']:.3f})")
 
     # performance without labels, on the test window (checked against the realised figure) and now
     test_rows = _labelled(spec, history, feats[at.isin(windows.test)])
@@ -183,13 +187,9 @@ def monitor_risk(spec: RiskSpec, loaded: LoadedModel, run, history: History, fea
     realised_test = ev.binary_metrics(test_rows["label"].to_numpy(int), p_test) if len(test_rows) else {}
     est_cur = estimate_performance(p_cur, cfg.cbpe_draws, cfg.seed)
     drop = est_test.auroc - est_cur.auroc
-    if np.isfinite(drop) and drop >= cfg.auroc_drop_retrain:
-        v.raise_to("retrain", "estimated_performance",
-                   f"estimated AUROC (CBPE) {est_cur.auroc:.3f} is {drop:.3f} below the test window's "
-                   f"{est_test.auroc:.3f}")
-    elif np.isfinite(drop) and drop >= cfg.auroc_drop_watch:
-        v.raise_to("watch", "estimated_performance",
-                   f"estimated AUROC (CBPE) {est_cur.auroc:.3f} is {drop:.3f} below the test window's")
+    v.tiered("estimated_performance", drop, cfg.auroc_drop_watch, cfg.auroc_drop_retrain,
+             f"estimated AUROC (CBPE) {est_cur.auroc:.3f} is {drop:.3f} below the test window's "
+             f"{est_test.auroc:.3f}")
 
     realised: dict[str, Any] = {"weeks": [str(d.date()) for d in windows.matured]}
     matured_rows = _labelled(spec, history, feats[at.isin(windows.matured)])
@@ -203,13 +203,9 @@ def monitor_risk(spec: RiskSpec, loaded: LoadedModel, run, history: History, fea
         if realised.get("auroc") is not None and base is not None and y.sum() >= cfg.min_events:
             rdrop = base - realised["auroc"]
             realised["drop"] = rdrop
-            if rdrop >= cfg.auroc_drop_retrain:
-                v.raise_to("retrain", "realised_performance",
-                           f"realised AUROC {realised['auroc']:.3f} on {len(realised['weeks'])} matured "
-                           f"week(s) is {rdrop:.3f} below the test window's {base:.3f}")
-            elif rdrop >= cfg.auroc_drop_watch:
-                v.raise_to("watch", "realised_performance",
-                           f"realised AUROC {realised['auroc']:.3f} is {rdrop:.3f} below the test window's")
+            v.tiered("realised_performance", rdrop, cfg.auroc_drop_watch, cfg.auroc_drop_retrain,
+                     f"realised AUROC {realised['auroc']:.3f} on {len(realised['weeks'])} matured "
+                     f"week(s) is {rdrop:.3f} below the test window's {base:.3f}")
         else:
             realised["note"] = f"fewer than {cfg.min_events} events have matured; no realised verdict"
     else:
@@ -302,18 +298,12 @@ def monitor_forecast(spec: ForecastSpec, loaded: LoadedModel, run, counts: pd.Da
     total = float(cur_counts["count"].sum())
     new_share = float(cur_counts.loc[cur_counts["series_id"].isin(new), "count"].sum() / total) if total else 0.0
 
-    if np.isfinite(ratio) and ratio >= cfg.wape_ratio_retrain and now["wape"] >= now["wape_naive"]:
-        v.raise_to("retrain", "forecast_error",
-                   f"WAPE {now['wape']:.3f} is {ratio:.2f}x the backtest's {backtest_wape:.3f} and no "
-                   f"better than seasonal naive ({now['wape_naive']:.3f})")
-    elif np.isfinite(ratio) and ratio >= cfg.wape_ratio_watch:
-        v.raise_to("watch", "forecast_error",
-                   f"WAPE {now['wape']:.3f} is {ratio:.2f}x the backtest's {backtest_wape:.3f}")
-    if np.isfinite(now["bias"]) and abs(now["bias"]) >= cfg.bias_retrain:
-        v.raise_to("retrain", "forecast_bias",
-                   f"forecasts are {now['bias']:+.0%} off the arrived total ({y.sum():.0f} requests)")
-    elif np.isfinite(now["bias"]) and abs(now["bias"]) >= cfg.bias_watch:
-        v.raise_to("watch", "forecast_bias", f"forecasts are {now['bias']:+.0%} off the arrived total")
+    lost_edge = now["wape"] >= now["wape_naive"]  # retraining is due only once naive does as well
+    v.tiered("forecast_error", ratio, cfg.wape_ratio_watch, cfg.wape_ratio_retrain if lost_edge else np.inf,
+             f"WAPE {now['wape']:.3f} is {ratio:.2f}x the backtest's {backtest_wape:.3f} "
+             f"(seasonal naive {now['wape_naive']:.3f})")
+    v.tiered("forecast_bias", abs(now["bias"]), cfg.bias_watch, cfg.bias_retrain,
+             f"forecasts are {now['bias']:+.0%} off the arrived total ({y.sum():.0f} requests)")
     if new and new_share >= cfg.new_series_share_retrain:
         v.raise_to("retrain", "new_series",
                    f"{len(new)} series never seen in training carry {new_share:.0%} of recent requests "

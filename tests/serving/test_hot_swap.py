@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.serving.test_api import H, service_env, serving_home  # noqa: F401  (session fixture)
+from tests.serving.test_api import H, api, serving_home  # noqa: F401  (fixtures: trained workdir, client)
 
 
 def register_copy(uri: str, name: str, version: str, *, shift: float = 0.0, schema_hash: str | None = None) -> str:
@@ -29,73 +29,78 @@ def register_copy(uri: str, name: str, version: str, *, shift: float = 0.0, sche
                          input_example=example, output_example=np.zeros(3))["version"]
 
 
-@pytest.fixture(scope="module")
-def client_home(serving_home, tmp_path_factory):  # noqa: F811
-    """One service per module (BentoML's metrics can be registered once per process)."""
-    from starlette.testclient import TestClient
+@pytest.fixture
+def runtime(serving_home, tmp_path):  # noqa: F811
+    """The service's runtime on a private copy of the trained workdir (its registry is changed)."""
+    from serving.config import ServingConfig
+    from serving.runtime import build_runtime
 
-    from serving.service import TwinCare
-
-    trained, keys = serving_home
-    home = tmp_path_factory.mktemp("hot_swap") / "home"
+    trained, _ = serving_home
+    home = tmp_path / "home"
     home.mkdir()
     for name in ("mlflow.db", "online.db", "api_keys.json"):
         shutil.copy(trained / name, home / name)
     shutil.copytree(trained / "history", home / "history")
-    with service_env(home, TWINCARE_MODEL_POLL_SECONDS="0"), \
-            TestClient(TwinCare.to_asgi(), raise_server_exceptions=False) as client:
-        yield client, keys, home
+    rt = build_runtime(ServingConfig.from_env({"TWINCARE_HOME": str(home)}), need_keys=False)
+    try:
+        yield rt
+    finally:
+        rt.close()
 
 
-def test_a_moved_champion_is_served_after_its_schema_check(client_home):
-    from models.registry import default_tracking_uri
-    from serving.api.app import app as http_app
+def _fall_risk(rt) -> tuple[str, float]:
+    s = rt.score_residents(["R000001"], ["fall_risk"], 3).by_model["fall_risk"]
+    return s.version, float(s.probability[0])
+
+
+def test_a_moved_champion_is_served_after_its_schema_check(runtime):
     from serving.runtime import ChampionWatcher
     from training.tracking import set_alias
 
-    client, keys, home = client_home
-    uri = default_tracking_uri(home)
-    rt = http_app.state.runtime
-    before = rt.model_versions["fall_risk"]
-    body = {"resident_ids": ["R000001"], "act": False, "models": ["fall_risk"]}
-    first = client.post("/assess", json=body, headers=H(keys, "care_manager")).json()
-    assert first["model_versions"] == {"fall_risk": before}
-
+    rt, uri = runtime, runtime.config.tracking_uri
+    before, p1 = _fall_risk(rt)
     new = register_copy(uri, "fall_risk", before, shift=1.0)
     watcher = ChampionWatcher(rt, interval=1)
     assert watcher.check() == []  # the alias has not moved: nothing to do
     set_alias(uri, "fall_risk", "champion", new)
+    swapped_to = []
+    rt.on_swap.append(lambda versions: swapped_to.append(versions["fall_risk"]))
     assert watcher.check() == ["fall_risk"]
 
-    second = client.post("/assess", json=body, headers=H(keys, "care_manager")).json()
-    assert second["model_versions"] == {"fall_risk": new}
-    p1 = first["results"][0]["assessments"][0]["probability"]
-    p2 = second["results"][0]["assessments"][0]["probability"]
-    assert p2 > p1  # the new version's calibration answers, not the old one's
-    ready = client.get("/readyz")
-    assert ready.status_code == 200
-    assert ready.json()["models"]["fall_risk"] == new
-    assert ready.json()["swaps"][-1] == {**ready.json()["swaps"][-1], "model": "fall_risk", "from": before, "to": new}
+    version, p2 = _fall_risk(rt)
+    assert version == new and p2 > p1  # the new version's calibration answers, not the old one's
+    assert swapped_to == [new]  # what sets the served-version gauge of /metrics
+    ok, detail = rt.readiness()
+    assert ok and detail["models"]["fall_risk"] == new
+    assert {k: detail["swaps"][-1][k] for k in ("model", "from", "to")} == {"model": "fall_risk", "from": before, "to": new}
 
     # a version trained on another feature schema is refused; the served one stays
     bad = register_copy(uri, "fall_risk", new, schema_hash="0" * 16)
     set_alias(uri, "fall_risk", "champion", bad)
     assert watcher.check() == []
-    assert rt.model_versions["fall_risk"] == new
-    detail = client.get("/readyz").json()
-    assert detail["models"]["fall_risk"] == new
-    assert "feature schema hash" in detail["not_swapped"]["fall_risk"]
-    assert f"v{bad}" in detail["not_swapped"]["fall_risk"]
+    assert _fall_risk(rt)[0] == new
+    ok, detail = rt.readiness()
+    assert ok and detail["models"]["fall_risk"] == new
+    assert "feature schema hash" in detail["not_swapped"]["fall_risk"] and f"v{bad}" in detail["not_swapped"]["fall_risk"]
+    assert watcher.check() == []  # and is not retried on every check
 
 
-def test_admins_read_the_card_of_a_served_model_and_others_may_not(client_home):
+def test_readyz_reports_the_versions_served(api):  # noqa: F811
+    client, _, _ = api
+    r = client.get("/readyz")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["ready"] is True and set(body["models"]) >= {"fall_risk", "isolation", "demand"}
+    assert body["store"] == "ok" and body["not_swapped"] == {}
+
+
+def test_admins_read_the_card_of_a_served_model_and_others_may_not(api):  # noqa: F811
     from models.registry import default_tracking_uri
+    from serving.api.app import app as http_app
     from training.model_card import log_model_card
 
-    client, keys, home = client_home
+    client, keys, home = api
     uri = default_tracking_uri(home)
-    from serving.api.app import app as http_app
-
     version = http_app.state.runtime.model_versions["isolation"]
     r = client.get("/models/isolation/card", headers=H(keys, "admin"))
     assert r.status_code == 404 and "no card" in r.json()["error"]
