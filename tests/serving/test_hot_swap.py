@@ -1,5 +1,6 @@
 """A moved @champion alias is served without a restart, after the same schema check as at
-start-up; a version that fails it is not served and readiness says why."""
+start-up; a version that fails it is not served and readiness says why. (/readyz and the model
+card route are tested with the other routes in test_api.py, on the same running app.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.serving.test_api import H, api, serving_home  # noqa: F401  (fixtures: trained workdir, client)
+from tests.serving.test_api import serving_home  # noqa: F401  (session fixture: trained workdir)
 
 
 def register_copy(uri: str, name: str, version: str, *, shift: float = 0.0, schema_hash: str | None = None) -> str:
@@ -83,33 +84,3 @@ def test_a_moved_champion_is_served_after_its_schema_check(runtime):
     assert ok and detail["models"]["fall_risk"] == new
     assert "feature schema hash" in detail["not_swapped"]["fall_risk"] and f"v{bad}" in detail["not_swapped"]["fall_risk"]
     assert watcher.check() == []  # and is not retried on every check
-
-
-def test_readyz_reports_the_versions_served(api):  # noqa: F811
-    client, _, _ = api
-    r = client.get("/readyz")
-    assert r.status_code == 200
-    body = r.json()
-    assert body["ready"] is True and set(body["models"]) >= {"fall_risk", "isolation", "demand"}
-    assert body["store"] == "ok" and body["not_swapped"] == {}
-
-
-def test_admins_read_the_card_of_a_served_model_and_others_may_not(api):  # noqa: F811
-    from models.registry import default_tracking_uri
-    from serving.api.app import app as http_app
-    from training.model_card import log_model_card
-
-    client, keys, home = api
-    uri = default_tracking_uri(home)
-    version = http_app.state.runtime.model_versions["isolation"]
-    r = client.get("/models/isolation/card", headers=H(keys, "admin"))
-    assert r.status_code == 404 and "no card" in r.json()["error"]
-    log_model_card("isolation", version, uri)
-    r = client.get("/models/isolation/card", headers=H(keys, "admin"))
-    assert r.status_code == 200 and r.text.startswith("# Model card: Isolation")
-    assert r.headers["content-type"].startswith("text/markdown")
-    r = client.get(f"/models/isolation/card?version={version}&format=html", headers=H(keys, "admin"))
-    assert r.status_code == 200 and r.text.startswith("<!doctype html>")
-    assert client.get("/models/isolation/card", headers=H(keys, "care_manager")).status_code == 403
-    assert client.get("/models/nope/card", headers=H(keys, "admin")).status_code == 404
-    assert client.get("/models/isolation/card?format=pdf", headers=H(keys, "admin")).status_code == 422
