@@ -217,3 +217,43 @@ def load_champion(name: str, tracking_uri: str, alias: str = "champion") -> Load
     if name not in SPECS:
         raise ChampionError(f"unknown model {name!r}; registered models are {', '.join(SPECS)}")
     return check_schema(load_version(name, tracking_uri, alias), alias)
+
+
+def alias_target(name: str, tracking_uri: str, alias: str = "champion") -> str | None:
+    """The version `models:/<name>@<alias>` points at now (None when no version has it)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+CARD_FILES = {"md": "model_card.md", "html": "model_card.html"}
+
+
+def load_card(name: str, tracking_uri: str, version: str, fmt: str = "md") -> str:
+    """The model card logged with a registered version (Markdown or HTML).
+
+    Raises LookupError naming what is missing (no such version, or no card logged yet)."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    if fmt not in CARD_FILES:
+        raise ValueError(f"format must be one of {', '.join(CARD_FILES)}, got {fmt!r}")
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        mv = client.get_model_version(name, str(version))
+    except MlflowException:
+        raise LookupError(f"model {name!r} has no version {version}") from None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = client.download_artifacts(mv.run_id, CARD_FILES[fmt], tmp)
+            return Path(local).read_text()
+    except (MlflowException, OSError):
+        raise LookupError(f"model {name!r} version {version} has no card yet "
+                          f"(`twincare model-card {name} --version {version}` writes it)") from None

@@ -47,6 +47,7 @@ class ServingConfig:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     session_minutes: int = 30  # how long a web sign-in lasts
+    model_poll_seconds: int = 30  # how often the service asks where @champion points (0: never)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -71,6 +72,7 @@ class ServingConfig:
             webhook_url=(env.get("TWINCARE_WEBHOOK_URL") or "").strip() or None,
             webhook_secret=env.get("TWINCARE_WEBHOOK_SECRET") or None,
             session_minutes=_int(env, "TWINCARE_SESSION_MINUTES", 30, 1, 24 * 60),
+            model_poll_seconds=_int(env, "TWINCARE_MODEL_POLL_SECONDS", 30, 0, 86_400),
         )
 
     def served_models(self) -> tuple[str, ...]:
@@ -91,4 +93,5 @@ class ServingConfig:
             "TWINCARE_TOP_REASONS": str(self.top_reasons),
             "TWINCARE_BATCH_CHUNK": str(self.batch_chunk),
             "TWINCARE_SESSION_MINUTES": str(self.session_minutes),
+            "TWINCARE_MODEL_POLL_SECONDS": str(self.model_poll_seconds),
         }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from features.online import OnlineStore, OnlineStoreError
-from models.registry import get_spec, load_champion
+from models.registry import ChampionError, alias_target, get_spec, load_card, load_champion
 from models.spec import ForecastSpec, RiskSpec
 from serving.actions import DEFAULT_POLICY, Scarcity, Verdict, act_on_assessments, grid_scarcity
 from serving.auth import KeyRing, Principal, SessionBook
@@ -176,6 +176,66 @@ class OnlineFeatures:
 
 
 # ---------------------------------------------------------------------------------------------
+# Champion watcher: a moved @champion alias is served without a restart
+# ---------------------------------------------------------------------------------------------
+
+
+class ChampionWatcher:
+    """Asks the registry every `interval` seconds where each served model's @champion points.
+
+    When it moved, the new version is loaded and checked against the code's feature schema (the
+    same checks as at start-up) off the request path, then swapped in with one assignment, so a
+    request is scored wholly by the old or wholly by the new version and none fails. A version
+    that fails its checks is not served; the old one stays and readiness says why.
+    """
+
+    def __init__(self, runtime: Runtime, interval: float):
+        self.runtime = runtime
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
+
+    def check(self) -> list[str]:
+        """Swap every model whose @champion moved; returns the models swapped."""
+        rt = self.runtime
+        swapped = []
+        for name, current in list(rt.champions.items()):
+            try:
+                target = alias_target(name, rt.config.tracking_uri)
+            except Exception as exc:  # the registry being unreachable must not stop serving
+                rt.swap_errors[name] = f"registry unreachable: {exc}"
+                continue
+            if rt.swap_errors.get(name, "").startswith("registry unreachable"):
+                rt.swap_errors.pop(name, None)
+            if target is None or target == current.version or rt.swap_errors.get(name, "").startswith(f"v{target}:"):
+                continue
+            try:
+                loaded = load_champion(name, rt.config.tracking_uri)
+            except ChampionError as exc:
+                rt.swap_errors[name] = f"v{target}: {exc}"
+                log.error("not swapping %s to v%s: %s", name, target, exc)
+                continue
+            rt.swap_champion(Champion(current.spec, loaded))
+            swapped.append(name)
+        return swapped
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception:  # keep watching whatever one check did
+                log.exception("champion check failed")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------------------------------------
 # Runtime
 # ---------------------------------------------------------------------------------------------
 
@@ -201,6 +261,10 @@ class Runtime:
     _scarcity_stamp: tuple | None = None
     _outlook: tuple[tuple, pd.DataFrame] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    swap_errors: dict[str, str] = field(default_factory=dict)
+    swaps: list[dict[str, Any]] = field(default_factory=list)
+    on_swap: list[Callable[[dict[str, str]], None]] = field(default_factory=list)
+    watcher: ChampionWatcher | None = None
 
     @property
     def model_versions(self) -> dict[str, str]:
@@ -223,9 +287,43 @@ class Runtime:
             "models": self.model_versions,
             "store": "ok" if store_ok else "unreachable",
             "online_as_of": None if self.online.as_of is None else str(self.online.as_of.date()),
+            "swaps": self.swaps[-5:],
+            "not_swapped": dict(self.swap_errors),
         }
 
+    def swap_champion(self, champion: Champion) -> None:
+        """Serve `champion` from the next request on (one assignment of a new dict)."""
+        with self._lock:
+            before = self.champions.get(champion.name)
+            self.champions = {**self.champions, champion.name: champion}
+            self._live_cache = {}
+            if isinstance(champion.spec, ForecastSpec):
+                self._scarcity_stamp = None  # credits follow the new forecaster
+            self.swap_errors.pop(champion.name, None)
+            self.swaps.append({"model": champion.name, "from": before.version if before else None,
+                               "to": champion.version, "at": datetime.now(UTC).isoformat(timespec="seconds")})
+        log.info("now serving %s v%s (was v%s)", champion.name, champion.version,
+                 before.version if before else None)
+        versions = self.model_versions
+        for callback in self.on_swap:
+            try:
+                callback(versions)
+            except Exception:  # a metrics hook must not undo a swap
+                log.exception("swap callback failed")
+
+    def model_card(self, name: str, version: str | None = None, fmt: str = "md") -> str:
+        """The card logged with a version of a served model (default: the version served now)."""
+        return load_card(name, self.config.tracking_uri, version or self.champions[name].version, fmt)
+
+    def watch_champions(self, interval: float) -> None:
+        """Start swapping to a moved @champion, checking every `interval` seconds (0: never)."""
+        if interval > 0 and self.watcher is None:
+            self.watcher = ChampionWatcher(self, interval)
+            self.watcher.start()
+
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.webhook is not None:
             self.webhook.stop()
         self.audit.close()

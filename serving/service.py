@@ -22,7 +22,15 @@ from serving import schemas
 from serving.api.app import app as http_app
 from serving.api.common import assessments_of
 from serving.config import ServingConfig
-from serving.edge import CARE, TIMEBANK, EdgeMiddleware, RouteTable, UndeclaredRoute, allow
+from serving.edge import (
+    CARE,
+    TIMEBANK,
+    EdgeMiddleware,
+    RouteTable,
+    UndeclaredRoute,
+    allow,
+    send_json,
+)
 from serving.runtime import StartupError, build_runtime
 from serving.scoring import BadFeatures, rows_to_features
 
@@ -59,6 +67,32 @@ def _metrics():
     }
 
 
+def _set_version_gauges(versions: dict[str, str]) -> None:
+    m = _metrics()
+    for name, version in versions.items():
+        with contextlib.suppress(ValueError):  # a non-numeric version has no gauge value
+            m["model_version"].labels(model=name).set(float(version))
+
+
+class ReadinessMiddleware:
+    """`GET /readyz` answers with what readiness found (model versions served, store, online
+    features): 200 when ready, 503 when not. While the runtime is being built BentoML answers."""
+
+    def __init__(self, app, state):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send):
+        runtime = getattr(self.state, "runtime", None)
+        if scope["type"] != "http" or scope["path"] != "/readyz" or scope["method"] not in ("GET", "HEAD") \
+                or runtime is None:
+            return await self.app(scope, receive, send)
+        import anyio
+
+        ok, detail = await anyio.to_thread.run_sync(runtime.readiness)
+        await send_json(send, 200 if ok else 503, {"ready": ok, **detail})
+
+
 def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
     ctx.response.status_code = status
     return JSONResponse({"error": message}, status_code=status)
@@ -87,10 +121,9 @@ class TwinCare:
         self.runtime = runtime
         if runtime.webhook is not None:
             runtime.webhook.start()
-        m = _metrics()
-        for name, version in runtime.model_versions.items():
-            with contextlib.suppress(ValueError):  # a non-numeric version has no gauge value
-                m["model_version"].labels(model=name).set(float(version))
+        _set_version_gauges(runtime.model_versions)
+        runtime.on_swap.append(_set_version_gauges)
+        runtime.watch_champions(config.model_poll_seconds)
         log.info("TwinCare serving models %s", runtime.model_versions)
 
     @bentoml.on_shutdown
@@ -151,7 +184,7 @@ class TwinCare:
                     m["tasks"].labels(reason=a["reason"]).inc()
         return schemas.AssessResponse(
             results=results,
-            model_versions={k: v for k, v in rt.model_versions.items() if k in models},
+            model_versions={name: s.version for name, s in chunk.by_model.items()},  # the versions that scored
         )
 
     @bentoml.api(route="/forecast_demand")
@@ -214,3 +247,4 @@ class TwinCare:
 
 
 TwinCare.add_asgi_middleware(EdgeMiddleware, state=http_app.state, validated_apis=("/assess", "/forecast_demand"))
+TwinCare.add_asgi_middleware(ReadinessMiddleware, state=http_app.state)

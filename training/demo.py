@@ -6,10 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from models.registry import SPECS, default_tracking_uri
+from models.registry import default_tracking_uri
 from training.config import TrainParams
-from training.promote import promote
-from training.train import train
+from training.retrain import retrain
 
 
 def demo_train(history_dir: str | Path, workdir: str | Path, params: TrainParams | None = None,
@@ -24,12 +23,7 @@ def demo_train(history_dir: str | Path, workdir: str | Path, params: TrainParams
     uri = default_tracking_uri(workdir)
     params = params or TrainParams()
     out: dict[str, Any] = {"tracking_uri": uri}
-    for name in list(SPECS):
-        echo(f"training {name} ...")
-        summary = train(name, history_dir, uri, params, features_dir=features_dir)
-        decision = promote(name, uri, summary.version, str(history_dir), params)
-        echo(decision.summary())
-        out[name] = {**summary.headline(), "promoted": decision.promoted, "reasons": decision.reasons}
+    out.update(retrain(history_dir, uri, params, echo=echo, features_dir=features_dir))
     echo("materialising the online store ...")
     store = OnlineStore(workdir / "online.db")
     history = load_history(history_dir)

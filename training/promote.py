@@ -27,6 +27,7 @@ from training import evaluate as ev
 from training.backtest import BacktestConfig, rolling_origin
 from training.config import PromotionMargins, TrainParams
 from training.data import attach_labels, risk_spec
+from training.model_card import log_model_card
 from training.tracking import (
     CHALLENGER,
     CHAMPION,
@@ -343,4 +344,5 @@ def promote(model: str, tracking_uri: str, version: str | None = None,
                json_artifacts={"promotion.json": {"promoted": d.promoted, "reasons": d.reasons,
                                                   "checks": d.checks,
                                                   "previous_champion": d.previous_champion}})
+    log_model_card(name, version, tracking_uri)  # the card now holds the gate's decision
     return d

@@ -227,9 +227,14 @@ def train(model: str, history_dir: str | Path, tracking_uri: str, params: TrainP
     name = model_name(model)
     params = params or TrainParams()
     if isinstance(get_spec(name), RiskSpec):
-        return train_risk(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler,
-                          features_dir=features_dir)
-    return train_forecast(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
+        summary = train_risk(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler,
+                             features_dir=features_dir)
+    else:
+        summary = train_forecast(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
+    from training.model_card import log_model_card
+
+    log_model_card(name, summary.version, tracking_uri)
+    return summary
 
 
 def json_ready(obj: Any) -> Any:

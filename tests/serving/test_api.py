@@ -592,3 +592,33 @@ def test_no_input_gives_a_server_error(api):
         run()
     assert operations >= 12
     assert server_errors == []
+
+
+def test_readyz_reports_the_versions_served(api):
+    client, _, _ = api
+    r = client.get("/readyz")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["ready"] is True and set(body["models"]) >= {"fall_risk", "isolation", "demand"}
+    assert body["store"] == "ok" and body["not_swapped"] == {}
+
+
+def test_admins_read_the_card_of_a_served_model_and_others_may_not(api):
+    from models.registry import default_tracking_uri
+    from serving.api.app import app as http_app
+    from training.model_card import log_model_card
+
+    client, keys, home = api
+    uri = default_tracking_uri(home)
+    version = http_app.state.runtime.model_versions["isolation"]
+    r = client.get("/models/isolation/card", headers=H(keys, "admin"))
+    assert r.status_code == 404 and "no card" in r.json()["error"]
+    log_model_card("isolation", version, uri)
+    r = client.get("/models/isolation/card", headers=H(keys, "admin"))
+    assert r.status_code == 200 and r.text.startswith("# Model card: Isolation")
+    assert r.headers["content-type"].startswith("text/markdown")
+    r = client.get(f"/models/isolation/card?version={version}&format=html", headers=H(keys, "admin"))
+    assert r.status_code == 200 and r.text.startswith("<!doctype html>")
+    assert client.get("/models/isolation/card", headers=H(keys, "care_manager")).status_code == 403
+    assert client.get("/models/nope/card", headers=H(keys, "admin")).status_code == 404
+    assert client.get("/models/isolation/card?format=pdf", headers=H(keys, "admin")).status_code == 422

@@ -14,7 +14,7 @@ from tests.serving.test_api import H, api, serving_home  # noqa: F401  (fixtures
 
 ROLES = ("timebank", "care_manager", "admin")
 # a concrete value for each path parameter, and a body for each POST route
-PATH_VALUES = {"resident_id": "R000001", "task_id": "T-none", "name": "app.js"}
+PATH_VALUES = {"resident_id": "R000001", "task_id": "T-none", "name": "app.js", "model": "fall_risk"}
 BODIES = {
     "/assess": {"resident_ids": ["R000001"], "act": False},
     "/forecast_demand": {"series_ids": ["G01:meals"], "horizon": 2},
