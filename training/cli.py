@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import typer
 
-from training import cmd_features, cmd_ingest, cmd_models, cmd_serve, cmd_twin
+from training import cmd_features, cmd_ingest, cmd_models, cmd_serve, cmd_twin, cmd_whatif
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 
-for _module in (cmd_twin, cmd_ingest, cmd_features, cmd_models, cmd_serve):
+for _module in (cmd_twin, cmd_ingest, cmd_features, cmd_models, cmd_serve, cmd_whatif):
     _module.register(app)

@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy.special import ndtr
 
 from twin.schema import FALL_CAUSES, ISOLATION_CAUSES, REQUEST_CATEGORIES, TABLES, conform
 from twin.store import HistoryStore
