@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         fall_share: Annotated[float, typer.Option(help="share of the weekly hours for fall prevention visits")] = 0.75,
         as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
         out: Annotated[Path | None, typer.Option(help="also write the JSON here")] = None,
+        checkpoint: Annotated[Path | None, typer.Option(help="append each finished run here (JSON lines) and skip runs already there")] = None,
         log: Annotated[bool, typer.Option(help="log the result to MLflow as a run")] = True,
     ) -> None:
         """Run the twin forward under each policy and seed; falls and loneliness prevented per 100 volunteer hours."""
@@ -53,7 +54,7 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, description=what, completed=done, total=total)
 
             try:
-                summary = run_experiment(hist, cfg, uri, progress)
+                summary = run_experiment(hist, cfg, uri, progress, checkpoint)
             except ValueError as exc:
                 raise typer.BadParameter(str(exc)) from exc
         if log:

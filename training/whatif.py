@@ -58,6 +58,7 @@ FALL_KINDS = ("home_hazard_check", "walk")
 TARGET_OF = {"home_hazard_check": "falls", "walk": "falls", "companionship": "loneliness"}
 LONELY_CUT = 5.5  # UCLA-3 of 6 or more counts as lonely (as the isolation label)
 SENSOR_REACH_DAYS = 200  # sensor days any feature window can see back from its as-of date
+SOCIAL_REACH_DAYS = 120  # visits, requests, tasks: longest window 90 days (plus each one's last)
 METRICS = ("falls", "injurious_falls", "expected_falls", "lonely_resident_days", "visit_hours",
            "credits", "tasks_posted", "tasks_claimed_in_time", "falls_prevented_per_100h",
            "expected_falls_prevented_per_100h", "lonely_days_prevented_per_100h")
@@ -142,7 +143,8 @@ class Twin:
     """The recorded twin at the end of its history: engine state, tables, volunteers' hours."""
 
     engine: Engine
-    history: History  # recorded tables, sensor days trimmed to what features can still see
+    history: History  # recorded tables, trimmed to what features of later days can still see
+    full_history: History  # recorded tables as read
     spare_hours: np.ndarray  # per volunteer, a week
     grid_xy: np.ndarray  # (grids, 2) lattice position
     weeks: int
@@ -165,6 +167,18 @@ def spare_volunteer_hours(history: History, volunteers: pd.DataFrame, tasks: pd.
     return np.clip(volunteers["weekly_hours"].to_numpy(float) - used_v, 0, None)
 
 
+def _recent_and_last(table: pd.DataFrame | None, column: str, cut: pd.Timestamp) -> pd.DataFrame | None:
+    """Rows from `cut` on, plus each resident's last row before it (a "days since" feature
+    reads it): the features of any later as-of date are unchanged, the table much smaller."""
+    if table is None:
+        return None
+    when = pd.to_datetime(table[column])
+    recent = (when >= cut).to_numpy()
+    old = table[~recent & when.notna().to_numpy()]
+    last = old.loc[pd.to_datetime(old[column]).groupby(old["resident_id"].astype(str)).idxmax().to_numpy()]
+    return pd.concat([last, table[recent]], ignore_index=True)
+
+
 def load_twin(history_dir: str | Path, weeks: int,
               progress: Callable[[int, int], None] | None = None) -> Twin:
     """Replay the twin from its seed over its recorded days and read its recorded tables."""
@@ -173,17 +187,22 @@ def load_twin(history_dir: str | Path, weeks: int,
     cfg = sim_config_of(history_dir)
     engine = Engine(cfg, extra_days=7 * weeks + 7)
     engine.run(cfg.days, progress)
-    history = load_history(history_dir)
+    full = load_history(history_dir)
+    history = History(**full.tables())
     end = pd.Timestamp(engine.start) + pd.Timedelta(days=cfg.days)
     sd = history.sensor_days
     history.sensor_days = sd[sd["date"] >= end - pd.Timedelta(days=SENSOR_REACH_DAYS)].reset_index(drop=True)
+    cut = end - pd.Timedelta(days=SOCIAL_REACH_DAYS)
+    history.visits = _recent_and_last(history.visits, "date", cut)
+    history.service_requests = _recent_and_last(history.service_requests, "timestamp", cut)
+    history.tasks = _recent_and_last(history.tasks, "completed_at", cut)
     store = HistoryStore(Path(history_dir))
     tasks = store.read("tasks", columns=["volunteer_id", "status", "completed_at", "credits"])
     spare = spare_volunteer_hours(history, engine.volunteers, tasks)
     g = len(engine.pop.grid_ids)
     width = int(np.ceil(np.sqrt(g)))
     xy = np.stack([np.arange(g) // width, np.arange(g) % width], axis=1)
-    return Twin(engine, history, spare, xy, weeks)
+    return Twin(engine, history, full, spare, xy, weeks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,14 +311,16 @@ class ForwardTables:
         )
 
 
-def features_as_of(tables: ForwardTables, day: int, residents: np.ndarray) -> pd.DataFrame:
-    """Features of `residents` (engine indices) as of 00:00 of `day`, from the history so far."""
+def features_as_of(tables: ForwardTables, day: int, residents: np.ndarray) -> tuple[pd.DataFrame, History]:
+    """Features of `residents` (engine indices) as of 00:00 of `day`, from the history so far
+    (which is returned too). Only that day is built, over the in-memory tables."""
     eng = tables.engine
     as_of = pd.Timestamp(eng.start) + pd.Timedelta(days=int(day))
     pairs = pd.DataFrame({"resident_id": pd.array(eng.pop.ids[residents], dtype="str"), "as_of_date": as_of})
-    feats = build_features(tables.history(day), pairs)
+    history = tables.history(day)
+    feats = build_features(history, pairs)
     order = pd.Index(feats["resident_id"]).get_indexer(pairs["resident_id"])
-    return feats.iloc[order].reset_index(drop=True)
+    return feats.iloc[order].reset_index(drop=True), history
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,7 +603,7 @@ def prepare(history_dir: str | Path, cfg: WhatIfConfig, tracking_uri: str | None
         end = pd.Timestamp(twin.engine.start) + pd.Timedelta(days=twin.start_day)
         targets = champions.target if champions else {n: TARGET_OF.get(s.task_kind(()), "falls")
                                                       for n, s in risk_specs().items()}
-        baselines = fit_baselines(twin.history, end, targets)
+        baselines = fit_baselines(twin.full_history, end, targets)
     capacity, spare = capacity_of(twin, cfg)
     return Context(twin, cfg, champions, baselines, capacity, spare)
 
@@ -626,13 +647,13 @@ def run_policy(ctx: Context, policy: str, seed: int) -> RunResult:
             high_risk = np.zeros(n, bool)
             if policy in ("model", "actions", "baseline"):
                 tf = time.perf_counter()
-                feats = features_as_of(tables, t, candidates)
+                feats, so_far = features_as_of(tables, t, candidates)
                 timing["features"] += time.perf_counter() - tf
                 fallen = feats["falls_365d"].to_numpy(float) > 0 if "falls_365d" in feats else np.zeros(len(feats), bool)
                 high_risk[candidates] = fallen
                 ts = time.perf_counter()
                 if policy == "baseline":
-                    for name, p in baseline_scores(ctx.baselines, tables.history(t), feats).items():
+                    for name, p in baseline_scores(ctx.baselines, so_far, feats).items():
                         full = np.zeros(n)
                         full[candidates] = p
                         scores[targets[name]] = full
@@ -814,19 +835,44 @@ def share_of(results: list[RunResult], policy: str, ceiling: str) -> dict[str, A
     return {"basis": "expected falls prevented per 100 h", **mean_ci(vals)}
 
 
+def read_checkpoint(path: str | Path, cfg: WhatIfConfig) -> list[RunResult]:
+    """Runs already done (one JSON line each) of the policies and seeds `cfg` asks for."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    seeds = range(cfg.first_seed, cfg.first_seed + cfg.seeds)
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = RunResult(**json.loads(line))
+            if r.policy in cfg.policies and r.seed in seeds:
+                out.append(r)
+    return out
+
+
 def run_experiment(history_dir: str | Path, cfg: WhatIfConfig, tracking_uri: str | None = None,
-                   progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Every policy x seed; returns the summary (see `summarise`)."""
+                   progress: Callable[[str, int, int], None] | None = None,
+                   checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """Every policy x seed; returns the summary (see `summarise`). With `checkpoint`, each run
+    is appended there as it ends and runs found there are not run again (same twin and knobs
+    assumed)."""
     t0 = time.perf_counter()
     ctx = prepare(history_dir, cfg, tracking_uri,
                   (lambda d, total: progress("replaying the recorded history", d, total)) if progress else None)
     t_prep = time.perf_counter() - t0
-    results = []
+    results = read_checkpoint(checkpoint, cfg) if checkpoint else []
+    done = {(r.policy, r.seed) for r in results}
     jobs = [(s, p) for s in range(cfg.first_seed, cfg.first_seed + cfg.seeds) for p in cfg.policies]
     for k, (s, p) in enumerate(jobs):
+        if (p, s) in done:
+            continue
         if progress:
             progress(f"{p} seed {s}", k, len(jobs))
-        results.append(run_policy(ctx, p, s))
+        r = run_policy(ctx, p, s)
+        results.append(r)
+        if checkpoint:
+            with Path(checkpoint).open("a") as fh:
+                fh.write(json.dumps(asdict(r)) + "\n")
     if progress:
         progress("done", len(jobs), len(jobs))
     eng = ctx.twin.engine
