@@ -18,7 +18,8 @@ Policies:
   by expected benefit (probability x the visit's effect per hour);
 - `actions`: the tasks the service's actions policy (`models.policy.plan_task`) opens from the
   same verdicts: every high band, kind and due date and credits as the service sets them;
-- `oracle`: the twin's hidden truth (today's fall hazard, probability of scoring lonely).
+- `oracle`: the twin's hidden truth: the falls each resident would have over the rest of the
+  run with nobody visiting (same seed, so the same future), and the probability of scoring lonely.
 """
 
 from __future__ import annotations
@@ -422,12 +423,14 @@ def baseline_scores(baselines: Baselines, history: History, feats: pd.DataFrame)
     return out
 
 
-def truth_scores(engine: Engine, t: int) -> dict[str, np.ndarray]:
-    """The twin's hidden truth now: 30-day fall probability at today's hazard; P(lonely)."""
+def truth_scores(engine: Engine, future_hazard: np.ndarray, t: int) -> dict[str, np.ndarray]:
+    """The twin's hidden truth: the falls each resident would have over the rest of the run
+    with nobody visiting (the `none` run of the same seed: same noise), which is what a visit
+    with a lasting effect can prevent; and today's probability of scoring lonely."""
     cfg = engine.cfg
-    h = engine.hazard_m[t - 1].astype(float)
+    rest = future_hazard[t - engine.recorded_days:].astype(float).sum(0)
     mu = cfg.ucla_intercept + cfg.ucla_slope * engine.st["loneliness"]
-    return {"falls": 1 - np.exp(-30 * h), "loneliness": 1 - ndtr((LONELY_CUT - mu) / cfg.ucla_noise)}
+    return {"falls": rest, "loneliness": 1 - ndtr((LONELY_CUT - mu) / cfg.ucla_noise)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -577,6 +580,14 @@ class Context:
     baselines: Baselines | None
     capacity: float
     spare: np.ndarray
+    no_visit_hazard: dict[int, np.ndarray] = field(default_factory=dict)  # seed -> (days, n)
+
+
+def future_hazard(ctx: Context, seed: int) -> np.ndarray:
+    """Daily fall hazards of the run with nobody visiting (what the oracle knows)."""
+    if seed not in ctx.no_visit_hazard:
+        run_policy(ctx, "none", seed)
+    return ctx.no_visit_hazard[seed]
 
 
 def capacity_of(twin: Twin, cfg: WhatIfConfig) -> tuple[float, np.ndarray]:
@@ -670,7 +681,7 @@ def run_policy(ctx: Context, policy: str, seed: int) -> RunResult:
                 r = _rng(seed, week, "random_policy")
                 scores = {"falls": r.random(n), "loneliness": r.random(n)}
             elif policy == "oracle":
-                scores = truth_scores(eng, t)
+                scores = truth_scores(eng, future_hazard(ctx, seed), t)
                 high_risk = (t - eng.st["last_fall"]) <= 365
             if policy == "actions":
                 visits, urgency_due, credits_of = _actions_week(
@@ -714,6 +725,8 @@ def run_policy(ctx: Context, policy: str, seed: int) -> RunResult:
                 if kd == "home_hazard_check":
                     memory.checked[idx] = True
         timing["engine"] += time.perf_counter() - te
+    if policy == "none":
+        ctx.no_visit_hazard[seed] = eng.hazard_m[start_day:start_day + 7 * cfg.weeks].copy()
     metrics = outcome(eng, start_day, start_day + 7 * cfg.weeks)
     metrics.update(visit_hours=hours_done, credits=credits_spent, tasks_posted=float(n_posted),
                    tasks_claimed_in_time=float(n_claimed))
