@@ -464,9 +464,14 @@ def week_scarcity(engine: Engine, t: int, policy: ActionPolicy) -> dict[str, Sca
     cat = _cat(req["cat"][-400:], np.int64)[keep].astype(np.int64)
     grids = engine.pop.grid_ids[engine.pop.grid[idx]]
     series = pd.Series(grids.astype(str)) + ":" + pd.Series(np.array(REQUEST_CATEGORIES)[cat])
-    counts = series.value_counts() / 7.0
-    forecast = pd.DataFrame({"series_id": counts.index.astype(str), "forecast": counts.to_numpy(float)})
-    return grid_scarcity(forecast, engine.volunteers[["grid_id", "weekly_hours"]], policy=policy)
+    daily = series.value_counts() / 7.0
+    horizon = np.arange(1, 8)
+    forecast = pd.DataFrame({  # the same daily mean for each of the coming seven days
+        "series_id": np.repeat(daily.index.astype(str).to_numpy(), len(horizon)),
+        "horizon": np.tile(horizon, len(daily)),
+        "forecast": np.repeat(daily.to_numpy(float), len(horizon)),
+    })
+    return grid_scarcity(forecast, engine.volunteers[["grid_id", "weekly_hours"]], horizon_days=7, policy=policy)
 
 
 def price(kind: np.ndarray, grids: np.ndarray, urgency: str, pricing: str,
