@@ -148,3 +148,27 @@ def test_policy_scores_equal_assess_on_the_same_features(serving_home, api):  # 
             assert a["band"] == s.band[i]
             assert [x["feature"] for x in a["reasons"]] == [x["feature"] for x in s.reasons(i)]
     assert {a["model"] for a in results[0]["assessments"]} == set(risk_specs())
+
+
+def test_scarcity_prices_a_week_of_demand_against_a_week_of_volunteer_hours(cheap_context):
+    """The service's formula on the twin: last week's requests (hours of each category) over the
+    volunteers' offered weekly hours in the grid, capped."""
+    from models.policy import DEFAULT_POLICY
+    from training.whatif import week_scarcity
+    from twin.schema import REQUEST_CATEGORIES
+
+    eng = cheap_context.twin.engine
+    t = cheap_context.twin.start_day
+    by_grid = week_scarcity(eng, t, DEFAULT_POLICY)
+    day = np.concatenate(eng.req["day"]).astype(int)
+    keep = day >= t - 7
+    idx = np.concatenate(eng.req["idx"]).astype(int)[keep]
+    cat = np.concatenate(eng.req["cat"]).astype(int)[keep]
+    hours = np.array([DEFAULT_POLICY.base_hours[c] for c in REQUEST_CATEGORIES])[cat]
+    grid = eng.pop.grid_ids[eng.pop.grid[idx]]
+    g0 = eng.pop.grid_ids[0]
+    expected = hours[grid == g0].sum()
+    supply = eng.volunteers.loc[eng.volunteers["grid_id"] == g0, "weekly_hours"].sum()
+    assert by_grid[g0].demand_hours == pytest.approx(expected, abs=1e-3)
+    assert by_grid[g0].supply_hours == pytest.approx(supply, abs=1e-3)
+    assert by_grid[g0].factor == pytest.approx(min(2.0, max(1.0, expected / supply)))
