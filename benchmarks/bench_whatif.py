@@ -51,7 +51,7 @@ def _from_checkpoint(path: Path) -> dict:
         by.setdefault(r["policy"], []).append(r["seconds"])
     out = {}
     for p, secs in by.items():
-        total = [sum(s.values()) for s in secs]
+        total = [sum(s.values()) for s in secs]  # parts do not overlap
         parts = {k: round(float(np.mean([s[k] for s in secs])), 2) for k in secs[0]}
         out[p] = {"runs": len(secs), "seconds_mean": round(float(np.mean(total)), 2),
                   "seconds_min": round(float(np.min(total)), 2), "parts_mean": parts}

@@ -730,6 +730,7 @@ def run_policy(ctx: Context, policy: str, seed: int) -> RunResult:
                 if kd == "home_hazard_check":
                     memory.checked[idx] = True
         timing["engine"] += time.perf_counter() - te
+    timing["planning"] -= timing["features"] + timing["scoring"]  # the rest: ranking, claims, pricing
     if policy == "none":
         ctx.no_visit_hazard[seed] = eng.hazard_m[start_day:start_day + 7 * cfg.weeks].copy()
     metrics = outcome(eng, start_day, start_day + 7 * cfg.weeks)
