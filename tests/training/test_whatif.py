@@ -1,29 +1,23 @@
 """The what-if on a small twin: deterministic, the JSON the issue asks for, the volunteers' claim
-model, and the policy scoring through the service's own path (same answers as /assess)."""
+model and the service's scarcity formula. (That the policy scores like /assess is tested in
+tests/serving/test_api.py, on that module's app: one BentoML app per test process.)"""
 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.serving.test_api import H, api, serving_home  # noqa: F401  (trained workdir, client)
 from training.whatif import (
     ClaimModel,
-    ForwardTables,
     Tasks,
     WhatIfConfig,
     claim,
-    features_as_of,
-    load_champions,
-    load_twin,
     prepare,
     run_experiment,
     run_policy,
-    score_models,
 )
 
 CHEAP = ("none", "random", "oracle")
@@ -115,39 +109,6 @@ def test_urgent_tasks_are_claimable_only_until_due():
     day, _ = claim(tasks, np.zeros(n, np.int64), np.zeros(40, np.int64), np.full(40, 5.0),
                    np.array([[0, 0]]), ClaimModel(), np.random.default_rng(2))
     assert set(day[day >= 0].tolist()) <= {0}
-
-
-def test_policy_scores_equal_assess_on_the_same_features(serving_home, api):  # noqa: F811
-    """The model policy scores a forward day's features with the service's code path: the same
-    probability, band and reasons as POST /assess given those feature rows."""
-    from models.registry import default_tracking_uri, risk_specs
-
-    client, keys, _ = api
-    home, _ = serving_home
-    twin = load_twin(home / "history", weeks=1)
-    eng = twin.engine.fork()
-    eng.go_forward(3)
-    tables = ForwardTables(twin, eng)
-    for _ in range(7):
-        eng.step()
-    residents = np.flatnonzero(~eng.st["moved"])[:40]
-    feats, _ = features_as_of(tables, eng.t, residents)
-    scored = score_models(load_champions(default_tracking_uri(home)), feats, ("low", "medium", "high"))
-    rows = [{"resident_id": r["resident_id"], "as_of_date": str(r["as_of_date"].date()),
-             "features": {k: (None if math.isnan(v) else float(v)) for k, v in r.drop(["resident_id", "as_of_date"]).items()}}
-            for _, r in feats.iterrows()]
-    reply = client.post("/assess", json={"rows": rows, "act": False, "top_reasons": 3},
-                        headers=H(keys, "care_manager"))
-    assert reply.status_code == 200, reply.text
-    results = reply.json()["results"]
-    assert [r["resident_id"] for r in results] == feats["resident_id"].tolist()
-    for i, res in enumerate(results):
-        for a in res["assessments"]:
-            s = scored[a["model"]]
-            assert a["probability"] == pytest.approx(s.probability[i], abs=1e-12)
-            assert a["band"] == s.band[i]
-            assert [x["feature"] for x in a["reasons"]] == [x["feature"] for x in s.reasons(i)]
-    assert {a["model"] for a in results[0]["assessments"]} == set(risk_specs())
 
 
 def test_scarcity_prices_a_week_of_demand_against_a_week_of_volunteer_hours(cheap_context):
