@@ -1,7 +1,7 @@
 """What-if in the twin: does visiting the residents a policy picks prevent falls and loneliness?
 
 The twin is replayed from its seed to the end of its recorded history (exactly the recorded
-history), then run forward `weeks` weeks once per policy and seed. Every Monday-of-the-run a
+history), then run forward `weeks` weeks once per policy and seed. Once a week (the forward start's weekday) a
 policy posts visit tasks (home-hazard check, walk, companionship) within the volunteers' spare
 weekly hours; volunteers claim them (`ClaimModel`: distance, kind, credits); claimed visits act
 on the twin's latent state with effect sizes from trials (`twin.engine.VisitEffects`). All
