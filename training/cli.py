@@ -15,9 +15,10 @@ from training import (
     cmd_monitor,
     cmd_serve,
     cmd_twin,
+    cmd_whatif,
 )
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 
-for _module in (cmd_twin, cmd_ingest, cmd_features, cmd_models, cmd_monitor, cmd_serve, cmd_alerts):
+for _module in (cmd_twin, cmd_ingest, cmd_features, cmd_models, cmd_monitor, cmd_serve, cmd_alerts, cmd_whatif):
     _module.register(app)

@@ -622,3 +622,44 @@ def test_admins_read_the_card_of_a_served_model_and_others_may_not(api):
     assert client.get("/models/isolation/card", headers=H(keys, "care_manager")).status_code == 403
     assert client.get("/models/nope/card", headers=H(keys, "admin")).status_code == 404
     assert client.get("/models/isolation/card?format=pdf", headers=H(keys, "admin")).status_code == 422
+
+
+def test_whatif_policy_scores_equal_assess_on_the_same_features(api):
+    """The model policy scores a forward day's features with the service's code path: the same
+    probability, band and reasons as POST /assess given those feature rows."""
+    import numpy as np
+
+    from models.registry import default_tracking_uri, risk_specs
+    from training.whatif import (
+        ForwardTables,
+        features_as_of,
+        load_champions,
+        load_twin,
+        score_models,
+    )
+
+    client, keys, home = api
+    twin = load_twin(home / "history", weeks=1)
+    eng = twin.engine.fork()
+    eng.go_forward(3)
+    tables = ForwardTables(twin, eng)
+    for _ in range(7):
+        eng.step()
+    residents = np.flatnonzero(~eng.st["moved"])[:40]
+    feats, _ = features_as_of(tables, eng.t, residents)
+    scored = score_models(load_champions(default_tracking_uri(home)), feats, ("low", "medium", "high"))
+    rows = [{"resident_id": r["resident_id"], "as_of_date": str(r["as_of_date"].date()),
+             "features": {k: (None if math.isnan(v) else float(v)) for k, v in r.drop(["resident_id", "as_of_date"]).items()}}
+            for _, r in feats.iterrows()]
+    reply = client.post("/assess", json={"rows": rows, "act": False, "top_reasons": 3},
+                        headers=H(keys, "care_manager"))
+    assert reply.status_code == 200, reply.text
+    results = reply.json()["results"]
+    assert [r["resident_id"] for r in results] == feats["resident_id"].tolist()
+    for i, res in enumerate(results):
+        for a in res["assessments"]:
+            s = scored[a["model"]]
+            assert a["probability"] == pytest.approx(s.probability[i], abs=1e-12)
+            assert a["band"] == s.band[i]
+            assert [x["feature"] for x in a["reasons"]] == [x["feature"] for x in s.reasons(i)]
+    assert {a["model"] for a in results[0]["assessments"]} == set(risk_specs())
