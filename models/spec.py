@@ -28,8 +28,8 @@ from models.base import (
     LoadedModel,
     apply_calibration,
     calibrated_proba,
-    feature_matrix,
 )
+from models.explain import tree_shap
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from features.pipeline import History
@@ -124,8 +124,29 @@ def top_positive(contrib: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, np.where(vals > 0, vals, np.nan)
 
 
+class _Named:
+    """What every spec derives from its `name` and `feature_set`."""
+
+    name: str
+    feature_set: str
+
+    @property
+    def cli_name(self) -> str:
+        return self.name.replace("_", "-")
+
+    def feature_names(self) -> list[str]:
+        from features.registry import feature_names
+
+        return feature_names(self.feature_set)
+
+    def schema_hash(self) -> str:
+        from features.registry import schema_hash
+
+        return schema_hash(self.feature_set)
+
+
 @dataclass(frozen=True)
-class RiskSpec:
+class RiskSpec(_Named):
     """A per-resident risk model (resident x as-of date -> probability of an event)."""
 
     kind: ClassVar[str] = "risk"
@@ -145,24 +166,9 @@ class RiskSpec:
     monotone: Callable[[], list[int]] | None = None  # known directions per feature (+1/-1/0)
     objective: str = "binary"
 
-    @property
-    def cli_name(self) -> str:
-        return self.name.replace("_", "-")
-
-    def feature_names(self) -> list[str]:
-        from features.registry import feature_names
-
-        return feature_names(self.feature_set)
-
-    def schema_hash(self) -> str:
-        from features.registry import schema_hash
-
-        return schema_hash(self.feature_set)
-
     def lightgbm_params(self, params: BoosterParams | None = None) -> dict[str, Any]:
         """The `lightgbm.train` parameters of this model (with its known directions)."""
-        extra = {"monotone_constraints": self.monotone()} if self.monotone else {}
-        return (params or BoosterParams()).lightgbm(self.objective, **extra)
+        return (params or BoosterParams()).lightgbm(self.objective, **self.fit_extra())
 
     def fit_extra(self) -> dict[str, Any]:
         """Extra booster parameters beyond `BoosterParams` (known directions)."""
@@ -175,8 +181,7 @@ class RiskSpec:
     def explain(self, loaded: LoadedModel, X, k: int, num_threads: int = 1) -> Explained:
         """Probability, band and top-k reasons in one TreeSHAP call (same input checks and
         calibration as `predict_proba`: contributions plus base value sum to the raw score)."""
-        contrib = np.asarray(loaded.booster.predict(feature_matrix(loaded, X), pred_contrib=True,
-                                                    num_threads=num_threads))
+        contrib = tree_shap(loaded, X, num_threads)
         probability = apply_calibration(loaded.calibration, contrib.sum(axis=1))
         idx, vals = top_positive(contrib[:, :-1], k)
         return Explained(probability, np.asarray(self.bands.bands(probability), dtype=object), idx, vals)
@@ -184,16 +189,14 @@ class RiskSpec:
     def contributions(self, loaded: LoadedModel, X, num_threads: int = 1) -> np.ndarray:
         """Every input's TreeSHAP contribution to each row's raw score, (n, features): the signed
         view of `explain` (what raises the risk and what lowers it)."""
-        contrib = np.asarray(loaded.booster.predict(feature_matrix(loaded, X), pred_contrib=True,
-                                                    num_threads=num_threads))
-        return contrib[:, :-1]
+        return tree_shap(loaded, X, num_threads)[:, :-1]
 
     def band(self, p: float) -> str:
         return self.bands.band(p)
 
 
 @dataclass(frozen=True)
-class ForecastSpec:
+class ForecastSpec(_Named):
     """A daily count forecaster over series (`series_id, date, count`), with intervals.
 
     The module behind it provides `fit`, `forecast`, `predict_mean` and its parameters; the spec
@@ -208,20 +211,6 @@ class ForecastSpec:
     feature_set: str
     max_horizon: int
     module: Any  # the module with fit / forecast / predict_mean / DemandParams
-
-    @property
-    def cli_name(self) -> str:
-        return self.name.replace("_", "-")
-
-    def feature_names(self) -> list[str]:
-        from features.registry import feature_names
-
-        return feature_names(self.feature_set)
-
-    def schema_hash(self) -> str:
-        from features.registry import schema_hash
-
-        return schema_hash(self.feature_set)
 
     def forecast(self, loaded: LoadedModel, counts, horizon: int) -> pd.DataFrame:
         return self.module.forecast(loaded, counts, horizon=horizon)
