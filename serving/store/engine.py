@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
+import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,27 @@ def redact_url(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
+_BUSY_MS = 30_000
+
+
+def _set_wal(cur) -> None:
+    """Switch a file database to WAL, waiting for other connections as the busy timeout would.
+
+    SQLite takes the exclusive lock this needs without calling the busy handler, so a fresh store
+    opened by two processes at once could fail one of them with "database is locked" while the
+    other was writing it; the switch is retried until the busy timeout instead.
+    """
+    deadline = time.monotonic() + _BUSY_MS / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01 + random.random() * 0.04)
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the store's durability settings (SQLite: WAL, synchronous=FULL)."""
     u = sa.engine.make_url(url)
@@ -44,11 +68,11 @@ def make_engine(url: str) -> Engine:
         def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised via every test
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
             if not memory:
-                cur.execute("PRAGMA journal_mode=WAL")
+                _set_wal(cur)
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
         @event.listens_for(engine, "begin")

@@ -308,3 +308,33 @@ def test_two_processes_opening_one_fresh_store_at_once_both_get_it_ready(empty_u
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
     assert [out.strip() for out, _ in outs] == ["0002"] * 2
     assert _diff(empty_url, metadata) == []
+
+
+def test_opening_a_fresh_sqlite_store_waits_for_a_writer_instead_of_failing(tmp_path):
+    # Switching a file to WAL needs an exclusive lock that SQLite takes without its busy handler:
+    # an opener racing a writer of the fresh file used to fail with "database is locked".
+    import sqlite3
+    import threading
+    import time
+
+    path = tmp_path / "timebank.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("CREATE TABLE t (x)")
+    raw.execute("BEGIN IMMEDIATE")
+    raw.execute("INSERT INTO t VALUES (1)")  # the write lock another opener holds while it writes
+    outcome: dict = {}
+
+    def open_store():
+        try:
+            with make_engine(f"sqlite:///{path}").connect() as conn:
+                outcome["mode"] = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = e
+
+    opener = threading.Thread(target=open_store)
+    opener.start()
+    time.sleep(0.5)
+    raw.execute("COMMIT")
+    opener.join(timeout=30)
+    raw.close()
+    assert outcome == {"mode": "wal"}
