@@ -10,7 +10,6 @@ knows about HTTP.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,20 +53,37 @@ def load_champions(names: Sequence[str], tracking_uri: str) -> dict[str, Champio
 
 
 class AuditTrail:
-    """Queue of audit rows written by one background thread, so a read never waits on a commit.
+    """Audit rows kept in memory and written by one background thread, so a read never waits on
+    a commit nor wakes a thread.
 
-    Rows waiting together are written in one transaction (one disk sync, not one per read).
-    Writes to the store audit themselves inside their own transaction; this is for reads.
+    A request appends its row to a buffer (no signal); the writer wakes every `interval` seconds,
+    or as soon as `batch` rows wait, and writes what waits in one transaction (one disk sync, not
+    one per read). A wake-up per request made each request hand the interpreter lock to the
+    writer mid-response. Writes to the store audit themselves inside their own transaction; this
+    is for reads.
     """
 
-    def __init__(self, store: TimeBankStore):
+    def __init__(self, store: TimeBankStore, *, interval: float = 0.5, batch: int = 500):
         self._store = store
-        self._queue: queue.Queue[tuple | None] = queue.Queue()
+        self._interval = interval
+        self._batch = batch
+        self._rows: list[tuple] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._written = threading.Condition(self._lock)
+        self._taken = 0  # rows handed to the writer so far
+        self._done = 0  # rows the writer has finished with (written or reported)
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="audit-trail", daemon=True)
         self._thread.start()
 
     def record(self, principal: Principal | None, action: str, resident_id: str | None = None, **detail: Any) -> None:
-        self._queue.put((datetime.now(UTC).replace(tzinfo=None), principal, action, resident_id, detail))
+        row = (datetime.now(UTC).replace(tzinfo=None), principal, action, resident_id, detail)
+        with self._lock:
+            self._rows.append(row)
+            full = len(self._rows) >= self._batch
+        if full:
+            self._wake.set()
 
     def _write(self, items: list[tuple]) -> None:
         rows = [
@@ -88,27 +104,32 @@ class AuditTrail:
             log.exception("could not record %d audit rows", len(rows))
 
     def _run(self) -> None:
-        stop = False
-        while not stop:
-            batch = [self._queue.get()]
-            while len(batch) < 500:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            rows = [b for b in batch if b is not None]
-            stop = len(rows) < len(batch)  # close() queued None
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            with self._lock:
+                rows, self._rows = self._rows, []
+                self._taken += len(rows)
+                closing = self._closing
             if rows:
                 self._write(rows)
-            for _ in batch:
-                self._queue.task_done()
+            with self._lock:
+                self._done += len(rows)
+                self._written.notify_all()
+            if closing:
+                return
 
-    def flush(self) -> None:
-        """Wait until every queued row is written."""
-        self._queue.join()
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every row recorded so far is written."""
+        with self._lock:
+            target = self._taken + len(self._rows)
+            self._wake.set()
+            self._written.wait_for(lambda: self._done >= target or not self._thread.is_alive(), timeout)
 
     def close(self) -> None:
-        self._queue.put(None)
+        with self._lock:
+            self._closing = True
+        self._wake.set()
         self._thread.join(timeout=30)
 
 
@@ -341,6 +362,11 @@ class Runtime:
             self.champions, resident_ids=ids, as_of=as_of, columns=self.features.columns,
             values=values, models=models, top_k=top_k,
         )
+
+    def acts_on(self, chunk: ChunkScores) -> bool:
+        """Whether any score of the chunk is in a band the actions policy opens tasks for."""
+        bands = DEFAULT_POLICY.open_bands
+        return any(b in bands for s in chunk.by_model.values() for b in s.band.tolist())
 
     def act(self, chunk: ChunkScores, principal: Principal | None) -> dict[str, list[dict]]:
         """Open tasks for high bands; returns resident id -> actions taken."""

@@ -13,6 +13,7 @@ import logging
 from collections import Counter
 from functools import cache
 
+import anyio
 import bentoml
 import pandas as pd
 from starlette.responses import JSONResponse
@@ -32,9 +33,12 @@ from serving.edge import (
     send_json,
 )
 from serving.runtime import StartupError, build_runtime
-from serving.scoring import BadFeatures, rows_to_features
+from serving.scoring import BadFeatures, ChunkScores, rows_to_features
 
 log = logging.getLogger("twincare.serving")
+
+INLINE_RESIDENTS = 16
+"""/assess scores up to this many residents on the event loop; more go to a worker thread."""
 
 MIN_FORECAST_DAYS = 28
 """Days of supplied counts a series needs: the forecaster's longest recent window."""
@@ -137,31 +141,24 @@ class TwinCare:
 
     @bentoml.api(route="/assess")
     @allow(*CARE)
-    def assess(self, request: schemas.AssessRequest, /, ctx: bentoml.Context) -> schemas.AssessResponse:
+    async def assess(self, request: schemas.AssessRequest, /, ctx: bentoml.Context) -> schemas.AssessResponse:
         """Score residents (ids from the online store, or explicit feature rows) with reasons,
         and open proactive-visit tasks for high bands."""
         rt = self.runtime
         principal = ctx.request.state.principal if hasattr(ctx.request.state, "principal") else None
         n = len(request.resident_ids or request.rows or [])
-        if n > rt.config.max_batch:
-            return _error(ctx, 413, f"a batch holds at most {rt.config.max_batch} residents; got {n}")
-        models = list(dict.fromkeys(request.models))
-        missing = [m for m in models if m not in rt.risk_models]
-        if missing:
-            return _error(ctx, 422, f"model(s) not served here: {', '.join(missing)}")
-        if request.resident_ids is not None:
-            ids = list(dict.fromkeys(request.resident_ids))
-            try:
-                chunk = rt.score_residents(ids, models, request.top_reasons)
-            except KeyError as exc:
-                return _error(ctx, 404, str(exc.args[0]) if exc.args else "unknown resident ids")
+        # A few residents score in about a millisecond, less than a hop to a worker thread and
+        # back costs; larger batches go to a thread so they do not hold up other requests.
+        if n <= INLINE_RESIDENTS:
+            scored = self._score(request, ctx)
         else:
-            try:
-                features = rows_to_features([r.model_dump() for r in request.rows or []])
-            except BadFeatures as exc:
-                return _error(ctx, 422, str(exc))
-            chunk = rt.score(features, models, request.top_reasons)
-        actions = rt.act(chunk, principal) if request.act else {}
+            scored = await anyio.to_thread.run_sync(self._score, request, ctx)
+        if isinstance(scored, JSONResponse):
+            return scored
+        chunk = scored
+        actions = {}
+        if request.act and rt.acts_on(chunk):  # store writes only when a band calls for a task
+            actions = await anyio.to_thread.run_sync(rt.act, chunk, principal)
         m = _metrics()
         results = []
         for i, rid in enumerate(chunk.resident_ids):
@@ -186,6 +183,27 @@ class TwinCare:
             results=results,
             model_versions={name: s.version for name, s in chunk.by_model.items()},  # the versions that scored
         )
+
+    def _score(self, request: schemas.AssessRequest, ctx: bentoml.Context) -> ChunkScores | JSONResponse:
+        """The request's residents scored with reasons, or the error response that says why not."""
+        rt = self.runtime
+        n = len(request.resident_ids or request.rows or [])
+        if n > rt.config.max_batch:
+            return _error(ctx, 413, f"a batch holds at most {rt.config.max_batch} residents; got {n}")
+        models = list(dict.fromkeys(request.models))
+        missing = [m for m in models if m not in rt.risk_models]
+        if missing:
+            return _error(ctx, 422, f"model(s) not served here: {', '.join(missing)}")
+        if request.resident_ids is not None:
+            try:
+                return rt.score_residents(list(dict.fromkeys(request.resident_ids)), models, request.top_reasons)
+            except KeyError as exc:
+                return _error(ctx, 404, str(exc.args[0]) if exc.args else "unknown resident ids")
+        try:
+            features = rows_to_features([r.model_dump() for r in request.rows or []])
+        except BadFeatures as exc:
+            return _error(ctx, 422, str(exc))
+        return rt.score(features, models, request.top_reasons)
 
     @bentoml.api(route="/forecast_demand")
     @allow(*TIMEBANK, *CARE)
