@@ -327,8 +327,7 @@ class LiveAlerts:
         spec = alert_task_spec(alert.resident_id, grid, alert.kind, alert.text, today=self.store.now().date(),
                                scarcity=self.scarcity_of(grid), policy=self.policy)
         res = self.store.open_task(spec, idempotency_key=f"alert-{alert.alert_id}")
-        self.live.link_task(alert.alert_id, res.task.task_id)
-        return self.live.get_alert(alert.alert_id)
+        return self.live.link_task(alert.alert_id, res.task.task_id)
 
     def rate(self, alert_id: str, rating: str, actor: Any) -> StoredAlert:
         """Store a care manager's rating and tune that resident's threshold for that kind."""

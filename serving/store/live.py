@@ -206,7 +206,8 @@ class LiveStore:
 
     def add_alert(self, resident_id: str, kind: str, since: datetime, due_at: datetime, raised_at: datetime,
                   text: str, urgent: bool) -> tuple[StoredAlert, bool]:
-        """Store an alert and its `alert.raised` webhook event; (alert, False) if already stored."""
+        """Store an alert (a non-urgent one with its `alert.raised` webhook event); (alert, False)
+        if already stored."""
         aid = alert_id_for(resident_id, kind, since)
         with self.engine.begin() as conn:
             found = conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == aid)).first()
@@ -217,13 +218,18 @@ class LiveStore:
                 alert_id=aid, resident_id=resident_id, kind=kind, since=since, due_at=due_at, raised_at=raised_at,
                 created_at=now, text=text, urgent=urgent))
             alert = _alert(conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == aid)).one())
-            _emit(conn, "alert.raised", alert, now)
+            if not urgent:  # an urgent one is announced with its visit (`link_task`)
+                _emit(conn, "alert.raised", alert, now)
             audit.record(conn, None, "alert.raise", resident_id, {"alert_id": aid, "kind": kind}, now)
             return alert, True
 
-    def link_task(self, alert_id: str, task_id: str) -> None:
+    def link_task(self, alert_id: str, task_id: str) -> StoredAlert:
+        """Record the visit an urgent alert opened, and send its `alert.raised` event with it."""
         with self.engine.begin() as conn:
             conn.execute(alerts_table.update().where(alerts_table.c.alert_id == alert_id).values(task_id=task_id))
+            alert = _alert(conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)).one())
+            _emit(conn, "alert.raised", alert, self.now())
+            return alert
 
     def get_alert(self, alert_id: str) -> StoredAlert:
         with self._read() as conn, conn.begin():
