@@ -53,6 +53,7 @@ class ServingConfig:
     alert_escalate_seconds: int = 900  # an urgent alert no one acknowledged or claimed goes to the care manager
     alert_tick_seconds: int = 15  # how often home clocks move on and escalations are checked (0: never)
     alert_batch_lag_seconds: int = 120  # how late a gateway's batch may be before its home's clock moves on
+    live_days_seconds: int = 60  # a home's live sensor_days rows are rebuilt at most this often
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -83,6 +84,7 @@ class ServingConfig:
             alert_escalate_seconds=_int(env, "TWINCARE_ALERT_ESCALATE_SECONDS", 900, 1, 7 * 86_400),
             alert_tick_seconds=_int(env, "TWINCARE_ALERT_TICK_SECONDS", 15, 0, 3600),
             alert_batch_lag_seconds=_int(env, "TWINCARE_ALERT_BATCH_LAG_SECONDS", 120, 0, 86_400),
+            live_days_seconds=_int(env, "TWINCARE_LIVE_DAYS_SECONDS", 60, 0, 86_400),
         )
 
     def served_models(self) -> tuple[str, ...]:
@@ -109,4 +111,5 @@ class ServingConfig:
             "TWINCARE_ALERT_ESCALATE_SECONDS": str(self.alert_escalate_seconds),
             "TWINCARE_ALERT_TICK_SECONDS": str(self.alert_tick_seconds),
             "TWINCARE_ALERT_BATCH_LAG_SECONDS": str(self.alert_batch_lag_seconds),
+            "TWINCARE_LIVE_DAYS_SECONDS": str(self.live_days_seconds),
         }

@@ -3,10 +3,11 @@
 `LiveAlerts.ingest(resident_id, fmt, items, sent_at)` takes one batch of raw events (the line
 formats of `twincare ingest events`), in this order:
 1. each item is checked on its own; a bad one is named with why, the good ones go on;
-2. the new events (by event id; a retry's are duplicates and change nothing) are stored and the
-   resident's sensor_days rows for the days they touch (and the days next to them) are rebuilt from
-   the stored events by the batch aggregation itself, in one transaction: an acknowledged batch is
-   on disk, and the live rows equal batch ingestion of the same events;
+2. the new events (by event id; a retry's are duplicates and change nothing) are stored in one
+   transaction: once the answer is sent the batch is on disk. The resident's sensor_days rows for
+   the days they touch (and the days next to them) are rebuilt from the stored events by the batch
+   aggregation itself, so they equal batch ingestion of the same events: with the batch when the
+   home's last rebuild is `days_every` seconds old, else by the clock (`tick`) or `flush_days`;
 3. the new events are fed, in time order, to the resident's `models.alerts.ResidentMonitor` (the
    rules `twincare alerts evaluate` scores), which learned from the resident's own stored days;
    an event older than the newest one the monitor has seen is kept for the sensor days but not
@@ -89,6 +90,8 @@ class _Home:
     clock: datetime | None  # the home's time at the last batch (newest event or sent_at)
     wall: float  # time.monotonic() at the last batch
     lock: threading.Lock = field(default_factory=threading.Lock)
+    dirty: set = field(default_factory=set)  # days whose sensor_days row waits to be rebuilt
+    rebuilt: float = -1e18  # time.monotonic() of the last rebuild
 
 
 def parse_item(item: Any, fmt: str) -> DeviceEvent:
@@ -146,6 +149,7 @@ class LiveAlerts:
         scarcity_of: Callable[[str], Scarcity] = lambda grid: NEUTRAL_SCARCITY,
         escalate_after: timedelta = timedelta(minutes=15),
         batch_lag: timedelta = timedelta(minutes=2),
+        days_every: float = 60.0,
     ):
         self.store = store
         self.live = LiveStore(store)
@@ -157,6 +161,7 @@ class LiveAlerts:
         self.scarcity_of = scarcity_of
         self.escalate_after = escalate_after
         self.batch_lag = batch_lag
+        self.days_every = days_every
         self._homes: dict[str, _Home] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -235,35 +240,49 @@ class LiveAlerts:
         with home.lock:
             if home.fmt is not None and good and home.fmt != fmt:
                 raise FormatMismatch(f"this home's events are stored in the {home.fmt} format; got {fmt}")
-            new, dups, conflicts, days = self._store_batch(resident_id, fmt, good)
+            new, dups, conflicts = self._store_events(resident_id, good)
             for ev, why in conflicts:
                 rejected.append({"index": index_of[ev.event_id], "id": ev.event_id, "why": why})
             if new and home.fmt is None:
                 home.fmt = fmt
+            touched = {e.time.date() for e in new} | {e.end_time.date() for e in new if e.end_time is not None}
+            home.dirty |= {d + k * DAY for d in touched for k in (-1, 0, 1)}
+            days = self._rebuild(resident_id, home) if time.monotonic() - home.rebuilt >= self.days_every else []
             alerts, late = self._monitor(home, new, sent_at)
         stored = self._store_alerts(alerts)
         rejected.sort(key=lambda r: r["index"])
         return BatchResult(len(new), len(dups), late, rejected, sorted(str(d) for d in days),
                            [a.to_dict() for a in stored])
 
-    def _store_batch(self, resident_id: str, fmt: str, events: Sequence[DeviceEvent]):
-        """Store the new events and rebuild the sensor days they touch, in one transaction."""
-        days: list = []
+    def _store_events(self, resident_id: str, events: Sequence[DeviceEvent]):
+        """Store the new events (one transaction: once it commits the batch is acknowledged)."""
         with self.store.engine.begin() as conn:
-            now = self.store.now()
-            new, dups, conflicts = self.live.add_events(conn, resident_id, events, now)
-            if new:
-                touched = {e.time.date() for e in new} | {e.end_time.date() for e in new if e.end_time is not None}
-                days = {d + k * DAY for d in touched for k in (-1, 0, 1)}
-                # a day's measures depend on the day before (the night, an absence begun then) and
-                # on whether anything came after it (how much of it was observed)
-                lo = datetime.combine(min(days), datetime.min.time()) - DAY
-                hi = datetime.combine(max(days), datetime.min.time()) + 2 * DAY
-                stored = self.live.events_between(conn, resident_id, lo, hi)
-                rows = self.sensor_days(stored, fmt, resident_id)
-                rows = rows[rows["date"].dt.date.isin(days)]
-                days = self.live.put_days(conn, resident_id, rows, now)
-        return new, dups, conflicts, days
+            return self.live.add_events(conn, resident_id, events, self.store.now())
+
+    def _rebuild(self, resident_id: str, home: _Home) -> list:
+        """Rebuild the home's waiting sensor days from its stored events (call with its lock)."""
+        days, home.dirty, home.rebuilt = home.dirty, set(), time.monotonic()
+        if not days or home.fmt is None:
+            return []
+        with self.store.engine.begin() as conn:
+            # a day's measures depend on the day before (the night, an absence begun then) and
+            # on whether anything came after it (how much of it was observed)
+            lo = datetime.combine(min(days), datetime.min.time()) - DAY
+            hi = datetime.combine(max(days), datetime.min.time()) + 2 * DAY
+            stored = self.live.events_between(conn, resident_id, lo, hi)
+            rows = self.sensor_days(stored, home.fmt, resident_id)
+            rows = rows[rows["date"].dt.date.isin(days)]
+            return self.live.put_days(conn, resident_id, rows, self.store.now())
+
+    def flush_days(self) -> int:
+        """Rebuild every home's waiting sensor days now; returns the rows rebuilt."""
+        with self._lock:
+            homes = list(self._homes.items())
+        n = 0
+        for rid, home in homes:
+            with home.lock:
+                n += len(self._rebuild(rid, home))
+        return n
 
     def sensor_days(self, stored: pd.DataFrame, fmt: str, resident_id: str) -> pd.DataFrame:
         """sensor_days rows of stored events, by the batch ingestion's own aggregation."""
@@ -359,9 +378,13 @@ class LiveAlerts:
                 if now > home.position:
                     raised += [(a, now) for a in home.monitor.advance(now)]
         stored = self._store_alerts(raised)
+        for rid, home in self._homes.copy().items():
+            if home.dirty and time.monotonic() - home.rebuilt >= self.days_every:
+                with home.lock:
+                    self._rebuild(rid, home)
         escalated = self.live.escalate_due(self.store.now() - self.escalate_after)
         opened = 0
-        for alert in self.live.alerts_without_task():
+        for alert in self.live.alerts_without_task(self.store.now() - timedelta(minutes=1)):
             self._open_visit(alert)
             opened += 1
         return {"raised": len(stored), "escalated": len(escalated), "visits_opened": opened}

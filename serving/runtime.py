@@ -532,6 +532,7 @@ def _live_alerts(config: ServingConfig, runtime: Runtime) -> LiveAlerts | None:
         scarcity_of=lambda grid: runtime.grid_scarcity().get(grid, NEUTRAL_SCARCITY),
         escalate_after=timedelta(seconds=config.alert_escalate_seconds),
         batch_lag=timedelta(seconds=config.alert_batch_lag_seconds),
+        days_every=float(config.live_days_seconds),
     )
 
 

@@ -46,7 +46,9 @@ class BatchAnswer(BaseModel):
     duplicates: int = Field(description="Events already stored under their id (nothing changed).")
     late: int = Field(description="Events older than the newest the alert rules had read (stored, not monitored).")
     rejected: list[dict] = Field(description="Bad events: index in the batch, id, and why.")
-    days_updated: list[str] = Field(description="Days whose sensor_days row was rebuilt.")
+    days_updated: list[str] = Field(
+        description="Days whose sensor_days row was rebuilt with this batch (the others follow within "
+                    "TWINCARE_LIVE_DAYS_SECONDS).")
     alerts: list[dict] = Field(description="Alerts these events raised.")
 
 

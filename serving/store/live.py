@@ -226,9 +226,11 @@ class LiveStore:
     def link_task(self, alert_id: str, task_id: str) -> StoredAlert:
         """Record the visit an urgent alert opened, and send its `alert.raised` event with it."""
         with self.engine.begin() as conn:
-            conn.execute(alerts_table.update().where(alerts_table.c.alert_id == alert_id).values(task_id=task_id))
+            linked = conn.execute(alerts_table.update().where(
+                alerts_table.c.alert_id == alert_id, alerts_table.c.task_id.is_(None)).values(task_id=task_id)).rowcount
             alert = _alert(conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)).one())
-            _emit(conn, "alert.raised", alert, self.now())
+            if linked:  # (else another writer linked it and announced it)
+                _emit(conn, "alert.raised", alert, self.now())
             return alert
 
     def get_alert(self, alert_id: str) -> StoredAlert:
@@ -316,9 +318,11 @@ class LiveStore:
                 out.append(alert)
         return out
 
-    def alerts_without_task(self) -> list[StoredAlert]:
+    def alerts_without_task(self, before: datetime) -> list[StoredAlert]:
+        """Urgent unacknowledged alerts stored before `before` that still have no visit."""
         a = alerts_table
-        q = sa.select(a).where(a.c.task_id.is_(None), a.c.urgent.is_(True), a.c.acknowledged_at.is_(None))
+        q = sa.select(a).where(a.c.task_id.is_(None), a.c.urgent.is_(True), a.c.acknowledged_at.is_(None),
+                               a.c.created_at < before)
         with self._read() as conn, conn.begin():
             return [_alert(r) for r in conn.execute(q)]
 

@@ -338,3 +338,43 @@ def test_opening_a_fresh_sqlite_store_waits_for_a_writer_instead_of_failing(tmp_
     opener.join(timeout=30)
     raw.close()
     assert outcome == {"mode": "wal"}
+
+
+# --- revision 0003: the live events and alerts ------------------------------------------------------
+
+LIVE_TABLES = {"device_events", "live_sensor_days", "alerts"}
+
+
+def test_revision_0003_adds_the_live_tables_and_goes_back_without_touching_the_rest(empty_url):
+    from datetime import datetime
+
+    from serving.store.live import DeviceEvent, LiveStore
+
+    s = TimeBankStore(empty_url)
+    s.open_task(make_spec("R1"), idempotency_key="open-1")
+    live = LiveStore(s)
+    with s.engine.begin() as conn:
+        live.add_events(conn, "R1", [DeviceEvent("e1", datetime(2026, 1, 1, 8), "BED", "OFF")], datetime(2026, 1, 1, 8, 1))
+    live.add_alert("R1", "not_up", datetime(2026, 1, 1, 8), datetime(2026, 1, 1, 8, 30), datetime(2026, 1, 1, 8, 31),
+                   "still in bed at 08:30; usually up by 08:00", True)
+    before = _rows(s)
+    s.close()
+
+    _downgrade(empty_url, "0002")
+    assert _revision(empty_url) == "0002"
+    engine = make_engine(empty_url)
+    assert not LIVE_TABLES & set(sa.inspect(engine).get_table_names())
+    engine.dispose()
+    at_0002 = sa.MetaData()
+    for t in metadata.sorted_tables:
+        if t.name not in LIVE_TABLES:
+            t.to_metadata(at_0002)
+    assert _diff(empty_url, at_0002) == []
+
+    s = TimeBankStore(empty_url)  # upgraded again on opening
+    try:
+        assert _revision(empty_url) == "0003" and _diff(empty_url, metadata) == []
+        assert _rows(s) == before
+        assert LiveStore(s).event_count() == 0 and LiveStore(s).list_alerts() == []
+    finally:
+        s.close()
