@@ -39,17 +39,17 @@ def test_a_day_of_events_streamed_to_the_real_server_raises_alerts_visits_webhoo
                 assert r.status_code == 200, r.text
                 raised[rid].extend(r.json()["alerts"])
 
-            # the homes' history up to the day of the fall, then that day in 5-minute batches,
+            # the homes' history up to the day of the fall, then that day in 10-minute batches,
             # the homes interleaved as their gateways would send them
             day = {r: falls[r]["start"].normalize() for r in residents}
             for rid in residents:
                 ev = twin.events[(twin.events["resident_id"] == rid) & (twin.events["time"] < day[rid])]
                 for k in range(0, len(ev), 3000):
                     post(rid, items(ev.iloc[k:k + 3000]))
-            for step in range(0, 24 * 12):
+            for step in range(0, 24 * 6):
                 for rid in residents:
-                    lo = day[rid] + pd.Timedelta(minutes=5 * step)
-                    hi = lo + pd.Timedelta(minutes=5)
+                    lo = day[rid] + pd.Timedelta(minutes=10 * step)
+                    hi = lo + pd.Timedelta(minutes=10)
                     ev = twin.events[(twin.events["resident_id"] == rid) & (twin.events["time"] >= lo) & (twin.events["time"] < hi)]
                     post(rid, items(ev), sent_at=hi.isoformat())
 
@@ -77,6 +77,6 @@ def test_a_day_of_events_streamed_to_the_real_server_raises_alerts_visits_webhoo
         listed = httpx.get(f"{server.url}/alerts?status=escalated", headers=care, timeout=30).json()["items"]
         assert alert["alert_id"] in {a["alert_id"] for a in listed}
         task = httpx.get(f"{server.url}/tasks?resident_id={alert['resident_id']}", headers=care, timeout=30).json()["items"]
-        assert any(t["task_id"] == alert["task_id"] and t["urgency"] == "high" for t in task)
+        assert any(t["task_id"] == alert["task_id"] and t["kind"] == "home_hazard_check" for t in task)
     finally:
         stop_server(server)
