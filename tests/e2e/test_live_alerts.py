@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.conftest import fresh_home, start_server, stop_server
 from tests.serving.test_live import event_twin, gateway_keys, items
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.live]
 
 
 def test_a_day_of_events_streamed_to_the_real_server_raises_alerts_visits_webhooks_and_escalations(

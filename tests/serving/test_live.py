@@ -242,3 +242,11 @@ def test_an_acknowledged_alert_is_not_escalated(live):
     time.sleep(2.1)
     rt.live.tick()
     assert client.get(f"/alerts?status=escalated&resident_id={rid}", headers=care).json()["items"] == []
+
+
+def test_the_cockpit_shows_the_alerts_view_once_live_events_are_on(live):
+    client, keys, *_ = live
+    meta = client.get("/cockpit/meta", headers={"X-API-Key": keys["demo-care-manager"]}).json()
+    assert "alerts" not in meta["panels_not_available"] and "what_if" in meta["panels_not_available"]
+    page = client.get("/").text
+    assert 'id="alert-list"' in page
