@@ -95,7 +95,7 @@ def _view(a) -> AlertView:
     "/events", response_model=BatchAnswer, tags=["home gateways"], summary="A batch of a home's raw sensor events",
     responses={422: {"model": schemas.ErrorBody, "description": "Bad events (named in detail.rejected); the good ones are kept."},
                413: {"model": schemas.ErrorBody, "description": "Too many events in one batch."},
-               503: {"model": schemas.ErrorBody, "description": "No sensor map configured: live events are off."}},
+               404: {"model": schemas.ErrorBody, "description": "No sensor map configured: live events are off."}},
 )
 @allow(DEVICE)
 def post_events(request: Request, batch: EventBatch):
@@ -103,7 +103,7 @@ def post_events(request: Request, batch: EventBatch):
     rt = runtime_of(request)
     principal = principal_of(request)
     if rt.live is None:
-        return error(503, "live events are off: no sensor map of the homes is configured (TWINCARE_SENSOR_MAP)")
+        return error(404, "live events are off here: no sensor map of the homes is configured (TWINCARE_SENSOR_MAP)")
     bound = getattr(principal, "resident_id", None)
     resident = batch.resident_id or bound
     if resident is None:
