@@ -2,6 +2,7 @@
 planted incidents, and no acknowledged event lost when the server is SIGKILLed under load.
 
     python -m benchmarks.bench_live [--homes 200] [--days 30] [--workdir DIR]
+    python -m benchmarks.bench_live --paced-minutes 5 --days 16   # 200 gateways at their real rate
 
 Without --workdir it simulates the test twin (300 residents x 300 days, seed 11) and trains the
 models on it (the events do not use them, the server needs them to start). The event twin covers
@@ -188,6 +189,82 @@ def boot(values: list[float], q: float, n: int = 2000, seed: int = 0) -> list[fl
     return [round(float(np.percentile(stats, 2.5)), 1), round(float(np.percentile(stats, 97.5)), 1)]
 
 
+async def paced(url: str, batches: list[tuple[str, dict]], keys: dict[str, str], per_minute: int) -> dict:
+    """Send the batches at `per_minute` a minute, evenly spaced (each home's in order), open loop."""
+    import httpx
+
+    lat: list[float] = []
+    errors: list[str] = []
+    gap = 60.0 / per_minute
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=httpx.Limits(max_connections=400)) as client:
+        async def one(k: int, rid: str, body: dict) -> None:
+            await asyncio.sleep(max(0.0, t0 + k * gap - time.perf_counter()))
+            s = time.perf_counter()
+            r = await client.post("/events", json=body, headers={"X-API-Key": keys[rid]})
+            lat.append((time.perf_counter() - s) * 1000)
+            if r.status_code != 200:
+                errors.append(f"{r.status_code} {r.text[:200]}")
+
+        await asyncio.gather(*(one(k, rid, body) for k, (rid, body) in enumerate(batches)))
+    return {"batches": len(lat), "seconds": round(time.perf_counter() - t0, 1), "per_minute": per_minute,
+            "p50_ms": pct(lat, 50), "p90_ms": pct(lat, 90), "p99_ms": pct(lat, 99), "max_ms": pct(lat, 100),
+            "errors": len(errors), "error_examples": errors[:5]}
+
+
+def main_paced(args) -> None:
+    """200 gateways at their real rate (a batch a minute each) for `--paced-minutes` minutes."""
+    import psutil
+
+    from tests.e2e.conftest import start_server, stop_server
+    from tests.serving.test_live import gateway_keys
+    from twin.events import SENSOR_MAP, simulate_events
+    from twin.store import HistoryStore
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-live-paced-"))
+    home = tmp / "home"
+    from tests.conftest import SMALL_TWIN
+    from tests.serving.test_api import build_workdir
+    from twin.simulate import simulate
+
+    simulate(out=home / "history", **SMALL_TWIN)
+    build_workdir(home / "history", home)
+    hist = HistoryStore(home / "history")
+    residents = hist.read("residents")
+    sd = hist.read("sensor_days")
+    sd = sd[sd["date"] > sd["date"].max() - pd.Timedelta(days=args.days)]
+    chosen = sorted(residents["resident_id"])[: args.homes]
+    ev = simulate_events(residents, sd, seed=5, resident_ids=chosen).events
+    homes = sorted(ev["resident_id"].unique())
+    clear = gateway_keys(home, chosen)
+    keys = {r: clear[f"gateway-{r}"] for r in chosen}
+    (home / "sensor_map.json").write_text(json.dumps(SENSOR_MAP))
+    last_day = ev["time"].max().normalize()
+    start = last_day + pd.Timedelta(hours=7)  # the morning: people get up, more events a minute
+    preload(home, ev[ev["time"] < start])
+    server = start_server(home, tmp, env={"TWINCARE_ALERT_TICK_SECONDS": "15", "TWINCARE_MODEL_POLL_SECONDS": "0"})
+    try:
+        # first contact: each home's monitor learns from its stored days (once per process)
+        warm = minute_batches(ev[ev["resident_id"].isin(homes)], start, start + pd.Timedelta(minutes=1), 1)
+        first = asyncio.run(send_all(server.url, warm, keys))
+        batches = minute_batches(ev, start + pd.Timedelta(minutes=1),
+                                 start + pd.Timedelta(minutes=1 + args.paced_minutes), 1)
+        result = asyncio.run(paced(server.url, batches, keys, per_minute=len(homes)))
+        events = sum(len(b["events"]) for _, b in batches)
+    finally:
+        stop_server(server)
+    out = {"benchmark": "live_paced",
+           "machine": {"cpus": psutil.cpu_count(), "python": platform.python_version(),
+                       "note": "2 cores shared with other work; client and server on the same machine"},
+           "homes": len(homes), "window": f"{start} + {args.paced_minutes} min (home clock)",
+           "first_contact": {k: v for k, v in first.items() if k != "acked"},
+           "paced": {**result, "events": events}}
+    path = RESULTS.with_name("live_paced.json")
+    path.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    print(json.dumps(out, indent=2, default=str))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--homes", type=int, default=200)
@@ -196,7 +273,12 @@ def main() -> None:
     parser.add_argument("--kill-hours", type=float, default=2.0)
     parser.add_argument("--http-days", type=int, default=5)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--paced-minutes", type=int, default=0,
+                        help="Only the real-rate run: every home sends a batch a minute for this many minutes "
+                             "(writes results/live_paced.json).")
     args = parser.parse_args()
+    if args.paced_minutes:
+        return main_paced(args)
 
     import psutil
 
