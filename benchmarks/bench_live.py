@@ -212,33 +212,45 @@ async def paced(url: str, batches: list[tuple[str, dict]], keys: dict[str, str],
             "errors": len(errors), "error_examples": errors[:5]}
 
 
+def homes_with_events(home: Path, homes: int, days: int, workdir: Path | None = None):
+    """A trained TWINCARE_HOME (copied from `workdir`, or the test twin simulated and trained), the
+    event twin of its first `homes` residents' last `days` days, their gateway keys and the sensor
+    map; returns (event twin, resident id -> device key)."""
+    from tests.serving.test_live import gateway_keys
+    from twin.events import SENSOR_MAP, simulate_events
+    from twin.store import HistoryStore
+
+    if workdir:
+        shutil.copytree(workdir, home, ignore=shutil.ignore_patterns("timebank.db*"))
+    else:
+        from tests.conftest import SMALL_TWIN
+        from tests.serving.test_api import build_workdir
+        from twin.simulate import simulate
+
+        simulate(out=home / "history", **SMALL_TWIN)
+        build_workdir(home / "history", home)
+    hist = HistoryStore(home / "history")
+    residents = hist.read("residents")
+    sd = hist.read("sensor_days")
+    sd = sd[sd["date"] > sd["date"].max() - pd.Timedelta(days=days)]
+    chosen = sorted(residents["resident_id"])[:homes]
+    twin = simulate_events(residents, sd, seed=5, resident_ids=chosen)
+    clear = gateway_keys(home, chosen)
+    (home / "sensor_map.json").write_text(json.dumps(SENSOR_MAP))
+    return twin, {r: clear[f"gateway-{r}"] for r in chosen}
+
+
 def main_paced(args) -> None:
     """200 gateways at their real rate (a batch a minute each) for `--paced-minutes` minutes."""
     import psutil
 
     from tests.e2e.conftest import start_server, stop_server
-    from tests.serving.test_live import gateway_keys
-    from twin.events import SENSOR_MAP, simulate_events
-    from twin.store import HistoryStore
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-live-paced-"))
     home = tmp / "home"
-    from tests.conftest import SMALL_TWIN
-    from tests.serving.test_api import build_workdir
-    from twin.simulate import simulate
-
-    simulate(out=home / "history", **SMALL_TWIN)
-    build_workdir(home / "history", home)
-    hist = HistoryStore(home / "history")
-    residents = hist.read("residents")
-    sd = hist.read("sensor_days")
-    sd = sd[sd["date"] > sd["date"].max() - pd.Timedelta(days=args.days)]
-    chosen = sorted(residents["resident_id"])[: args.homes]
-    ev = simulate_events(residents, sd, seed=5, resident_ids=chosen).events
+    twin, keys = homes_with_events(home, args.homes, args.days, args.workdir)
+    ev = twin.events
     homes = sorted(ev["resident_id"].unique())
-    clear = gateway_keys(home, chosen)
-    keys = {r: clear[f"gateway-{r}"] for r in chosen}
-    (home / "sensor_map.json").write_text(json.dumps(SENSOR_MAP))
     last_day = ev["time"].max().normalize()
     start = last_day + pd.Timedelta(hours=7)  # the morning: people get up, more events a minute
     preload(home, ev[ev["time"] < start])
@@ -285,32 +297,13 @@ def main() -> None:
     from serving.store import TimeBankStore
     from serving.store.live import LiveStore
     from tests.e2e.conftest import kill_tree, start_server, stop_server
-    from tests.serving.test_live import gateway_keys
-    from twin.events import SENSOR_MAP, simulate_events
-    from twin.store import HistoryStore
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
     home = tmp / "home"
     t_setup = time.perf_counter()
-    if args.workdir:
-        shutil.copytree(args.workdir, home, ignore=shutil.ignore_patterns("timebank.db*"))
-    else:
-        from tests.conftest import SMALL_TWIN
-        from tests.serving.test_api import build_workdir
-        from twin.simulate import simulate
-
-        simulate(out=home / "history", **SMALL_TWIN)
-        build_workdir(home / "history", home)
-    hist = HistoryStore(home / "history")
-    residents = hist.read("residents")
-    sd = hist.read("sensor_days")
-    sd = sd[sd["date"] > sd["date"].max() - pd.Timedelta(days=args.days)]
-    chosen = sorted(residents["resident_id"])[: args.homes]
-    twin = simulate_events(residents, sd, seed=5, resident_ids=chosen)
+    twin, keys = homes_with_events(home, args.homes, args.days, args.workdir)
     ev = twin.events
-    clear = gateway_keys(home, chosen)
-    keys = {r: clear[f"gateway-{r}"] for r in chosen}
-    (home / "sensor_map.json").write_text(json.dumps(SENSOR_MAP))
+    chosen = sorted(keys)
     setup_s = time.perf_counter() - t_setup
     env = {"TWINCARE_ALERT_TICK_SECONDS": "5", "TWINCARE_MODEL_POLL_SECONDS": "0"}
     last_day = ev["time"].max().normalize()
