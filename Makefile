@@ -10,7 +10,7 @@ SEED      ?= 7
 START     ?= $(shell python3 -c 'import datetime as d; print(d.date.today() - d.timedelta(days=$(DAYS)))')
 PAST_WEEKS ?= 8
 
-.PHONY: install system-deps contracts test test-fast lint demo serve bench clean
+.PHONY: install system-deps contracts test test-fast test-live lint demo serve bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,10 +34,14 @@ contracts: install
 	$(VENV)/bin/lint-imports --no-cache
 
 test: install system-deps contracts
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not live"
+
+# a day of the event twin streamed through the real server (`bentoml serve`): a few minutes
+test-live: install contracts
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m live
 
 test-fast: install contracts
-	$(VENV)/bin/pytest -q -m "not e2e and not slow"
+	$(VENV)/bin/pytest -q -m "not e2e and not slow and not live"
 
 lint: install contracts
 	$(VENV)/bin/ruff check twin features models training serving tests benchmarks

@@ -46,6 +46,10 @@ class ActionPolicy:
     scarcity_cap: float = 2.0
     credit_step: float = 0.25
     max_reasons: int = 3
+    # a live hazard alert: a check visit due within the hour, paid above a high-band visit
+    alert_task_kind: str = "home_hazard_check"
+    alert_credit_multiplier: float = 2.0
+    alert_due_minutes: int = 60
 
     def __post_init__(self) -> None:
         if not 0 < self.scarcity_floor <= self.scarcity_cap:
@@ -174,10 +178,10 @@ class PlannedTask:
     hours: float
     explanation: str
     reasons: tuple[Mapping[str, Any], ...]
-    model: str
+    model: str | None
     model_version: str | None
-    probability: float
-    band: str
+    probability: float | None
+    band: str | None
     as_of: date | None
     details: Mapping[str, Any]
 
@@ -226,6 +230,58 @@ def plan_task(
                 "supply_hours": scarcity.supply_hours,
                 "scarcity_cap": [policy.scarcity_floor, policy.scarcity_cap],
             }
+        },
+    )
+
+
+ALERT_REASON = "alert"
+"""Reason code of alert tasks: one active alert visit per resident, whatever the alert."""
+
+
+def plan_alert_task(
+    resident_id: str,
+    grid_id: str,
+    alert_kind: str,
+    text: str,
+    *,
+    today: date,
+    scarcity: Scarcity = NEUTRAL_SCARCITY,
+    policy: ActionPolicy = DEFAULT_POLICY,
+) -> PlannedTask:
+    """The urgent check visit a live alert opens: due today (within `alert_due_minutes`), credits
+    of a high-urgency visit raised by `alert_credit_multiplier` (capped like any task's)."""
+    kind = policy.alert_task_kind
+    s = min(policy.scarcity_cap, max(policy.scarcity_floor, scarcity.factor))
+    base = credit_hours(kind, "high", s, policy)
+    credits = min(round_credits(base * policy.alert_credit_multiplier, policy.credit_step), 100.0)
+    return PlannedTask(
+        resident_id=resident_id,
+        grid_id=grid_id,
+        kind=kind,
+        reason=ALERT_REASON,
+        due_date=today,
+        credits=credits,
+        urgency="high",
+        hours=float(policy.base_hours[kind]),
+        explanation=f"Alert ({alert_kind.replace('_', ' ')}): {text}",
+        reasons=({"feature": alert_kind, "text": text, "causes": []},),
+        model=None,
+        model_version=None,
+        probability=None,
+        band=None,
+        as_of=None,
+        details={
+            "alert_kind": alert_kind,
+            "due_minutes": policy.alert_due_minutes,
+            "credit_formula": {
+                "base_hours": policy.base_hours[kind],
+                "urgency": "high",
+                "urgency_multiplier": policy.urgency_multiplier["high"],
+                "scarcity": s,
+                "alert_multiplier": policy.alert_credit_multiplier,
+                "demand_hours": scarcity.demand_hours,
+                "supply_hours": scarcity.supply_hours,
+            },
         },
     )
 

@@ -26,6 +26,7 @@ from models.policy import (
     due_date_for,
     grid_scarcity,
     open_key_for,
+    plan_alert_task,
     scarcity,
 )
 from models.policy import plan_task as plan
@@ -33,7 +34,7 @@ from models.registry import risk_specs
 from serving.store import Actor, InvalidInput, Task, TaskSpec, TimeBankStore
 
 __all__ = [
-    "DEFAULT_POLICY", "ActionOutcome", "ActionPolicy", "Scarcity", "Verdict", "act_on_assessments",
+    "DEFAULT_POLICY", "ActionOutcome", "ActionPolicy", "Scarcity", "Verdict", "act_on_assessments", "alert_task_spec",
     "credit_hours", "due_date_for", "grid_scarcity", "open_key_for", "plan_task", "scarcity",
     "task_kind_for",
 ]
@@ -64,6 +65,13 @@ def plan_task(a: Verdict, *, today: date, scarcity: Scarcity = NEUTRAL_SCARCITY,
 
 def _spec(p: PlannedTask) -> TaskSpec:
     return TaskSpec(**{f.name: getattr(p, f.name) for f in dataclasses.fields(p)})
+
+
+def alert_task_spec(resident_id: str, grid_id: str, alert_kind: str, text: str, *, today: date,
+                    scarcity: Scarcity = NEUTRAL_SCARCITY, policy: ActionPolicy = DEFAULT_POLICY) -> TaskSpec:
+    """The store's task spec of the urgent check visit a live alert opens (`models.policy`)."""
+    return _spec(plan_alert_task(resident_id, grid_id, alert_kind, text, today=today, scarcity=scarcity,
+                                 policy=policy))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
 
-ROLES = ("timebank", "care_manager", "admin")
+ROLES = ("timebank", "care_manager", "admin", "device")
+DEVICE = "device"  # a home gateway: its key is bound to one resident and may only send their events
 ADMIN = "admin"
 KEY_PREFIX = "tc_"
 _HEX = set("0123456789abcdef")
@@ -46,10 +47,12 @@ class AuthError(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who called: the name and role of the API key used (never the key itself)."""
+    """Who called: the name and role of the API key used (never the key itself); a device key
+    also names the resident whose home it serves."""
 
     name: str
     role: str
+    resident_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class _Entry:
     name: str
     role: str
     digest: bytes
+    resident_id: str | None = None
 
 
 def hash_key(key: str) -> str:
@@ -85,8 +89,12 @@ class KeyRing:
                 raise ValueError(f"key entry {name!r}: 'sha256' must be 64 hex characters")
             if name in names:
                 raise ValueError(f"key entry {name!r} appears twice")
+            resident = e.get("resident_id")
+            if (role == DEVICE) != (resident is not None) or (resident is not None and (
+                    not isinstance(resident, str) or not resident)):
+                raise ValueError(f"key entry {name!r}: a 'resident_id' is needed for a {DEVICE} key, and only there")
             names.add(name)
-            parsed.append(_Entry(name, role, bytes.fromhex(digest)))
+            parsed.append(_Entry(name, role, bytes.fromhex(digest), resident))
         self._entries = tuple(parsed)
 
     @classmethod
@@ -124,7 +132,7 @@ class KeyRing:
         for e in self._entries:
             if hmac.compare_digest(digest, e.digest) and found is None:
                 found = e
-        return None if found is None else Principal(found.name, found.role)
+        return None if found is None else Principal(found.name, found.role, found.resident_id)
 
 
 def authorize(keyring: KeyRing, presented: str | None, allowed_roles: Sequence[str]) -> Principal:
@@ -239,19 +247,21 @@ DEMO_KEYS = (("demo-timebank", "timebank"), ("demo-care-manager", "care_manager"
 
 def create_keys_file(
     path: str | os.PathLike,
-    keys: Sequence[tuple[str, str]] = DEMO_KEYS,
+    keys: Sequence[tuple[str, str] | tuple[str, str, str]] = DEMO_KEYS,
     *,
     overwrite: bool = False,
 ) -> dict[str, str]:
-    """Write a keys file with fresh random keys (hashes only, mode 0600).
+    """Write a keys file with fresh random keys (hashes only, mode 0600). A key is (name, role),
+    or (name, "device", resident_id) for a home gateway.
 
     Returns name -> clear key; this is the only time the clear keys exist, so show them once.
     """
     p = Path(path)
     if p.exists() and not overwrite:
         raise FileExistsError(f"{p} already exists; pass overwrite=True (or --overwrite) to replace it")
-    clear = {name: new_key() for name, _ in keys}
-    doc = {"keys": [{"name": n, "role": r, "sha256": hash_key(clear[n])} for n, r in keys]}
+    clear = {k[0]: new_key() for k in keys}
+    doc = {"keys": [{"name": k[0], "role": k[1], "sha256": hash_key(clear[k[0]]),
+                     **({"resident_id": k[2]} if len(k) > 2 else {})} for k in keys]}
     KeyRing(doc["keys"])  # validate names and roles before writing
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")

@@ -48,6 +48,12 @@ class ServingConfig:
     webhook_secret: str | None = None
     session_minutes: int = 30  # how long a web sign-in lasts
     model_poll_seconds: int = 30  # how often the service asks where @champion points (0: never)
+    sensor_map_path: Path | None = None  # home gateways' sensor ids -> roles; no map: no live events
+    max_events: int = 5000  # events in one POST /events batch
+    alert_escalate_seconds: int = 900  # an urgent alert no one acknowledged or claimed goes to the care manager
+    alert_tick_seconds: int = 15  # how often home clocks move on and escalations are checked (0: never)
+    alert_batch_lag_seconds: int = 120  # how late a gateway's batch may be before its home's clock moves on
+    live_days_seconds: int = 60  # a home's live sensor_days rows are rebuilt at most this often
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -73,6 +79,12 @@ class ServingConfig:
             webhook_secret=env.get("TWINCARE_WEBHOOK_SECRET") or None,
             session_minutes=_int(env, "TWINCARE_SESSION_MINUTES", 30, 1, 24 * 60),
             model_poll_seconds=_int(env, "TWINCARE_MODEL_POLL_SECONDS", 30, 0, 86_400),
+            sensor_map_path=Path(env.get("TWINCARE_SENSOR_MAP") or home / "sensor_map.json"),
+            max_events=_int(env, "TWINCARE_MAX_EVENTS", 5000, 1, 1_000_000),
+            alert_escalate_seconds=_int(env, "TWINCARE_ALERT_ESCALATE_SECONDS", 900, 1, 7 * 86_400),
+            alert_tick_seconds=_int(env, "TWINCARE_ALERT_TICK_SECONDS", 15, 0, 3600),
+            alert_batch_lag_seconds=_int(env, "TWINCARE_ALERT_BATCH_LAG_SECONDS", 120, 0, 86_400),
+            live_days_seconds=_int(env, "TWINCARE_LIVE_DAYS_SECONDS", 60, 0, 86_400),
         )
 
     def served_models(self) -> tuple[str, ...]:
@@ -94,4 +106,10 @@ class ServingConfig:
             "TWINCARE_BATCH_CHUNK": str(self.batch_chunk),
             "TWINCARE_SESSION_MINUTES": str(self.session_minutes),
             "TWINCARE_MODEL_POLL_SECONDS": str(self.model_poll_seconds),
+            **({"TWINCARE_SENSOR_MAP": str(self.sensor_map_path)} if self.sensor_map_path else {}),
+            "TWINCARE_MAX_EVENTS": str(self.max_events),
+            "TWINCARE_ALERT_ESCALATE_SECONDS": str(self.alert_escalate_seconds),
+            "TWINCARE_ALERT_TICK_SECONDS": str(self.alert_tick_seconds),
+            "TWINCARE_ALERT_BATCH_LAG_SECONDS": str(self.alert_batch_lag_seconds),
+            "TWINCARE_LIVE_DAYS_SECONDS": str(self.live_days_seconds),
         }

@@ -28,7 +28,8 @@ from serving.auth import (
 
 CARE = ("care_manager",)
 TIMEBANK = ("timebank",)
-AUTHENTICATED = ROLES  # any valid key
+DEVICE = ("device",)
+AUTHENTICATED = tuple(r for r in ROLES if r not in DEVICE)  # any valid key but a home gateway's
 ACCESS_ATTR = "__twincare_access__"
 
 

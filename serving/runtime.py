@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,17 @@ import numpy as np
 import pandas as pd
 
 from features.online import OnlineStore, OnlineStoreError
+from models.policy import NEUTRAL_SCARCITY
 from models.registry import ChampionError, alias_target, get_spec, load_card, load_champion
 from models.spec import ForecastSpec, RiskSpec
 from serving.actions import DEFAULT_POLICY, Scarcity, Verdict, act_on_assessments, grid_scarcity
 from serving.auth import KeyRing, Principal, SessionBook
 from serving.config import ServingConfig
+from serving.live import LiveAlerts
 from serving.scoring import Champion, ChunkScores, score_chunk, score_matrix
 from serving.store import TimeBankStore, audit_table
 from serving.webhook import WebhookConfig, WebhookDeliverer
+from twin.ingest_events import read_sensor_map
 from twin.store import HistoryStore
 
 log = logging.getLogger("twincare.serving")
@@ -286,6 +289,7 @@ class Runtime:
     swaps: list[dict[str, Any]] = field(default_factory=list)
     on_swap: list[Callable[[dict[str, str]], None]] = field(default_factory=list)
     watcher: ChampionWatcher | None = None
+    live: LiveAlerts | None = None  # home gateways' events and alerts (None: no sensor map configured)
 
     @property
     def model_versions(self) -> dict[str, str]:
@@ -347,6 +351,8 @@ class Runtime:
             self.watcher.stop()
         if self.webhook is not None:
             self.webhook.stop()
+        if self.live is not None:
+            self.live.stop()
         self.audit.close()
         self.store.close()
 
@@ -517,7 +523,7 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webh
     history = HistoryStore(config.history_dir)
     webhook = WebhookDeliverer(store, webhook_config) if webhook_config and deliver_webhooks else None
     features = OnlineFeatures(online)
-    return Runtime(
+    runtime = Runtime(
         config=config,
         champions=champions,
         online=online,
@@ -531,6 +537,28 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webh
         webhook=webhook,
         sessions=SessionBook(ttl_seconds=60 * config.session_minutes),
         _scarcity_stamp=features.stamp,
+    )
+    runtime.live = _live_alerts(config, runtime)
+    return runtime
+
+
+def _live_alerts(config: ServingConfig, runtime: Runtime) -> LiveAlerts | None:
+    """The live events and alerts, when a sensor map of the homes is configured."""
+    path = config.sensor_map_path
+    if path is None or not path.is_file():
+        return None
+    try:
+        sensor_map = read_sensor_map(path)
+    except ValueError as exc:
+        raise StartupError(f"sensor map {path}: {exc}") from None
+    return LiveAlerts(
+        runtime.store,
+        sensor_map,
+        grid_of=runtime.grid_of.get,
+        scarcity_of=lambda grid: runtime.grid_scarcity().get(grid, NEUTRAL_SCARCITY),
+        escalate_after=timedelta(seconds=config.alert_escalate_seconds),
+        batch_lag=timedelta(seconds=config.alert_batch_lag_seconds),
+        days_every=float(config.live_days_seconds),
     )
 
 

@@ -125,6 +125,8 @@ class TwinCare:
         self.runtime = runtime
         if runtime.webhook is not None:
             runtime.webhook.start()
+        if runtime.live is not None:
+            runtime.live.start(config.alert_tick_seconds)
         _set_version_gauges(runtime.model_versions)
         runtime.on_swap.append(_set_version_gauges)
         runtime.watch_champions(config.model_poll_seconds)

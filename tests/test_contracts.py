@@ -9,8 +9,9 @@ from pathlib import Path
 import twin
 
 ROOT = Path(__file__).resolve().parents[1]
-# What serving may use of the twin for write-back (shared/ARCHITECTURE.md).
-SERVING_MAY_USE = {"twin.store", "twin.schema", "twin.calendar"}
+# What serving may use of the twin for write-back (shared/ARCHITECTURE.md), and the raw-event
+# ingestion that turns a home gateway's live events into sensor_days exactly as a batch log would.
+SERVING_MAY_USE = {"twin.store", "twin.schema", "twin.calendar", "twin.ingest_events", "twin.ingest"}
 
 
 def _contract(contract_id: str) -> dict:

@@ -314,6 +314,54 @@ def _interval_time(text: str) -> datetime:
         return _iso(text)
 
 
+class BadLine(ValueError):
+    """A log line that cannot be read; the message says why."""
+
+
+def casas_state(value: str) -> str | None:
+    """"on", "off", or None for a reading (numeric) or an unrecognised value."""
+    v = value.upper()
+    return "on" if v in ON_VALUES else "off" if v in OFF_VALUES else None
+
+
+def is_reading(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_casas_line(line: str) -> tuple[datetime, str, str, str]:
+    """One CASAS line (stripped, not a comment) -> (time, sensor, value, annotation); BadLine says why."""
+    tok = line.split()
+    if len(tok) < 4:
+        raise BadLine("expected 'date time sensor value'")
+    try:
+        t = _iso(f"{tok[0]} {tok[1]}")
+    except ValueError:
+        raise BadLine("bad date or time") from None
+    return t, tok[2], tok[3], " ".join(tok[4:])
+
+
+def parse_interval_line(line: str) -> tuple[datetime, datetime, str, str]:
+    """One intervals line -> (start, end, sensor, value); BadLine says why."""
+    tok = line.split()
+    if len(tok) == 6:
+        start_text, end_text = f"{tok[0]} {tok[1]}", f"{tok[2]} {tok[3]}"
+    elif len(tok) == 4:
+        start_text, end_text = tok[0], tok[1]
+    else:
+        raise BadLine("expected 'start end sensor value'")
+    try:
+        start, end = _interval_time(start_text), _interval_time(end_text)
+    except ValueError:
+        raise BadLine("bad start or end time") from None
+    if end < start:
+        raise BadLine("ends before it starts")
+    return start, end, tok[-2], tok[-1].upper()
+
+
 def parse_casas(lines, rep: EventLogReport) -> tuple[pd.DataFrame, pd.DataFrame]:
     """CASAS lines -> events (line, time, sensor, state on/off/None) and annotations."""
     rows: list[tuple[int, datetime, str, str | None]] = []
@@ -326,32 +374,20 @@ def parse_casas(lines, rep: EventLogReport) -> tuple[pd.DataFrame, pd.DataFrame]
         if line.startswith("#"):
             rep.comment_lines += 1
             continue
-        tok = line.split()
-        if len(tok) < 4:
-            _malformed(rep, n, line, "expected 'date time sensor value'")
-            continue
         try:
-            t = _iso(f"{tok[0]} {tok[1]}")
-        except ValueError:
-            _malformed(rep, n, line, "bad date or time")
+            t, sensor, value, note = parse_casas_line(line)
+        except BadLine as e:
+            _malformed(rep, n, line, str(e))
             continue
-        sensor, value = tok[2], tok[3]
-        v = value.upper()
-        if v in ON_VALUES:
-            state = "on"
-        elif v in OFF_VALUES:
-            state = "off"
-        else:
-            try:
-                float(value)
-            except ValueError:
-                rep.unrecognised_values[value] = rep.unrecognised_values.get(value, 0) + 1
-            else:
+        state = casas_state(value)
+        if state is None:
+            if is_reading(value):
                 rep.numeric_readings += 1
-            state = None
+            else:
+                rep.unrecognised_values[value] = rep.unrecognised_values.get(value, 0) + 1
         rows.append((n, t, sensor, state))
-        if len(tok) > 4:
-            notes.append((n, t, sensor, " ".join(tok[4:])))
+        if note:
+            notes.append((n, t, sensor, note))
     events = pd.DataFrame(rows, columns=["line", "time", "sensor", "state"])
     events["time"] = pd.to_datetime(events["time"]).astype("datetime64[ns]")
     annotations = pd.DataFrame(notes, columns=["line", "time", "sensor", "annotation"])
@@ -372,22 +408,11 @@ def parse_intervals(lines, rep: EventLogReport) -> pd.DataFrame:
         if line.startswith("#") or tok[0].lower() == "start":
             rep.comment_lines += 1
             continue
-        if len(tok) == 6:
-            start_text, end_text = f"{tok[0]} {tok[1]}", f"{tok[2]} {tok[3]}"
-        elif len(tok) == 4:
-            start_text, end_text = tok[0], tok[1]
-        else:
-            _malformed(rep, n, line, "expected 'start end sensor value'")
-            continue
         try:
-            start, end = _interval_time(start_text), _interval_time(end_text)
-        except ValueError:
-            _malformed(rep, n, line, "bad start or end time")
+            start, end, sensor, value = parse_interval_line(line)
+        except BadLine as e:
+            _malformed(rep, n, line, str(e))
             continue
-        if end < start:
-            _malformed(rep, n, line, "ends before it starts")
-            continue
-        sensor, value = tok[-2], tok[-1].upper()
         if value in INACTIVE_INTERVAL_VALUES:
             rep.inactive_interval_lines += 1
             continue

@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from features.online import OnlineStoreError
-from serving.api import admin, care, cockpit, session, timebank
+from serving.api import admin, care, cockpit, events, session, timebank
 from serving.api.common import error
 from serving.edge import public
 from serving.store import StoreError
@@ -45,7 +45,7 @@ def create_app() -> FastAPI:
     async def _online_error(_: Request, exc: OnlineStoreError):
         return error(503, str(exc))
 
-    for module in (session, care, cockpit, timebank, admin):
+    for module in (session, care, cockpit, timebank, admin, events):
         # the routes themselves (not an included-router wrapper), so their declared roles can be
         # read from the app's route table
         app.router.routes.extend(module.router.routes)

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/cockpit", tags=["care managers' cockpit"], dependenc
 
 GridId = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Only this grid cell.")]
 PANELS_NOT_YET = {
-    "alerts": "Live alerts are not available yet: this service does not raise alerts so far.",
+    "alerts": "Live alerts are not available yet: no sensor map of the homes is configured (TWINCARE_SENSOR_MAP).",
     "what_if": "What-if results are not available yet: no what-if run is published to this service so far.",
 }
 
@@ -58,7 +58,7 @@ def meta(request: Request) -> dict[str, Any]:
         "features_as_of": None if rt.online.as_of is None else str(rt.online.as_of.date()),
         "models": models,
         "grids": sorted(set(rt.grid_of.values())),
-        "panels_not_available": PANELS_NOT_YET,
+        "panels_not_available": {k: v for k, v in PANELS_NOT_YET.items() if not (k == "alerts" and rt.live is not None)},
     }
 
 

@@ -146,3 +146,54 @@ scores_table = sa.Table(
     sa.UniqueConstraint("resident_id", "model", "model_version", "as_of", name="uq_scores_point"),
 )
 sa.Index("ix_scores_model_resident", scores_table.c.model, scores_table.c.resident_id)
+
+# -- live events and alerts (revision 0003) ----------------------------------------------------
+
+device_events_table = sa.Table(
+    "device_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),  # arrival order (ties in time)
+    sa.Column("resident_id", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("time", sa.DateTime, nullable=False),  # the home's local clock, as the gateway sent it
+    sa.Column("end_time", sa.DateTime),  # intervals only
+    sa.Column("sensor", sa.String(64), nullable=False),
+    sa.Column("value", sa.String(32), nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("resident_id", "event_id", name="uq_device_events_id"),
+)
+sa.Index("ix_device_events_resident_time", device_events_table.c.resident_id, device_events_table.c.time)
+
+live_days_table = sa.Table(
+    "live_sensor_days",
+    metadata,
+    sa.Column("resident_id", sa.String(64), nullable=False),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("measures", sa.JSON, nullable=False),  # the sensor_days measures (null: not measured)
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.PrimaryKeyConstraint("resident_id", "date", name="pk_live_sensor_days"),
+)
+
+alerts_table = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("resident_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("since", sa.DateTime, nullable=False),  # home clock: since when the sign was seen
+    sa.Column("due_at", sa.DateTime, nullable=False),  # home clock: when the rule's limit passed
+    sa.Column("raised_at", sa.DateTime, nullable=False),  # home clock: when the service raised it
+    sa.Column("created_at", sa.DateTime, nullable=False),  # UTC
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("urgent", sa.Boolean, nullable=False),
+    sa.Column("task_id", sa.String(64)),
+    sa.Column("acknowledged_at", sa.DateTime),
+    sa.Column("acknowledged_by", sa.String(128)),
+    sa.Column("escalated_at", sa.DateTime),
+    sa.Column("rating", sa.String(8)),  # real | false
+    sa.Column("rated_at", sa.DateTime),
+    sa.Column("rated_by", sa.String(128)),
+    sa.CheckConstraint("rating IS NULL OR rating IN ('real','false')", name="ck_alerts_rating"),
+)
+sa.Index("ix_alerts_resident", alerts_table.c.resident_id, alerts_table.c.seq)

@@ -374,6 +374,41 @@ async function drawGrids(ticket, metaReady) {
   mark("grids");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Alerts: the live feed, acknowledged and rated here
+// ---------------------------------------------------------------------------------------------
+
+function alertCard(a) {
+  const act = (label, path, body) => el("button", { type: "button", onclick: async () => {
+    try { await api(`/alerts/${encodeURIComponent(a.alert_id)}/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body || {}) }); route(); }
+    catch (err) { setStatus(`Could not ${label.toLowerCase()}: ${err.message}`, true); }
+  } }, label);
+  return el("li", { class: `task alert ${a.status}`, "data-alert": a.alert_id },
+    el("div", { class: "task-head" }, el("strong", {}, a.kind.replace(/_/g, " ")), " for ", residentLink(a.resident_id),
+      a.status === "escalated" ? el("span", { class: "overdue-badge" }, "escalated") : null),
+    el("div", {}, a.text),
+    el("div", { class: "muted" }, `raised ${a.raised_at.replace("T", " ")} (home clock) · ${a.status}`
+      + (a.acknowledged_by ? ` by ${a.acknowledged_by}` : "") + (a.rating ? ` · rated ${a.rating === "real" ? "real" : "a false alarm"}` : "")),
+    el("div", { class: "actions" },
+      a.status !== "acknowledged" ? act("Acknowledge", "acknowledge") : null,
+      a.rating ? null : act("Real", "rate", { rating: "real" }),
+      a.rating ? null : act("False alarm", "rate", { rating: "false" })));
+}
+
+async function drawAlerts(ticket, metaReady) {
+  const meta = await metaReady;
+  const off = Boolean(meta.panels_not_available.alerts);
+  $("#alerts-live").hidden = off;
+  if (off) { drawNote("alerts"); return; }
+  const data = await api("/alerts?limit=100");
+  if (ticket !== state.ticket) return;
+  disposeCharts();
+  const waiting = data.items.filter((a) => a.status !== "acknowledged").length;
+  $("#alerts-summary").textContent = `${data.items.length} recent alerts, ${waiting} not acknowledged.`;
+  $("#alert-list").replaceChildren(...(data.items.length ? data.items.map(alertCard) : [el("li", { class: "muted" }, "No alerts.")]));
+  mark("alerts");
+}
+
 function drawNote(view) {
   disposeCharts();
   mark(view);
@@ -402,7 +437,8 @@ async function route(atStart = false) {
     if (view === "resident" && arg) { show("resident"); await drawResident(decodeURIComponent(arg), ticket, metaReady); }
     else if (view === "tasks") { show("tasks"); await drawTasks(ticket, metaReady); }
     else if (view === "grids") { show("grids"); await drawGrids(ticket, metaReady); }
-    else if (view === "alerts" || view === "what-if") { await metaReady; show(view); drawNote(view); }
+    else if (view === "alerts") { show("alerts"); await drawAlerts(ticket, metaReady); }
+    else if (view === "what-if") { await metaReady; show(view); drawNote(view); }
     else { show("at-risk"); await drawAtRisk(ticket, metaReady); }
     if (ticket === state.ticket) setStatus("");
   } catch (err) {
@@ -421,6 +457,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#filters").addEventListener("submit", (e) => { e.preventDefault(); route(); });
   $("#tasks-refresh").addEventListener("click", () => route());
   setInterval(() => { if (state.view === "tasks" && !document.hidden && !$("#who").hidden) route(); }, 20000);
+  $("#alerts-refresh").addEventListener("click", () => route());
+  setInterval(() => { if (state.view === "alerts" && !document.hidden && !$("#who").hidden) route(); }, 10000);
   $("#heat-category").addEventListener("change", () => { if (gridData) drawHeatmap(); });
   window.addEventListener("hashchange", () => { if (!$("#who").hidden) route(); });
   let resizeTimer = null;

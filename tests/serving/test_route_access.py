@@ -14,7 +14,8 @@ from tests.serving.test_api import H, api, serving_home  # noqa: F401  (fixtures
 
 ROLES = ("timebank", "care_manager", "admin")
 # a concrete value for each path parameter, and a body for each POST route
-PATH_VALUES = {"resident_id": "R000001", "task_id": "T-none", "name": "app.js", "model": "fall_risk"}
+PATH_VALUES = {"resident_id": "R000001", "task_id": "T-none", "name": "app.js", "model": "fall_risk",
+               "alert_id": "Anone"}
 BODIES = {
     "/assess": {"resident_ids": ["R000001"], "act": False},
     "/forecast_demand": {"series_ids": ["G01:meals"], "horizon": 2},
@@ -23,6 +24,9 @@ BODIES = {
     "/timebank/tasks/{task_id}/cancel": {"reason": "x"},
     "/session": {},
     "/session/end": {},
+    "/events": {"events": []},
+    "/alerts/{alert_id}/acknowledge": {},
+    "/alerts/{alert_id}/rate": {"rating": "real"},
 }
 
 

@@ -1,0 +1,170 @@
+"""Home gateways' live events (`POST /events`, device keys) and the care managers' alerts
+(list, acknowledge, rate). The work is `serving.live`; here requests are only translated."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving import schemas
+from serving.api.common import ERRORS, SECURED, error, principal_of, runtime_of
+from serving.auth import DEVICE
+from serving.edge import CARE, allow
+from serving.live import FormatMismatch
+
+router = APIRouter(dependencies=SECURED, responses=ERRORS)
+
+AlertIdPath = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9]{1,64}$", description="Alert id.")]
+
+
+class EventBatch(BaseModel):
+    """One batch of a home's raw sensor events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resident_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="Whose home; a device key is bound to one resident (give it or leave it out).")
+    format: Literal["casas", "intervals"] = Field(
+        "casas", description="Line format, as `twincare ingest events`: casas `date time sensor value`, "
+                             "intervals `start end sensor value`.")
+    events: list[Any] = Field(
+        description="Events: {id, line} or the line's fields ({id, time, sensor, value}; intervals "
+                    "{id, start, end, sensor, value}). Ids are the gateway's: a resent id changes nothing.")
+    sent_at: datetime | None = Field(
+        None, description="The gateway's clock when it sent the batch (the home's local time, no zone); "
+                          "moves the home's clock on when no event came.")
+
+
+class BatchAnswer(BaseModel):
+    accepted: int = Field(description="New events stored.")
+    duplicates: int = Field(description="Events already stored under their id (nothing changed).")
+    late: int = Field(description="Events older than the newest the alert rules had read (stored, not monitored).")
+    rejected: list[dict] = Field(description="Bad events: index in the batch, id, and why.")
+    days_updated: list[str] = Field(
+        description="Days whose sensor_days row was rebuilt with this batch (the others follow within "
+                    "TWINCARE_LIVE_DAYS_SECONDS).")
+    alerts: list[dict] = Field(description="Alerts these events raised.")
+
+
+class AlertView(BaseModel):
+    alert_id: str
+    resident_id: str
+    kind: str
+    status: str = Field(description="open, escalated or acknowledged.")
+    text: str = Field(description="The alert in words.")
+    since: str = Field(description="Home clock: since when the sign was seen.")
+    due_at: str = Field(description="Home clock: when the resident's usual limit passed.")
+    raised_at: str = Field(description="Home clock: when the service raised it.")
+    created_at: str
+    urgent: bool
+    task_id: str | None = Field(description="The urgent check visit it opened for volunteers.")
+    acknowledged_at: str | None
+    acknowledged_by: str | None
+    escalated_at: str | None
+    rating: str | None = Field(description="real or false, once rated.")
+    rated_at: str | None
+    rated_by: str | None
+
+
+class AlertList(BaseModel):
+    items: list[AlertView]
+
+
+class Rating(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rating: Literal["real", "false"] = Field(description="real: something was wrong; false: a false alarm.")
+
+
+class RatedAlert(BaseModel):
+    alert: AlertView
+    tuning: dict[str, float] = Field(description="The resident's threshold factor per alert kind after the rating.")
+
+
+def _view(a) -> AlertView:
+    return AlertView(**a.to_dict())
+
+
+@router.post(
+    "/events", response_model=BatchAnswer, tags=["home gateways"], summary="A batch of a home's raw sensor events",
+    responses={422: {"model": schemas.ErrorBody, "description": "Bad events (named in detail.rejected); the good ones are kept."},
+               413: {"model": schemas.ErrorBody, "description": "Too many events in one batch."},
+               404: {"model": schemas.ErrorBody, "description": "No sensor map configured: live events are off."}},
+)
+@allow(DEVICE)
+def post_events(request: Request, batch: EventBatch):
+    """Store a home's events (idempotent by event id), rebuild its sensor days, run its alert rules."""
+    rt = runtime_of(request)
+    principal = principal_of(request)
+    if rt.live is None:
+        return error(404, "live events are off here: no sensor map of the homes is configured (TWINCARE_SENSOR_MAP)")
+    bound = getattr(principal, "resident_id", None)
+    resident = batch.resident_id or bound
+    if resident is None:
+        return error(422, "resident_id is needed (only a device key names its resident itself)")
+    if bound is not None and resident != bound:
+        return error(403, f"key {principal.name!r} is bound to another resident's home, not {resident}")
+    if batch.sent_at is not None and batch.sent_at.tzinfo is not None:
+        return error(422, "sent_at is the home's local clock without a zone, like the events' times")
+    if len(batch.events) > rt.config.max_events:
+        return error(413, f"a batch holds at most {rt.config.max_events} events; got {len(batch.events)}")
+    try:
+        result = rt.live.ingest(resident, batch.format, batch.events, batch.sent_at)
+    except FormatMismatch as exc:
+        return error(409, str(exc))
+    body = result.to_dict()
+    if result.rejected:
+        shown = ", ".join(str(r["id"] if r["id"] is not None else f"#{r['index']}") for r in result.rejected[:10])
+        more = " ..." if len(result.rejected) > 10 else ""
+        return JSONResponse(
+            {"error": f"{len(result.rejected)} event(s) rejected ({shown}{more}); {result.accepted} new event(s) kept",
+             "detail": body},
+            status_code=422,
+        )
+    return body
+
+
+@router.get("/alerts", response_model=AlertList, tags=["care managers"], summary="Live alerts, newest first")
+@allow(*CARE)
+def list_alerts(
+    request: Request,
+    status: Annotated[Literal["open", "escalated", "acknowledged", "unacknowledged"] | None,
+                      Query(description="Only this status (all when absent).")] = None,
+    resident_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+):
+    rt = runtime_of(request)
+    if rt.live is None:
+        return AlertList(items=[])
+    items = rt.live.live.list_alerts(status=status, resident_id=resident_id, limit=limit)
+    rt.audit.record(principal_of(request), "alerts.read", resident_id, rows=len(items))
+    return AlertList(items=[_view(a) for a in items])
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertView, tags=["care managers"],
+             summary="Acknowledge an alert", responses={404: {"model": schemas.ErrorBody, "description": "No such alert."}})
+@allow(*CARE)
+def acknowledge(request: Request, alert_id: AlertIdPath):
+    rt = runtime_of(request)
+    if rt.live is None:
+        return error(404, f"no such alert: {alert_id}")
+    return _view(rt.live.live.acknowledge(alert_id, principal_of(request)))
+
+
+@router.post("/alerts/{alert_id}/rate", response_model=RatedAlert, tags=["care managers"],
+             summary="Rate an alert real or a false alarm (tunes that resident's threshold)",
+             responses={404: {"model": schemas.ErrorBody, "description": "No such alert."},
+                        409: {"model": schemas.ErrorBody, "description": "Already rated otherwise."}})
+@allow(*CARE)
+def rate(request: Request, alert_id: AlertIdPath, body: Rating):
+    rt = runtime_of(request)
+    if rt.live is None:
+        return error(404, f"no such alert: {alert_id}")
+    alert = rt.live.rate(alert_id, body.rating, principal_of(request))
+    return RatedAlert(alert=_view(alert), tuning=rt.live.tuning(alert.resident_id))
