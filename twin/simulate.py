@@ -106,7 +106,7 @@ def _tables(raw: _Raw, r: np.random.Generator) -> dict[str, pd.DataFrame]:
     """Every table except sensor_days (which is large and written in chunks)."""
     pop, start, D = raw.pop, raw.start, raw.cfg.days
     ids = pop.ids
-    out: dict[str, pd.DataFrame] = {"residents": residents_frame(pop, start)}
+    out: dict[str, pd.DataFrame] = {"residents": residents_frame(pop, start, raw.arrival_day)}
 
     ev = {k: _cat(v) for k, v in raw.events.items()}
     order = np.lexsort((ev["idx"], ev["day"])) if len(ev["day"]) else np.array([], np.int64)

@@ -62,7 +62,7 @@ def test_visits_change_only_the_visited_residents_and_by_the_cited_rate_ratio(re
     """Common random numbers: residents nobody visits live exactly the same days; a home-hazard
     check multiplies the visited residents' fall hazard by Gillespie's 0.81 (0.62 after a fall)."""
     t0 = recorded.recorded_days
-    at_home = np.flatnonzero(~recorded.st["moved"] & (recorded.st["hospital_until"] < t0))
+    at_home = np.flatnonzero(~recorded.st["away"] & (recorded.st["hospital_until"] < t0))
     chosen = at_home[:40]
     none = _forward(recorded, 5, 10)
     checked = _forward(recorded, 5, 10, lambda d, e: {"home_hazard_check": chosen} if d == 0 else None)
@@ -78,7 +78,7 @@ def test_visits_change_only_the_visited_residents_and_by_the_cited_rate_ratio(re
 
 def test_companionship_lowers_loneliness_and_walks_lower_hazard(recorded):
     t0 = recorded.recorded_days
-    at_home = np.flatnonzero(~recorded.st["moved"] & (recorded.st["hospital_until"] < t0))[:60]
+    at_home = np.flatnonzero(~recorded.st["away"] & (recorded.st["hospital_until"] < t0))[:60]
     none = _forward(recorded, 6, 42)
     weekly = _forward(recorded, 6, 42, lambda d, e: {"companionship": at_home, "walk": at_home} if d % 7 == 0 else None)
     end = t0 + 41
