@@ -11,7 +11,8 @@ Two ways of drawing noise:
 - forward: every (day, draw site) has its own generator and draws for every resident, so a
   resident's episodes, falls and sensor noise on a day never depend on what happened to anyone
   else. Runs of different policies with the same forward seed share all noise (common random
-  numbers): only the visits differ.
+  numbers): only the visits differ. Newcomers move in on days planned from the seed alone, so
+  every policy of a forward seed sees the same newcomers; residents leave by their own draws.
 """
 
 from __future__ import annotations
