@@ -761,7 +761,7 @@ def _actions_week(ctx: Context, scored: dict[str, Scored], candidates: np.ndarra
                         probability=float(s.probability[i]), band=str(s.band[i]), reasons=s.reasons(i),
                         model_version=s.version, as_of=today)
             sc = scar.get(v.grid_id, NEUTRAL_SCARCITY) if cfg.pricing == "scarcity" else NEUTRAL_SCARCITY
-            task = plan_task(v, today=today, scarcity=sc, policy=cfg.action_policy)
+            task = plan_task(v, risk_specs()[name], today=today, scarcity=sc, policy=cfg.action_policy)
             if task is None or task.kind not in VISIT_KINDS:
                 continue
             visits.append((rid, task.kind))
