@@ -49,8 +49,8 @@ from models.policy import (
     plan_task,
 )
 from models.registry import load_champion, risk_specs
-from twin.engine import VISIT_KINDS, Engine, VisitEffects
 from twin.dynamics import residents_frame, take
+from twin.engine import VISIT_KINDS, Engine, VisitEffects
 from twin.simulate import SimConfig
 
 POLICIES = ("none", "random", "baseline", "model", "actions", "oracle")
