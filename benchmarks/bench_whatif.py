@@ -32,7 +32,7 @@ def _timed_runs(history: Path, uri: str, weeks: int, policies: tuple[str, ...], 
     cfg = WhatIfConfig(weeks=weeks, seeds=1, policies=policies)
     t0 = time.perf_counter()
     ctx = prepare(history, cfg, uri)
-    out = {"prepare_s": round(time.perf_counter() - t0, 2), "residents": ctx.twin.engine.n, "weeks": weeks,
+    out = {"prepare_s": round(time.perf_counter() - t0, 2), "residents": ctx.twin.engine.cfg.residents, "weeks": weeks,
            "runs": {}}
     for p in policies:
         t = time.perf_counter()

@@ -99,6 +99,17 @@ def slice_columns(residents: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
     }, index=index.index)
 
 
+def moved_in_before(history: History, index: pd.DataFrame) -> np.ndarray:
+    """True for (resident, as-of) pairs whose resident lived in the community before the as-of
+    date: no row for a newcomer before the day they moved in (a `move_in` event)."""
+    ev = history.events
+    if ev is None or ev.empty:
+        return np.ones(len(index), bool)
+    arrived = ev[ev["type"].astype(str) == "move_in"].groupby(ev["resident_id"].astype(str))["date"].min()
+    on = pd.to_datetime(index["resident_id"].astype(str).map(arrived))
+    return ~(on.to_numpy() >= pd.to_datetime(index["as_of_date"]).to_numpy())
+
+
 @dataclass
 class RiskDataset:
     """Rows (resident x as-of) with features, label, baseline inputs, slices and split."""
@@ -135,13 +146,15 @@ def moved_before(history: History, index: pd.DataFrame) -> np.ndarray:
 
 
 def attach_labels(model: str, history: History, feats: pd.DataFrame) -> pd.DataFrame:
-    """Add `label` and the baseline inputs the model's spec declares to a feature table."""
+    """Add `label` and the baseline inputs the model's spec declares to a feature table; rows
+    of a resident after they left or before they moved in get no label (dropped downstream)."""
     spec = risk_spec(model)
     idx = feats[["resident_id", "as_of_date"]]
     out = feats.copy()
     label = np.asarray(spec.label(history, idx), dtype=float)
-    # a resident who has moved away is no longer at risk here: no label, not a negative
-    label[moved_before(history, idx)] = np.nan
+    # a resident who has moved away is no longer at risk here: no label, not a negative;
+    # nor is a newcomer before the day they moved in
+    label[moved_before(history, idx) | ~moved_in_before(history, idx)] = np.nan
     out["label"] = label
     for column, values in spec.baseline_columns(history, idx).items():
         out[column] = values

@@ -49,6 +49,7 @@ from models.policy import (
     plan_task,
 )
 from models.registry import load_champion, risk_specs
+from twin.dynamics import residents_frame, take
 from twin.engine import VISIT_KINDS, Engine, VisitEffects
 from twin.simulate import SimConfig
 
@@ -301,8 +302,14 @@ class ForwardTables:
             new = new[[c for c in cols if c in new.columns]]
             return pd.concat([recorded, new], ignore_index=True)
 
+        # newcomers who moved in during the forward days join the residents table
+        new = np.flatnonzero((eng.arrival_day >= eng.recorded_days) & (eng.arrival_day < upto_day))
+        residents = rec.residents
+        if len(new):
+            rows = residents_frame(take(eng.pop, new), eng.start, eng.arrival_day[new])
+            residents = pd.concat([residents, rows[residents.columns]], ignore_index=True)
         return History(
-            residents=rec.residents,
+            residents=residents,
             sensor_days=join(rec.sensor_days, sensor_days),
             assessments=join(rec.assessments, assessments),
             events=join(rec.events, events),
@@ -653,7 +660,7 @@ def run_policy(ctx: Context, policy: str, seed: int) -> RunResult:
     for week in range(cfg.weeks):
         t = start_day + 7 * week
         t1 = time.perf_counter()
-        candidates = np.flatnonzero(~eng.st["moved"] & (eng.st["hospital_until"] < t))
+        candidates = np.flatnonzero(~eng.st["away"] & (eng.st["hospital_until"] < t))
         visits: list[tuple[int, str]] = []
         urgency_due: list[tuple[str, int]] = []
         credits_of: list[float] | None = None
@@ -754,7 +761,7 @@ def _actions_week(ctx: Context, scored: dict[str, Scored], candidates: np.ndarra
                         probability=float(s.probability[i]), band=str(s.band[i]), reasons=s.reasons(i),
                         model_version=s.version, as_of=today)
             sc = scar.get(v.grid_id, NEUTRAL_SCARCITY) if cfg.pricing == "scarcity" else NEUTRAL_SCARCITY
-            task = plan_task(v, today=today, scarcity=sc, policy=cfg.action_policy)
+            task = plan_task(v, risk_specs()[name], today=today, scarcity=sc, policy=cfg.action_policy)
             if task is None or task.kind not in VISIT_KINDS:
                 continue
             visits.append((rid, task.kind))
@@ -896,7 +903,8 @@ def run_experiment(history_dir: str | Path, cfg: WhatIfConfig, tracking_uri: str
         progress("done", len(jobs), len(jobs))
     eng = ctx.twin.engine
     meta = {
-        "twin_id": eng.cfg.twin_id, "residents": eng.n, "recorded_days": eng.recorded_days,
+        "twin_id": eng.cfg.twin_id, "residents": eng.cfg.residents,
+        "residents_at_start": int((~eng.st["away"]).sum()), "recorded_days": eng.recorded_days,
         "forward_from": (eng.start + timedelta(days=eng.recorded_days)).isoformat(),
         "volunteers": len(eng.volunteers),
         "models": ({n: m.version for n, m in ctx.champions.loaded.items()} if ctx.champions else {}),

@@ -141,6 +141,10 @@ def _measure(dir: Path) -> dict[str, dict]:
     moved_on = pd.Series(pd.NaT, index=ids, dtype="datetime64[ns]")
     moved_on.loc[moves.index] = moves.to_numpy()
     moved_on = moved_on.to_numpy()
+    arrivals = events[events["type"] == "move_in"].groupby("resident_id")["date"].min()
+    moved_in = pd.Series(pd.NaT, index=ids, dtype="datetime64[ns]")
+    moved_in.loc[arrivals.index] = arrivals.to_numpy()
+    moved_in = moved_in.to_numpy()
 
     def fell_between(a, b, injured_only: bool = False) -> np.ndarray:
         f = falls[(falls["date"] >= a) & (falls["date"] < b)]
@@ -150,8 +154,9 @@ def _measure(dir: Path) -> dict[str, dict]:
         out[pos[f["resident_id"].unique()].to_numpy()] = True
         return out
 
-    def stayed(b) -> np.ndarray:
-        return ~(moved_on < np.datetime64(b))
+    def followed(a, b) -> np.ndarray:
+        """Living in the community from `a` (moved in by then) until `b` (not moved away)."""
+        return ~(moved_in > np.datetime64(a)) & ~(moved_on < np.datetime64(b))
 
     windows, power = _windows(start, days)
     report: dict[str, dict] = {}
@@ -171,18 +176,18 @@ def _measure(dir: Path) -> dict[str, dict]:
     # Yearly incidence of falling (residents followed for the whole year).
     inc65, inc70, inj_share = [], [], []
     for a, b in windows:
-        keep = stayed(b)
+        keep = followed(a, b)
         fell = fell_between(a, b)
         injured = fell_between(a, b, injured_only=True)
         inc65.append(1 - (1 - fell[keep].mean()) ** power)
         inc70.append(1 - (1 - fell[keep & (age >= 70)].mean()) ** power)
         inj_share.append(injured[keep & fell].mean() if (keep & fell).any() else np.nan)
     per_fall = falls["injury"].fillna(False).astype(bool).mean() if len(falls) else np.nan
-    put("fall_incidence_65plus", np.mean(inc65), residents=int(stayed(windows[0][1]).sum()))
+    put("fall_incidence_65plus", np.mean(inc65), residents=int(followed(*windows[0]).sum()))
     put(
         "fall_incidence_70plus",
         np.mean(inc70),
-        residents=int((stayed(windows[0][1]) & (age >= 70)).sum()),
+        residents=int((followed(*windows[0]) & (age >= 70)).sum()),
     )
     put(
         "injured_faller_share",
@@ -196,7 +201,7 @@ def _measure(dir: Path) -> dict[str, dict]:
     else:
         mid = start + pd.Timedelta(days=days // 2)
         (a1, b1), (a2, b2) = (start, mid), (mid, end)
-    keep = stayed(b2)
+    keep = followed(a1, b2)
     put(
         "previous_fall_or",
         _odds_ratio(fell_between(a1, b1)[keep], fell_between(a2, b2)[keep]),
@@ -249,7 +254,7 @@ def _measure(dir: Path) -> dict[str, dict]:
         s0 = s0.groupby("resident_id")["night_toilet_visits"].agg(["mean", "count"])
         s0 = s0[s0["count"] >= min(20, base_days // 2)]
         p = pos[s0.index].to_numpy()
-        keep = stayed(f1)[p]
+        keep = followed(b0, f1)[p]
         outc_parts.append(fell_between(f0, f1)[p][keep])
         noct_parts.append(s0["mean"].to_numpy()[keep])
     noct, outc = np.concatenate(noct_parts), np.concatenate(outc_parts)
@@ -274,7 +279,7 @@ def _measure(dir: Path) -> dict[str, dict]:
     for g, m in groups.items():
         rs = []
         for a, b in windows:
-            keep = stayed(b) & m
+            keep = followed(a, b) & m
             rs.append(
                 1 - (1 - fell_between(a, b, injured_only=True)[keep].mean()) ** power
                 if keep.any()

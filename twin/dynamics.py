@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -42,7 +42,7 @@ DEVICES = {
 ProgressFn = Callable[[int, int], None]
 
 # Part of the twin id: a change to the simulator's behaviour gets a new version.
-SIMULATOR_VERSION = "2026.11.2"
+SIMULATOR_VERSION = "2026.11.3"
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class SimConfig:
     lives_alone_base: float = 0.29
 
     # falls: daily baseline hazard and log hazard ratios
-    base_fall_hazard: float = 2.55e-4
+    base_fall_hazard: float = 2.70e-4
     lhr_previous_fall: float = float(np.log(2.1))  # decays over a year after a fall
     lhr_walking_aid: float = float(np.log(1.2))
     lhr_balance: float = 0.12  # per unit of balance impairment above 0
@@ -88,8 +88,17 @@ class SimConfig:
 
     # life events
     bereavements_per_year: float = 0.035
-    moves_per_year: float = 0.012
     hospital_days: tuple[int, int] = (2, 12)
+
+    # an open community: residents leave and new older residents move in (see `exit_rate`)
+    moves_per_year: float = 0.072  # leaving the community a year, at frailty 0.2
+    lhr_exit_frailty: float = float(100 * np.log(1.04))  # per unit frailty: HR 1.04 per 0.01
+    arrivals_per_year: float = 0.088  # newcomers a year per initial resident (matches the exits)
+    forward_reserve_days: int = 731  # arrivals planned this far past the recorded days
+
+    # frailty: a slow chronic rise; what falls, episodes and stays add recovers in part
+    frailty_drift_per_year: float = 0.008
+    frailty_recovery_days: float = 180.0
 
     # loneliness and assessments
     ucla_intercept: float = 4.25
@@ -270,11 +279,67 @@ def make_population(cfg: SimConfig, rng: np.random.Generator) -> Population:
     )
 
 
-def residents_frame(pop: Population, start: date) -> pd.DataFrame:
+def take(pop: Population, idx) -> Population:
+    """The residents at `idx` (an index array or a slice); the grids stay."""
+    return Population(**{
+        k: (v if k == "grid_ids" else v[idx]) for k, v in vars(pop).items()
+    })
+
+
+def join(first: Population, then: Population) -> Population:
+    """Two populations on the same grids, one after the other."""
+    return Population(**{
+        k: (v if k == "grid_ids" else np.concatenate([v, getattr(then, k)]))
+        for k, v in vars(first).items()
+    })
+
+
+def plan_arrivals(cfg: SimConfig, grid_ids: np.ndarray, rng: np.random.Generator
+                  ) -> tuple[Population, np.ndarray]:
+    """New residents moving in over the recorded days and `forward_reserve_days` beyond them:
+    their traits drawn as the first residents' were (any grid), and the day each moves in.
+
+    Arrivals are a Poisson process at `arrivals_per_year` newcomers per initial resident, so
+    the plan depends on the configuration only (never on who left): a forward run under any
+    visit policy sees the same newcomers on the same days.
+    """
+    horizon = cfg.days + cfg.forward_reserve_days
+    rate = cfg.arrivals_per_year * cfg.residents / 365.0
+    per_day = rng.poisson(rate, horizon)
+    per_day[0] = 0  # the first day's residents are the initial ones
+    day = np.repeat(np.arange(horizon), per_day)
+    m = len(day)
+    newcomers = make_population(replace(cfg, residents=max(m, 1)), rng)
+    newcomers = take(newcomers, slice(0, m))
+    newcomers.grid_ids = grid_ids
+    newcomers.grid = rng.integers(0, len(grid_ids), m)
+    newcomers.ids = np.array([f"R{cfg.residents + i + 1:06d}" for i in range(m)])
+    return newcomers, day
+
+
+def exit_rate(cfg: SimConfig, frailty: np.ndarray) -> np.ndarray:
+    """Daily probability of leaving the community (death, a move to long-term care, a move away).
+
+    About 8% of community-dwelling people 65+ leave a year at the twin's starting frailty mix:
+    deaths 3-4% (65+ mortality ~4.4% a year including care homes, CDC NCHS Data Brief 395, 2020),
+    long-term care admission ~1.5-2% (Luppa et al., Age Ageing 2010), moves away ~2-3% (3.4% of
+    people 65+ moved house in a year, about half of them leaving the county; US Census Bureau
+    CPS ASEC 2019). Every cause rises with frailty: mortality HR 1.04 per 0.01 of the frailty
+    index (Kojima et al., Age Ageing 2018, meta-analysis).
+    """
+    return cfg.moves_per_year / 365.0 * np.exp(cfg.lhr_exit_frailty * (frailty - 0.2))
+
+
+def residents_frame(pop: Population, start: date, arrival_day: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per resident; ages are as on the day each moved in (the first day for most)."""
+    year = np.full(len(pop.ids), start.year, np.int64)
+    if arrival_day is not None:
+        year = (pd.Timestamp(start) + pd.to_timedelta(np.asarray(arrival_day, np.int64), unit="D")
+                ).year.to_numpy().astype(np.int64)
     return pd.DataFrame(
         {
             "resident_id": pop.ids,
-            "birth_year": (start.year - pop.age).astype(np.int64),
+            "birth_year": (year - pop.age).astype(np.int64),
             "sex": np.where(pop.female, "F", "M"),
             "grid_id": pop.grid_ids[pop.grid],
             "lives_alone": pop.lives_alone,
@@ -302,7 +367,7 @@ class _Raw:
     shocks: list[Shock]
     holidays: list[date]
     present: np.ndarray  # (days, n) bool: a sensor row exists
-    in_community: np.ndarray  # (days, n) bool: not moved away yet
+    in_community: np.ndarray  # (days, n) bool: moved in and not moved away yet
     sensors: dict[str, np.ndarray]  # (days, n) float32 with NaN
     frailty: np.ndarray
     acute: np.ndarray
@@ -318,6 +383,7 @@ class _Raw:
     episodes: dict[str, list]
     volunteers: pd.DataFrame
     grid_complete: np.ndarray
+    arrival_day: np.ndarray  # day each resident moved in (0: there from the start)
 
 
 def _lists(*names: str) -> dict[str, list]:

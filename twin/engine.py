@@ -11,7 +11,8 @@ Two ways of drawing noise:
 - forward: every (day, draw site) has its own generator and draws for every resident, so a
   resident's episodes, falls and sensor noise on a day never depend on what happened to anyone
   else. Runs of different policies with the same forward seed share all noise (common random
-  numbers): only the visits differ.
+  numbers): only the visits differ. Newcomers move in on days planned from the seed alone, so
+  every policy of a forward seed sees the same newcomers; residents leave by their own draws.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ from twin.dynamics import (
     _iso_terms,
     _lists,
     _Raw,
+    exit_rate,
+    join,
     make_population,
+    plan_arrivals,
     plan_shocks,
+    take,
 )
 from twin.schema import REQUEST_CATEGORIES, TASK_HOURS
 
@@ -115,20 +120,33 @@ class Engine:
 
     `Engine(cfg, extra_days)` sets up the population, volunteers, calendar and state exactly as
     the recorded history was (same generators, same order); `step()` simulates the next day.
-    `extra_days` reserves room to run past the recorded days (`go_forward`).
+    `extra_days` reserves room to run past the recorded days (`go_forward`), at most
+    `cfg.forward_reserve_days`.
+
+    The community is open: every resident who will ever live in it has a slot from day 0 (the
+    first `cfg.residents`, then the newcomers in the order they move in); a slot is `away` before
+    its resident moves in and after they leave, and its state starts afresh on the day they
+    arrive.
     """
 
     def __init__(self, cfg: SimConfig, extra_days: int = 0):
         self.cfg = cfg
         ss = np.random.SeedSequence(cfg.seed)
         r_pop, r_day, r_sens, r_req, r_vol, r_cal = (np.random.default_rng(s) for s in ss.spawn(6))
+        r_new = np.random.default_rng(ss.spawn(8)[7])
         self.start = start = date.fromisoformat(str(cfg.start))
-        n, d_rec = cfg.residents, cfg.days
-        self.n = n
+        d_rec = cfg.days
+        if extra_days > cfg.forward_reserve_days:
+            raise ValueError(f"a forward run of {extra_days} days is longer than the "
+                             f"{cfg.forward_reserve_days} days the twin plans arrivals for")
         self.recorded_days = d_rec
         self.d_alloc = d_total = d_rec + max(0, int(extra_days))
         last = start + timedelta(days=d_rec - 1)
-        pop = self.pop = make_population(cfg, r_pop)
+        first = make_population(cfg, r_pop)
+        newcomers, new_day = plan_arrivals(cfg, first.grid_ids, r_new)
+        pop = self.pop = join(first, newcomers)
+        self.arrival_day = np.concatenate([np.zeros(cfg.residents, np.int64), new_day])
+        self.n = n = len(pop.ids)
         r_cal_ahead = copy.deepcopy(r_cal)  # the same shocks, planned over the extra days too
         self.shocks = plan_shocks(start, d_rec, r_cal)
         self.holidays = public_holidays(start, last)
@@ -147,7 +165,7 @@ class Engine:
 
         # Volunteers per grid (about one per eight residents, unevenly spread).
         n_grids = len(pop.grid_ids)
-        per_grid = np.bincount(pop.grid, minlength=n_grids)
+        per_grid = np.bincount(first.grid, minlength=n_grids)
         vol_count = np.maximum(
             2, r_vol.poisson(per_grid / cfg.residents_per_volunteer * r_vol.lognormal(0, 0.3, n_grids))
         )
@@ -172,6 +190,7 @@ class Engine:
         f32 = np.float32
         st: dict[str, np.ndarray] = {}
         st["frailty"] = pop.frailty0.astype(np.float64).copy()
+        st["frailty_chronic"] = st["frailty"].copy()
         st["gait"] = pop.gait0.copy()
         st["ep_day"] = np.full(n, -1, np.int64)
         st["ep_len"] = np.zeros(n, np.int64)
@@ -181,25 +200,25 @@ class Engine:
         st["ep_infection"] = np.zeros(n, bool)
         st["ep_active"] = np.zeros(n, bool)
         st["last_fall"] = np.full(n, -100_000, np.int64)
-        st["fear"] = 0.45 * pop.balance + r_day.normal(0, 0.6, n)
+        self.fear_noise = r_day.normal(0, 0.6, n)
+        st["fear"] = 0.45 * pop.balance + self.fear_noise
         st["grief"] = np.zeros(n)
         st["visit_hours"] = np.full(n, 0.2)
         st["hospital_until"] = np.full(n, -1, np.int64)
         st["hazard_check_until"] = np.full(n, -1, np.int64)
-        st["moved"] = np.zeros(n, bool)
+        st["away"] = self.arrival_day > 0  # not living in the community (yet, or any more)
         st["outage"] = np.zeros(n, np.int64)
         st["device_down"] = np.zeros((len(DEVICES), n), np.int64)
         self.device_of = {s: k for k, sensors_ in enumerate(DEVICES.values()) for s in sensors_}
-        st["next_assess"] = r_day.integers(0, 100, n)
+        self.assess_offset = r_day.integers(0, 100, n)
+        st["next_assess"] = self.assess_offset + self.arrival_day
         self.st = st
 
-        # Falls in the year before the history starts (what STEADI's "fallen in the past year" sees).
-        terms0 = _fall_terms(cfg, pop, st, 0)
-        h0 = cfg.base_fall_hazard * np.exp(terms0.sum(1)) * 1.25
-        prior = r_day.random(n) < 1 - np.exp(-365 * h0)
-        st["last_fall"][prior] = -r_day.integers(1, 365, int(prior.sum()))
-        st["fear"][prior] += 0.8
-        st["loneliness"] = self._trait_target() + r_day.normal(0, 0.25, n)
+        # Falls in the year before a resident's first day (what STEADI's "fallen in the past
+        # year" sees); drawn now for everyone, applied to newcomers when they move in.
+        self.prior_u = r_day.random(n)
+        self.prior_ago = r_day.integers(1, 365, n)
+        self.lonely_noise = r_day.normal(0, 0.25, n)
 
         self.present = np.zeros((d_total, n), bool)
         self.in_comm = np.zeros((d_total, n), bool)
@@ -222,6 +241,7 @@ class Engine:
         self.n_requests = 0
         self.cau = _lists("day", "idx", "fall_cause", "iso_cause", "lonely_prob", "loneliness")
         self.eps = _lists("idx", "onset", "hazard_from", "end", "kind", "severity", "visibility")
+        self._settle(np.flatnonzero(self.arrival_day == 0), 0)
         self.delivered = _lists("day", "idx", "kind")  # visits a policy chose that took place
 
         self.day_rng = _Stream(r_day)
@@ -255,6 +275,67 @@ class Engine:
             ep_season[s.start : s.end] *= 1 + (s.episode_factor - 1) * 1.5 * np.asarray(ramp)
         return day_cat, ep_season
 
+    def _settle(self, idx: np.ndarray, t: int) -> None:
+        """Start the state of residents moving in on day `t` (as the first residents started)."""
+        cfg, pop, st = self.cfg, self.pop, self.st
+        st["frailty"][idx] = pop.frailty0[idx]
+        st["frailty_chronic"][idx] = pop.frailty0[idx]
+        st["gait"][idx] = pop.gait0[idx]
+        for k, v in (("ep_day", -1), ("ep_len", 0), ("ep_lag", 0), ("ep_sev", 0.0), ("ep_vis", 0.0),
+                     ("ep_infection", False), ("ep_active", False), ("last_fall", -100_000),
+                     ("grief", 0.0), ("visit_hours", 0.2), ("hospital_until", -1),
+                     ("hazard_check_until", -1), ("outage", 0), ("away", False),
+                     ("hs_lrr", 0.0), ("hs_day", -100_000), ("ex_dose", 0.0), ("co_dose", 0.0)):
+            if k in st:
+                st[k][idx] = v
+        st["device_down"][:, idx] = 0
+        st["fear"][idx] = 0.45 * pop.balance[idx] + self.fear_noise[idx]
+        st["next_assess"][idx] = t + self.assess_offset[idx]
+        h0 = cfg.base_fall_hazard * np.exp(_fall_terms(cfg, pop, st, t)[idx].sum(1)) * 1.25
+        prior = idx[self.prior_u[idx] < 1 - np.exp(-365 * h0)]
+        st["last_fall"][prior] = t - self.prior_ago[prior]
+        st["fear"][prior] += 0.8
+        if "loneliness" not in st:
+            st["loneliness"] = np.zeros(self.n)
+        st["loneliness"][idx] = self._trait_target()[idx] + self.lonely_noise[idx]
+        self._ongoing_episodes(idx, t)
+
+    def _ongoing_episodes(self, idx: np.ndarray, t: int) -> None:
+        """Some residents are part-way through an acute episode on their first day (as many as
+        the episode rate and length imply), so the community starts as it goes on."""
+        cfg, pop, st = self.cfg, self.pop, self.st
+        g = np.random.default_rng([int(cfg.seed), 0x5E771E, int(t)])
+        k = len(idx)
+        lag = g.integers(cfg.episode_lag_days[0], cfg.episode_lag_days[1] + 1, k)
+        length = lag + 7 + np.round(g.gamma(2.0, cfg.episode_extra_days / 2, k)).astype(np.int64)
+        sev, visib = g.uniform(0.4, 1.6, k), g.uniform(0.5, 1.4, k)
+        season = self.ep_season[t]
+        infection = g.random(k) < 0.6 * season / (0.6 * season + 0.4)
+        rate = (cfg.episodes_per_year / 365 * np.exp(1.5 * (st["frailty"][idx] - 0.2)) * season
+                * (1 + 0.03 * pop.meds[idx]))
+        mean_days = np.mean(cfg.episode_lag_days) + 7 + cfg.episode_extra_days + 4
+        on = g.random(k) < rate * mean_days
+        day = np.floor(g.random(k) * (length + 4)).astype(np.int64)
+        on &= day < length + 4
+        i = idx[on]
+        if not len(i):
+            return
+        st["ep_day"][i] = day[on]
+        st["ep_len"][i] = length[on]
+        st["ep_lag"][i] = lag[on]
+        st["ep_sev"][i] = sev[on]
+        st["ep_vis"][i] = visib[on]
+        st["ep_infection"][i] = infection[on]
+        onset = t - day[on]
+        eps = self.eps
+        eps["idx"].append(i)
+        eps["onset"].append(onset)
+        eps["hazard_from"].append(onset + lag[on])
+        eps["end"].append(onset + length[on] + 4)
+        eps["kind"].append(np.where(infection[on], "infection", "medication_change"))
+        eps["severity"].append(sev[on])
+        eps["visibility"].append(visib[on])
+
     def _trait_target(self) -> np.ndarray:
         return np.stack(_iso_terms(self.pop, self.st), axis=1).sum(1)
 
@@ -270,7 +351,7 @@ class Engine:
         st.setdefault("ex_dose", np.zeros(n))
         st.setdefault("co_dose", np.zeros(n))
         # SD of the UCLA-3 score across the community now (Masi's effects are in SD units).
-        L = st["loneliness"][~st["moved"]]
+        L = st["loneliness"][~st["away"]]
         sd_ucla = np.sqrt((self.cfg.ucla_slope * L.std()) ** 2 + self.cfg.ucla_noise**2)
         self.ucla_sd = float(sd_ucla)
 
@@ -343,7 +424,14 @@ class Engine:
         base_h = cfg.base_fall_hazard
         n_cat = len(REQUEST_CATEGORIES)
 
-        in_c = ~st["moved"]
+        arriving = np.flatnonzero(self.arrival_day == t) if t > 0 else np.array([], np.int64)
+        if len(arriving):
+            self._settle(arriving, t)
+            ev["day"].append(np.full(len(arriving), t))
+            ev["idx"].append(arriving)
+            ev["type"].append(np.full(len(arriving), "move_in"))
+            ev["injury"].append(np.zeros(len(arriving), bool))
+        in_c = ~st["away"]
         hosp = st["hospital_until"] >= t
         at_home = in_c & ~hosp
         forward = self.effects is not None
@@ -484,9 +572,7 @@ class Engine:
             ev["idx"].append(ber)
             ev["type"].append(np.full(len(ber), "bereavement"))
             ev["injury"].append(np.zeros(len(ber), bool))
-        mv = np.flatnonzero(
-            at_home & (rd.full("move", "random", size=n) < cfg.moves_per_year / 365 * (1 + 3 * st["frailty"]))
-        )
+        mv = np.flatnonzero(at_home & (rd.full("move", "random", size=n) < exit_rate(cfg, st["frailty"])))
         if len(mv):
             ev["day"].append(np.full(len(mv), t))
             ev["idx"].append(mv)
@@ -524,7 +610,10 @@ class Engine:
         L = st["loneliness"]
 
         # --- frailty and fear drift
-        st["frailty"] += 0.012 / 365 + rd.full("frailty", "normal", 0, 0.0015, size=n)
+        # a slow chronic rise; what episodes, falls and stays added recovers in part
+        st["frailty_chronic"] += cfg.frailty_drift_per_year / 365
+        st["frailty"] += (st["frailty_chronic"] - st["frailty"]) / cfg.frailty_recovery_days
+        st["frailty"] += rd.full("frailty", "normal", 0, 0.0015, size=n)
         st["frailty"] = np.clip(st["frailty"], 0.01, 1.0)
         st["fear"] += (0.45 * pop.balance - st["fear"]) / 400.0
         st["gait"] = np.clip(pop.gait0 - 1.3 * (st["frailty"] - pop.frailty0), 0.15, 1.8)
@@ -709,7 +798,7 @@ class Engine:
         self.lonely_m[t] = L
         self.hazard_m[t] = h
         self.hosp_m[t] = hosp & in_c
-        st["moved"][mv] = True
+        st["away"][mv] = True
         adv = st["ep_day"] >= 0
         st["ep_day"][adv] += 1
         ended = adv & (st["ep_day"] >= st["ep_len"] + 4)
@@ -724,10 +813,14 @@ class Engine:
         if self.t < self.recorded_days:
             raise RuntimeError(f"only {self.t} of {self.recorded_days} recorded days simulated")
         d = self.recorded_days
-        cut = (lambda a: a[:d]) if self.d_alloc > d else (lambda a: a)
+        m = int((self.arrival_day < d).sum())  # residents who lived in the community by then
+
+        def cut(a):
+            return a[:d, :m]
+
         return _Raw(
             self.cfg,
-            self.pop,
+            take(self.pop, slice(0, m)),
             self.start,
             self.shocks,
             self.holidays,
@@ -748,4 +841,5 @@ class Engine:
             self.eps,
             self.volunteers,
             self.grid_complete,
+            self.arrival_day[:m],
         )

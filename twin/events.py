@@ -127,7 +127,7 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
     toilets = {d: int(round(_num(by_day[d], "night_toilet_visits", 1.0))) if d in by_day else 1 for d in wake}
     bed_start = {}
     for d in wake:
-        lo, hi = d * 86400.0 - 3.5 * H, d * 86400.0 + 3 * H  # 20:30 the evening before .. 03:00
+        lo, hi = d * 86400.0 - 3.5 * H, d * 86400.0 + 5 * H  # 20:30 the evening before .. 05:00 (short nights)
         bed_start[d] = float(np.clip(wake[d] - sleep[d] * H - toilets[d] * 5 * M, lo, hi))
     remove: list[tuple[float, float, frozenset[int]]] = []  # spans whose events are deleted, by who
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 # Vocabularies shared by the simulator, ingestion, features and the service.
 SEXES = ("F", "M")
-EVENT_TYPES = ("fall", "hospitalisation", "bereavement", "move")
+EVENT_TYPES = ("fall", "hospitalisation", "bereavement", "move", "move_in")
 REQUEST_CATEGORIES = ("meals", "companionship", "transport", "household", "health_escort")
 TASK_KINDS = ("home_hazard_check", "walk", "companionship", "meals", "transport", "household", "health_escort")
 # Planned hours of help of each task kind: the credits a task earns before urgency and scarcity,
@@ -150,7 +150,7 @@ ASSESSMENTS = TableSchema(
 
 EVENTS = TableSchema(
     name="events",
-    description="Falls, hospitalisations, bereavements and moves.",
+    description="Falls, hospitalisations, bereavements, moves away (`move`) and moves into the community (`move_in`).",
     key=("event_id",),
     time_column="date",
     columns=(

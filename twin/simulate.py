@@ -1,7 +1,10 @@
 """The community simulator: a generative history of older residents, their homes and a time bank.
 
 Everything comes from latent states moving day by day (vectorised over residents):
-- frailty declines slowly, faster after falls, hospital stays and acute episodes;
+- the community is open: residents leave (death, long-term care, moving away; more often the
+  frailer they are) and newcomers drawn like the first residents move in, so the mix stays put;
+- frailty declines slowly, faster after falls, hospital stays and acute episodes (which partly
+  recovers);
 - acute episodes (infection, medication change) change the home sensors (more night-time toilet
   visits, fewer steps, slower gait, less time out, longer inactivity, broken sleep) from their first
   day, while the fall hazard rises only 7-14 days later (Rantz et al., TigerPlace);
@@ -106,7 +109,7 @@ def _tables(raw: _Raw, r: np.random.Generator) -> dict[str, pd.DataFrame]:
     """Every table except sensor_days (which is large and written in chunks)."""
     pop, start, D = raw.pop, raw.start, raw.cfg.days
     ids = pop.ids
-    out: dict[str, pd.DataFrame] = {"residents": residents_frame(pop, start)}
+    out: dict[str, pd.DataFrame] = {"residents": residents_frame(pop, start, raw.arrival_day)}
 
     ev = {k: _cat(v) for k, v in raw.events.items()}
     order = np.lexsort((ev["idx"], ev["day"])) if len(ev["day"]) else np.array([], np.int64)
@@ -347,6 +350,7 @@ def _manifest(raw: _Raw, counts: dict[str, int]) -> dict:
         "twin_id": cfg.twin_id,
         "seed": cfg.seed,
         "residents": cfg.residents,
+        "residents_moved_in": int((raw.arrival_day > 0).sum()),
         "days": cfg.days,
         "start": raw.start.isoformat(),
         "end": (raw.start + timedelta(days=cfg.days - 1)).isoformat(),

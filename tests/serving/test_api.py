@@ -646,7 +646,7 @@ def test_whatif_policy_scores_equal_assess_on_the_same_features(api):
     tables = ForwardTables(twin, eng)
     for _ in range(7):
         eng.step()
-    residents = np.flatnonzero(~eng.st["moved"])[:40]
+    residents = np.flatnonzero(~eng.st["away"])[:40]
     feats, _ = features_as_of(tables, eng.t, residents)
     scored = score_models(load_champions(default_tracking_uri(home)), feats, ("low", "medium", "high"))
     rows = [{"resident_id": r["resident_id"], "as_of_date": str(r["as_of_date"].date()),

@@ -133,3 +133,20 @@ def test_scarcity_prices_a_week_of_demand_against_a_week_of_volunteer_hours(chea
     assert by_grid[g0].demand_hours == pytest.approx(expected, abs=1e-3)
     assert by_grid[g0].supply_hours == pytest.approx(supply, abs=1e-3)
     assert by_grid[g0].factor == pytest.approx(min(2.0, max(1.0, expected / supply)))
+
+
+def test_the_actions_policy_opens_a_visit_for_each_high_band_as_the_service_would(cheap_context):
+    from models.registry import risk_specs
+    from training.whatif import Scored, _actions_week
+    from twin.engine import VISIT_KINDS
+
+    ctx = cheap_context
+    eng = ctx.twin.engine.fork()
+    candidates = np.flatnonzero(~eng.st["away"])[:4]
+    bands = np.array(["high", "low", "high", "low"])
+    scored = {name: Scored(name, "1", np.array([0.9, 0.1, 0.8, 0.05]), bands, {}) for name in risk_specs()}
+    visits, due, credits = _actions_week(ctx, scored, candidates, None, eng, ctx.twin.start_day, {})
+    assert visits, "a high band opens a task"
+    assert {r for r, _ in visits} <= {int(candidates[0]), int(candidates[2])}
+    assert all(kind in VISIT_KINDS for _, kind in visits)
+    assert len(due) == len(credits) == len(visits)
