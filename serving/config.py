@@ -46,6 +46,8 @@ class ServingConfig:
     models: tuple[str, ...] = ()  # the models to serve; empty: every registered model
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    max_online_lag_days: int = 1  # how far the online store's as-of may trail the history
+    visit_flush_s: float = 30.0  # completed visits are written back at most this often
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -67,6 +69,8 @@ class ServingConfig:
             max_batch=_int(env, "TWINCARE_MAX_BATCH", 1000, 1, 100_000),
             top_reasons=_int(env, "TWINCARE_TOP_REASONS", 3, 1, 20),
             batch_chunk=_int(env, "TWINCARE_BATCH_CHUNK", 5000, 1, 1_000_000),
+            max_online_lag_days=_int(env, "TWINCARE_MAX_ONLINE_LAG_DAYS", 1, 0, 3650),
+            visit_flush_s=float(_int(env, "TWINCARE_VISIT_FLUSH_S", 30, 1, 86_400)),
             webhook_url=(env.get("TWINCARE_WEBHOOK_URL") or "").strip() or None,
             webhook_secret=env.get("TWINCARE_WEBHOOK_SECRET") or None,
         )
@@ -88,4 +92,6 @@ class ServingConfig:
             "TWINCARE_MAX_BATCH": str(self.max_batch),
             "TWINCARE_TOP_REASONS": str(self.top_reasons),
             "TWINCARE_BATCH_CHUNK": str(self.batch_chunk),
+            "TWINCARE_MAX_ONLINE_LAG_DAYS": str(self.max_online_lag_days),
+            "TWINCARE_VISIT_FLUSH_S": str(int(self.visit_flush_s)),
         }

@@ -57,7 +57,8 @@ def build_workdir(history_dir: Path, workdir: Path, *, trees: int = 40) -> dict[
     set_alias(uri, "demand", "champion", info["version"])
     OnlineStore(workdir / "online.db").materialise(history)
     clear = create_keys_file(workdir / "api_keys.json", overwrite=True)
-    roles = {"demo-timebank": "timebank", "demo-care-manager": "care_manager", "demo-admin": "admin"}
+    roles = {"demo-timebank": "timebank", "demo-care-manager": "care_manager", "demo-admin": "admin",
+             "demo-volunteer": "volunteer"}
     return {roles[name]: key for name, key in clear.items()}
 
 
@@ -129,6 +130,13 @@ def H(keys: dict[str, str], role: str, **extra: str) -> dict[str, str]:
     return {"X-API-Key": keys[role], **extra}
 
 
+def V(home: Path, volunteer: str, key_name: str = "demo-timebank") -> dict[str, str]:
+    """The X-Volunteer-Token header letting the time-bank platform's key act as `volunteer`."""
+    from serving.volunteers import mint, read_secret
+
+    return {"X-Volunteer-Token": mint(read_secret(home / "volunteer.secret"), key_name, volunteer)}
+
+
 def _ids(home: Path) -> list[str]:
     from features.online import OnlineStore
 
@@ -169,8 +177,8 @@ ROUTES = [
     ("GET", "/residents/R000001", None, {"care_manager"}),
     ("GET", "/tasks", None, {"care_manager"}),
     ("GET", "/timebank/tasks", None, {"timebank"}),
-    ("POST", "/timebank/tasks/T-none/claim", {"volunteer_id": "V1"}, {"timebank"}),
-    ("POST", "/timebank/tasks/T-none/complete", {"volunteer_id": "V1"}, {"timebank"}),
+    ("POST", "/timebank/tasks/T-none/claim", {}, {"timebank"}),
+    ("POST", "/timebank/tasks/T-none/complete", {}, {"timebank"}),
     ("POST", "/timebank/tasks/T-none/cancel", {"reason": "x"}, {"timebank", "care_manager"}),
     ("GET", "/metrics", None, set()),
 ]
@@ -185,7 +193,7 @@ def _call(client, method, path, body, headers):
 
 @pytest.mark.parametrize(("method", "path", "body", "allowed"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
 def test_every_route_needs_a_key_with_the_right_role(api, method, path, body, allowed):
-    client, keys, _ = api
+    client, keys, home = api
     r = _call(client, method, path, body, {})
     assert r.status_code == 401 and "API key" in r.json()["error"]
     assert "www-authenticate" in r.headers
@@ -194,14 +202,14 @@ def test_every_route_needs_a_key_with_the_right_role(api, method, path, body, al
     for role in ("timebank", "care_manager"):
         if path == "/metrics" and role in allowed:
             continue
-        r = _call(client, method, path, body, H(keys, role))
+        r = _call(client, method, path, body, H(keys, "volunteer" if role == "timebank" else role))
         if role in allowed:
             assert r.status_code not in (401, 403), (role, r.status_code, r.text)
         else:
             assert r.status_code == 403, (role, r.status_code, r.text)
             assert role in r.json()["error"] and keys[role] not in r.text
     if path != "/metrics":  # /metrics itself is exercised on the real server (tests/e2e)
-        r = _call(client, method, path, body, H(keys, "admin"))
+        r = _call(client, method, path, body, H(keys, "admin", **V(home, "V1", "demo-admin")))
         assert r.status_code not in (401, 403), r.text
 
 
@@ -497,49 +505,59 @@ def test_claim_complete_moves_credits_and_writes_the_visit(api):
 
     task = client.get("/timebank/tasks?limit=1", headers=H(keys, "timebank")).json()["items"][0]
     tid, T = task["task_id"], H(keys, "timebank")
+    T1, T2, T3 = ({**T, **V(home, v)} for v in ("V0001", "V0002", "V0003"))
     url = f"/timebank/tasks/{tid}"
-    assert client.post(f"{url}/claim", json={"volunteer_id": "V0001"}, headers=T).status_code == 422  # no key
-    r = client.post(f"{url}/claim", json={"volunteer_id": "V0001"}, headers={**T, "Idempotency-Key": "c-1"})
+    assert client.post(f"{url}/claim", json={}, headers=T1).status_code == 422  # no idempotency key
+    r = client.post(f"{url}/claim", json={"volunteer_id": "V0001"}, headers={**T1, "Idempotency-Key": "c-1"})
     assert r.status_code == 200 and r.json()["task"]["status"] == "claimed"
-    replay = client.post(f"{url}/claim", json={"volunteer_id": "V0001"}, headers={**T, "Idempotency-Key": "c-1"})
+    replay = client.post(f"{url}/claim", json={"volunteer_id": "V0001"}, headers={**T1, "Idempotency-Key": "c-1"})
     assert replay.status_code == 200 and replay.json()["task"] == r.json()["task"]
-    r = client.post(f"{url}/claim", json={"volunteer_id": "V0002"}, headers={**T, "Idempotency-Key": "c-2"})
+    r = client.post(f"{url}/claim", json={}, headers={**T2, "Idempotency-Key": "c-2"})
     assert r.status_code == 409 and "claimed" in r.json()["error"]
-    r = client.post(f"{url}/claim", json={"volunteer_id": "V0003"}, headers={**T, "Idempotency-Key": "c-1"})
+    r = client.post(f"{url}/claim", json={}, headers={**T1, "Idempotency-Key": "c-1b"})
+    assert r.status_code == 409
+    r = client.post(f"{url}/claim", json={"volunteer_id": "V0003"}, headers={**T3, "Idempotency-Key": "c-1"})
     assert r.status_code == 409 and "already used" in r.json()["error"]
-    r = client.post(f"{url}/complete", json={"volunteer_id": "V0002"}, headers={**T, "Idempotency-Key": "d-0"})
+    r = client.post(f"{url}/complete", json={}, headers={**T2, "Idempotency-Key": "d-0"})
     assert r.status_code == 403
-    r = client.post(f"{url}/complete", json={"volunteer_id": "V0001"}, headers={**T, "Idempotency-Key": "d-1"})
+    r = client.post(f"{url}/cancel", json={}, headers={**T2, "Idempotency-Key": "x-0"})
+    assert r.status_code == 403  # a volunteer cannot cancel another's claimed task
+    r = client.post(f"{url}/complete", json={"volunteer_id": "V0002"}, headers={**T1, "Idempotency-Key": "d-x"})
+    assert r.status_code == 403  # the body cannot name another volunteer than the token
+    r = client.post(f"{url}/complete", json={}, headers={**T1, "Idempotency-Key": "d-1"})
     assert r.status_code == 200 and r.json()["task"]["status"] == "completed"
-    again = client.post(f"{url}/complete", json={"volunteer_id": "V0001"}, headers={**T, "Idempotency-Key": "d-1"})
+    again = client.post(f"{url}/complete", json={}, headers={**T1, "Idempotency-Key": "d-1"})
     assert again.status_code == 200
-    store = http_app.state.runtime.store
+    rt = http_app.state.runtime
+    store = rt.store
     ledger = store.ledger_frame()
     mine = ledger[ledger["transfer_id"] == f"task-{tid}"]
     assert len(mine) == 2 and mine["amount"].sum() == 0
     assert store.balance("volunteer:V0001") == pytest.approx(task["credits"])
     assert sum(store.balances().values()) == pytest.approx(0)
+    rt.visit_writer.flush()
     visits = HistoryStore(home / "history").read("visits")
     assert (visits["task_id"] == tid).sum() == 1
-    r = client.post(f"{url}/cancel", json={"reason": "late"}, headers={**T, "Idempotency-Key": "x-1"})
+    r = client.post(f"{url}/cancel", json={"reason": "late"}, headers={**T1, "Idempotency-Key": "x-1"})
     assert r.status_code == 409
 
 
 def test_cancel_and_unknown_task(api):
-    client, keys, _ = api
+    client, keys, home = api
     T = H(keys, "timebank")
+    T9 = {**T, **V(home, "V9")}
     task = client.get("/timebank/tasks?limit=1", headers=T).json()["items"][0]
     r = client.post(f"/timebank/tasks/{task['task_id']}/cancel", json={"reason": "resident away"},
                     headers={**H(keys, "care_manager"), "Idempotency-Key": "k-1"})
     assert r.status_code == 200 and r.json()["task"]["status"] == "cancelled"
     r = client.post(f"/timebank/tasks/{task['task_id']}/claim", json={"volunteer_id": "V9"},
-                    headers={**T, "Idempotency-Key": "k-2"})
+                    headers={**T9, "Idempotency-Key": "k-2"})
     assert r.status_code == 409
     for verb, body in (("claim", {"volunteer_id": "V9"}), ("complete", {"volunteer_id": "V9"}), ("cancel", {})):
-        r = client.post(f"/timebank/tasks/T-ghost/{verb}", json=body, headers={**T, "Idempotency-Key": f"g-{verb}"})
+        r = client.post(f"/timebank/tasks/T-ghost/{verb}", json=body, headers={**T9, "Idempotency-Key": f"g-{verb}"})
         assert r.status_code == 404 and "T-ghost" in r.json()["error"]
     r = client.post(f"/timebank/tasks/{task['task_id']}/claim", json={"volunteer_id": ""},
-                    headers={**T, "Idempotency-Key": "k-3"})
+                    headers={**T9, "Idempotency-Key": "k-3"})
     assert r.status_code == 422
 
 
