@@ -191,9 +191,10 @@ def error_body(status: int, raw: bytes, content_type: str) -> dict:
             doc = json.loads(raw)
         except ValueError:
             doc = None
-    if isinstance(doc, dict) and isinstance(doc.get("error"), str) and set(doc) <= {"error", "detail"}:
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str) and "detail" not in doc and len(doc) == 1:
         return doc
-    message = _REASONS.get(status, "the request failed")
+    message = doc["error"] if isinstance(doc, dict) and isinstance(doc.get("error"), str) else \
+        _REASONS.get(status, "the request failed")
     detail = None
     items = doc.get("detail") if isinstance(doc, dict) else doc if isinstance(doc, list) else None
     if isinstance(items, list):  # validation errors: where and what, not the value sent
@@ -263,6 +264,9 @@ class EdgeMiddleware:
                 allowed = ", ".join(sorted(rule.query)) or "none"
                 return await send_json(send, 422, {"error": f"unknown query parameter(s): {', '.join(unknown)[:200]}; "
                                                             f"this route takes: {allowed}"})
+        ctype = dict(scope["headers"]).get(b"content-type")
+        if method == "POST" and ctype is not None and ctype.split(b";")[0].strip().lower() != b"application/json":
+            return await send_json(send, 415, {"error": "send the body as application/json"})
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return await send_json(send, 413, {"error": f"a request body holds at most {MAX_BODY_BYTES} bytes"})

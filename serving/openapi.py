@@ -109,7 +109,36 @@ def finish(spec: dict[str, Any], table: RouteTable) -> dict[str, Any]:
             if path == "/readyz":
                 responses["503"] = {"description": "Not ready: a model, store or history part is unavailable."}
             op["responses"] = responses
+    _link(spec)
     return _drop_refs(spec)
+
+
+# (from path, method, to path, method, parameter, where the value is in the 200 answer)
+LINKS = (
+    ("/timebank/tasks", "get", "/timebank/tasks/{task_id}/claim", "post", "task_id", "/items/0/task_id"),
+    ("/timebank/tasks/{task_id}/claim", "post", "/timebank/tasks/{task_id}/complete", "post", "task_id", "/task/task_id"),
+    ("/timebank/tasks/{task_id}/claim", "post", "/timebank/tasks/{task_id}/cancel", "post", "task_id", "/task/task_id"),
+    ("/tasks", "get", "/timebank/tasks/{task_id}/cancel", "post", "task_id", "/items/0/task_id"),
+    ("/residents/at-risk", "get", "/residents/{resident_id}", "get", "resident_id", "/items/0/resident_id"),
+)
+
+
+def _link(spec: dict[str, Any]) -> None:
+    """OpenAPI links between operations (the feed's task is claimed, then completed), so a client
+    (or a stateful fuzzer) can follow a task through its life."""
+    paths = spec.get("paths", {})
+    for src, sm, dst, dm, param, pointer in LINKS:
+        source, target = paths.get(src, {}).get(sm), paths.get(dst, {}).get(dm)
+        if source is None or target is None or "operationId" not in target:
+            continue
+        ok = source.get("responses", {}).get("200")
+        if ok is None:
+            continue
+        name = target["operationId"]
+        ok.setdefault("links", {})[name] = {
+            "operationId": name,
+            "parameters": {param: f"$response.body#{pointer}"},
+        }
 
 
 def _drop_refs(node: Any) -> Any:

@@ -462,6 +462,10 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webh
         features = OnlineFeatures(online)
     except (OnlineStoreError, sqlite3.Error, ValueError) as exc:
         raise StartupError(f"online store {config.online_db} holds unreadable vectors: {exc}") from None
+    try:
+        grid_of, scarcity = _grids(history), _scarcity(champions, online, history)
+    except (OSError, pa.ArrowException, KeyError, ValueError) as exc:
+        raise StartupError(f"history {history.root} cannot be read: {exc}") from None
     return Runtime(
         config=config,
         champions=champions,
@@ -470,8 +474,8 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webh
         store=store,
         keyring=keyring,
         history=history,
-        grid_of=_grids(history),
-        scarcity=_scarcity(champions, online, history),
+        grid_of=grid_of,
+        scarcity=scarcity,
         audit=AuditTrail(store),
         webhook=webhook,
         volunteer_secret=volunteer_secret,

@@ -99,10 +99,10 @@ class AssessRequest(_Body):
     """Residents to assess: ids looked up in the online feature store, or explicit feature rows."""
 
     resident_ids: list[ResidentId] | None = Field(
-        default=None, max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} resident ids."
+        default=None, min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} resident ids."
     )
     rows: list[FeatureRow] | None = Field(
-        default=None, max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} explicit feature rows."
+        default=None, min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} explicit feature rows."
     )
     models: list[RiskModel] = Field(
         default_factory=_risk_names,
@@ -119,6 +119,7 @@ class AssessRequest(_Body):
 
     model_config = ConfigDict(
         json_schema_extra={
+            "example": {"resident_ids": ["R000001"], "models": ["fall_risk"], "top_reasons": 3, "act": False},
             "oneOf": [
                 {"required": ["resident_ids"], "not": {"required": ["rows"]}},
                 {"required": ["rows"], "not": {"required": ["resident_ids"]},
@@ -202,12 +203,13 @@ class CountPoint(_Body):
 class ForecastRequest(_Body):
     """Which series to forecast: stored series ids, whole grids, or a supplied count history."""
 
-    series_ids: list[SeriesId] | None = Field(default=None, max_length=MAX_BATCH)
+    series_ids: list[SeriesId] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
     grid_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]] | None = Field(
-        default=None, max_length=200, description="Grid cells; every request category of each."
+        default=None, min_length=1, max_length=200, description="Grid cells; every request category of each."
     )
     counts: list[CountPoint] | None = Field(
         default=None,
+        min_length=1,
         max_length=200_000,
         description="Daily counts to forecast from (e.g. a real time bank's own history).",
     )
@@ -215,6 +217,7 @@ class ForecastRequest(_Body):
 
     model_config = ConfigDict(
         json_schema_extra={
+            "example": {"series_ids": ["G01:meals"], "horizon": 7},
             "oneOf": [
                 {"required": [k], "not": {"anyOf": [{"required": [o]} for o in others]}}
                 for k, others in (("series_ids", ("grid_ids", "counts")), ("grid_ids", ("series_ids", "counts")),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -217,12 +218,18 @@ def page_of(rows: Sequence[Any], limit: int) -> TaskPage:
     return TaskPage([Task.from_row(r) for r in rows], nxt)
 
 
+CURSOR_PATTERN = r"^[0-9]{1,18}$"
+"""A cursor is the insert sequence number of the last task seen: any such number is a valid place."""
+
+
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"t1:{seq}".encode()).decode().rstrip("=")
+    return str(int(seq))
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
+    if isinstance(cursor, str) and re.match(CURSOR_PATTERN, cursor):
+        return int(cursor)
+    try:  # cursors handed out before they were plain sequence numbers
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         tag, seq = raw.split(":", 1)
         if tag != "t1":

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import fresh_home, kill_tree, start_server, stop_server
+from tests.serving.test_api import V
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +60,8 @@ def test_sigkill_under_load_then_restart_loses_nothing_acknowledged(serving_home
             try:
                 with httpx.Client(timeout=10) as client:
                     for step in ("claim", "complete"):
-                        resp = _post_step(client, server.url, tb, task, volunteer_for(task), step)
+                        resp = _post_step(client, server.url, {**tb, **V(home, volunteer_for(task))}, task,
+                                          volunteer_for(task), step)
                         if resp.status_code != 200:
                             return
                 with lock:
@@ -98,7 +100,8 @@ def test_sigkill_under_load_then_restart_loses_nothing_acknowledged(serving_home
         with httpx.Client(timeout=30) as client:
             for i, task in enumerate(pending[:3]):
                 for step in ("claim", "complete"):
-                    r = _post_step(client, restarted.url, tb, task, volunteer_for(task), step)
+                    r = _post_step(client, restarted.url, {**tb, **V(home, volunteer_for(task))}, task,
+                                   volunteer_for(task), step)
                     assert r.status_code == 200, (i, step, r.text)
         store = TimeBankStore(f"sqlite:///{home / 'timebank.db'}")
         try:

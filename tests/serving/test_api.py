@@ -331,9 +331,16 @@ def test_assess_unknown_resident_is_404_naming_the_ids(api):
         ('{"rows": [{"resident_id": "R1", "features": {"falls_365d": "many"}}]}', "number"),
         ('{"resident_ids": "R000001"}', "list"),
         ('{"resident_ids": [1, 2]}', "string"),
-        ('{"resident_ids": []}', "empty"),
+        ('{"resident_ids": []}', "at least 1 item"),
         ('{}', "exactly one"),
-        ('{"resident_ids": ["R000001"], "rows": []}', "exactly one"),
+        ('{"resident_ids": ["R000001"], "rows": []}', "at least 1 item"),
+        ('{"resident_ids": ["R000001"], "rows": [{"resident_id": "R1", "features": {}}]}', "exactly one"),
+        ('{"resident_ids": ["R000001"], "top_reasons": "3"}', "integer"),
+        ('{"resident_ids": ["R000001"], "act": "yes"}', "boolean"),
+        ('{"rows": [{"resident_id": "R1", "features": {"falls_365d": "1.5"}}]}', "number"),
+        ('{"rows": [{"resident_id": "R1", "features": {}}], "act": true}', "stored features"),
+        ('{"rows": [{"resident_id": "R1", "as_of_date": "0001-01-01", "features": {}}]}', "greater than"),
+        ('{"rows": [{"resident_id": "R1", "as_of_date": "9999-12-31", "features": {}}]}', "less than"),
         ('{"resident_ids": ["R000001"], "top_reasons": 0}', "greater than"),
         ('{"resident_ids": ["R000001"], "models": ["demand"]}', "fall_risk"),
         ('{"resident_ids": ["R000001"], "surprise": 1}', "Extra inputs"),
@@ -416,6 +423,11 @@ def test_forecast_by_series_grid_and_counts(api):
         ({"grid_ids": ["G99"]}, 404, "G99"),
         ({"counts": [{"series_id": "x:meals", "date": "2024-01-01", "count": -1}]}, 422, "greater than"),
         ({"counts": [{"series_id": "x:meals", "date": "2024-01-01", "count": 1}]}, 422, "cannot forecast"),
+        ({"counts": [{"series_id": "x:meals", "date": "0001-01-01", "count": 1}]}, 422, "greater than"),
+        ({"counts": [{"series_id": "x:meals", "date": "0040-06-01", "count": 1}]}, 422, "greater than"),
+        ({"counts": [{"series_id": "x:meals", "date": "9999-12-31", "count": 1}]}, 422, "less than"),
+        ({"series_ids": ["G01:meals"], "horizon": "7"}, 422, "integer"),
+        ({"series_ids": []}, 422, "at least 1 item"),
     ],
 )
 def test_forecast_bad_input(api, body, status, needle):
@@ -605,3 +617,51 @@ def test_no_input_gives_a_server_error(api):
         run()
     assert operations >= 12
     assert server_errors == []
+
+
+def test_task_feed_minimises_resident_data_and_is_audited(api):
+    client, keys, _ = api
+    from serving.api.app import app as http_app
+
+    r = client.get("/timebank/tasks?limit=5", headers=H(keys, "timebank"))
+    assert r.status_code == 200
+    for item in r.json()["items"]:
+        assert "resident_id" not in item and "reason" not in item
+    rt = http_app.state.runtime
+    rt.audit.flush()
+    assert any(e.action == "timebank.feed" for e in rt.store.audit_log(limit=50))
+
+
+@pytest.mark.parametrize("cursor", [str(2**63), "9" * 19, "-1", "%%%"])
+def test_cursor_out_of_range_is_422(api, cursor):
+    client, keys, _ = api
+    r = client.get("/timebank/tasks", params={"cursor": cursor}, headers=H(keys, "timebank"))
+    assert r.status_code == 422 and set(r.json()) <= {"error", "detail"}
+
+
+def test_edge_headers_limits_and_one_error_shape(api):
+    client, keys, _ = api
+    care = H(keys, "care_manager")
+    for path in ("/", "/residents/at-risk", "/healthz"):
+        r = client.get(path, headers=care)
+        assert r.headers["cache-control"] == "no-store", path
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    r = client.get("/residents/at-risk?limt=5", headers=care)
+    assert r.status_code == 422 and "limt" in r.json()["error"]
+    r = client.post("/assess", content=b"x" * (17 * 1024 * 1024), headers={**care, "content-type": "application/json"})
+    assert r.status_code == 413 and set(r.json()) == {"error"}
+    r = client.post("/assess", content=b"{}", headers={**care, "content-type": "multipart/form-data"})
+    assert r.status_code == 415
+    r = client.get("/nowhere", headers=care)
+    assert r.status_code == 404 and set(r.json()) == {"error"}
+    r = client.post("/assess", json={"resident_ids": ["secret-R1 x"]}, headers=care)
+    assert r.status_code == 422 and "secret-R1" not in r.text  # never echoes the input
+    spec = client.get("/docs.json").json()
+    assert spec["info"]["version"] not in ("None", "")
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if path not in ("/healthz", "/livez", "/readyz"):
+                assert op.get("security"), (method, path)
+                assert {"401", "403", "422"} <= set(op["responses"]), (method, path)
+    assert "oneOf" in spec["paths"]["/assess"]["post"]["requestBody"]["content"]["application/json"]["schema"]
