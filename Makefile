@@ -7,7 +7,7 @@ RESIDENTS ?= 2000
 DAYS      ?= 730
 SEED      ?= 7
 
-.PHONY: install system-deps contracts test test-fast lint demo serve bench clean
+.PHONY: install system-deps contracts test test-fast reliability lint demo serve bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,11 @@ contracts: install
 
 test: install system-deps contracts
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# The reliability suites alone (they also run in `make test`): schemathesis over the served
+# document for every role, fault injection, races, crash and process hygiene.
+reliability: install system-deps contracts
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/reliability tests/serving/test_races.py tests/e2e/test_crash.py
 
 test-fast: install contracts
 	$(VENV)/bin/pytest -q -m "not e2e and not slow"

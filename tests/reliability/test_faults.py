@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from serving.config import ServingConfig
-from tests.serving.test_api import H, V, serving_home, service_app, service_env  # noqa: F401
+from tests.serving.test_api import H, V, service_app, service_env, serving_home  # noqa: F401
 from tests.serving.test_model_files import _registered_copy
 
 pytestmark = pytest.mark.slow

@@ -64,7 +64,7 @@ def _responses(report_dir: Path) -> list[int]:
     return codes
 
 
-def test_schemathesis_all_phases_all_checks_every_role_no_5xx(serving_home, tmp_path):
+def test_schemathesis_all_phases_all_checks_every_role_no_5xx(serving_home, tmp_path):  # noqa: F811
     trained, keys = serving_home
     home = fresh_home(trained, tmp_path / "home")
     server = start_server(home, tmp_path, env={"TWINCARE_VISIT_FLUSH_S": "1"})

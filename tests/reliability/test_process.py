@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.conftest import REPO, fresh_home, free_port, server_env
+from tests.e2e.conftest import REPO, free_port, fresh_home, server_env
 from tests.serving.test_api import serving_home  # noqa: F401  (session fixture: trained workdir)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
