@@ -34,10 +34,10 @@ def _truncate(p: Path) -> None:
 
 
 def _scribble(p: Path) -> None:
-    """Overwrite bytes in the middle of the file, same length."""
+    """Overwrite the data pages in place (same length, footer intact)."""
     data = bytearray(p.read_bytes())
-    mid = len(data) // 2
-    data[mid : mid + 64] = b"\xff" * min(64, len(data) - mid)
+    lo, hi = 8, len(data) * 3 // 4
+    data[lo:hi] = b"\xff" * (hi - lo)
     p.write_bytes(bytes(data))
 
 
