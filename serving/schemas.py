@@ -76,6 +76,19 @@ TaskStatus = Literal["open", "claimed", "completed", "expired", "cancelled"]
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # no resident data in logs
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_lists(cls, data):
+        """A list field is given or left out; `null` is neither (the document does not allow it)."""
+        if isinstance(data, dict):
+            nulls = [k for k, v in data.items() if v is None and k in _LISTS]
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)} may not be null; leave it out")
+        return data
+
+
+_LISTS = frozenset({"resident_ids", "rows", "series_ids", "grid_ids", "counts", "models"})
+
 
 # ---------------------------------------------------------------------------------------------
 # /assess

@@ -31,8 +31,19 @@ CALLERS = (
 )
 
 
+# The one rule the document cannot state: each supplied series needs 28 distinct days, so a
+# schema-valid body of fewer is answered 422 "cannot forecast these counts", saying why.
+CONFIG = """
+[[operations]]
+include-path = "/forecast_demand"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "422"]
+"""
+
+
 def _run(url: str, headers: dict[str, str], report: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/docs.json", "--url", url,
+    config = report.parent / "schemathesis.toml"
+    config.write_text(CONFIG)
+    cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", f"{url}/docs.json", "--url", url,
            "--phases", PHASES, "--checks", "all", "--max-examples", str(MAX_EXAMPLES),
            "--workers", "1", "--seed", "7", "--request-timeout", "60", "--continue-on-failure",
            "--suppress-health-check", "all", "--report", "ndjson", "--report-dir", str(report),
