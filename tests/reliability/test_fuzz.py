@@ -36,7 +36,7 @@ CALLERS = (
 CONFIG = """
 [[operations]]
 include-path = "/forecast_demand"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "422"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422"]
 """
 
 
