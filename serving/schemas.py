@@ -52,6 +52,12 @@ def _utc(v: dt.datetime | None) -> dt.datetime | None:
     return v.replace(tzinfo=dt.UTC) if v is not None and v.tzinfo is None else v
 
 
+def _feature_names() -> list[str]:
+    from features.registry import FEATURES
+
+    return list(FEATURES)
+
+
 def _risk_names() -> list[str]:
     from models.registry import risk_specs
 
@@ -79,7 +85,7 @@ class _Body(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_null_lists(cls, data):
-        """A list field is given or left out; `null` is neither (the document does not allow it)."""
+        """A list (or `act`) is given or left out; `null` is neither (the document does not allow it)."""
         if isinstance(data, dict):
             nulls = [k for k, v in data.items() if v is None and k in _LISTS]
             if nulls:
@@ -87,7 +93,7 @@ class _Body(BaseModel):
         return data
 
 
-_LISTS = frozenset({"resident_ids", "rows", "series_ids", "grid_ids", "counts", "models"})
+_LISTS = frozenset({"resident_ids", "rows", "series_ids", "grid_ids", "counts", "models", "act"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,6 +111,10 @@ class FeatureRow(_Body):
     features: dict[str, FiniteFloat | None] = Field(
         description="Feature name -> value. Missing or null means unknown; NaN and infinity are refused.",
         max_length=500,
+        json_schema_extra=lambda s: s.update(
+            properties={n: {"type": "number", "nullable": True} for n in _feature_names()},
+            additionalProperties=False,
+        ),
     )
 
 

@@ -124,7 +124,7 @@ def test_pre_start_check_prints_the_fault_not_a_traceback(serving_home, tmp_path
 
 
 def test_faults_under_a_running_server(serving_home, tmp_path):  # noqa: F811
-    """store truncated -> 503 and /readyz 503; online.db corrupted -> last good vectors (200) and
+    """store file overwritten -> 503; online.db corrupted -> last good vectors (200) and
     /readyz 503; a visits part corrupted -> completion 200, write-back goes on, /readyz names it."""
     from starlette.testclient import TestClient
 
@@ -163,8 +163,8 @@ def test_faults_under_a_running_server(serving_home, tmp_path):  # noqa: F811
         assert client.get("/readyz").status_code == 503
         assert "online store" in (rt.features.fault or "")
 
-        # the time-bank store truncated under the server: 503, never 500
-        _truncate(home / "timebank.db")
+        # the time-bank store's file overwritten under the server: 503, never 500
+        _garbage_header(home / "timebank.db")
         for wal in ("timebank.db-wal", "timebank.db-shm"):
             (home / wal).unlink(missing_ok=True)
         rt.store.engine.dispose()
