@@ -37,7 +37,7 @@ FIRST_DAY = dt.date(1900, 1, 1)
 LAST_DAY = dt.date(2100, 12, 31)
 Day = Annotated[
     dt.date,
-    Field(ge=FIRST_DAY, le=LAST_DAY, json_schema_extra={"formatMinimum": str(FIRST_DAY), "formatMaximum": str(LAST_DAY)}),
+    Field(ge=FIRST_DAY, le=LAST_DAY, json_schema_extra={"pattern": r"^(19[0-9]{2}|20[0-9]{2}|2100)-"}),
 ]
 """A calendar day the service can reason about (1900-01-01 to 2100-12-31)."""
 VolunteerId = Annotated[

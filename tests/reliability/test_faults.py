@@ -164,7 +164,7 @@ def test_faults_under_a_running_server(serving_home, tmp_path):  # noqa: F811
         assert "online store" in (rt.features.fault or "")
 
         # the time-bank store's file overwritten under the server: 503, never 500
-        _garbage_header(home / "timebank.db")
+        (home / "timebank.db").write_bytes(b"not a database" * 100)
         for wal in ("timebank.db-wal", "timebank.db-shm"):
             (home / wal).unlink(missing_ok=True)
         rt.store.engine.dispose()
