@@ -10,7 +10,7 @@ SEED      ?= 7
 START     ?= $(shell python3 -c 'import datetime as d; print(d.date.today() - d.timedelta(days=$(DAYS)))')
 PAST_WEEKS ?= 8
 
-.PHONY: install system-deps contracts test test-fast lint demo serve bench clean
+.PHONY: install system-deps contracts test test-fast reliability lint demo serve bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +35,11 @@ contracts: install
 
 test: install system-deps contracts
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# The reliability suites alone (they also run in `make test`): schemathesis over the served
+# document for every role, fault injection, races, crash and process hygiene.
+reliability: install system-deps contracts
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/reliability tests/serving/test_races.py tests/e2e/test_crash.py
 
 test-fast: install contracts
 	$(VENV)/bin/pytest -q -m "not e2e and not slow"

@@ -48,6 +48,8 @@ class ServingConfig:
     webhook_secret: str | None = None
     session_minutes: int = 30  # how long a web sign-in lasts
     model_poll_seconds: int = 30  # how often the service asks where @champion points (0: never)
+    max_online_lag_days: int = 1  # how far the online store's as-of may trail the history
+    visit_flush_s: float = 30.0  # completed visits are written back at most this often
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -69,6 +71,8 @@ class ServingConfig:
             max_batch=_int(env, "TWINCARE_MAX_BATCH", 1000, 1, 100_000),
             top_reasons=_int(env, "TWINCARE_TOP_REASONS", 3, 1, 20),
             batch_chunk=_int(env, "TWINCARE_BATCH_CHUNK", 5000, 1, 1_000_000),
+            max_online_lag_days=_int(env, "TWINCARE_MAX_ONLINE_LAG_DAYS", 1, 0, 3650),
+            visit_flush_s=float(_int(env, "TWINCARE_VISIT_FLUSH_S", 30, 1, 86_400)),
             webhook_url=(env.get("TWINCARE_WEBHOOK_URL") or "").strip() or None,
             webhook_secret=env.get("TWINCARE_WEBHOOK_SECRET") or None,
             session_minutes=_int(env, "TWINCARE_SESSION_MINUTES", 30, 1, 24 * 60),
@@ -94,4 +98,6 @@ class ServingConfig:
             "TWINCARE_BATCH_CHUNK": str(self.batch_chunk),
             "TWINCARE_SESSION_MINUTES": str(self.session_minutes),
             "TWINCARE_MODEL_POLL_SECONDS": str(self.model_poll_seconds),
+            "TWINCARE_MAX_ONLINE_LAG_DAYS": str(self.max_online_lag_days),
+            "TWINCARE_VISIT_FLUSH_S": str(int(self.visit_flush_s)),
         }

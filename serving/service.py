@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 from collections import Counter
 from functools import cache
 
 import bentoml
 import pandas as pd
+from sqlalchemy.exc import DBAPIError
 from starlette.responses import JSONResponse
 
 from models.registry import ChampionError
@@ -31,6 +33,7 @@ from serving.edge import (
     allow,
     send_json,
 )
+from serving.openapi import finish
 from serving.runtime import StartupError, build_runtime
 from serving.scoring import BadFeatures, rows_to_features
 
@@ -103,6 +106,7 @@ def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
     workers=1,
     traffic={"timeout": 120},
     http={"cors": {"enabled": False}},
+    logging={"access": {"enabled": False}},  # the edge logs route templates, never resident ids
 )
 @bentoml.asgi_app(http_app, path="/")
 class TwinCare:
@@ -118,6 +122,7 @@ class TwinCare:
             raise
         http_app.state.route_table = table
         http_app.state.runtime = runtime
+        http_app.state.openapi = cache(lambda: finish(TwinCare.openapi_spec.asdict(), table))
         self.runtime = runtime
         if runtime.webhook is not None:
             runtime.webhook.start()
@@ -132,7 +137,9 @@ class TwinCare:
         self.runtime.close()
 
     def __is_ready__(self) -> bool:
-        ok, _ = self.runtime.readiness()
+        ok, detail = self.runtime.readiness()
+        if not ok:
+            log.warning("not ready: %s", detail)
         return ok
 
     @bentoml.api(route="/assess")
@@ -161,7 +168,11 @@ class TwinCare:
             except BadFeatures as exc:
                 return _error(ctx, 422, str(exc))
             chunk = rt.score(features, models, request.top_reasons)
-        actions = rt.act(chunk, principal) if request.act else {}
+        try:
+            actions = rt.act(chunk, principal) if request.acts else {}
+        except (DBAPIError, sqlite3.Error) as exc:
+            log.error("no tasks opened, the store failed: %s", exc)
+            return _error(ctx, 503, "the time-bank store is unavailable; retry later")
         m = _metrics()
         results = []
         for i, rid in enumerate(chunk.resident_ids):
@@ -211,7 +222,10 @@ class TwinCare:
                     f"days of history; too short: {shown}",
                 )
         else:
-            stored = rt.online.counts()
+            try:
+                stored = rt.online.counts()
+            except sqlite3.Error as exc:
+                return _error(ctx, 503, f"the online store cannot be read: {exc}")
             if request.series_ids is not None:
                 wanted = set(request.series_ids)
             else:
