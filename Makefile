@@ -33,13 +33,15 @@ system-deps:
 contracts: install
 	$(VENV)/bin/lint-imports --no-cache
 
+# Everything but the long reliability suites (marked `reliability`; `make reliability` runs them).
 test: install system-deps contracts
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not reliability"
 
-# The reliability suites alone (they also run in `make test`): schemathesis over the served
-# document for every role, fault injection, races, crash and process hygiene.
+# The reliability suites: schemathesis over the served document for every role (all phases) and
+# process hygiene (these two only here), fault injection, races and the crash test (these three
+# also in `make test`).
 reliability: install system-deps contracts
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests/reliability tests/serving/test_races.py tests/e2e/test_crash.py
+	$(VENV)/bin/pytest -q -p no:cacheprovider -rxX tests/reliability tests/serving/test_races.py tests/e2e/test_crash.py
 
 test-fast: install contracts
 	$(VENV)/bin/pytest -q -m "not e2e and not slow"

@@ -31,7 +31,7 @@ from serving.actions import DEFAULT_POLICY, Scarcity, Verdict, act_on_assessment
 from serving.auth import VOLUNTEER_SECRET, KeyRing, Principal, SessionBook
 from serving.config import ServingConfig
 from serving.scoring import Champion, ChunkScores, score_chunk, score_matrix
-from serving.store import TimeBankStore, audit_table
+from serving.store import TimeBankStore, audit_table, redact_url
 from serving.volunteers import read_secret
 from serving.webhook import WebhookConfig, WebhookDeliverer
 from twin.store import HistoryStore
@@ -571,7 +571,7 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webh
     try:
         store = TimeBankStore(config.store_url)
     except Exception as exc:  # noqa: BLE001 - any driver error is a start-up fault to name
-        raise StartupError(f"time-bank store {store_label(config.store_url)} cannot be opened: {exc}") from None
+        raise StartupError(f"time-bank store {redact_url(config.store_url)} cannot be opened: {exc}") from None
     webhook = WebhookDeliverer(store, webhook_config) if webhook_config and deliver_webhooks else None
     try:
         features = OnlineFeatures(online)
@@ -598,12 +598,6 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webh
         visit_writer=VisitWriteBack(store, history, config.visit_flush_s) if deliver_webhooks else None,
         _scarcity_stamp=features.stamp,
     )
-
-
-def store_label(url: str) -> str:
-    from serving.store import redact_url
-
-    return redact_url(url)
 
 
 def check_history(history: HistoryStore) -> None:

@@ -8,25 +8,17 @@ and a fault in /readyz that does not stop visit write-back for a broken history 
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from serving.config import ServingConfig
+from tests.e2e.conftest import fresh_home
 from tests.serving.test_api import H, V, service_app, service_env, serving_home  # noqa: F401
 from tests.serving.test_model_files import _registered_copy
 
 pytestmark = pytest.mark.slow
-
-
-def _home(trained: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for name in ("mlflow.db", "online.db", "api_keys.json", "volunteer.secret"):
-        shutil.copy(trained / name, dest / name)
-    shutil.copytree(trained / "history", dest / "history")
-    return dest
 
 
 def _truncate(p: Path) -> None:
@@ -93,7 +85,7 @@ def test_start_up_fault_is_refused_by_name(serving_home, tmp_path, case):  # noq
     from serving.runtime import StartupError, build_runtime
 
     fault, words = START_UP[case]
-    home = _home(serving_home[0], tmp_path / "home")
+    home = fresh_home(serving_home[0], tmp_path / "home")
     fault(home)
     config = ServingConfig.from_env({"TWINCARE_HOME": str(home)})
     with pytest.raises((StartupError, ChampionError)) as info:
@@ -115,7 +107,7 @@ def test_pre_start_check_prints_the_fault_not_a_traceback(serving_home, tmp_path
     import subprocess
     import sys
 
-    home = _home(serving_home[0], tmp_path / "home")
+    home = fresh_home(serving_home[0], tmp_path / "home")
     _truncate(home / "online.db")
     env = {"TWINCARE_HOME": str(home), "PATH": "/usr/bin:/bin"}
     r = subprocess.run([sys.executable, "-m", "serving", "serve", "--port", "1"], env=env,
@@ -131,7 +123,7 @@ def test_faults_under_a_running_server(serving_home, tmp_path):  # noqa: F811
     from serving.api.app import app as http_app
 
     trained, keys = serving_home
-    home = _home(trained, tmp_path / "home")
+    home = fresh_home(trained, tmp_path / "home")
     with service_env(home), TestClient(service_app(), raise_server_exceptions=False) as client:
         care, tb = H(keys, "care_manager"), H(keys, "timebank")
         rt = http_app.state.runtime

@@ -18,7 +18,7 @@ import pytest
 from tests.e2e.conftest import fresh_home, start_server, stop_server
 from tests.serving.test_api import V, serving_home  # noqa: F401  (session fixture: trained workdir)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.reliability]
 
 PHASES = "examples,coverage,fuzzing,stateful"
 MAX_EXAMPLES = int(os.environ.get("TWINCARE_FUZZ_EXAMPLES", "25"))

@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.conftest import REPO, free_port, fresh_home, server_env
 from tests.serving.test_api import serving_home  # noqa: F401  (session fixture: trained workdir)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.reliability]
 
 
 def _serve(home, tmp, port) -> subprocess.Popen:
