@@ -155,6 +155,10 @@ class RouteTable:
         rule = self.rule(method, path)
         return None if rule is None else rule.access
 
+    def methods_at(self, path: str) -> list[str]:
+        """Every method some declared route takes at `path` (a 405's `Allow`)."""
+        return sorted({m for r in self.rules if r.pattern.match(path) for m in r.methods})
+
     def declared(self) -> Iterable[RouteRule]:
         return iter(self.rules)
 
@@ -253,7 +257,7 @@ class EdgeMiddleware:
         table: RouteTable | None = getattr(self.state, "route_table", None)
         rule = table.rule(method, path) if table is not None else None
         status_seen: list[int] = []
-        send = self._shaped(send, path, status_seen)
+        send = self._shaped(send, path, status_seen, table.methods_at(path) if table is not None else [])
         try:
             await self._handle(scope, receive, send, rule, table)
         finally:
@@ -304,8 +308,9 @@ class EdgeMiddleware:
         if too_large:
             await send_json(send, 413, {"error": f"a request body holds at most {MAX_BODY_BYTES} bytes"})
 
-    def _shaped(self, send, path: str, status_seen: list[int]):
-        """Wrap `send`: error bodies rewritten to the one shape, security and cache headers added."""
+    def _shaped(self, send, path: str, status_seen: list[int], methods: Sequence[str]):
+        """Wrap `send`: error bodies rewritten to the one shape, security and cache headers added,
+        and a 405's `Allow` naming every method of the path (`methods`), not only one route's."""
         cacheable = path.startswith(CACHEABLE_PREFIXES)
         held: dict[str, Any] = {}
 
@@ -336,6 +341,9 @@ class EdgeMiddleware:
                     status_seen[0] = status
                 payload = json.dumps(body).encode()
                 headers = headers_of(start, {b"content-type", b"content-length"})
+                if status == 405 and methods:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"allow"]
+                    headers.append((b"allow", ", ".join(methods).encode()))
                 await send({"type": "http.response.start", "status": status,
                             "headers": [(b"content-type", b"application/json"),
                                         (b"content-length", str(len(payload)).encode()), *headers]})

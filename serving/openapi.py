@@ -9,6 +9,7 @@ it can answer, and the volunteer token header of the time-bank writes.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
@@ -63,8 +64,9 @@ def _error(code: str) -> dict:
     return {"description": _ANSWERS[code], "content": {"application/json": {"schema": ERROR_REF}}}
 
 
-def finish(spec: dict[str, Any], table: RouteTable) -> dict[str, Any]:
-    """A copy of BentoML's document with the security, answers and version the service has."""
+def finish(spec: dict[str, Any], table: RouteTable, body_apis: Sequence[str] = ()) -> dict[str, Any]:
+    """A copy of BentoML's document with the security, answers and version the service has;
+    `body_apis` are the routes whose JSON body is required."""
     spec = copy.deepcopy(spec)
     spec["info"] = {
         "title": "TwinCare",
@@ -100,6 +102,8 @@ def finish(spec: dict[str, Any], table: RouteTable) -> dict[str, Any]:
                 codes += ["401", "403", "503"]
             if "requestBody" in op:
                 codes += ["400", "413", "415"]
+                if path in body_apis:  # BentoML leaves their body optional; it names what to score
+                    op["requestBody"]["required"] = True
             if any(p.get("in") == "path" for p in op.get("parameters", [])) or path in ("/assess", "/forecast_demand"):
                 codes.append("404")
             if path.startswith("/timebank/tasks/") and method == "post":

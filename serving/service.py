@@ -96,6 +96,10 @@ class ReadinessMiddleware:
         await send_json(send, 200 if ok else 503, {"ready": ok, **detail})
 
 
+BODY_APIS = ("/assess", "/forecast_demand")
+"""The BentoML APIs: a JSON body is required, and a body failing validation is a 422."""
+
+
 def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
     ctx.response.status_code = status
     return JSONResponse({"error": message}, status_code=status)
@@ -122,7 +126,7 @@ class TwinCare:
             raise
         http_app.state.route_table = table
         http_app.state.runtime = runtime
-        http_app.state.openapi = cache(lambda: finish(TwinCare.openapi_spec.asdict(), table))
+        http_app.state.openapi = cache(lambda: finish(TwinCare.openapi_spec.asdict(), table, BODY_APIS))
         self.runtime = runtime
         if runtime.webhook is not None:
             runtime.webhook.start()
@@ -260,5 +264,5 @@ class TwinCare:
         )
 
 
-TwinCare.add_asgi_middleware(EdgeMiddleware, state=http_app.state, validated_apis=("/assess", "/forecast_demand"))
+TwinCare.add_asgi_middleware(EdgeMiddleware, state=http_app.state, validated_apis=BODY_APIS)
 TwinCare.add_asgi_middleware(ReadinessMiddleware, state=http_app.state)

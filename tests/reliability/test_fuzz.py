@@ -75,6 +75,7 @@ def _responses(report_dir: Path) -> list[int]:
     return codes
 
 
+@pytest.mark.timeout(3 * 3600)
 def test_schemathesis_all_phases_all_checks_every_role_no_5xx(serving_home, tmp_path):  # noqa: F811
     trained, keys = serving_home
     home = fresh_home(trained, tmp_path / "home")
@@ -87,6 +88,7 @@ def test_schemathesis_all_phases_all_checks_every_role_no_5xx(serving_home, tmp_
             headers = {"X-API-Key": keys[key], **(V(home, "V0007", token_for) if token_for else {})}
             report = tmp_path / f"report-{key}"
             result = _run(server.url, headers, report)
+            (report / "schemathesis.out").write_text(result.stdout + result.stderr)
             codes = _responses(report)
             server_errors = [c for c in codes if c >= 500]
             summary[who] = {"requests": len(codes), "5xx": len(server_errors), "exit": result.returncode,

@@ -733,6 +733,8 @@ def test_edge_headers_limits_and_one_error_shape(api):
     assert r.status_code == 415
     r = client.get("/nowhere", headers=care)
     assert r.status_code == 404 and set(r.json()) == {"error"}
+    r = client.request("OPTIONS", "/session", headers=care)  # Allow names every method of the path
+    assert r.status_code == 405 and sorted(r.headers["allow"].split(", ")) == ["GET", "POST"]
     r = client.post("/assess", json={"resident_ids": ["secret-R1 x"]}, headers=care)
     assert r.status_code == 422 and "secret-R1" not in r.text  # never echoes the input
     spec = client.get("/docs.json").json()
@@ -746,4 +748,6 @@ def test_edge_headers_limits_and_one_error_shape(api):
                 assert {"401", "403", "422"} <= set(op["responses"]), (method, path)
             else:
                 assert "security" not in op, (method, path)
-    assert "oneOf" in spec["paths"]["/assess"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    for api_path in ("/assess", "/forecast_demand"):
+        body = spec["paths"][api_path]["post"]["requestBody"]
+        assert body["required"] is True and "oneOf" in body["content"]["application/json"]["schema"], api_path
