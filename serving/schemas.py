@@ -142,7 +142,7 @@ class AssessRequest(_Body):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "example": {"resident_ids": ["R000001"], "models": ["fall_risk"], "top_reasons": 3, "act": False},
+            "example": {"resident_ids": ["R000001"], "top_reasons": 3, "act": False},
             "oneOf": [
                 {"required": ["resident_ids"], "not": {"required": ["rows"]}},
                 {"required": ["rows"], "not": {"required": ["resident_ids"]},
