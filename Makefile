@@ -10,7 +10,7 @@ SEED      ?= 7
 START     ?= $(shell python3 -c 'import datetime as d; print(d.date.today() - d.timedelta(days=$(DAYS)))')
 PAST_WEEKS ?= 8
 
-.PHONY: install system-deps contracts test test-fast test-live lint demo serve bench clean
+.PHONY: install system-deps contracts test test-fast test-live reliability lint demo serve bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,8 +33,16 @@ system-deps:
 contracts: install
 	$(VENV)/bin/lint-imports --no-cache
 
+# Everything but the long reliability suites (marked `reliability`; `make reliability` runs them)
+# and the live-events e2e (marked `live`; `make test-live`).
 test: install system-deps contracts
-	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not live"
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not reliability and not live"
+
+# The reliability suites: schemathesis over the served document for every role (all phases) and
+# process hygiene (these two only here), fault injection, races and the crash test (these three
+# also in `make test`).
+reliability: install system-deps contracts
+	$(VENV)/bin/pytest -q -p no:cacheprovider -rxX tests/reliability tests/serving/test_races.py tests/e2e/test_crash.py
 
 # a day of the event twin streamed through the real server (`bentoml serve`): a few minutes
 test-live: install contracts

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run `bentoml serve serving.service:TwinCare`")
+    serve = sub.add_parser("serve", help="run `bentoml serve serving.service:TwinCare` and stop its whole tree on SIGTERM/SIGINT")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
     score = sub.add_parser("score", help="score every resident, store scores, open tasks")
@@ -52,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                "--host", args.host, "--port", str(args.port)]
         env = {"BENTOML_DO_NOT_TRACK": "True", **os.environ, **config.as_env()}
         print(f"TwinCare on http://{args.host}:{args.port}/  (API docs: /docs, OpenAPI: /docs.json)", flush=True)
-        os.execvpe(cmd[0], cmd, env)  # pragma: no cover - replaces the process
+        from serving.supervise import supervise
+
+        return supervise(cmd, env, config.home)
 
     from serving.batch import run
 

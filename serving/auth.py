@@ -29,8 +29,13 @@ from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
 
+from serving.ledger import volunteer_account
+from serving.volunteers import mint, new_secret, read_secret
+
 ROLES = ("timebank", "care_manager", "admin", "device")
 DEVICE = "device"  # a home gateway: its key is bound to one resident and may only send their events
+VOLUNTEER_SECRET = "volunteer.secret"
+"""File next to the keys file holding the secret volunteer tokens are signed with."""
 ADMIN = "admin"
 KEY_PREFIX = "tc_"
 _HEX = set("0123456789abcdef")
@@ -52,7 +57,8 @@ class Principal:
 
     name: str
     role: str
-    resident_id: str | None = None
+    volunteer_id: str | None = None  # a time-bank key held by one volunteer acts only as them
+    resident_id: str | None = None  # a device key serves this resident's home only
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class _Entry:
     name: str
     role: str
     digest: bytes
+    volunteer_id: str | None = None
     resident_id: str | None = None
 
 
@@ -89,12 +96,20 @@ class KeyRing:
                 raise ValueError(f"key entry {name!r}: 'sha256' must be 64 hex characters")
             if name in names:
                 raise ValueError(f"key entry {name!r} appears twice")
+            volunteer = e.get("volunteer_id")
+            if volunteer is not None:
+                if role != "timebank":
+                    raise ValueError(f"key entry {name!r}: only a timebank key can be bound to a volunteer")
+                try:
+                    volunteer_account(volunteer)
+                except ValueError as exc:
+                    raise ValueError(f"key entry {name!r}: {exc}") from None
             resident = e.get("resident_id")
             if (role == DEVICE) != (resident is not None) or (resident is not None and (
                     not isinstance(resident, str) or not resident)):
                 raise ValueError(f"key entry {name!r}: a 'resident_id' is needed for a {DEVICE} key, and only there")
             names.add(name)
-            parsed.append(_Entry(name, role, bytes.fromhex(digest), resident))
+            parsed.append(_Entry(name, role, bytes.fromhex(digest), volunteer, resident))
         self._entries = tuple(parsed)
 
     @classmethod
@@ -132,7 +147,9 @@ class KeyRing:
         for e in self._entries:
             if hmac.compare_digest(digest, e.digest) and found is None:
                 found = e
-        return None if found is None else Principal(found.name, found.role, found.resident_id)
+        if found is None:
+            return None
+        return Principal(found.name, found.role, volunteer_id=found.volunteer_id, resident_id=found.resident_id)
 
 
 def authorize(keyring: KeyRing, presented: str | None, allowed_roles: Sequence[str]) -> Principal:
@@ -243,6 +260,8 @@ def key_from_headers(headers: Mapping[str, str]) -> str | None:
 
 
 DEMO_KEYS = (("demo-timebank", "timebank"), ("demo-care-manager", "care_manager"), ("demo-admin", "admin"))
+DEMO_VOLUNTEERS = {"demo-volunteer": "V0001"}
+"""Demo keys bound to one volunteer each (role timebank): such a key acts only as that volunteer."""
 
 
 def create_keys_file(
@@ -250,6 +269,7 @@ def create_keys_file(
     keys: Sequence[tuple[str, str] | tuple[str, str, str]] = DEMO_KEYS,
     *,
     overwrite: bool = False,
+    volunteers: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Write a keys file with fresh random keys (hashes only, mode 0600). A key is (name, role),
     or (name, "device", resident_id) for a home gateway.
@@ -259,9 +279,12 @@ def create_keys_file(
     p = Path(path)
     if p.exists() and not overwrite:
         raise FileExistsError(f"{p} already exists; pass overwrite=True (or --overwrite) to replace it")
+    volunteers = DEMO_VOLUNTEERS if volunteers is None and keys is DEMO_KEYS else (volunteers or {})
+    keys = [*keys, *((n, "timebank") for n in volunteers if n not in {k[0] for k in keys})]
     clear = {k[0]: new_key() for k in keys}
     doc = {"keys": [{"name": k[0], "role": k[1], "sha256": hash_key(clear[k[0]]),
-                     **({"resident_id": k[2]} if len(k) > 2 else {})} for k in keys]}
+                     **({"resident_id": k[2]} if len(k) > 2 else {}),
+                     **({"volunteer_id": volunteers[k[0]]} if k[0] in volunteers else {})} for k in keys]}
     KeyRing(doc["keys"])  # validate names and roles before writing
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")
@@ -270,6 +293,7 @@ def create_keys_file(
         json.dump(doc, fh, indent=2)
         fh.write("\n")
     os.replace(tmp, p)
+    new_secret(p.with_name(VOLUNTEER_SECRET))
     return clear
 
 
@@ -290,8 +314,17 @@ def audit(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m serving.auth create-keys PATH [--overwrite]`: prints the new keys once."""
+    """`python -m serving.auth create-keys PATH [--overwrite]`: prints the new keys once.
+    `python -m serving.auth volunteer-token SECRET_FILE KEY_NAME VOLUNTEER_ID [--hours H]`."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["volunteer-token"] and len(args) >= 4:
+        hours = float(args[args.index("--hours") + 1]) if "--hours" in args else 12.0
+        secret = read_secret(args[1])
+        if secret is None:
+            print(f"no volunteer secret at {args[1]}", file=sys.stderr)
+            return 1
+        print(mint(secret, args[2], args[3], ttl_s=int(hours * 3600)))
+        return 0
     if len(args) < 2 or args[0] != "create-keys":
         print("usage: python -m serving.auth create-keys PATH [--overwrite]", file=sys.stderr)
         return 2
@@ -301,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileExistsError as e:
         print(str(e), file=sys.stderr)
         return 1
-    roles = dict(DEMO_KEYS)
+    roles = {**dict(DEMO_KEYS), **{n: "timebank" for n in DEMO_VOLUNTEERS}}
     print(f"API keys written to {path} (hashes only). Save these now; they are not shown again:")
     for name, key in clear.items():
         print(f"  {roles[name]:<13} {name:<18} {key}")

@@ -54,6 +54,8 @@ class ServingConfig:
     alert_tick_seconds: int = 15  # how often home clocks move on and escalations are checked (0: never)
     alert_batch_lag_seconds: int = 120  # how late a gateway's batch may be before its home's clock moves on
     live_days_seconds: int = 60  # a home's live sensor_days rows are rebuilt at most this often
+    max_online_lag_days: int = 1  # how far the online store's as-of may trail the history
+    visit_flush_s: float = 30.0  # completed visits are written back at most this often
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingConfig:
@@ -75,6 +77,8 @@ class ServingConfig:
             max_batch=_int(env, "TWINCARE_MAX_BATCH", 1000, 1, 100_000),
             top_reasons=_int(env, "TWINCARE_TOP_REASONS", 3, 1, 20),
             batch_chunk=_int(env, "TWINCARE_BATCH_CHUNK", 5000, 1, 1_000_000),
+            max_online_lag_days=_int(env, "TWINCARE_MAX_ONLINE_LAG_DAYS", 1, 0, 3650),
+            visit_flush_s=float(_int(env, "TWINCARE_VISIT_FLUSH_S", 30, 1, 86_400)),
             webhook_url=(env.get("TWINCARE_WEBHOOK_URL") or "").strip() or None,
             webhook_secret=env.get("TWINCARE_WEBHOOK_SECRET") or None,
             session_minutes=_int(env, "TWINCARE_SESSION_MINUTES", 30, 1, 24 * 60),
@@ -112,4 +116,6 @@ class ServingConfig:
             "TWINCARE_ALERT_TICK_SECONDS": str(self.alert_tick_seconds),
             "TWINCARE_ALERT_BATCH_LAG_SECONDS": str(self.alert_batch_lag_seconds),
             "TWINCARE_LIVE_DAYS_SECONDS": str(self.live_days_seconds),
+            "TWINCARE_MAX_ONLINE_LAG_DAYS": str(self.max_online_lag_days),
+            "TWINCARE_VISIT_FLUSH_S": str(int(self.visit_flush_s)),
         }

@@ -14,8 +14,10 @@ from datetime import datetime
 
 FUND_ACCOUNT = "fund:community"
 VOLUNTEER_PREFIX = "volunteer:"
+VOLUNTEER_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+"""The one rule for a volunteer id, shared by the API bodies and the ledger's account names."""
 _ACCOUNT_RE = re.compile(r"^(fund|volunteer):[A-Za-z0-9_.\-]{1,64}$")
-_VOLUNTEER_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_VOLUNTEER_ID_RE = re.compile(VOLUNTEER_ID_PATTERN)
 
 
 class UnbalancedTransfer(ValueError):

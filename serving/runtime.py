@@ -10,6 +10,7 @@ knows about HTTP.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,17 +20,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features.online import OnlineStore, OnlineStoreError
 from models.policy import NEUTRAL_SCARCITY
 from models.registry import ChampionError, alias_target, get_spec, load_card, load_champion
 from models.spec import ForecastSpec, RiskSpec
 from serving.actions import DEFAULT_POLICY, Scarcity, Verdict, act_on_assessments, grid_scarcity
-from serving.auth import KeyRing, Principal, SessionBook
+from serving.auth import VOLUNTEER_SECRET, KeyRing, Principal, SessionBook
 from serving.config import ServingConfig
 from serving.live import LiveAlerts
 from serving.scoring import Champion, ChunkScores, score_chunk, score_matrix
-from serving.store import TimeBankStore, audit_table
+from serving.store import TimeBankStore, audit_table, redact_url
+from serving.volunteers import read_secret
 from serving.webhook import WebhookConfig, WebhookDeliverer
 from twin.ingest_events import read_sensor_map
 from twin.store import HistoryStore
@@ -152,6 +156,7 @@ class OnlineFeatures:
         self.online = online
         self._lock = threading.Lock()
         self._stamp: tuple | None = None
+        self.fault: str | None = None  # why the last reload failed (the previous vectors are served)
         self._load()
 
     def _file_stamp(self) -> tuple:
@@ -185,7 +190,14 @@ class OnlineFeatures:
         if self._file_stamp() != self._stamp:
             with self._lock:
                 if self._file_stamp() != self._stamp:
-                    self._load()
+                    try:
+                        self._load()
+                        self.fault = None
+                    except (OnlineStoreError, sqlite3.Error, ValueError, OSError) as exc:
+                        # keep serving the last good vectors; /readyz reports the fault
+                        self._stamp = self._file_stamp()
+                        self.fault = f"online store {self.online.path} could not be reloaded: {exc}"
+                        log.error("%s", self.fault)
 
     def lookup(self, resident_ids: Sequence[str]) -> tuple[list[str], list[date | None], np.ndarray]:
         """(ids, as-of dates, feature matrix) of the residents asked; KeyError names unknown ids."""
@@ -257,6 +269,49 @@ class ChampionWatcher:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+# Visit write-back, batched
+# ---------------------------------------------------------------------------------------------
+
+
+class VisitWriteBack:
+    """Writes completed-task visits to the twin history in batches: at most one Parquet part per
+    `interval_s` (and one at shutdown), not one per completed task. A failing flush is retried
+    at the next interval; its reason is kept for /readyz."""
+
+    def __init__(self, store: TimeBankStore, history: HistoryStore, interval_s: float):
+        self._store, self._history, self._interval = store, history, interval_s
+        self._due = threading.Event()
+        self._stop = threading.Event()
+        self.fault: str | None = None
+        self._thread = threading.Thread(target=self._run, name="visit-write-back", daemon=True)
+        self._thread.start()
+
+    def due(self) -> None:
+        self._due.set()
+
+    def flush(self) -> int:
+        try:
+            n = self._store.flush_visits(self._history)
+            self.fault = None
+            return n
+        except Exception as exc:  # the visits stay pending in the store; the next flush retries
+            self.fault = f"visit write-back to {self._history.root} failed: {exc}"
+            log.error("%s", self.fault)
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._due.wait(timeout=self._interval)
+            if self._stop.wait(self._interval if self._due.is_set() else 0):
+                break
+            self._due.clear()
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._due.set()
+        self._thread.join(timeout=30)
+        self.flush()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +335,8 @@ class Runtime:
     audit: AuditTrail
     webhook: WebhookDeliverer | None = None
     sessions: SessionBook = field(default_factory=SessionBook)
+    volunteer_secret: bytes | None = None
+    visit_writer: VisitWriteBack | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     _live_cache: dict[tuple, pd.DataFrame] = field(default_factory=dict)
     _scarcity_stamp: tuple | None = None
@@ -305,13 +362,21 @@ class Runtime:
         return next((c for c in self.champions.values() if isinstance(c.spec, ForecastSpec)), None)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Models loaded and the task store reachable."""
+        """Models loaded, the task store reachable, the online vectors and the history readable."""
         store_ok = self.store.ping()
         models_ok = all(m in self.champions for m in self.config.served_models())
-        return store_ok and models_ok, {
+        faults = [f for f in (self.features.fault, *self.store.unreadable_visit_parts) if f]
+        if self.visit_writer is not None and self.visit_writer.fault:
+            faults.append(self.visit_writer.fault)
+        try:
+            online_as_of = None if self.online.as_of is None else str(self.online.as_of.date())
+        except (sqlite3.Error, ValueError) as exc:
+            online_as_of, faults = None, [*faults, f"online store {self.online.path}: {exc}"]
+        return store_ok and models_ok and not faults, {
             "models": self.model_versions,
             "store": "ok" if store_ok else "unreachable",
-            "online_as_of": None if self.online.as_of is None else str(self.online.as_of.date()),
+            "online_as_of": online_as_of,
+            "faults": faults,
             "swaps": self.swaps[-5:],
             "not_swapped": dict(self.swap_errors),
         }
@@ -346,9 +411,16 @@ class Runtime:
             self.watcher = ChampionWatcher(self, interval)
             self.watcher.start()
 
+    def visits_due(self) -> None:
+        """A completed task's visit waits for the next batched write-back."""
+        if self.visit_writer is not None:
+            self.visit_writer.due()
+
     def close(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        if self.visit_writer is not None:
+            self.visit_writer.close()
         if self.webhook is not None:
             self.webhook.stop()
         if self.live is not None:
@@ -511,6 +583,11 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webh
         online.check()
     except OnlineStoreError as exc:
         raise StartupError(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise StartupError(f"online store {config.online_db} is not a readable SQLite database: {exc}") from None
+    history = HistoryStore(config.history_dir)
+    check_history(history)
+    check_fresh(online, history, config.max_online_lag_days)
     try:
         keyring = KeyRing.from_file(config.api_keys_path) if need_keys else KeyRing([])
     except (FileNotFoundError, ValueError) as exc:
@@ -519,10 +596,23 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webh
         webhook_config = WebhookConfig(url=config.webhook_url, secret=config.webhook_secret) if config.webhook_url else None
     except ValueError as exc:
         raise StartupError(f"TWINCARE_WEBHOOK_URL: {exc}") from None
-    store = TimeBankStore(config.store_url)
-    history = HistoryStore(config.history_dir)
+    try:
+        volunteer_secret = read_secret(config.api_keys_path.with_name(VOLUNTEER_SECRET))
+    except (OSError, ValueError) as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        store = TimeBankStore(config.store_url)
+    except Exception as exc:  # noqa: BLE001 - any driver error is a start-up fault to name
+        raise StartupError(f"time-bank store {redact_url(config.store_url)} cannot be opened: {exc}") from None
     webhook = WebhookDeliverer(store, webhook_config) if webhook_config and deliver_webhooks else None
-    features = OnlineFeatures(online)
+    try:
+        features = OnlineFeatures(online)
+    except (OnlineStoreError, sqlite3.Error, ValueError) as exc:
+        raise StartupError(f"online store {config.online_db} holds unreadable vectors: {exc}") from None
+    try:
+        grid_of, scarcity = _grids(history), _scarcity(champions, online, history)
+    except (OSError, pa.ArrowException, KeyError, ValueError) as exc:
+        raise StartupError(f"history {history.root} cannot be read: {exc}") from None
     runtime = Runtime(
         config=config,
         champions=champions,
@@ -531,11 +621,13 @@ def build_runtime(config: ServingConfig, *, need_keys: bool = True, deliver_webh
         store=store,
         keyring=keyring,
         history=history,
-        grid_of=_grids(history),
-        scarcity=_scarcity(champions, online, history),
+        grid_of=grid_of,
+        scarcity=scarcity,
         audit=AuditTrail(store),
         webhook=webhook,
         sessions=SessionBook(ttl_seconds=60 * config.session_minutes),
+        volunteer_secret=volunteer_secret,
+        visit_writer=VisitWriteBack(store, history, config.visit_flush_s) if deliver_webhooks else None,
         _scarcity_stamp=features.stamp,
     )
     runtime.live = _live_alerts(config, runtime)
@@ -560,6 +652,58 @@ def _live_alerts(config: ServingConfig, runtime: Runtime) -> LiveAlerts | None:
         batch_lag=timedelta(seconds=config.alert_batch_lag_seconds),
         days_every=float(config.live_days_seconds),
     )
+
+
+def check_history(history: HistoryStore) -> None:
+    """Every Parquet part of the history opens (its footer is intact); else StartupError naming it."""
+    for table in history.tables():
+        for part in history.parts(table):
+            try:
+                pq.read_metadata(part)
+            except (OSError, pa.ArrowException) as exc:
+                raise StartupError(f"history part {part} is unreadable ({exc}); restore or remove it") from None
+
+
+def history_last_day(history: HistoryStore) -> date | None:
+    """The last sensor day the history records (from the parts' column statistics when present)."""
+    last: date | None = None
+    for part in history.parts("sensor_days"):
+        meta = pq.read_metadata(part)
+        col = meta.schema.to_arrow_schema().get_field_index("date")
+        days = []
+        for g in range(meta.num_row_groups):
+            st = meta.row_group(g).column(col).statistics
+            days.append(st.max if st is not None and st.has_min_max else None)
+        if not days or any(d is None for d in days):
+            days = [pq.read_table(part, columns=["date"]).column("date").to_pandas().max()]
+        for d in days:
+            if d is not None and not pd.isna(d):
+                d = pd.Timestamp(d).date()
+                last = d if last is None or d > last else last
+    return last
+
+
+def check_fresh(online: OnlineStore, history: HistoryStore, max_lag_days: int) -> None:
+    """Refuse an online store older than the history it serves.
+
+    The store is fresh when its as-of date (the day after the last sensor day it saw) is at most
+    `max_lag_days` days before the day after the history's last sensor day; otherwise its
+    vectors describe residents as they were, and tasks opened from them would be wrong.
+    """
+    try:
+        last = history_last_day(history)
+    except (OSError, pa.ArrowException) as exc:
+        raise StartupError(f"history {history.root}: sensor days unreadable ({exc})") from None
+    as_of = online.as_of
+    if last is None or as_of is None:
+        return
+    lag = (last - as_of.date()).days + 1
+    if lag > max_lag_days:
+        raise StartupError(
+            f"online store {online.path} is stale: built as of {as_of.date()}, but the history at "
+            f"{history.root} runs to {last} ({lag} days later; at most {max_lag_days} allowed); "
+            "run `twincare materialise` again"
+        )
 
 
 def preflight(config: ServingConfig) -> None:

@@ -10,9 +10,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
+    field_validator,
     model_validator,
 )
+
+from serving.ledger import VOLUNTEER_ID_PATTERN
 
 MAX_BATCH = 1000
 """Largest number of residents one /assess call may carry."""
@@ -27,7 +32,30 @@ SeriesId = Annotated[
     StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$"),
     Field(description='Demand series id "<grid_id>:<category>", e.g. G03:meals.'),
 ]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+FIRST_DAY = dt.date(1900, 1, 1)
+LAST_DAY = dt.date(2100, 12, 31)
+Day = Annotated[
+    dt.date,
+    Field(ge=FIRST_DAY, le=LAST_DAY, json_schema_extra={"pattern": r"^(19[0-9]{2}|20[0-9]{2}|2100)-"}),
+]
+"""A calendar day the service can reason about (1900-01-01 to 2100-12-31)."""
+VolunteerId = Annotated[
+    str,
+    StringConstraints(pattern=VOLUNTEER_ID_PATTERN),
+    Field(description="Volunteer id (1-64 letters, digits, '_', '.', '-'), the same rule as the ledger's accounts."),
+]
+
+
+def _utc(v: dt.datetime | None) -> dt.datetime | None:
+    """Stored times are naive UTC; answers carry the offset so they are RFC 3339 date-times."""
+    return v.replace(tzinfo=dt.UTC) if v is not None and v.tzinfo is None else v
+
+
+def _feature_names() -> list[str]:
+    from features.registry import FEATURES
+
+    return list(FEATURES)
 
 
 def _risk_names() -> list[str]:
@@ -54,6 +82,19 @@ TaskStatus = Literal["open", "claimed", "completed", "expired", "cancelled"]
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # no resident data in logs
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_lists(cls, data):
+        """A list (or `act`) is given or left out; `null` is neither (the document does not allow it)."""
+        if isinstance(data, dict):
+            nulls = [k for k, v in data.items() if v is None and k in _LISTS]
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)} may not be null; leave it out")
+        return data
+
+
+_LISTS = frozenset({"resident_ids", "rows", "series_ids", "grid_ids", "counts", "models", "act"})
+
 
 # ---------------------------------------------------------------------------------------------
 # /assess
@@ -64,12 +105,16 @@ class FeatureRow(_Body):
     """One resident's feature values, given explicitly instead of read from the online store."""
 
     resident_id: ResidentId
-    as_of_date: dt.date | None = Field(
+    as_of_date: Day | None = Field(
         default=None, description="Date the values describe (features use history before it)."
     )
     features: dict[str, FiniteFloat | None] = Field(
         description="Feature name -> value. Missing or null means unknown; NaN and infinity are refused.",
         max_length=500,
+        json_schema_extra=lambda s: s.update(
+            properties={n: {"type": "number", "nullable": True} for n in _feature_names()},
+            additionalProperties=False,
+        ),
     )
 
 
@@ -77,10 +122,10 @@ class AssessRequest(_Body):
     """Residents to assess: ids looked up in the online feature store, or explicit feature rows."""
 
     resident_ids: list[ResidentId] | None = Field(
-        default=None, max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} resident ids."
+        default=None, min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} resident ids."
     )
     rows: list[FeatureRow] | None = Field(
-        default=None, max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} explicit feature rows."
+        default=None, min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} explicit feature rows."
     )
     models: list[RiskModel] = Field(
         default_factory=_risk_names,
@@ -88,10 +133,22 @@ class AssessRequest(_Body):
         max_length=20,
         description="Which risk models to run (default: every risk model).",
     )
-    top_reasons: int = Field(default=3, ge=1, le=10, description="Reasons returned per model.")
-    act: bool = Field(
-        default=True,
-        description="Open proactive-visit tasks for high bands (at most one open task per resident and reason).",
+    top_reasons: StrictInt = Field(default=3, ge=1, le=10, description="Reasons returned per model.")
+    act: StrictBool | None = Field(
+        default=None,
+        description="Open proactive-visit tasks for high bands (at most one open task per resident and "
+        "reason). Only for stored features: the default is true with resident_ids, and rows never open tasks.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {"resident_ids": ["R000001"], "top_reasons": 3, "act": False},
+            "oneOf": [
+                {"required": ["resident_ids"], "not": {"required": ["rows"]}},
+                {"required": ["rows"], "not": {"required": ["resident_ids"]},
+                 "properties": {"act": {"enum": [False, None]}}},
+            ]
+        }
     )
 
     @model_validator(mode="after")
@@ -101,7 +158,14 @@ class AssessRequest(_Body):
         n = len(self.resident_ids if self.resident_ids is not None else self.rows or [])
         if n == 0:
             raise ValueError("the batch is empty; give at least one resident")
+        if self.rows is not None and self.act:
+            raise ValueError("act needs stored features: explicit rows never open tasks (give resident_ids)")
         return self
+
+    @property
+    def acts(self) -> bool:
+        """Whether this call opens tasks: only for residents looked up in the online store."""
+        return self.resident_ids is not None and self.act is not False
 
 
 class Reason(BaseModel):
@@ -155,23 +219,35 @@ class CountPoint(_Body):
     """One day's count of service requests in one series."""
 
     series_id: SeriesId
-    date: dt.date
+    date: Day
     count: Annotated[float, Field(ge=0, allow_inf_nan=False, description="Requests that day.")]
 
 
 class ForecastRequest(_Body):
     """Which series to forecast: stored series ids, whole grids, or a supplied count history."""
 
-    series_ids: list[SeriesId] | None = Field(default=None, max_length=MAX_BATCH)
+    series_ids: list[SeriesId] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
     grid_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]] | None = Field(
-        default=None, max_length=200, description="Grid cells; every request category of each."
+        default=None, min_length=1, max_length=200, description="Grid cells; every request category of each."
     )
     counts: list[CountPoint] | None = Field(
         default=None,
+        min_length=1,
         max_length=200_000,
         description="Daily counts to forecast from (e.g. a real time bank's own history).",
     )
-    horizon: int = Field(default=7, ge=1, le=14, description="Days ahead, 1-14.")
+    horizon: StrictInt = Field(default=7, ge=1, le=14, description="Days ahead, 1-14.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {"series_ids": ["G01:meals"], "horizon": 7},
+            "oneOf": [
+                {"required": [k], "not": {"anyOf": [{"required": [o]} for o in others]}}
+                for k, others in (("series_ids", ("grid_ids", "counts")), ("grid_ids", ("series_ids", "counts")),
+                                  ("counts", ("series_ids", "grid_ids")))
+            ]
+        }
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ForecastRequest:
@@ -237,9 +313,30 @@ class TaskView(BaseModel):
     credits: float | None = None
     completed_at: dt.datetime | None = None
 
+    _aware = field_validator("created_at", "completed_at")(_utc)
+
 
 class TaskPage(BaseModel):
     items: list[TaskView]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+
+
+class FeedTask(BaseModel):
+    """An open task as volunteers see it: what help, where and when; not who or why."""
+
+    task_id: str
+    grid_id: str | None = None
+    kind: str
+    created_at: dt.datetime | None = None
+    due_date: dt.date | None = None
+    status: str
+    credits: float | None = None
+
+    _aware = field_validator("created_at")(_utc)
+
+
+class FeedPage(BaseModel):
+    items: list[FeedTask]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
 
 
@@ -250,6 +347,8 @@ class ScorePoint(BaseModel):
     probability: float
     band: str
     scored_at: dt.datetime | None = None
+
+    _aware = field_validator("scored_at")(_utc)
 
 
 class ResidentPage(BaseModel):
@@ -263,11 +362,16 @@ class ResidentPage(BaseModel):
 
 
 class ClaimBody(_Body):
-    volunteer_id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    """Who claims: the volunteer bound to the key or named by X-Volunteer-Token; a volunteer_id
+    given here must be that one."""
+
+    volunteer_id: VolunteerId | None = None
 
 
 class CompleteBody(_Body):
-    volunteer_id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    """Who completes: as for a claim; only the volunteer who claimed the task."""
+
+    volunteer_id: VolunteerId | None = None
 
 
 class CancelBody(_Body):

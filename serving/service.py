@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 from collections import Counter
 from functools import cache
 
 import anyio
 import bentoml
 import pandas as pd
+from sqlalchemy.exc import DBAPIError
 from starlette.responses import JSONResponse
 
 from models.registry import ChampionError
@@ -32,6 +34,7 @@ from serving.edge import (
     allow,
     send_json,
 )
+from serving.openapi import finish
 from serving.runtime import StartupError, build_runtime
 from serving.scoring import BadFeatures, ChunkScores, rows_to_features
 
@@ -97,6 +100,10 @@ class ReadinessMiddleware:
         await send_json(send, 200 if ok else 503, {"ready": ok, **detail})
 
 
+BODY_APIS = ("/assess", "/forecast_demand")
+"""The BentoML APIs: a JSON body is required, and a body failing validation is a 422."""
+
+
 def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
     ctx.response.status_code = status
     return JSONResponse({"error": message}, status_code=status)
@@ -107,6 +114,7 @@ def _error(ctx: bentoml.Context, status: int, message: str) -> JSONResponse:
     workers=1,
     traffic={"timeout": 120},
     http={"cors": {"enabled": False}},
+    logging={"access": {"enabled": False}},  # the edge logs route templates, never resident ids
 )
 @bentoml.asgi_app(http_app, path="/")
 class TwinCare:
@@ -122,6 +130,7 @@ class TwinCare:
             raise
         http_app.state.route_table = table
         http_app.state.runtime = runtime
+        http_app.state.openapi = cache(lambda: finish(TwinCare.openapi_spec.asdict(), table, BODY_APIS))
         self.runtime = runtime
         if runtime.webhook is not None:
             runtime.webhook.start()
@@ -138,7 +147,9 @@ class TwinCare:
         self.runtime.close()
 
     def __is_ready__(self) -> bool:
-        ok, _ = self.runtime.readiness()
+        ok, detail = self.runtime.readiness()
+        if not ok:
+            log.warning("not ready: %s", detail)
         return ok
 
     @bentoml.api(route="/assess")
@@ -159,8 +170,12 @@ class TwinCare:
             return scored
         chunk = scored
         actions = {}
-        if request.act and rt.acts_on(chunk):  # store writes only when a band calls for a task
-            actions = await anyio.to_thread.run_sync(rt.act, chunk, principal)
+        if request.acts and rt.acts_on(chunk):  # store writes only when a band calls for a task
+            try:
+                actions = await anyio.to_thread.run_sync(rt.act, chunk, principal)
+            except (DBAPIError, sqlite3.Error) as exc:
+                log.error("no tasks opened, the store failed: %s", exc)
+                return _error(ctx, 503, "the time-bank store is unavailable; retry later")
         m = _metrics()
         results = []
         for i, rid in enumerate(chunk.resident_ids):
@@ -231,7 +246,10 @@ class TwinCare:
                     f"days of history; too short: {shown}",
                 )
         else:
-            stored = rt.online.counts()
+            try:
+                stored = rt.online.counts()
+            except sqlite3.Error as exc:
+                return _error(ctx, 503, f"the online store cannot be read: {exc}")
             if request.series_ids is not None:
                 wanted = set(request.series_ids)
             else:
@@ -266,5 +284,5 @@ class TwinCare:
         )
 
 
-TwinCare.add_asgi_middleware(EdgeMiddleware, state=http_app.state, validated_apis=("/assess", "/forecast_demand"))
+TwinCare.add_asgi_middleware(EdgeMiddleware, state=http_app.state, validated_apis=BODY_APIS)
 TwinCare.add_asgi_middleware(ReadinessMiddleware, state=http_app.state)

@@ -191,3 +191,10 @@ def register(app: typer.Typer) -> None:
 
         out = run_demo(_history(history), workdir, _params(params), echo=typer.echo, features_dir=features)
         _print(out)
+        failed = [name for name, v in out.items() if isinstance(v, dict) and v.get("promoted") is False]
+        if failed:
+            for name in failed:
+                why = "; ".join(map(str, out[name].get("reasons") or [])) or "see the gate report above"
+                typer.echo(f"error: {name} failed its promotion gate: {why}", err=True)
+            typer.echo(f"error: no new champion for {', '.join(failed)}; the service needs one per model", err=True)
+            raise typer.Exit(1)

@@ -48,8 +48,9 @@ def register(app: typer.Typer) -> None:
             f"web page: http://{host}:{port}/   API docs: http://{host}:{port}/docs\n"
             f"MLflow UI on the same store: mlflow ui --backend-store-uri {uri} --port 5000"
         )
-        code = subprocess.call([sys.executable, "-m", "serving", "serve", "--host", host, "--port", str(port)], env=env)
-        raise typer.Exit(code)
+        cmd = [sys.executable, "-m", "serving", "serve", "--host", host, "--port", str(port)]
+        sys.stdout.flush()
+        os.execvpe(cmd[0], cmd, env)  # the server's supervisor takes this pid, so signals reach it
 
     @app.command()
     def score(

@@ -6,19 +6,24 @@ it starts, and read per request through `request.app.state`.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
+from sqlalchemy.exc import DBAPIError
 
 from features.online import OnlineStoreError
 from serving.api import admin, care, cockpit, events, session, timebank
 from serving.api.common import error
 from serving.edge import public
+from serving.runtime import StartupError
 from serving.store import StoreError
 
+log = logging.getLogger("twincare.serving")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
@@ -43,6 +48,16 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(OnlineStoreError)
     async def _online_error(_: Request, exc: OnlineStoreError):
+        return error(503, str(exc))
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(sqlite3.Error)
+    async def _store_down(_: Request, exc: Exception):  # a broken or unreachable store: retry later
+        log.error("store failure: %s", exc)
+        return error(503, "the time-bank store is unavailable; retry later")
+
+    @app.exception_handler(StartupError)
+    async def _starting(_: Request, exc: StartupError):
         return error(503, str(exc))
 
     for module in (session, care, cockpit, timebank, admin, events):

@@ -15,6 +15,7 @@ from serving.auth import Principal
 from serving.runtime import Runtime, StartupError
 from serving.scoring import ChunkScores
 from serving.store import Task
+from serving.store.tasks import CURSOR_PATTERN
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -48,7 +49,7 @@ IdempotencyKey = Annotated[
 ]
 ResidentIdPath = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Pseudonymous resident id.")]
 TaskIdPath = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Task id.")]
-Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")]
+Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page.")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 
 ERRORS = {

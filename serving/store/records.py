@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from serving.ledger import minutes_to_hours
+from serving.ledger import minutes_to_hours, volunteer_account
 from serving.store.errors import InvalidInput
 
 
@@ -221,6 +221,15 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 def need_id(value: Any, what: str) -> str:
     if not isinstance(value, str) or not _ID_RE.match(value):
         raise InvalidInput(f"{what} {value!r} is not valid: use 1-64 letters, digits, '_', '.', ':', '-'")
+    return value
+
+
+def need_volunteer_id(value: Any) -> str:
+    """A volunteer id under the ledger's rule (it names the volunteer's account)."""
+    try:
+        volunteer_account(value)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
     return value
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -152,10 +153,17 @@ def complete(conn: Connection, task_id: str, volunteer_id: str, now: datetime) -
     return task
 
 
-def cancel(conn: Connection, task_id: str, now: datetime) -> Task:
-    """open/claimed -> cancelled; a finished task raises Conflict."""
-    ok = _transition(conn, task_id, ACTIVE_STATUSES, {"status": "cancelled", "closed_at": now})
+def cancel(conn: Connection, task_id: str, now: datetime, volunteer_id: str | None = None) -> Task:
+    """open/claimed -> cancelled; a finished task raises Conflict. A volunteer (`volunteer_id`)
+    may cancel only the task they claimed."""
+    if volunteer_id is None:
+        ok = _transition(conn, task_id, ACTIVE_STATUSES, {"status": "cancelled", "closed_at": now})
+    else:
+        ok = _transition(conn, task_id, ("claimed",), {"status": "cancelled", "closed_at": now},
+                         (tasks_table.c.volunteer_id == volunteer_id,))
     task = load(conn, task_id)
+    if not ok and volunteer_id is not None and task.status in ACTIVE_STATUSES:
+        raise Forbidden(f"task {task_id} is not claimed by volunteer {volunteer_id}; only a care manager can cancel it")
     if not ok:
         raise Conflict(f"task {task_id} is {task.status}; only an open or claimed task can be cancelled")
     return task
@@ -210,18 +218,24 @@ def page_of(rows: Sequence[Any], limit: int) -> TaskPage:
     return TaskPage([Task.from_row(r) for r in rows], nxt)
 
 
+CURSOR_PATTERN = r"^[0-9]{1,18}$"
+"""A cursor is the insert sequence number of the last task seen: any such number is a valid place."""
+
+
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"t1:{seq}".encode()).decode().rstrip("=")
+    return str(int(seq))
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
+    if isinstance(cursor, str) and re.match(CURSOR_PATTERN, cursor):
+        return int(cursor)
+    try:  # cursors handed out before they were plain sequence numbers
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         tag, seq = raw.split(":", 1)
         if tag != "t1":
             raise ValueError(tag)
         n = int(seq)
-        if n < 0:
+        if not 0 <= n < 2**62 or not seq.isdigit():  # a sequence number fits a 64-bit column
             raise ValueError(seq)
         return n
     except (ValueError, UnicodeDecodeError, binascii.Error):

@@ -37,6 +37,7 @@ from serving.store.records import (
     TaskSpec,
     jsonable,
     need_id,
+    need_volunteer_id,
 )
 
 _RETRIES = 5
@@ -54,6 +55,7 @@ class TimeBankStore:
         self.url = url
         self._engine = make_engine(url)
         self._clock = clock
+        self.unreadable_visit_parts: list[str] = []  # seen by the last visit flush
         if create:
             self.create_schema()
 
@@ -158,7 +160,7 @@ class TimeBankStore:
     ) -> Task:
         """open -> claimed by `volunteer_id`; a task that is not open raises Conflict."""
         need_id(task_id, "task id")
-        need_id(volunteer_id, "volunteer id")
+        need_volunteer_id(volunteer_id)
 
         def body(conn: Connection, now: datetime) -> dict:
             task = tasks.claim(conn, task_id, volunteer_id, now)
@@ -178,7 +180,7 @@ class TimeBankStore:
         (flushed to the twin history by `flush_visits`), the webhook event and the audit row.
         """
         need_id(task_id, "task id")
-        need_id(volunteer_id, "volunteer id")
+        need_volunteer_id(volunteer_id)
 
         def body(conn: Connection, now: datetime) -> dict:
             task = tasks.complete(conn, task_id, volunteer_id, now)
@@ -193,20 +195,25 @@ class TimeBankStore:
         return self._task_write("complete_task", idempotency_key, actor, request, body)
 
     def cancel_task(
-        self, task_id: str, *, idempotency_key: str, note: str = "", actor: Actor | None = None
+        self, task_id: str, *, idempotency_key: str, note: str = "", actor: Actor | None = None,
+        volunteer_id: str | None = None,
     ) -> Task:
-        """open/claimed -> cancelled; a finished task raises Conflict."""
+        """open/claimed -> cancelled; a finished task raises Conflict. With `volunteer_id` (a
+        volunteer cancelling) only a task that volunteer claimed, else Forbidden."""
         need_id(task_id, "task id")
+        if volunteer_id is not None:
+            need_volunteer_id(volunteer_id)
         if not isinstance(note, str) or len(note) > 500:
             raise InvalidInput("note must be text of at most 500 characters")
 
         def body(conn: Connection, now: datetime) -> dict:
-            task = tasks.cancel(conn, task_id, now)
+            task = tasks.cancel(conn, task_id, now, volunteer_id)
             outbox.emit(conn, "task.cancelled", task, now)
             audit.record(conn, actor, "task.cancel", task.resident_id, {"task_id": task_id, "note": note}, now)
             return task.to_dict()
 
-        return self._task_write("cancel_task", idempotency_key, actor, {"task_id": task_id, "note": note}, body)
+        request = {"task_id": task_id, "note": note, **({"volunteer_id": volunteer_id} if volunteer_id else {})}
+        return self._task_write("cancel_task", idempotency_key, actor, request, body)
 
     def expire_overdue(
         self, *, today: date | None = None, idempotency_key: str | None = None, actor: Actor | None = None
@@ -329,7 +336,7 @@ class TimeBankStore:
             pending = self.pending_visits()
             if pending.empty:
                 return 0
-            appended = visits.append_new(history, pending)
+            appended, self.unreadable_visit_parts = visits.append_new(history, pending)
             with self._engine.begin() as conn:
                 visits.mark_flushed(conn, list(pending["visit_id"]), self._clock())
             return appended

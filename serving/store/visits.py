@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -58,14 +60,22 @@ def flush_lock(root: str | Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def append_new(history: Any, visits: pd.DataFrame) -> int:
+def append_new(history: Any, visits: pd.DataFrame) -> tuple[int, list[str]]:
     """Append the visits the history does not hold yet (a flusher may have died after appending
-    and before marking); returns how many were appended."""
-    have = history.read("visits", ["visit_id"], residents=sorted(set(visits["resident_id"])))
-    new = visits[~visits["visit_id"].isin(set(have["visit_id"]))]
+    and before marking); returns how many were appended and the visit parts that could not be
+    read. An unreadable part is reported, not fatal: a visit it might hold was written by the
+    service, whose own parts are tagged and readable, so write-back goes on."""
+    have: set[str] = set()
+    unreadable: list[str] = []
+    for part in history.parts("visits"):
+        try:
+            have.update(pq.read_table(part, columns=["visit_id"]).column("visit_id").to_pylist())
+        except (OSError, pa.ArrowException) as exc:
+            unreadable.append(f"{part}: {exc}")
+    new = visits[~visits["visit_id"].isin(have)]
     if len(new):
         history.append("visits", new, tag="timebank")
-    return int(len(new))
+    return int(len(new)), unreadable
 
 
 def mark_flushed(conn: Connection, visit_ids: Sequence[str], now: datetime) -> None:

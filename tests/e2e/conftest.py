@@ -32,7 +32,7 @@ def free_port() -> int:
 def fresh_home(trained: Path, dest: Path) -> Path:
     """A private TWINCARE_HOME from a trained one: same models, own history copy and task store."""
     dest.mkdir(parents=True)
-    for name in ("mlflow.db", "online.db", "api_keys.json"):
+    for name in ("mlflow.db", "online.db", "api_keys.json", "volunteer.secret"):
         shutil.copy(trained / name, dest / name)
     shutil.copytree(trained / "history", dest / "history")
     return dest
@@ -123,7 +123,8 @@ def live_server(serving_home, tmp_path_factory, webhook_receiver) -> Iterator[tu
     `webhook_receiver`; yields (server, role -> key)."""
     trained, keys = serving_home
     tmp = tmp_path_factory.mktemp("live")
-    server = start_server(fresh_home(trained, tmp / "home"), tmp, env={"TWINCARE_WEBHOOK_URL": webhook_receiver.url})
+    server = start_server(fresh_home(trained, tmp / "home"), tmp, env={"TWINCARE_WEBHOOK_URL": webhook_receiver.url,
+                                                                  "TWINCARE_VISIT_FLUSH_S": "1"})
     if server.process.poll() is not None or "startup failed" in server.output():
         stop_server(server)
         raise RuntimeError(f"the server exited at start-up:\n{server.output()[-3000:]}")

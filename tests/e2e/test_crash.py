@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import fresh_home, kill_tree, start_server, stop_server
+from tests.serving.test_api import V
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +64,8 @@ def test_sigkill_under_load_then_restart_loses_nothing_acknowledged(serving_home
             try:
                 with httpx.Client(timeout=10) as client:
                     for step in ("claim", "complete"):
-                        resp = _post_step(client, server.url, tb, task, volunteer_for(task), step)
+                        resp = _post_step(client, server.url, {**tb, **V(home, volunteer_for(task))}, task,
+                                          volunteer_for(task), step)
                         if resp.status_code != 200:
                             return
                 with lock:
@@ -77,7 +83,7 @@ def test_sigkill_under_load_then_restart_loses_nothing_acknowledged(serving_home
     finally:
         stop_server(server)
 
-    restarted = start_server(home, tmp_path)
+    restarted = start_server(home, tmp_path, env={"TWINCARE_VISIT_FLUSH_S": "1"})
     try:
         assert httpx.get(f"{restarted.url}/readyz", timeout=10).status_code == 200
         store = TimeBankStore(f"sqlite:///{home / 'timebank.db'}")
@@ -98,12 +104,29 @@ def test_sigkill_under_load_then_restart_loses_nothing_acknowledged(serving_home
         with httpx.Client(timeout=30) as client:
             for i, task in enumerate(pending[:3]):
                 for step in ("claim", "complete"):
-                    r = _post_step(client, restarted.url, tb, task, volunteer_for(task), step)
+                    r = _post_step(client, restarted.url, {**tb, **V(home, volunteer_for(task))}, task,
+                                   volunteer_for(task), step)
                     assert r.status_code == 200, (i, step, r.text)
         store = TimeBankStore(f"sqlite:///{home / 'timebank.db'}")
         try:
-            _assert_ledger_pays_exactly_the_completed_tasks(store)
+            completed = _assert_ledger_pays_exactly_the_completed_tasks(store)
         finally:
             store.close()
+        # visits of tasks completed before the kill but not yet written back reach the history
+        from twin.store import HistoryStore
+
+        deadline = time.monotonic() + 90
+        while True:
+            written = set(HistoryStore(home / "history").read("visits", ["task_id"])["task_id"])
+            missing = {t.task_id for t in completed} - written
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert not missing, f"{len(missing)} completed visits never written back"
+        out = os.environ.get("TWINCARE_CRASH_REPORT")
+        if out:
+            Path(out).write_text(json.dumps({"kills": 1, "acknowledged": len(acknowledged),
+                                             "acknowledged_lost": 0, "paid_twice": 0,
+                                             "completed_after_restart": len(completed)}))
     finally:
         stop_server(restarted)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import fresh_home, start_server, stop_server
+from tests.serving.test_api import V
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +37,7 @@ def test_assess_complete_a_task_and_close_the_loop(live_server, webhook_receiver
     feed = httpx.get(f"{server.url}/timebank/tasks?limit=500", headers=tb).json()["items"]
     task = next(t for t in feed if t["task_id"] == action["task_id"])
     url = f"{server.url}/timebank/tasks/{task['task_id']}"
+    tb = {**tb, **V(server.home, "V0042")}
     r = httpx.post(f"{url}/claim", json={"volunteer_id": "V0042"}, headers={**tb, "Idempotency-Key": "e2e-claim"})
     assert r.status_code == 200, r.text
     for _ in range(2):  # a retried completion changes nothing
@@ -51,8 +53,13 @@ def test_assess_complete_a_task_and_close_the_loop(live_server, webhook_receiver
         assert store.balance("fund:community") == pytest.approx(-task["credits"])
     finally:
         store.close()
-    visits = HistoryStore(server.home / "history").read("visits")
-    mine = visits[visits["task_id"] == task["task_id"]]
+    deadline = time.monotonic() + 60  # visits are written back in batches (TWINCARE_VISIT_FLUSH_S)
+    while True:
+        visits = HistoryStore(server.home / "history").read("visits")
+        mine = visits[visits["task_id"] == task["task_id"]]
+        if len(mine) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert len(mine) == 1 and mine.iloc[0]["resident_id"] == rid and mine.iloc[0]["source"] == "timebank"
 
     # the time bank's webhook hears of the task's life, each event once per id

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Server, fresh_home, start_server, stop_server
-from tests.serving.test_api import serving_home  # noqa: F401  (session fixture: trained workdir)
+from tests.serving.test_api import V, serving_home  # noqa: F401  (session fixture: trained workdir)
 
 pytestmark = pytest.mark.e2e
 
@@ -93,9 +93,15 @@ def drawn_at(page, view: str) -> float:
     return page.evaluate("(v) => (window.twincareDrawn && window.twincareDrawn[v]) || 0", view)
 
 
+def serve_axe(page) -> None:
+    """axe-core as a script of the page's own origin: the page's CSP refuses inline scripts, so
+    the test loads it the way the page loads its own files."""
+    page.route("**/__axe__/axe.min.js", lambda route: route.fulfill(path=AXE, content_type="text/javascript"))
+
+
 def axe_violations(page) -> list[dict]:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.add_script_tag(path=str(AXE))
+        page.add_script_tag(url="/__axe__/axe.min.js")
     found = page.evaluate(
         "() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map("
         "v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))})))"
@@ -135,6 +141,7 @@ def test_cockpit_in_a_real_browser(cockpit_server, browser):
         return route.continue_()
 
     page.route("**/*", only_this_server)
+    serve_axe(page)
     page.goto(server.url + "/")
 
     # sign in: a wrong key is refused with a message
@@ -219,13 +226,14 @@ def test_cockpit_in_a_real_browser(cockpit_server, browser):
     wait_drawn(page, "tasks")
     check_view(page, "tasks")
     bank = httpx.Client(base_url=server.url, headers={"X-API-Key": keys["timebank"]}, timeout=30)
+    as_volunteer = V(server.home, "V-e2e")  # the platform key acts for the volunteer its token names
     task = bank.get("/timebank/tasks", params={"limit": 1}).json()["items"][0]
     tid = task["task_id"]
     assert page.locator(f"#board [data-status=open] [data-task='{tid}']").count() == 1
 
     def through_api(step: str, status: str):
         """Claim or complete the task through the API; the board shows it in its new column."""
-        r = bank.post(f"/timebank/tasks/{tid}/{step}", json={"volunteer_id": "V-e2e"}, headers={"Idempotency-Key": f"{step}-{tid}"})
+        r = bank.post(f"/timebank/tasks/{tid}/{step}", json={"volunteer_id": "V-e2e"}, headers={"Idempotency-Key": f"{step}-{tid}", **as_volunteer})
         assert r.status_code == 200, r.text
         since = drawn_at(page, "tasks")
         page.click("#tasks-refresh")

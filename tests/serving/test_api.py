@@ -57,7 +57,8 @@ def build_workdir(history_dir: Path, workdir: Path, *, trees: int = 40) -> dict[
     set_alias(uri, "demand", "champion", info["version"])
     OnlineStore(workdir / "online.db").materialise(history)
     clear = create_keys_file(workdir / "api_keys.json", overwrite=True)
-    roles = {"demo-timebank": "timebank", "demo-care-manager": "care_manager", "demo-admin": "admin"}
+    roles = {"demo-timebank": "timebank", "demo-care-manager": "care_manager", "demo-admin": "admin",
+             "demo-volunteer": "volunteer"}
     return {roles[name]: key for name, key in clear.items()}
 
 
@@ -130,6 +131,13 @@ def H(keys: dict[str, str], role: str, **extra: str) -> dict[str, str]:
     return {"X-API-Key": keys[role], **extra}
 
 
+def V(home: Path, volunteer: str, key_name: str = "demo-timebank") -> dict[str, str]:
+    """The X-Volunteer-Token header letting the time-bank platform's key act as `volunteer`."""
+    from serving.volunteers import mint, read_secret
+
+    return {"X-Volunteer-Token": mint(read_secret(home / "volunteer.secret"), key_name, volunteer)}
+
+
 def _ids(home: Path) -> list[str]:
     from features.online import OnlineStore
 
@@ -170,8 +178,8 @@ ROUTES = [
     ("GET", "/residents/R000001", None, {"care_manager"}),
     ("GET", "/tasks", None, {"care_manager"}),
     ("GET", "/timebank/tasks", None, {"timebank"}),
-    ("POST", "/timebank/tasks/T-none/claim", {"volunteer_id": "V1"}, {"timebank"}),
-    ("POST", "/timebank/tasks/T-none/complete", {"volunteer_id": "V1"}, {"timebank"}),
+    ("POST", "/timebank/tasks/T-none/claim", {}, {"timebank"}),
+    ("POST", "/timebank/tasks/T-none/complete", {}, {"timebank"}),
     ("POST", "/timebank/tasks/T-none/cancel", {"reason": "x"}, {"timebank", "care_manager"}),
     ("GET", "/metrics", None, set()),
 ]
@@ -186,7 +194,7 @@ def _call(client, method, path, body, headers):
 
 @pytest.mark.parametrize(("method", "path", "body", "allowed"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
 def test_every_route_needs_a_key_with_the_right_role(api, method, path, body, allowed):
-    client, keys, _ = api
+    client, keys, home = api
     r = _call(client, method, path, body, {})
     assert r.status_code == 401 and "API key" in r.json()["error"]
     assert "www-authenticate" in r.headers
@@ -195,14 +203,14 @@ def test_every_route_needs_a_key_with_the_right_role(api, method, path, body, al
     for role in ("timebank", "care_manager"):
         if path == "/metrics" and role in allowed:
             continue
-        r = _call(client, method, path, body, H(keys, role))
+        r = _call(client, method, path, body, H(keys, "volunteer" if role == "timebank" else role))
         if role in allowed:
             assert r.status_code not in (401, 403), (role, r.status_code, r.text)
         else:
             assert r.status_code == 403, (role, r.status_code, r.text)
             assert role in r.json()["error"] and keys[role] not in r.text
     if path != "/metrics":  # /metrics itself is exercised on the real server (tests/e2e)
-        r = _call(client, method, path, body, H(keys, "admin"))
+        r = _call(client, method, path, body, H(keys, "admin", **V(home, "V1", "demo-admin")))
         assert r.status_code not in (401, 403), r.text
 
 
@@ -329,9 +337,16 @@ def test_assess_unknown_resident_is_404_naming_the_ids(api):
         ('{"rows": [{"resident_id": "R1", "features": {"falls_365d": "many"}}]}', "number"),
         ('{"resident_ids": "R000001"}', "list"),
         ('{"resident_ids": [1, 2]}', "string"),
-        ('{"resident_ids": []}', "empty"),
+        ('{"resident_ids": []}', "at least 1 item"),
         ('{}', "exactly one"),
-        ('{"resident_ids": ["R000001"], "rows": []}', "exactly one"),
+        ('{"resident_ids": ["R000001"], "rows": []}', "at least 1 item"),
+        ('{"resident_ids": ["R000001"], "rows": [{"resident_id": "R1", "features": {}}]}', "exactly one"),
+        ('{"resident_ids": ["R000001"], "top_reasons": "3"}', "integer"),
+        ('{"resident_ids": ["R000001"], "act": "yes"}', "boolean"),
+        ('{"rows": [{"resident_id": "R1", "features": {"falls_365d": "1.5"}}]}', "number"),
+        ('{"rows": [{"resident_id": "R1", "features": {}}], "act": true}', "stored features"),
+        ('{"rows": [{"resident_id": "R1", "as_of_date": "0001-01-01", "features": {}}]}', "greater than"),
+        ('{"rows": [{"resident_id": "R1", "as_of_date": "9999-12-31", "features": {}}]}', "less than"),
         ('{"resident_ids": ["R000001"], "top_reasons": 0}', "greater than"),
         ('{"resident_ids": ["R000001"], "models": ["demand"]}', "fall_risk"),
         ('{"resident_ids": ["R000001"], "surprise": 1}', "Extra inputs"),
@@ -414,6 +429,11 @@ def test_forecast_by_series_grid_and_counts(api):
         ({"grid_ids": ["G99"]}, 404, "G99"),
         ({"counts": [{"series_id": "x:meals", "date": "2024-01-01", "count": -1}]}, 422, "greater than"),
         ({"counts": [{"series_id": "x:meals", "date": "2024-01-01", "count": 1}]}, 422, "cannot forecast"),
+        ({"counts": [{"series_id": "x:meals", "date": "0001-01-01", "count": 1}]}, 422, "greater than"),
+        ({"counts": [{"series_id": "x:meals", "date": "0040-06-01", "count": 1}]}, 422, "greater than"),
+        ({"counts": [{"series_id": "x:meals", "date": "9999-12-31", "count": 1}]}, 422, "less than"),
+        ({"series_ids": ["G01:meals"], "horizon": "7"}, 422, "integer"),
+        ({"series_ids": []}, 422, "at least 1 item"),
     ],
 )
 def test_forecast_bad_input(api, body, status, needle):
@@ -503,49 +523,59 @@ def test_claim_complete_moves_credits_and_writes_the_visit(api):
 
     task = client.get("/timebank/tasks?limit=1", headers=H(keys, "timebank")).json()["items"][0]
     tid, T = task["task_id"], H(keys, "timebank")
+    T1, T2, T3 = ({**T, **V(home, v)} for v in ("V0001", "V0002", "V0003"))
     url = f"/timebank/tasks/{tid}"
-    assert client.post(f"{url}/claim", json={"volunteer_id": "V0001"}, headers=T).status_code == 422  # no key
-    r = client.post(f"{url}/claim", json={"volunteer_id": "V0001"}, headers={**T, "Idempotency-Key": "c-1"})
+    assert client.post(f"{url}/claim", json={}, headers=T1).status_code == 422  # no idempotency key
+    r = client.post(f"{url}/claim", json={"volunteer_id": "V0001"}, headers={**T1, "Idempotency-Key": "c-1"})
     assert r.status_code == 200 and r.json()["task"]["status"] == "claimed"
-    replay = client.post(f"{url}/claim", json={"volunteer_id": "V0001"}, headers={**T, "Idempotency-Key": "c-1"})
+    replay = client.post(f"{url}/claim", json={"volunteer_id": "V0001"}, headers={**T1, "Idempotency-Key": "c-1"})
     assert replay.status_code == 200 and replay.json()["task"] == r.json()["task"]
-    r = client.post(f"{url}/claim", json={"volunteer_id": "V0002"}, headers={**T, "Idempotency-Key": "c-2"})
+    r = client.post(f"{url}/claim", json={}, headers={**T2, "Idempotency-Key": "c-2"})
     assert r.status_code == 409 and "claimed" in r.json()["error"]
-    r = client.post(f"{url}/claim", json={"volunteer_id": "V0003"}, headers={**T, "Idempotency-Key": "c-1"})
+    r = client.post(f"{url}/claim", json={}, headers={**T1, "Idempotency-Key": "c-1b"})
+    assert r.status_code == 409
+    r = client.post(f"{url}/claim", json={"volunteer_id": "V0003"}, headers={**T3, "Idempotency-Key": "c-1"})
     assert r.status_code == 409 and "already used" in r.json()["error"]
-    r = client.post(f"{url}/complete", json={"volunteer_id": "V0002"}, headers={**T, "Idempotency-Key": "d-0"})
+    r = client.post(f"{url}/complete", json={}, headers={**T2, "Idempotency-Key": "d-0"})
     assert r.status_code == 403
-    r = client.post(f"{url}/complete", json={"volunteer_id": "V0001"}, headers={**T, "Idempotency-Key": "d-1"})
+    r = client.post(f"{url}/cancel", json={}, headers={**T2, "Idempotency-Key": "x-0"})
+    assert r.status_code == 403  # a volunteer cannot cancel another's claimed task
+    r = client.post(f"{url}/complete", json={"volunteer_id": "V0002"}, headers={**T1, "Idempotency-Key": "d-x"})
+    assert r.status_code == 403  # the body cannot name another volunteer than the token
+    r = client.post(f"{url}/complete", json={}, headers={**T1, "Idempotency-Key": "d-1"})
     assert r.status_code == 200 and r.json()["task"]["status"] == "completed"
-    again = client.post(f"{url}/complete", json={"volunteer_id": "V0001"}, headers={**T, "Idempotency-Key": "d-1"})
+    again = client.post(f"{url}/complete", json={}, headers={**T1, "Idempotency-Key": "d-1"})
     assert again.status_code == 200
-    store = http_app.state.runtime.store
+    rt = http_app.state.runtime
+    store = rt.store
     ledger = store.ledger_frame()
     mine = ledger[ledger["transfer_id"] == f"task-{tid}"]
     assert len(mine) == 2 and mine["amount"].sum() == 0
     assert store.balance("volunteer:V0001") == pytest.approx(task["credits"])
     assert sum(store.balances().values()) == pytest.approx(0)
+    rt.visit_writer.flush()
     visits = HistoryStore(home / "history").read("visits")
     assert (visits["task_id"] == tid).sum() == 1
-    r = client.post(f"{url}/cancel", json={"reason": "late"}, headers={**T, "Idempotency-Key": "x-1"})
+    r = client.post(f"{url}/cancel", json={"reason": "late"}, headers={**T1, "Idempotency-Key": "x-1"})
     assert r.status_code == 409
 
 
 def test_cancel_and_unknown_task(api):
-    client, keys, _ = api
+    client, keys, home = api
     T = H(keys, "timebank")
+    T9 = {**T, **V(home, "V9")}
     task = client.get("/timebank/tasks?limit=1", headers=T).json()["items"][0]
     r = client.post(f"/timebank/tasks/{task['task_id']}/cancel", json={"reason": "resident away"},
                     headers={**H(keys, "care_manager"), "Idempotency-Key": "k-1"})
     assert r.status_code == 200 and r.json()["task"]["status"] == "cancelled"
     r = client.post(f"/timebank/tasks/{task['task_id']}/claim", json={"volunteer_id": "V9"},
-                    headers={**T, "Idempotency-Key": "k-2"})
+                    headers={**T9, "Idempotency-Key": "k-2"})
     assert r.status_code == 409
     for verb, body in (("claim", {"volunteer_id": "V9"}), ("complete", {"volunteer_id": "V9"}), ("cancel", {})):
-        r = client.post(f"/timebank/tasks/T-ghost/{verb}", json=body, headers={**T, "Idempotency-Key": f"g-{verb}"})
+        r = client.post(f"/timebank/tasks/T-ghost/{verb}", json=body, headers={**T9, "Idempotency-Key": f"g-{verb}"})
         assert r.status_code == 404 and "T-ghost" in r.json()["error"]
     r = client.post(f"/timebank/tasks/{task['task_id']}/claim", json={"volunteer_id": ""},
-                    headers={**T, "Idempotency-Key": "k-3"})
+                    headers={**T9, "Idempotency-Key": "k-3"})
     assert r.status_code == 422
 
 
@@ -664,3 +694,61 @@ def test_whatif_policy_scores_equal_assess_on_the_same_features(api):
             assert a["band"] == s.band[i]
             assert [x["feature"] for x in a["reasons"]] == [x["feature"] for x in s.reasons(i)]
     assert {a["model"] for a in results[0]["assessments"]} == set(risk_specs())
+
+
+def test_task_feed_minimises_resident_data_and_is_audited(api):
+    client, keys, _ = api
+    from serving.api.app import app as http_app
+
+    r = client.get("/timebank/tasks?limit=5", headers=H(keys, "timebank"))
+    assert r.status_code == 200
+    for item in r.json()["items"]:
+        assert "resident_id" not in item and "reason" not in item
+    rt = http_app.state.runtime
+    rt.audit.flush()
+    assert any(e.action == "timebank.feed" for e in rt.store.audit_log(limit=50))
+
+
+@pytest.mark.parametrize("cursor", [str(2**63), "9" * 19, "-1", "%%%"])
+def test_cursor_out_of_range_is_422(api, cursor):
+    client, keys, _ = api
+    r = client.get("/timebank/tasks", params={"cursor": cursor}, headers=H(keys, "timebank"))
+    assert r.status_code == 422 and set(r.json()) <= {"error", "detail"}
+
+
+def test_edge_headers_limits_and_one_error_shape(api):
+    from serving.api.app import app as http_app
+
+    client, keys, _ = api
+    care = H(keys, "care_manager")
+    for path in ("/", "/residents/at-risk", "/healthz"):
+        r = client.get(path, headers=care)
+        assert r.headers["cache-control"] == "no-store", path
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    r = client.get("/residents/at-risk?limt=5", headers=care)
+    assert r.status_code == 422 and "limt" in r.json()["error"]
+    r = client.post("/assess", content=b"x" * (17 * 1024 * 1024), headers={**care, "content-type": "application/json"})
+    assert r.status_code == 413 and set(r.json()) == {"error"}
+    r = client.post("/assess", content=b"{}", headers={**care, "content-type": "multipart/form-data"})
+    assert r.status_code == 415
+    r = client.get("/nowhere", headers=care)
+    assert r.status_code == 404 and set(r.json()) == {"error"}
+    r = client.request("OPTIONS", "/session", headers=care)  # Allow names every method of the path
+    assert r.status_code == 405 and sorted(r.headers["allow"].split(", ")) == ["GET", "POST"]
+    r = client.post("/assess", json={"resident_ids": ["secret-R1 x"]}, headers=care)
+    assert r.status_code == 422 and "secret-R1" not in r.text  # never echoes the input
+    spec = client.get("/docs.json").json()
+    assert spec["info"]["version"] not in ("None", "")
+    table = http_app.state.route_table
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            access = table.match(method.upper(), path.replace("{", "").replace("}", ""))
+            if access is None or not access.public:
+                assert op.get("security"), (method, path)
+                assert {"401", "403", "422"} <= set(op["responses"]), (method, path)
+            else:
+                assert "security" not in op, (method, path)
+    for api_path in ("/assess", "/forecast_demand"):
+        body = spec["paths"][api_path]["post"]["requestBody"]
+        assert body["required"] is True and "oneOf" in body["content"]["application/json"]["schema"], api_path

@@ -30,13 +30,15 @@ def keys(tmp_path):
 def test_keys_file_stores_only_hashes_and_is_private(keys):
     path, clear = keys
     text = path.read_text()
-    assert set(clear) == {"demo-timebank", "demo-care-manager", "demo-admin"}
+    assert set(clear) == {"demo-timebank", "demo-care-manager", "demo-admin", "demo-volunteer"}
+    assert KeyRing.from_file(path).authenticate(clear["demo-volunteer"]).volunteer_id == "V0001"
+    assert KeyRing.from_file(path).authenticate(clear["demo-timebank"]).volunteer_id is None
     for key in clear.values():
         assert key not in text and hash_key(key) in text
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with pytest.raises(FileExistsError, match="already exists"):
         create_keys_file(path)
-    assert len(set(clear.values())) == 3
+    assert len(set(clear.values())) == 4
 
 
 def test_roles_401_and_403(keys):
@@ -76,7 +78,7 @@ def test_comparison_is_constant_time(monkeypatch, keys):
     real = auth.hmac.compare_digest
     monkeypatch.setattr(auth.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
     ring.authenticate(clear["demo-timebank"])  # the first entry: still checks them all
-    assert len(calls) == len(ring) == 3
+    assert len(calls) == len(ring) == 4
 
 
 def test_bad_keys_file_says_what_is_wrong(tmp_path):
@@ -107,7 +109,7 @@ def test_cli_prints_keys_once_and_refuses_to_overwrite(tmp_path, capsys):
     out = capsys.readouterr().out
     ring = KeyRing.from_file(p)
     printed = [line.split()[-1] for line in out.splitlines() if line.startswith("  ")]
-    assert len(printed) == 3 and all(ring.authenticate(k) is not None for k in printed)
+    assert len(printed) == 4 and all(ring.authenticate(k) is not None for k in printed)
     assert auth.main(["create-keys", str(p)]) == 1
     assert auth.main(["bogus"]) == 2
 
