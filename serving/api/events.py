@@ -93,7 +93,7 @@ def _view(a) -> AlertView:
 
 @router.post(
     "/events", response_model=BatchAnswer, tags=["home gateways"], summary="A batch of a home's raw sensor events",
-    responses={422: {"model": schemas.ErrorBody, "description": "Bad events (named in detail.rejected); the good ones are kept."},
+    responses={422: {"model": schemas.ErrorBody, "description": "Bad events, each named in detail (loc = body, events, its index; msg = why); the good ones are kept."},
                413: {"model": schemas.ErrorBody, "description": "Too many events in one batch."},
                404: {"model": schemas.ErrorBody, "description": "No sensor map configured: live events are off."}},
 )
@@ -122,9 +122,10 @@ def post_events(request: Request, batch: EventBatch):
     if result.rejected:
         shown = ", ".join(str(r["id"] if r["id"] is not None else f"#{r['index']}") for r in result.rejected[:10])
         more = " ..." if len(result.rejected) > 10 else ""
-        return JSONResponse(
+        return JSONResponse(  # the one error shape: each rejected event where and why, never its content
             {"error": f"{len(result.rejected)} event(s) rejected ({shown}{more}); {result.accepted} new event(s) kept",
-             "detail": body},
+             "detail": [{"loc": ["body", "events", str(r["index"])], "msg": str(r["why"]), "type": "rejected_event"}
+                        for r in result.rejected]},
             status_code=422,
         )
     return body
