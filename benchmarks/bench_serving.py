@@ -198,7 +198,7 @@ def prepare_home(workdir: Path | None, tmp: Path) -> tuple[Path, dict[str, str],
         info["source"] = "default twin 2000 x 730, seed 7; default booster settings (200 trees, early stopping)"
     clear = create_keys_file(home / "api_keys.json", overwrite=True)
     roles = dict(DEMO_KEYS)
-    return home, {roles[n]: k for n, k in clear.items()}, info
+    return home, {roles[n]: k for n, k in clear.items() if n in roles}, info  # volunteers hold keys too
 
 
 def main() -> None:
