@@ -31,6 +31,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from twin.ingest_events import (  # what a sensor line says when it fires or rests
+    OFF_VALUES,
+    ON_VALUES,
+)
+
 ALERT_KINDS = ("no_movement", "not_up", "night_exit", "toilet_surge")
 URGENT_KINDS = frozenset({"no_movement", "not_up", "night_exit"})
 # the planted incident each alert kind is meant to catch
@@ -42,8 +47,6 @@ INCIDENT_OF = {
 }
 MOTION_ROLES = frozenset({"toilet", "bathroom", "kitchen", "living", "bedroom", "motion"})
 TOILET_ROLES = frozenset({"toilet", "bathroom"})
-ON_VALUES = frozenset({"ON", "OPEN"})
-OFF_VALUES = frozenset({"OFF", "CLOSE", "CLOSED"})
 DAY = 86400.0
 
 

@@ -280,7 +280,8 @@ def create_keys_file(
     if p.exists() and not overwrite:
         raise FileExistsError(f"{p} already exists; pass overwrite=True (or --overwrite) to replace it")
     volunteers = DEMO_VOLUNTEERS if volunteers is None and keys is DEMO_KEYS else (volunteers or {})
-    keys = [*keys, *((n, "timebank") for n in volunteers if n not in {k[0] for k in keys})]
+    named = {k[0] for k in keys}
+    keys = [*keys, *((n, "timebank") for n in volunteers if n not in named)]
     clear = {k[0]: new_key() for k in keys}
     doc = {"keys": [{"name": k[0], "role": k[1], "sha256": hash_key(clear[k[0]]),
                      **({"resident_id": k[2]} if len(k) > 2 else {}),
