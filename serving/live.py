@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,7 +37,7 @@ from models.alerts import Alert, AlertSettings, ResidentMonitor
 from models.policy import DEFAULT_POLICY, NEUTRAL_SCARCITY, ActionPolicy, Scarcity
 from serving.actions import alert_task_spec
 from serving.store import TimeBankStore
-from serving.store.live import DeviceEvent, LiveStore, StoredAlert
+from serving.store.live import AwaySpan, DeviceEvent, LiveStore, StoredAlert
 from twin.ingest_events import (
     ACTIVE_INTERVAL_VALUES,
     INACTIVE_INTERVAL_VALUES,
@@ -182,6 +182,7 @@ class LiveAlerts:
         mon = ResidentMonitor(resident_id, self.sensor_map, self.settings)
         for kind, real in self.live.ratings(resident_id):
             mon.rate(kind, real)
+        self._apply_home_settings(resident_id, mon)
         last = self.live.last_event_time(resident_id)
         home = _Home(mon, None, None, None, time.monotonic())
         if last is None:
@@ -358,6 +359,64 @@ class LiveAlerts:
                 with home.lock:
                     home.monitor.rate(alert.kind, rating == "real")
         return alert
+
+    # -- per-home settings: away spans and quiet hours ---------------------------------------
+
+    def _apply_home_settings(self, resident_id: str, mon: ResidentMonitor) -> None:
+        for span in self.live.settings.away_spans(resident_id):
+            mon.set_away(span.start, span.end)
+        quiet = self.live.settings.quiet_hours(resident_id)
+        mon.settings = replace(
+            mon.settings,
+            quiet_start_hour=self.settings.quiet_start_hour if quiet is None else quiet[0] / 60,
+            quiet_end_hour=self.settings.quiet_end_hour if quiet is None else quiet[1] / 60,
+        )
+
+    def _loaded(self, resident_id: str) -> _Home | None:
+        with self._lock:
+            return self._homes.get(resident_id)
+
+    def set_away(self, resident_id: str, start: datetime, end: datetime, note: str | None, actor: Any) -> AwaySpan:
+        """The resident is away from start to end (home clock): nothing is raised from the home
+        meanwhile. Stored first; a loaded monitor takes it at once, a rebuilt one from the store."""
+        span = self.live.settings.add_away(resident_id, start, end, note, actor)
+        home = self._loaded(resident_id)
+        if home is not None:
+            with home.lock:
+                home.monitor.set_away(span.start, span.end)
+        return span
+
+    def cancel_away(self, resident_id: str, away_id: int, actor: Any) -> AwaySpan:
+        span = self.live.settings.cancel_away(resident_id, away_id, actor)
+        home = self._loaded(resident_id)
+        if home is not None:
+            with home.lock:
+                home.monitor.away = []
+                for kept in self.live.settings.away_spans(resident_id):
+                    home.monitor.set_away(kept.start, kept.end)
+        return span
+
+    def set_quiet_hours(self, resident_id: str, start_minute: int, end_minute: int, actor: Any) -> None:
+        """Non-urgent alerts of this home are held from start to end (minutes after midnight)."""
+        self.live.settings.set_quiet_hours(resident_id, start_minute, end_minute, actor)
+        home = self._loaded(resident_id)
+        if home is not None:
+            with home.lock:
+                self._apply_home_settings(resident_id, home.monitor)
+
+    def home_settings(self, resident_id: str) -> dict:
+        """Away spans, quiet hours (and whether they are the service's default) and the rules'
+        tuning from ratings, for one home."""
+        quiet = self.live.settings.quiet_hours(resident_id)
+        start, end = ((round(self.settings.quiet_start_hour * 60), round(self.settings.quiet_end_hour * 60))
+                      if quiet is None else quiet)
+        return {
+            "resident_id": resident_id,
+            "away": [s.to_dict() for s in self.live.settings.away_spans(resident_id)],
+            "quiet_hours": {"start": f"{start // 60:02d}:{start % 60:02d}", "end": f"{end // 60:02d}:{end % 60:02d}",
+                            "default": quiet is None},
+            "tuning": self.tuning(resident_id),
+        }
 
     def tuning(self, resident_id: str) -> dict[str, float]:
         """The resident's threshold factors per alert kind (1: as learned)."""

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving import schemas
-from serving.api.common import ERRORS, SECURED, error, principal_of, runtime_of
+from serving.api.common import ERRORS, SECURED, ResidentIdPath, error, principal_of, runtime_of
 from serving.auth import DEVICE
 from serving.edge import CARE, allow
 from serving.live import FormatMismatch
@@ -20,6 +20,9 @@ from serving.live import FormatMismatch
 router = APIRouter(dependencies=SECURED, responses=ERRORS)
 
 AlertIdPath = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9]{1,64}$", description="Alert id.")]
+AwayIdPath = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="Away span id.")]
+CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+MAX_AWAY = timedelta(days=366)
 
 
 class EventBatch(BaseModel):
@@ -85,6 +88,63 @@ class Rating(BaseModel):
 class RatedAlert(BaseModel):
     alert: AlertView
     tuning: dict[str, float] = Field(description="The resident's threshold factor per alert kind after the rating.")
+
+
+class AwaySpanIn(BaseModel):
+    """A time the resident is away (a stay with family, in hospital): no alerts from the home."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime = Field(description="From (the home's local clock, no zone).")
+    end: datetime = Field(description="Until (the home's local clock, no zone); after start, at most a year later.")
+    note: str | None = Field(None, max_length=200, description="Why, in a few words (kept with the span).")
+
+
+class AwaySpanView(BaseModel):
+    away_id: int
+    resident_id: str
+    start: str
+    end: str
+    note: str | None
+    created_by: str
+
+
+class QuietHoursIn(BaseModel):
+    """Hours in which the home's non-urgent alerts (night-time toilet surges) are held until the
+    end; urgent ones (a fall, not up, a night exit) are never held."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: str = Field(pattern=CLOCK, description="HH:MM, the home's local clock.")
+    end: str = Field(pattern=CLOCK, description="HH:MM; before start means the hours span midnight.")
+
+
+class QuietHoursView(BaseModel):
+    start: str
+    end: str
+    default: bool = Field(description="True while the service's default hours apply (none set for this home).")
+
+
+class HomeAlertSettings(BaseModel):
+    resident_id: str
+    away: list[AwaySpanView] = Field(description="Away spans not cancelled, in the order they were set.")
+    quiet_hours: QuietHoursView
+    tuning: dict[str, float] = Field(description="The home's threshold factor per alert kind, from ratings.")
+
+
+def _minutes(clock: str) -> int:
+    h, m = clock.split(":")
+    return int(h) * 60 + int(m)
+
+
+def _home_of(request: Request, resident_id: str):
+    """(runtime, None), or (None, the error response) when live alerts are off or the resident unknown."""
+    rt = runtime_of(request)
+    if rt.live is None:
+        return None, error(404, "live alerts are off here: no sensor map of the homes is configured (TWINCARE_SENSOR_MAP)")
+    if resident_id not in rt.features.row_of and rt.live.live.last_event_time(resident_id) is None:
+        return None, error(404, f"unknown resident id: {resident_id}")
+    return rt, None
 
 
 def _view(a) -> AlertView:
@@ -169,3 +229,56 @@ def rate(request: Request, alert_id: AlertIdPath, body: Rating):
         return error(404, f"no such alert: {alert_id}")
     alert = rt.live.rate(alert_id, body.rating, principal_of(request))
     return RatedAlert(alert=_view(alert), tuning=rt.live.tuning(alert.resident_id))
+
+
+NO_HOME = {404: {"model": schemas.ErrorBody, "description": "Unknown resident, or live alerts are off."}}
+
+
+@router.get("/residents/{resident_id}/alert_settings", response_model=HomeAlertSettings, tags=["care managers"],
+            summary="A home's away spans, quiet hours and alert tuning", responses=NO_HOME)
+@allow(*CARE)
+def alert_settings(request: Request, resident_id: ResidentIdPath):
+    rt, refused = _home_of(request, resident_id)
+    if refused is not None:
+        return refused
+    rt.audit.record(principal_of(request), "home.settings.read", resident_id)
+    return rt.live.home_settings(resident_id)
+
+
+@router.post("/residents/{resident_id}/away", response_model=AwaySpanView, status_code=201, tags=["care managers"],
+             summary="The resident is away: no alerts from the home from start to end", responses=NO_HOME)
+@allow(*CARE)
+def set_away(request: Request, resident_id: ResidentIdPath, body: AwaySpanIn):
+    rt, refused = _home_of(request, resident_id)
+    if refused is not None:
+        return refused
+    if body.start.tzinfo is not None or body.end.tzinfo is not None:
+        return error(422, "start and end are the home's local clock without a zone, like its events' times")
+    if not body.start < body.end <= body.start + MAX_AWAY:
+        return error(422, "end must come after start, and at most a year after it")
+    span = rt.live.set_away(resident_id, body.start, body.end, body.note, principal_of(request))
+    return JSONResponse(span.to_dict(), status_code=201)
+
+
+@router.delete("/residents/{resident_id}/away/{away_id}", response_model=AwaySpanView, tags=["care managers"],
+               summary="Cancel an away span (alerts resume)", responses=NO_HOME)
+@allow(*CARE)
+def cancel_away(request: Request, resident_id: ResidentIdPath, away_id: AwayIdPath):
+    rt, refused = _home_of(request, resident_id)
+    if refused is not None:
+        return refused
+    return rt.live.cancel_away(resident_id, away_id, principal_of(request)).to_dict()
+
+
+@router.put("/residents/{resident_id}/quiet_hours", response_model=HomeAlertSettings, tags=["care managers"],
+            summary="Set a home's quiet hours (non-urgent alerts held until they end)", responses=NO_HOME)
+@allow(*CARE)
+def set_quiet_hours(request: Request, resident_id: ResidentIdPath, body: QuietHoursIn):
+    rt, refused = _home_of(request, resident_id)
+    if refused is not None:
+        return refused
+    start, end = _minutes(body.start), _minutes(body.end)
+    if start == end:
+        return error(422, "quiet hours start and end at different times")
+    rt.live.set_quiet_hours(resident_id, start, end, principal_of(request))
+    return rt.live.home_settings(resident_id)

@@ -24,8 +24,10 @@ from serving.store.errors import Conflict, InvalidInput, NotFound
 from serving.store.records import Actor, jsonable
 from serving.store.schema import (
     alerts_table,
+    away_spans_table,
     device_events_table,
     live_days_table,
+    quiet_hours_table,
     tasks_table,
     webhook_outbox_table,
 )
@@ -95,6 +97,7 @@ class LiveStore:
     def __init__(self, store: Any):
         self.store = store
         self.engine = store.engine
+        self.settings = HomeSettings(store.engine, store.now)
 
     def now(self) -> datetime:
         return self.store.now()
@@ -325,6 +328,90 @@ class LiveStore:
                                a.c.created_at < before)
         with self._read() as conn, conn.begin():
             return [_alert(r) for r in conn.execute(q)]
+
+
+@dataclass(frozen=True)
+class AwaySpan:
+    """A time the resident is away from home (home clock): no alerts from the home meanwhile."""
+
+    away_id: int
+    resident_id: str
+    start: datetime
+    end: datetime
+    note: str | None
+    created_by: str
+
+    def to_dict(self) -> dict:
+        return {"away_id": self.away_id, "resident_id": self.resident_id, "start": self.start.isoformat(),
+                "end": self.end.isoformat(), "note": self.note, "created_by": self.created_by}
+
+
+def _actor_name(actor: Actor | None) -> str:
+    return actor.name if actor is not None else "system"
+
+
+class HomeSettings:
+    """Per-home settings the care managers set: away spans and quiet hours."""
+
+    def __init__(self, engine: Any, now):
+        self.engine = engine
+        self.now = now
+
+    def add_away(self, resident_id: str, start: datetime, end: datetime, note: str | None, actor: Actor | None
+                 ) -> AwaySpan:
+        if end <= start:
+            raise InvalidInput("an away span ends after it starts")
+        t = away_spans_table
+        with self.engine.begin() as conn:
+            now = self.now()
+            seq = conn.execute(t.insert().values(resident_id=resident_id, start=start, end=end, note=note,
+                                                 created_at=now, created_by=_actor_name(actor))).inserted_primary_key[0]
+            audit.record(conn, actor, "home.away.set", resident_id,
+                         {"away_id": seq, "start": start.isoformat(), "end": end.isoformat()}, now)
+            return _span(conn.execute(sa.select(t).where(t.c.seq == seq)).one())
+
+    def cancel_away(self, resident_id: str, away_id: int, actor: Actor | None) -> AwaySpan:
+        """Cancel a span (kept, marked cancelled); cancelling again changes nothing."""
+        t = away_spans_table
+        with self.engine.begin() as conn:
+            r = conn.execute(sa.select(t).where(t.c.seq == away_id, t.c.resident_id == resident_id)).first()
+            if r is None:
+                raise NotFound(f"no away span {away_id} for resident {resident_id}")
+            if r.cancelled_at is None:
+                now = self.now()
+                conn.execute(t.update().where(t.c.seq == away_id).values(cancelled_at=now,
+                                                                         cancelled_by=_actor_name(actor)))
+                audit.record(conn, actor, "home.away.cancel", resident_id, {"away_id": away_id}, now)
+            return _span(r)
+
+    def away_spans(self, resident_id: str) -> list[AwaySpan]:
+        """The resident's spans not cancelled, in the order they were set."""
+        t = away_spans_table
+        q = sa.select(t).where(t.c.resident_id == resident_id, t.c.cancelled_at.is_(None)).order_by(t.c.seq)
+        with self.engine.connect() as conn:
+            return [_span(r) for r in conn.execute(q)]
+
+    def set_quiet_hours(self, resident_id: str, start_minute: int, end_minute: int, actor: Actor | None) -> None:
+        t = quiet_hours_table
+        with self.engine.begin() as conn:
+            now = self.now()
+            values = {"start_minute": start_minute, "end_minute": end_minute, "updated_at": now,
+                      "updated_by": _actor_name(actor)}
+            if not conn.execute(t.update().where(t.c.resident_id == resident_id).values(**values)).rowcount:
+                conn.execute(t.insert().values(resident_id=resident_id, **values))
+            audit.record(conn, actor, "home.quiet_hours.set", resident_id,
+                         {"start_minute": start_minute, "end_minute": end_minute}, now)
+
+    def quiet_hours(self, resident_id: str) -> tuple[int, int] | None:
+        """(start, end) in minutes after midnight, or None: the service's default applies."""
+        t = quiet_hours_table
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(t.c.start_minute, t.c.end_minute).where(t.c.resident_id == resident_id)).first()
+        return None if r is None else (int(r[0]), int(r[1]))
+
+
+def _span(r: Any) -> AwaySpan:
+    return AwaySpan(int(r.seq), r.resident_id, r.start, r.end, r.note, r.created_by)
 
 
 def _emit(conn: Connection, event_type: str, alert: StoredAlert, now: datetime) -> None:

@@ -197,3 +197,33 @@ alerts_table = sa.Table(
     sa.CheckConstraint("rating IS NULL OR rating IN ('real','false')", name="ck_alerts_rating"),
 )
 sa.Index("ix_alerts_resident", alerts_table.c.resident_id, alerts_table.c.seq)
+
+# -- per-home alert settings (revision 0004) -----------------------------------------------------
+
+away_spans_table = sa.Table(
+    "away_spans",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("resident_id", sa.String(64), nullable=False),
+    sa.Column("start", sa.DateTime, nullable=False),  # home clock
+    sa.Column("end", sa.DateTime, nullable=False),  # home clock
+    sa.Column("note", sa.String(200)),
+    sa.Column("created_at", sa.DateTime, nullable=False),  # UTC
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("cancelled_at", sa.DateTime),
+    sa.Column("cancelled_by", sa.String(128)),
+    sa.CheckConstraint('"end" > start', name="ck_away_spans_order"),
+)
+sa.Index("ix_away_spans_resident", away_spans_table.c.resident_id, away_spans_table.c.seq)
+
+quiet_hours_table = sa.Table(
+    "quiet_hours",
+    metadata,
+    sa.Column("resident_id", sa.String(64), primary_key=True),
+    sa.Column("start_minute", sa.Integer, nullable=False),  # minutes after midnight, home clock
+    sa.Column("end_minute", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+    sa.CheckConstraint("start_minute >= 0 AND start_minute < 1440 AND end_minute >= 0 AND end_minute < 1440",
+                       name="ck_quiet_hours_minutes"),
+)

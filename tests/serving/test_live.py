@@ -250,3 +250,58 @@ def test_the_cockpit_shows_the_alerts_view_once_live_events_are_on(live):
     assert "alerts" not in meta["panels_not_available"] and "what_if" in meta["panels_not_available"]
     page = client.get("/").text
     assert 'id="alert-list"' in page
+
+
+def test_an_away_span_silences_the_home_and_its_settings_survive_a_rebuild(live):
+    client, keys, _, twin, residents, rt, falls = live
+    care = {"X-API-Key": keys["demo-care-manager"]}
+    rid = residents[2]
+    fall = falls[rid]
+    span = {"start": (fall["start"] - pd.Timedelta(hours=1)).isoformat(),
+            "end": (fall["end"] + pd.Timedelta(hours=1)).isoformat(), "note": "at her daughter's"}
+    r = client.post(f"/residents/{rid}/away", json=span, headers=care)
+    assert r.status_code == 201, r.text
+    away_id = r.json()["away_id"]
+    assert r.json()["note"] == "at her daughter's" and r.json()["start"] == span["start"]
+
+    ev = twin.events[twin.events["resident_id"] == rid]
+    until = fall["offline_at"] + pd.Timedelta(minutes=10)
+    raised = stream(client, keys[f"gateway-{rid}"], ev[ev["time"] < until], fall["start"] - pd.Timedelta(minutes=30), until)
+    assert not [a for a in raised if pd.Timestamp(a["raised_at"]) >= fall["start"]], raised
+    stored = client.get(f"/alerts?resident_id={rid}", headers=care).json()["items"]
+    assert not [a for a in stored if pd.Timestamp(a["since"]) >= pd.Timestamp(span["start"])], stored
+
+    settings = client.get(f"/residents/{rid}/alert_settings", headers=care).json()
+    assert [s["away_id"] for s in settings["away"]] == [away_id]
+    assert settings["quiet_hours"] == {"start": "22:00", "end": "07:00", "default": True}
+
+    # bad settings are refused by name; the unknown are 404
+    bad = client.post(f"/residents/{rid}/away", json={**span, "end": span["start"]}, headers=care)
+    assert bad.status_code == 422 and "end must come after start" in bad.json()["error"]
+    bad = client.put(f"/residents/{rid}/quiet_hours", json={"start": "25:00", "end": "07:00"}, headers=care)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "start"]
+    assert client.put(f"/residents/{rid}/quiet_hours", json={"start": "07:00", "end": "07:00"},
+                      headers=care).status_code == 422
+    assert client.get("/residents/NOPE/alert_settings", headers=care).status_code == 404
+    assert client.delete(f"/residents/{rid}/away/999999", headers=care).status_code == 404
+
+    r = client.put(f"/residents/{rid}/quiet_hours", json={"start": "21:30", "end": "06:00"}, headers=care)
+    assert r.status_code == 200 and r.json()["quiet_hours"] == {"start": "21:30", "end": "06:00", "default": False}
+
+    # kept in the store: a monitor rebuilt from it (as after a restart) has the span and the hours
+    with rt.live._lock:
+        rt.live._homes.pop(rid)
+    monitor = rt.live._home(rid).monitor
+    assert (monitor.settings.quiet_start_hour, monitor.settings.quiet_end_hour) == (21.5, 6.0)
+    assert monitor.away == [(monitor.seconds(pd.Timestamp(span["start"]).to_pydatetime()),
+                             monitor.seconds(pd.Timestamp(span["end"]).to_pydatetime()))]
+
+    # cancelled: the same stored events, replayed, raise the fall
+    r = client.delete(f"/residents/{rid}/away/{away_id}", headers=care)
+    assert r.status_code == 200 and r.json()["away_id"] == away_id
+    assert client.get(f"/residents/{rid}/alert_settings", headers=care).json()["away"] == []
+    with rt.live._lock:
+        rt.live._homes.pop(rid)
+    rt.live._home(rid)
+    replayed = client.get(f"/alerts?resident_id={rid}", headers=care).json()["items"]
+    assert [a for a in replayed if a["kind"] == "no_movement" and pd.Timestamp(a["since"]) >= pd.Timestamp(span["start"])]

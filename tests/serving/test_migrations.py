@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 DESK_A = Principal("desk-a", "timebank")
 DESK_B = Principal("desk-b", "timebank")
 ADMIN = Principal("ops", "admin")
+HEAD = "0004"  # the newest revision
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -110,13 +111,13 @@ def test_revision_0001_is_the_old_schema_and_head_is_todays(empty_url):
     assert _diff(empty_url, store_v0001.metadata) == []
     s = TimeBankStore(empty_url)
     s.close()
-    assert _revision(empty_url) == migrate.head_revision() == "0003"
+    assert _revision(empty_url) == migrate.head_revision() == HEAD
     assert _diff(empty_url, metadata) == []
 
 
 def test_a_fresh_store_is_created_at_head_and_downgrades_to_the_old_schema(empty_url):
     TimeBankStore(empty_url).close()
-    assert _revision(empty_url) == "0003" and _diff(empty_url, metadata) == []
+    assert _revision(empty_url) == HEAD and _diff(empty_url, metadata) == []
     _downgrade(empty_url, "0001")
     assert _diff(empty_url, store_v0001.metadata) == []
 
@@ -126,7 +127,7 @@ def test_a_store_made_by_the_old_create_all_is_adopted_and_upgraded(empty_url):
     store_v0001.metadata.create_all(engine)
     result = migrate.upgrade(engine)
     engine.dispose()
-    assert (result.before, result.after, result.adopted) == (None, "0003", True)
+    assert (result.before, result.after, result.adopted) == (None, HEAD, True)
     assert _diff(empty_url, metadata) == []
 
 
@@ -178,7 +179,7 @@ def test_an_old_store_keeps_every_row_and_still_works_after_the_upgrade(empty_ur
     clock.advance(days=1)
     s = TimeBankStore(empty_url, clock=clock)
     try:
-        assert _revision(empty_url) == "0003"
+        assert _revision(empty_url) == HEAD
         assert _rows(s) == before  # no row lost or changed
         with s.engine.connect() as conn:
             assert set(conn.execute(sa.text("SELECT caller FROM idempotency_keys")).scalars()) == {""}
@@ -226,8 +227,8 @@ def test_migrate_command_reports_the_revisions_of_an_old_store(tmp_path):
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "revision before: none recorded (tables from before revisions, taken as 0001)" in out.stdout
-    assert "revision after: 0003 (head)" in out.stdout
-    assert _revision(url) == "0003" and _diff(url, metadata) == []
+    assert f"revision after: {HEAD} (head)" in out.stdout
+    assert _revision(url) == HEAD and _diff(url, metadata) == []
 
 
 def test_migrate_command_defaults_to_the_configured_store(tmp_path, monkeypatch, capsys, request):
@@ -237,7 +238,7 @@ def test_migrate_command_defaults_to_the_configured_store(tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert "timebank.db" in out and "revision before: none (empty database)" in out
     assert main(["migrate"]) == 0
-    assert "revision before: 0003\nrevision after: 0003 (head), unchanged" in capsys.readouterr().out
+    assert f"revision before: {HEAD}\nrevision after: {HEAD} (head), unchanged" in capsys.readouterr().out
     # a PostgreSQL store at 0001, named by --url, with its password kept out of the output
     url = request.getfixturevalue("pg_url")
     schema = f"mig_{uuid.uuid4().hex[:12]}"
@@ -250,7 +251,7 @@ def test_migrate_command_defaults_to_the_configured_store(tmp_path, monkeypatch,
         migrate.upgrade(make_engine(scoped_url), "0001")
         assert main(["migrate", "--url", scoped_url]) == 0
         out = capsys.readouterr().out
-        assert "revision before: 0001\nrevision after: 0003 (head)\n" in out
+        assert f"revision before: 0001\nrevision after: {HEAD} (head)\n" in out
         assert scoped.password is None or scoped.password not in out
     finally:
         with admin.begin() as conn:
@@ -306,7 +307,7 @@ def test_two_processes_opening_one_fresh_store_at_once_both_get_it_ready(empty_u
         for p in procs:
             p.kill()
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
-    assert [out.strip() for out, _ in outs] == ["0003"] * 2
+    assert [out.strip() for out, _ in outs] == [HEAD] * 2
     assert _diff(empty_url, metadata) == []
 
 
@@ -367,14 +368,55 @@ def test_revision_0003_adds_the_live_tables_and_goes_back_without_touching_the_r
     engine.dispose()
     at_0002 = sa.MetaData()
     for t in metadata.sorted_tables:
-        if t.name not in LIVE_TABLES:
+        if t.name not in LIVE_TABLES | SETTINGS_TABLES:
             t.to_metadata(at_0002)
     assert _diff(empty_url, at_0002) == []
 
     s = TimeBankStore(empty_url)  # upgraded again on opening
     try:
-        assert _revision(empty_url) == "0003" and _diff(empty_url, metadata) == []
+        assert _revision(empty_url) == HEAD and _diff(empty_url, metadata) == []
         assert _rows(s) == before
         assert LiveStore(s).event_count() == 0 and LiveStore(s).list_alerts() == []
+    finally:
+        s.close()
+
+
+# --- revision 0004: the per-home alert settings -----------------------------------------------------
+
+SETTINGS_TABLES = {"away_spans", "quiet_hours"}
+
+
+def test_revision_0004_adds_the_alert_settings_and_goes_back_without_touching_the_rest(empty_url):
+    from datetime import datetime
+
+    from serving.store.live import LiveStore
+
+    s = TimeBankStore(empty_url)
+    s.open_task(make_spec("R1"), idempotency_key="open-1")
+    live = LiveStore(s)
+    live.add_alert("R1", "not_up", datetime(2026, 1, 1, 8), datetime(2026, 1, 1, 8, 30), datetime(2026, 1, 1, 8, 31),
+                   "still in bed at 08:30; usually up by 08:00", True)
+    live.settings.add_away("R1", datetime(2026, 1, 2, 9), datetime(2026, 1, 5, 18), "daughter's", actor=None)
+    live.settings.set_quiet_hours("R1", 21 * 60 + 30, 6 * 60, actor=None)
+    before = {k: v for k, v in _rows(s).items() if k not in SETTINGS_TABLES}
+    s.close()
+
+    _downgrade(empty_url, "0003")
+    assert _revision(empty_url) == "0003"
+    engine = make_engine(empty_url)
+    assert not SETTINGS_TABLES & set(sa.inspect(engine).get_table_names())
+    engine.dispose()
+    at_0003 = sa.MetaData()
+    for t in metadata.sorted_tables:
+        if t.name not in SETTINGS_TABLES:
+            t.to_metadata(at_0003)
+    assert _diff(empty_url, at_0003) == []
+
+    s = TimeBankStore(empty_url)  # upgraded again on opening
+    try:
+        assert _revision(empty_url) == HEAD and _diff(empty_url, metadata) == []
+        assert {k: v for k, v in _rows(s).items() if k not in SETTINGS_TABLES} == before
+        assert LiveStore(s).settings.away_spans("R1") == [] and LiveStore(s).settings.quiet_hours("R1") is None
+        assert [a.kind for a in LiveStore(s).list_alerts()] == ["not_up"]
     finally:
         s.close()
