@@ -164,6 +164,7 @@ class LiveAlerts:
         self.days_every = days_every
         self._homes: dict[str, _Home] = {}
         self._lock = threading.Lock()
+        self.vectors: Any = None  # serving.live_features.LiveVectors, when live days feed /assess
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -441,12 +442,29 @@ class LiveAlerts:
             if home.dirty and time.monotonic() - home.rebuilt >= self.days_every:
                 with home.lock:
                     self._rebuild(rid, home)
+        self.fold_vectors()
         escalated = self.live.escalate_due(self.store.now() - self.escalate_after)
         opened = 0
         for alert in self.live.alerts_without_task(self.store.now() - timedelta(minutes=1)):
             self._open_visit(alert)
             opened += 1
         return {"raised": len(stored), "escalated": len(escalated), "visits_opened": opened}
+
+    def fold_vectors(self) -> int:
+        """Serve a new feature vector for each home one of whose live days has ended since its last
+        one (`serving.live_features`); a home whose days wait to be rebuilt waits for them. Returns
+        how many were built; a home that fails is logged and tried again at the next tick."""
+        if self.vectors is None:
+            return 0
+        built = 0
+        for rid, home in self._homes.copy().items():
+            if home.dirty or self.vectors.due(rid, home.clock) is None:
+                continue
+            try:
+                built += self.vectors.refresh(rid, home.clock) is not None
+            except Exception:
+                log.exception("live feature vector of %s failed", rid)
+        return built
 
     def _run(self, interval: float) -> None:
         while not self._stop.wait(interval):

@@ -31,6 +31,7 @@ from serving.actions import DEFAULT_POLICY, Scarcity, Verdict, act_on_assessment
 from serving.auth import VOLUNTEER_SECRET, KeyRing, Principal, SessionBook
 from serving.config import ServingConfig
 from serving.live import LiveAlerts
+from serving.live_features import LiveVectors, live_row
 from serving.scoring import Champion, ChunkScores, score_chunk, score_matrix
 from serving.store import TimeBankStore, audit_table, redact_url
 from serving.volunteers import read_secret
@@ -157,6 +158,7 @@ class OnlineFeatures:
         self._lock = threading.Lock()
         self._stamp: tuple | None = None
         self.fault: str | None = None  # why the last reload failed (the previous vectors are served)
+        self._live: dict[str, tuple[date, np.ndarray]] = {}  # vectors built from live days (newer as-of)
         self._load()
 
     def _file_stamp(self) -> tuple:
@@ -199,8 +201,20 @@ class OnlineFeatures:
                         self.fault = f"online store {self.online.path} could not be reloaded: {exc}"
                         log.error("%s", self.fault)
 
+    def nightly_as_of(self, resident_id: str) -> date | None:
+        """The as-of date of the resident's vector in the online store (None: not there)."""
+        i = self.row_of.get(resident_id)
+        return None if i is None else self.as_of[i]
+
+    def set_live(self, resident_id: str, as_of: date, row: np.ndarray) -> None:
+        """Serve `row` (in `columns` order) for the resident while it is newer than the store's."""
+        self._live[resident_id] = (as_of, row)
+
     def lookup(self, resident_ids: Sequence[str]) -> tuple[list[str], list[date | None], np.ndarray]:
-        """(ids, as-of dates, feature matrix) of the residents asked; KeyError names unknown ids."""
+        """(ids, as-of dates, feature matrix) of the residents asked; KeyError names unknown ids.
+
+        A vector built from a home's live days (`set_live`) is served instead of the store's while
+        its as-of date is the newer one."""
         self.refresh()
         row_of = self.row_of
         unknown = [r for r in resident_ids if r not in row_of]
@@ -208,7 +222,14 @@ class OnlineFeatures:
             shown = ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
             raise KeyError(f"unknown resident id(s) in the online store: {shown}")
         rows = [row_of[r] for r in resident_ids]
-        return list(resident_ids), [self.as_of[i] for i in rows], self.values[rows]
+        as_of, values = [self.as_of[i] for i in rows], self.values[rows]
+        if self._live:
+            for k, r in enumerate(resident_ids):
+                live = self._live.get(r)
+                if live is not None and (as_of[k] is None or live[0] > as_of[k]) and len(live[1]) == values.shape[1]:
+                    as_of[k] = live[0]
+                    values[k] = live[1]
+        return list(resident_ids), as_of, values
 
 
 # ---------------------------------------------------------------------------------------------
@@ -643,7 +664,7 @@ def _live_alerts(config: ServingConfig, runtime: Runtime) -> LiveAlerts | None:
         sensor_map = read_sensor_map(path)
     except ValueError as exc:
         raise StartupError(f"sensor map {path}: {exc}") from None
-    return LiveAlerts(
+    alerts = LiveAlerts(
         runtime.store,
         sensor_map,
         grid_of=runtime.grid_of.get,
@@ -652,6 +673,12 @@ def _live_alerts(config: ServingConfig, runtime: Runtime) -> LiveAlerts | None:
         batch_lag=timedelta(seconds=config.alert_batch_lag_seconds),
         days_every=float(config.live_days_seconds),
     )
+    features = runtime.features
+    alerts.vectors = LiveVectors(
+        runtime.history, alerts.live.days, features.nightly_as_of,
+        lambda rid, as_of, vector: features.set_live(rid, as_of, live_row(features.columns, vector)),
+    )
+    return alerts
 
 
 def check_history(history: HistoryStore) -> None:

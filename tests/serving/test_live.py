@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -305,3 +306,51 @@ def test_an_away_span_silences_the_home_and_its_settings_survive_a_rebuild(live)
     rt.live._home(rid)
     replayed = client.get(f"/alerts?resident_id={rid}", headers=care).json()["items"]
     assert [a for a in replayed if a["kind"] == "no_movement" and pd.Timestamp(a["since"]) >= pd.Timestamp(span["start"])]
+
+
+def test_a_day_over_on_the_homes_clock_is_folded_into_the_vector_assess_serves(live, tmp_path):
+    """Live days after the nightly history give the resident a newer vector at once: the training
+    pipeline's row over the history with the same events ingested in batch."""
+    from features.pipeline import build_features, load_history
+    from twin.events import SENSOR_MAP
+    from twin.ingest_events import read_event_log
+    from twin.store import HistoryStore
+
+    client, keys, home, twin, residents, rt, falls = live
+    care = {"X-API-Key": keys["demo-care-manager"]}
+    rid = residents[3]
+    last = HistoryStore(home / "history").read("sensor_days", ["date"])["date"].max().normalize()
+    nightly = client.post("/assess", json={"resident_ids": [rid], "act": False}, headers=care).json()["results"][0]
+    assert pd.Timestamp(nightly["as_of_date"]) == last + pd.Timedelta(days=1)
+    before = rt.features.lookup([rid])[2][0].copy()
+
+    # the home's last three recorded days, lived again as the three days after the history
+    ev = twin.events[(twin.events["resident_id"] == rid) & (twin.events["time"] >= last - pd.Timedelta(days=2))].copy()
+    ev["time"] += pd.Timedelta(days=3)
+    ev["event_id"] = "next-" + ev["event_id"].astype(str)
+    sent = (last + pd.Timedelta(days=4, minutes=5)).isoformat()
+    for k in range(0, len(ev), 2000):
+        r = post(client, keys[f"gateway-{rid}"], items(ev.iloc[k:k + 2000]), sent_at=sent)
+        assert r.status_code == 200, r.text
+    rt.live.flush_days()  # (rows are rebuilt at most hourly here; now, on demand)
+    stored = set(rt.live.live.days(rid)["date"])
+    assert {last + pd.Timedelta(days=k) for k in (1, 2, 3)} <= stored
+    rt.live.fold_vectors()
+    assert rt.live.vectors.due(rid, rt.live._home(rid).clock) is None  # built; nothing new since
+
+    served = client.post("/assess", json={"resident_ids": [rid], "act": False}, headers=care).json()["results"][0]
+    assert pd.Timestamp(served["as_of_date"]) == last + pd.Timedelta(days=4)
+    _, as_of, values = rt.features.lookup([rid])
+    assert not np.allclose(values[0], before, equal_nan=True)  # the new days changed what is served
+
+    # the same events ingested in batch into a copy of the history, and the nightly pipeline
+    log = tmp_path / "next.txt"
+    stamps = ev["time"].dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+    log.write_text("\n".join(f"{t} {s} {v}" for t, s, v in zip(stamps, ev["sensor"], ev["value"], strict=True)))
+    days = read_event_log(log, "casas", SENSOR_MAP, rid).sensor_days
+    copy = tmp_path / "history"
+    shutil.copytree(home / "history", copy)
+    HistoryStore(copy).append("sensor_days", days[days["date"] <= last + pd.Timedelta(days=3)])
+    table = build_features(load_history(copy), [last + pd.Timedelta(days=4)], threads=1)
+    expected = table[table["resident_id"] == rid].iloc[0]
+    np.testing.assert_allclose(values[0], expected[list(rt.features.columns)].to_numpy(dtype=float), equal_nan=True)
