@@ -265,12 +265,15 @@ def main_paced(args) -> None:
         events = sum(len(b["events"]) for _, b in batches)
     finally:
         stop_server(server)
+    log = server.output().splitlines()
+    problems = [line for line in log if "ERROR" in line or "Traceback" in line or "Error" in line]
     out = {"benchmark": "live_paced",
            "machine": {"cpus": psutil.cpu_count(), "python": platform.python_version(),
                        "note": "2 cores shared with other work; client and server on the same machine"},
            "homes": len(homes), "window": f"{start} + {args.paced_minutes} min (home clock)",
            "first_contact": {k: v for k, v in first.items() if k != "acked"},
-           "paced": {**result, "events": events}}
+           "paced": {**result, "events": events},
+           "server_log_problems": problems[:40]}
     path = RESULTS.with_name("live_paced.json")
     path.write_text(json.dumps(out, indent=2, default=str) + "\n")
     print(json.dumps(out, indent=2, default=str))

@@ -163,6 +163,7 @@ class LiveAlerts:
         self.batch_lag = batch_lag
         self.days_every = days_every
         self._homes: dict[str, _Home] = {}
+        self._building: dict[str, threading.Lock] = {}  # per home while its monitor is built
         self._lock = threading.Lock()
         self.vectors: Any = None  # serving.live_features.LiveVectors, when live days feed /assess
         self._stop = threading.Event()
@@ -171,10 +172,23 @@ class LiveAlerts:
     # -- homes -----------------------------------------------------------------------------------
 
     def _home(self, resident_id: str) -> _Home:
+        """The home's monitor, built on first use. A build replays the home's stored days (a
+        second or so), so it runs outside the lock every home shares: one home's first contact
+        never holds up the others' batches or the clock; a second batch of the same home waits
+        for the one build."""
         with self._lock:
             home = self._homes.get(resident_id)
+            if home is not None:
+                return home
+            building = self._building.setdefault(resident_id, threading.Lock())
+        with building:
+            with self._lock:
+                home = self._homes.get(resident_id)
             if home is None:
-                home = self._homes[resident_id] = self._build(resident_id)
+                home = self._build(resident_id)
+                with self._lock:
+                    self._homes[resident_id] = home
+                    self._building.pop(resident_id, None)
             return home
 
     def _build(self, resident_id: str) -> _Home:
