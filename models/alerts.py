@@ -493,7 +493,8 @@ class ResidentMonitor:
                 limit = max(limit, self.stillness_limit("chair", at) or 0.0)
         if limit is None:
             return []
-        if self._room == self.profile.entrance and not self._seated:
+        entrance = self._room == self.profile.entrance and not self._seated
+        if entrance:
             limit *= self.settings.entrance_margin  # an outing whose door event was missed?
         company = self._company_at is not None and \
             self._last_move - self._company_at <= self.settings.company_minutes * 60
@@ -505,6 +506,7 @@ class ResidentMonitor:
             return []
         usual = limit / self._factor("no_movement") / (self.settings.seated_margin if chair and self._seated else 1)
         usual /= self.settings.company_margin if company else 1
+        usual /= self.settings.entrance_margin if entrance else 1
         where = "when up at night" if self._cell(self._last_move) == 0 else "during the day"
         last = f"last in the {self._room.replace('_', ' ')}"
         if self._seated:
@@ -517,6 +519,8 @@ class ResidentMonitor:
         else:
             text = (f"no movement since {_clock(self._last_move)} ({last}); "
                     f"usually still for at most {_duration(usual)} there {where}")
+        if entrance:
+            text += "; waited longer, as the resident usually leaves home from there"
         if company:
             text += f"; someone else was at home at {_clock(self._company_at)}"
         return self._raise("no_movement", due, self._last_move, text)

@@ -223,3 +223,43 @@ def test_stillness_while_someone_else_moves_about_waits_longer():
     ev = [e for e in chair_day(20) if e[0] < DAY0 + timedelta(days=20, hours=15)]
     ev = [e for e in ev if e[1] != "CHAIR" or e[2] == "ON"] + [(DAY0 + timedelta(days=20, hours=15), "CHAIR", "OFF")]
     assert len(_no_movement(alone, sorted(ev), 17)) == 1
+
+
+def _with_outing(events, d: int, *, door_seen: bool = True, until: float | None = None):
+    """The day's events with an outing 10:30-11:30 by the hall and the front door; `until`: the
+    resident's last movement is at 10:30 (in the hall) and nothing of them moves after."""
+    day = DAY0 + timedelta(days=d)
+    at = lambda h: day + timedelta(hours=h)  # noqa: E731
+    end = until if until is not None else 11.6
+    ev = [e for e in events if e[1] == "T001" or not (10.45 < (e[0] - day) / timedelta(hours=1) < end)]
+    if until is not None:
+        ev = [e for e in ev if e[1] == "T001" or e[0] < at(10.45)]
+    ev += [(at(10.5), "HALL", "ON"), (at(10.501), "HALL", "OFF")]
+    if until is None:
+        if door_seen:
+            ev += [(at(10.51), "DOOR", "OPEN"), (at(10.512), "DOOR", "CLOSE")]
+        ev += [(at(11.5), "DOOR", "OPEN"), (at(11.502), "DOOR", "CLOSE"), (at(11.51), "HALL", "ON"), (at(11.511), "HALL", "OFF")]
+    return sorted(ev)
+
+
+def test_stillness_after_the_hall_one_leaves_home_from_waits_longer_than_in_other_rooms():
+    mon = ResidentMonitor("R1", ROLES_CHAIR, AlertSettings(), epoch=DAY0)
+    for d in range(20):
+        assert feed(mon, _with_outing(chair_day(d), d)) == []
+    assert mon.profile.entrance == "motion"  # the hall's role
+    day = DAY0 + timedelta(days=20)
+    # last seen in the hall at 10:30, then nothing (out, with the door event missed, or fallen
+    # there): not yet alerted at 10:50, when the same stillness in the kitchen would be
+    ev = _with_outing(chair_day(20), 20, until=10.5)
+    assert _no_movement(mon, [e for e in ev if e[0] < day + timedelta(hours=10, minutes=50)], 10.5 + 20 / 60) == []
+    late = [a for a in feed(mon, [e for e in ev if e[0] >= day + timedelta(hours=10, minutes=50)]) if a.kind == "no_movement"]
+    assert len(late) == 1 and "(last in the motion)" in late[0].text and "leaves home from there" in late[0].text
+    assert timedelta(minutes=20) < late[0].at - late[0].since <= timedelta(minutes=25)
+
+    mon = ResidentMonitor("R1", ROLES_CHAIR, AlertSettings(), epoch=DAY0)
+    for d in range(20):
+        feed(mon, _with_outing(chair_day(d), d))
+    ev = [e for e in chair_day(20) if e[1] == "T001" or e[0] < day + timedelta(hours=10.45)]
+    ev += [(day + timedelta(hours=10.5), "KITCHEN", "ON"), (day + timedelta(hours=10.501), "KITCHEN", "OFF")]
+    kitchen = _no_movement(mon, sorted(ev), 10.5 + 20 / 60)
+    assert len(kitchen) == 1 and kitchen[0].at - kitchen[0].since <= timedelta(minutes=16)
