@@ -11,6 +11,7 @@ What a monitor learns, over a rolling window of its last `history_days` observed
   while sitting in the chair; a limit is the stillness the days' longest would beat about once in
   `stillness_once_in_days` days (an extreme-value fit, never below the longest seen);
 - whether the home's chair sensor can be trusted (it fires on most days, and did lately);
+- the room the resident usually last moves in before the front door opens;
 - night-time toilet visits (22:00-06:00) and front-door exits at night.
 No alert is raised during the first `learning_days` observed days.
 
@@ -20,9 +21,11 @@ The rules (each threshold times `sensitivity` and the resident's rating-tuned fa
   resident is: bed and chair empty (someone lying on the floor), the short limit learned for
   that case; sitting in the chair, the chair's limit times `seated_margin`. Without one (or with
   one gone quiet) stillness after motion may be a doze in a chair, so the limit is the room's
-  longest with dozes included. When a second person was seen lately (motion elsewhere while the
-  resident lies in bed or sits in the chair, or motion in two rooms within seconds) the stillness
-  may be theirs: the limit is at least the chair's, times `company_margin`;
+  longest with dozes included. After the room the resident usually leaves home from, the limit
+  is times `entrance_margin` (the door event of an outing may have been missed). When a second
+  person was seen lately (motion elsewhere while the resident lies in bed or sits in the chair)
+  the stillness may be theirs: the limit is at least the chair's, times `company_margin`.
+  Stillness after getting out of bed counts too (a fall on the way to the toilet);
 - `not_up`: still in bed later than the resident's usual latest wake time plus a margin;
 - `night_exit`: the front door at night and no one moving at home since (unless night exits are
   usual for this resident);
