@@ -6,21 +6,34 @@ from a gateway) and in `twincare alerts evaluate` / `replay` (a twin's or a real
 
 What a monitor learns, over a rolling window of its last `history_days` observed days:
 - the usual wake time (leaving bed after 04:00 and staying up for 30 minutes);
-- the usual longest stillness after activity in each room, by block of the day;
+- the longest stillness after activity in each room by time of day (night when up from bed,
+  day), and, in a home with a chair occupancy sensor, the same with bed and chair both empty and
+  while sitting in the chair; a limit is the stillness the days' longest would beat about once in
+  `stillness_once_in_days` days (an extreme-value fit, never below the longest seen);
+- whether the home's chair sensor can be trusted (it fires on most days, and did lately);
+- the room the resident usually last moves in before the front door opens;
 - night-time toilet visits (22:00-06:00) and front-door exits at night.
 No alert is raised during the first `learning_days` observed days.
 
 The rules (each threshold times `sensitivity` and the resident's rating-tuned factor):
-- `no_movement`: awake, at home and the gateway alive, but no movement for longer than the
-  resident's usual longest stillness after activity in that room at that time of day;
+- `no_movement`: awake, at home and the gateway alive, but no movement for longer than the limit
+  of the room and time of day. With a trusted chair sensor the limit depends on where the
+  resident is: bed and chair empty (someone lying on the floor), the short limit learned for
+  that case; sitting in the chair, the chair's limit times `seated_margin`. Without one (or with
+  one gone quiet) stillness after motion may be a doze in a chair, so the limit is the room's
+  longest with dozes included. After the room the resident usually leaves home from, the limit
+  is times `entrance_margin` (the door event of an outing may have been missed). When a second
+  person was seen lately (motion elsewhere while the resident lies in bed or sits in the chair)
+  the stillness may be theirs: the limit is at least the chair's, times `company_margin`.
+  Stillness after getting out of bed counts too (a fall on the way to the toilet);
 - `not_up`: still in bed later than the resident's usual latest wake time plus a margin;
 - `night_exit`: the front door at night and no one moving at home since (unless night exits are
   usual for this resident);
 - `toilet_surge`: more night-time toilet visits than the resident's usual high.
 Quiet hours hold the non-urgent kind (`toilet_surge`) until they end; away spans (`set_away`)
 and time after a front-door event with no movement (out of home) raise nothing; a silent gateway
-(no event of any kind for `offline_minutes`) raises nothing, and stillness counts again from
-when it comes back.
+(no event of any kind for `offline_minutes`) raises nothing, and since where the resident is
+(in bed? in the chair?) is then unknown, stillness counts again from the next sign of them.
 """
 
 from __future__ import annotations
@@ -59,11 +72,18 @@ class AlertSettings:
     history_days: int = 28
     min_days_per_cell: int = 5
     stillness_floor_minutes: float = 15.0
+    stillness_once_in_days: float = 90.0  # a limit is the stillness a day's longest beats this rarely
+    seated_margin: float = 1.5  # in the chair (seen by its sensor): the usual longest times this
+    company_minutes: float = 60.0  # someone else was seen this recently: stillness may be theirs
+    company_margin: float = 2.0  # ... and the limit is the usual longest anywhere times this
+    entrance_margin: float = 1.5  # last movement where one leaves home from: it may be an outing
     wake_margin_minutes: float = 30.0
     exit_confirm_minutes: float = 10.0
     away_confirm_minutes: float = 10.0
     toilet_margin: float = 2.0
     offline_minutes: float = 45.0
+    chair_days_share: float = 0.5  # the chair sensor counts when it fired on this share of the days
+    chair_silent_hours: float = 36.0  # ... and fired within these hours (a flat battery stops it)
     quiet_start_hour: float = 22.0
     quiet_end_hour: float = 7.0
     night_start_hour: float = 22.0
@@ -101,6 +121,9 @@ class Alert:
 class _Day:
     wake: float | None = None  # seconds after midnight
     stillness: dict[tuple[str, int], float] = field(default_factory=dict)  # (room, block) -> longest, s
+    unseated: dict[tuple[str, int], float] = field(default_factory=dict)  # the same, nobody in bed or chair
+    chair: bool = False  # the chair sensor fired
+    before_door: dict[str, int] = field(default_factory=dict)  # room of the last movement before the front door
     night_toilet: int | None = None
     night_exits: int = 0
     active: bool = False
@@ -113,9 +136,8 @@ class Profile:
     days: int
     wake_usual: float | None
     wake_late: float | None
-    stillness: Mapping[tuple[str, int], float]
-    stillness_by_room: Mapping[str, float]
-    stillness_any: float | None
+    chair_days: int
+    entrance: str | None  # the room a resident usually last moves in before the front door opens
     toilet_usual: float | None
     toilet_high: float | None
     night_exits_per_week: float
@@ -124,25 +146,36 @@ class Profile:
     def learn(cls, days: Iterable[_Day]) -> Profile:
         days = [d for d in days if d.active]
         wakes = [d.wake for d in days if d.wake is not None]
-        cells: dict[tuple[str, int], list[float]] = {}
-        for d in days:
-            for k, v in d.stillness.items():
-                cells.setdefault(k, []).append(v)
-        by_room: dict[str, list[float]] = {}
-        for (room, _), v in cells.items():
-            by_room.setdefault(room, []).extend(v)
         toilets = [d.night_toilet for d in days if d.night_toilet is not None]
         return cls(
             days=len(days),
             wake_usual=_quantile(wakes, 0.5) if wakes else None,
             wake_late=_quantile(wakes, 0.9) if len(wakes) >= 3 else None,
-            stillness={k: max(v) for k, v in cells.items() if len(v) >= 1},
-            stillness_by_room={k: max(v) for k, v in by_room.items()},
-            stillness_any=max((max(v) for v in cells.values()), default=None),
+            chair_days=sum(d.chair for d in days),
+            entrance=_most_common([d.before_door for d in days]),
             toilet_usual=_quantile(toilets, 0.5) if toilets else None,
             toilet_high=_quantile(toilets, 0.95) if len(toilets) >= 3 else None,
             night_exits_per_week=7.0 * sum(d.night_exits for d in days) / max(len(days), 1),
         )
+
+
+def _most_common(counts: list[dict[str, int]]) -> str | None:
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    return max(total, key=lambda k: (total[k], k)) if total else None
+
+
+def _rare_longest(daily: list[float], once_in_days: float) -> float:
+    """The stillness a day's longest would beat about once in `once_in_days` days: a Gumbel
+    (extreme-value) fit to the days' longest by moments, never below the longest seen."""
+    n = len(daily)
+    mean = sum(daily) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in daily) / max(n - 1, 1))
+    beta = sd * math.sqrt(6) / math.pi
+    mu = mean - 0.5772 * beta
+    return max(mu - beta * math.log(-math.log(1 - 1 / once_in_days)), max(daily))
 
 
 def _quantile(values: list, q: float) -> float:
@@ -188,13 +221,17 @@ class ResidentMonitor:
         self._last_move: float | None = None
         self._room: str | None = None
         self._in_bed = False
+        self._seated = False
+        self._chair_at: float | None = None  # last event of the chair sensor
+        self._chair_room: str | None = None  # where the resident moved last before sitting down
+        self._company_at: float | None = None  # last sign of a second person at home
         self._bed_since: float | None = None
         self._door: float | None = None  # last front-door event not yet followed by movement
         self._wake_candidate: float | None = None
         self._toilet_end = -math.inf
         self._alerted: set[tuple[str, float]] = set()
         self._held: list[Alert] = []
-        self._usual: dict[tuple[str | None, bool], float | None] = {}
+        self._usual: dict[tuple[str | None, bool, bool], float | None] = {}
         self._bed_off_at: float | None = None
 
     # -- time ----------------------------------------------------------------------------------
@@ -230,30 +267,42 @@ class ResidentMonitor:
     def _factor(self, kind: str) -> float:
         return self.settings.sensitivity * self.tuning[kind]
 
-    def stillness_limit(self, room: str | None, t: float) -> float | None:
+    def stillness_limit(self, room: str | None, t: float, *, unseated: bool = False) -> float | None:
         """Seconds of stillness after activity in `room` at time t that raise `no_movement`:
-        the longest usual there at night (00:00-06:00), or during the day."""
-        usual = self._usual_stillness(room, _block(t))
+        the longest usual there at night (00:00-06:00), or during the day; with `unseated`, the
+        longest usual there while nobody was in bed or in the chair."""
+        usual = self._usual_stillness(room, _block(t), unseated)
         if usual is None:
             return None
         return max(usual, self.settings.stillness_floor_minutes * 60) * self._factor("no_movement")
 
-    def _usual_stillness(self, room: str | None, block: int) -> float | None:
-        key = (room, block == 0)
+    def _usual_stillness(self, room: str | None, block: int, unseated: bool = False) -> float | None:
+        key = (room, block == 0, unseated)
         if key not in self._usual:
-            self._usual[key] = self._learn_usual(room, block == 0)
+            self._usual[key] = self._learn_usual(room, block == 0, unseated)
         return self._usual[key]
 
-    def _learn_usual(self, room: str | None, night: bool) -> float | None:
-        p = self.profile
+    def _learn_usual(self, room: str | None, night: bool, unseated: bool) -> float | None:
+        """The longest stillness this resident has (rarely) after activity in the room at that
+        time of day: from the days' longest there, or in the room at any time, or anywhere, as
+        the days with such stillness allow."""
         if room is None:
             return None
         blocks = (0,) if night else (1, 2, 3)
-        seen = [p.stillness[(room, b)] for b in blocks if (room, b) in p.stillness]
-        days = sum(1 for d in self.history if any((room, b) in d.stillness for b in blocks))
-        if seen and days >= self.settings.min_days_per_cell:
-            return max(seen)
-        return p.stillness_by_room.get(room, p.stillness_any)
+        tables = [d.unseated if unseated else d.stillness for d in self.history if d.active]
+        for fits in (lambda k: k[0] == room and k[1] in blocks, lambda k: k[0] == room, lambda k: True):
+            daily = [max(v for k, v in t.items() if fits(k)) for t in tables if any(fits(k) for k in t)]
+            if len(daily) >= self.settings.min_days_per_cell:
+                return _rare_longest(daily, self.settings.stillness_once_in_days)
+        return None
+
+    def has_chair(self, s: float) -> bool:
+        """Whether this home's chair sensor can be trusted at time s: it fired on most of the
+        learned days and lately (a home without one, or with a flat battery, falls back on the
+        stillness learned from motion alone)."""
+        p = self.profile
+        return (p.chair_days > 0 and p.chair_days >= self.settings.chair_days_share * p.days
+                and self._chair_at is not None and s - self._chair_at <= self.settings.chair_silent_hours * 3600)
 
     def _toilet_limit(self) -> float | None:
         p = self.profile
@@ -274,14 +323,29 @@ class ResidentMonitor:
         v = str(value).upper()
         if self._last_any is not None and s - self._last_any > self.settings.offline_minutes * 60 \
                 and self._last_move is not None:
-            self._last_move = s  # the gateway was silent: stillness counts from its return
+            # the gateway was silent: where the resident is (in bed? in the chair?) is unknown, so
+            # stillness counts again from the next sign of them
+            self._last_move, self._room = s, None
         self._last_any = s
         if role is None or (v not in ON_VALUES and v not in OFF_VALUES):
             return out  # readings (temperature) and unmapped sensors only show the gateway is alive
         self._today.active = True
         if role == "front_door":
+            if self._room not in (None, "front_door", "bed", "chair") and s - (self._last_move or s) < 300:
+                self._today.before_door[self._room] = self._today.before_door.get(self._room, 0) + 1
             self._door = s
             self._move(s, "front_door", record=False)
+            return out
+        if role == "chair":
+            if self._door is not None and self._is_away(s) and self._is_night(self._door, exit_hours=True):
+                self._today.night_exits += 1
+            self._door = None
+            self._today.chair = True
+            self._chair_at = s
+            if v in ON_VALUES and self._room not in (None, "front_door", "bed", "chair"):
+                self._chair_room = self._room
+            self._move(s, "chair", record=not self._in_bed)  # the stillness before it, seated or not
+            self._seated = v in ON_VALUES
             return out
         if role == "bed":
             if v in ON_VALUES and not self._in_bed:
@@ -296,13 +360,15 @@ class ResidentMonitor:
                 tod = s % DAY
                 if 4 * 3600 <= tod < 13 * 3600 and self._today.wake is None:
                     self._wake_candidate = s
-            self._move(s, "bed", record=False)
+            self._move(s, "bed", record=False)  # in bed until now, or lying down
             return out
         if role not in MOTION_ROLES:
             return out
         if self._door is not None and self._is_away(s) and self._is_night(self._door, exit_hours=True):
             self._today.night_exits += 1
         self._door = None
+        if v in ON_VALUES:
+            self._see_company(s, role)
         if role in TOILET_ROLES and v in ON_VALUES:
             if s - self._toilet_end > 5 * 60 and self._is_night(s):
                 night = int((s + (24 - self.settings.night_start_hour) * 3600) // DAY)
@@ -314,6 +380,14 @@ class ResidentMonitor:
         self._move(s, role, record=not self._in_bed)
         return out
 
+    def _see_company(self, s: float, room: str) -> None:
+        """A second person moves here: motion elsewhere while the resident lies in bed or sits in
+        the chair. (Motion in two rooms within seconds is not used: one person sets off two
+        sensors at a doorway, and the twin's resident does too.)"""
+        if (self._in_bed and room != "bedroom") or (
+                self._seated and self._chair_room is not None and room != self._chair_room and self.has_chair(s)):
+            self._company_at = s
+
     def _cell(self, t: float) -> int:
         """Block of the day of a moment; the night block only when up from bed in the night."""
         b = _block(t)
@@ -322,11 +396,15 @@ class ResidentMonitor:
         return b
 
     def _move(self, s: float, room: str, *, record: bool) -> None:
-        if record and self._last_move is not None and self._room not in (None, "front_door", "bed"):
+        # stillness after activity in a room, after sitting down or getting up from the chair, or
+        # after getting out of bed ("bed" when no longer in it)
+        if record and self._last_move is not None and self._room not in (None, "front_door"):
             gap = s - self._last_move
-            key = (self._room, self._cell(self._last_move))
+            key = ("chair" if self._seated else self._room, self._cell(self._last_move))
             if gap > self._today.stillness.get(key, 0.0):
                 self._today.stillness[key] = gap
+            if not self._seated and self.has_chair(self._last_move) and gap > self._today.unseated.get(key, 0.0):
+                self._today.unseated[key] = gap
         self._last_move, self._room = s, room
 
     def _is_away(self, s: float) -> bool:
@@ -402,18 +480,52 @@ class ResidentMonitor:
                 if a.at < self.when(s // DAY * DAY + end) else a for a in held]
 
     def _check_still(self, s: float) -> list[Alert]:
-        if self._in_bed or self._door is not None or self._last_move is None or self._room in ("bed", None):
+        if self._in_bed or self._door is not None or self._last_move is None or self._room is None:
             return []
-        limit = self.stillness_limit(self._room, self._cell(self._last_move) * 21600.0)
+        # with a chair sensor, bed and chair both empty: only the stillness usual when not sitting
+        at = self._cell(self._last_move) * 21600.0
+        chair = self.has_chair(self._last_move)
+        unseated = chair and not self._seated
+        if chair and self._seated:
+            limit = self.stillness_limit("chair", at)
+            limit = None if limit is None else limit * self.settings.seated_margin
+        else:
+            limit = self.stillness_limit(self._room, at, unseated=unseated)
+            if not chair and self.profile.chair_days and limit is not None:
+                # the home's chair sensor has gone quiet (a flat battery?): it may be sitting there
+                limit = max(limit, self.stillness_limit("chair", at) or 0.0)
         if limit is None:
             return []
+        entrance = self._room == self.profile.entrance and not self._seated
+        if entrance:
+            limit *= self.settings.entrance_margin  # an outing whose door event was missed?
+        company = self._company_at is not None and \
+            self._last_move - self._company_at <= self.settings.company_minutes * 60
+        if company:  # the stillness may be the other person's: wait as long as for sitting, and more
+            limit = max(limit, self.stillness_limit("chair" if chair or self.profile.chair_days else self._room, at)
+                        or 0.0) * self.settings.company_margin
         due = self._last_move + limit
         if s < due or not self._online_at(due):
             return []
-        usual = limit / self._factor("no_movement")
+        usual = limit / self._factor("no_movement") / (self.settings.seated_margin if chair and self._seated else 1)
+        usual /= self.settings.company_margin if company else 1
+        usual /= self.settings.entrance_margin if entrance else 1
         where = "when up at night" if self._cell(self._last_move) == 0 else "during the day"
-        text = (f"no movement since {_clock(self._last_move)} (last in the {self._room.replace('_', ' ')}); "
-                f"usually still for at most {_duration(usual)} there {where}")
+        last = f"last in the {self._room.replace('_', ' ')}"
+        if self._seated:
+            last = "sitting in the chair"
+        elif self._room in ("chair", "bed"):
+            last = f"got up from the {self._room}"
+        if unseated:
+            text = (f"no movement since {_clock(self._last_move)} ({last}), bed and chair empty; "
+                    f"usually still for at most {_duration(usual)} there {where} when not sitting or lying")
+        else:
+            text = (f"no movement since {_clock(self._last_move)} ({last}); "
+                    f"usually still for at most {_duration(usual)} there {where}")
+        if entrance:
+            text += "; waited longer, as the resident usually leaves home from there"
+        if company:
+            text += f"; someone else was at home at {_clock(self._company_at)}"
         return self._raise("no_movement", due, self._last_move, text)
 
     def _check_not_up(self, s: float) -> list[Alert]:

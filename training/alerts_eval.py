@@ -62,14 +62,16 @@ def replay(events: pd.DataFrame, sensor_map: dict[str, str], settings: AlertSett
     return Replay(out, days, eligible, last_seen)
 
 
-def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50) -> dict:
-    """Recall, delays and false alarms of one replay against the truth."""
-    alerts = pd.DataFrame([a.to_dict() | {"at": a.at} for a in rep.alerts],
+def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50, residents=None) -> dict:
+    """Recall, delays and false alarms of one replay against the truth (of the `residents` given,
+    by default all)."""
+    keep = set(rep.eligible_from) if residents is None else set(rep.eligible_from) & set(map(str, residents))
+    alerts = pd.DataFrame([a.to_dict() | {"at": a.at} for a in rep.alerts if a.resident_id in keep],
                           columns=["resident_id", "kind", "at", "since", "text", "urgent"])
     eligible_days = sum(
-        max((rep.last_seen[r] - rep.eligible_from[r]).total_seconds() / 86400, 0.0) for r in rep.eligible_from
+        max((rep.last_seen[r] - rep.eligible_from[r]).total_seconds() / 86400, 0.0) for r in keep
     )
-    inc = incidents[incidents["resident_id"].map(lambda r: r in rep.eligible_from)].copy()
+    inc = incidents[incidents["resident_id"].map(lambda r: r in keep)].copy()
     inc = inc[inc["start"] >= inc["resident_id"].map(rep.eligible_from)]
     explained = np.zeros(len(alerts), dtype=bool)
     by_res = {r: g for r, g in alerts.groupby("resident_id")} if len(alerts) else {}
@@ -99,6 +101,7 @@ def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50) -> dict:
             float(false["kind"].isin(kinds).sum() / months) if months else None)
     weeks = eligible_days / 7
     return {
+        "residents": len(keep),
         "incidents": rows,
         "alerts": int(len(alerts)),
         "false_alarms": int(len(false)),
@@ -110,11 +113,15 @@ def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50) -> dict:
 
 def evaluate(events: pd.DataFrame, incidents: pd.DataFrame, sensor_map: dict[str, str],
              sensitivities=(1.0, 1.25, 1.5, 2.0), settings: AlertSettings | None = None,
-             caseload: int = 50) -> list[dict]:
-    """One scored replay per sensitivity (the alert-budget curve)."""
+             caseload: int = 50, groups: dict[str, set[str]] | None = None) -> list[dict]:
+    """One scored replay per sensitivity (the alert-budget curve), over all homes and, under
+    `groups`, over each named group of homes (e.g. with and without a chair sensor)."""
     base = settings or AlertSettings()
     out = []
     for s in sensitivities:
         rep = replay(events, sensor_map, replace(base, sensitivity=float(s)))
-        out.append({"sensitivity": float(s)} | score(rep, incidents, caseload))
+        row = {"sensitivity": float(s)} | score(rep, incidents, caseload)
+        if groups:
+            row["groups"] = {name: score(rep, incidents, caseload, residents=ids) for name, ids in groups.items()}
+        out.append(row)
     return out

@@ -41,6 +41,9 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+GROUP_NAMES = {"chair_sensor": "with chair sensor", "motion_only": "motion only"}
+
+
 def markdown_table(results: list[dict]) -> str:
     """The evaluation as a Markdown table: one row per sensitivity and incident kind."""
     lines = ["| sensitivity | incident | n | recall | median delay (min) | p90 delay (min) | false alarms / resident-month | alerts / care manager / week |",
@@ -56,6 +59,20 @@ def markdown_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def falls_by_group_table(results: list[dict]) -> str:
+    """Falls with a long lie and all false alarms, per group of homes (with and without a chair sensor)."""
+    lines = ["| sensitivity | homes | residents | falls | recall | median delay (min) | p90 delay (min) | false alarms / resident-month, falls | all kinds |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        for name, g in (r.get("groups") or {}).items():
+            x = g["incidents"][0]
+            lines.append(
+                f"| {r['sensitivity']:g} | {GROUP_NAMES.get(name, name)} | {g['residents']} | {x['incidents']} | "
+                f"{_fmt(x['recall'], '.3f')} | {_fmt(x['median_delay_min'], '.0f')} | {_fmt(x['p90_delay_min'], '.0f')} | "
+                f"{_fmt(x['false_alarms_per_resident_month'], '.2f')} | {_fmt(g['false_alarms_per_resident_month'], '.2f')} |")
+    return "\n".join(lines)
+
+
 def evaluate(
     history: Annotated[Path | None, typer.Option("--history", help="Twin history with residents and sensor_days (default: simulate one).")] = None,
     residents: Annotated[int, typer.Option(help="Residents to simulate (or to take from --history).")] = 200,
@@ -63,6 +80,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the twin and its events.")] = 7,
     sensitivity: Annotated[list[float] | None, typer.Option("--sensitivity", help="Sensitivity settings to try (repeat); above 1 waits longer.")] = None,
     caseload: Annotated[int, typer.Option(help="Residents per care manager, for the alert budget.")] = 50,
+    chair_share: Annotated[float, typer.Option("--chair-share", help="Share of homes with a chair occupancy sensor (results also per group).")] = 0.5,
     save_events: Annotated[Path | None, typer.Option("--save-events", help="Write the event twin here (events.parquet, truth/, sensor_map.json).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON result to this file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -84,7 +102,9 @@ def evaluate(
         frames = simulate_frames(residents, days, seed)
         res_df, sd = frames["residents"], frames["sensor_days"]
         ids = None
-    twin = simulate_events(res_df, sd, seed=seed, resident_ids=ids, config=EventTwinConfig())
+    if not 0.0 <= chair_share <= 1.0:
+        _fail("--chair-share must be between 0 and 1")
+    twin = simulate_events(res_df, sd, seed=seed, resident_ids=ids, config=EventTwinConfig(chair_share=chair_share))
     t1 = time.perf_counter()
     if save_events is not None:
         (save_events / "truth").mkdir(parents=True, exist_ok=True)
@@ -92,12 +112,17 @@ def evaluate(
         twin.incidents.to_parquet(save_events / "truth" / "incidents.parquet", index=False)
         twin.confounders.to_parquet(save_events / "truth" / "confounders.parquet", index=False)
         (save_events / "sensor_map.json").write_text(json.dumps(twin.sensor_map, indent=2))
+    homes = set(twin.events["resident_id"].astype(str))
+    groups = {"chair_sensor": set(twin.chair_homes), "motion_only": homes - set(twin.chair_homes)}
     results = evaluate_twin(twin.events, twin.incidents, twin.sensor_map,
-                            sensitivities=tuple(sensitivity or (1.0, 1.25, 1.5, 2.0)), caseload=caseload)
+                            sensitivities=tuple(sensitivity or (1.0, 1.25, 1.5, 2.0)), caseload=caseload,
+                            groups={k: v for k, v in groups.items() if v})
     t2 = time.perf_counter()
     best = results[0]
     doc = {
         "residents": int(twin.events["resident_id"].nunique()),
+        "chair_share": chair_share,
+        "residents_with_chair_sensor": len(twin.chair_homes),
         "events": int(len(twin.events)),
         "incidents": best["incidents"],
         "settings": results,
@@ -112,6 +137,9 @@ def evaluate(
         typer.echo(f"{doc['residents']} residents, {doc['events']} events; "
                    f"twin {doc['seconds']['events']} s, replay {doc['seconds']['replay']} s")
         typer.echo(markdown_table(results))
+        if any(r.get("groups") for r in results):
+            typer.echo("")
+            typer.echo(falls_by_group_table(results))
 
 
 def _log_events(path: Path, fmt: str, sensor_map: dict[str, str]) -> tuple[pd.DataFrame, EventLogReport]:

@@ -1,12 +1,16 @@
 """Intra-day sensor events of the twin: what each home's gateway would send, minute by minute.
 
 `simulate_events(residents, sensor_days, seed=...)` turns each resident's `sensor_days` rows into
-raw CASAS-style events (time, sensor, value) of one home fitted with the sensors of `SENSOR_MAP`.
+raw CASAS-style events (time, sensor, value) of one home fitted with the sensors of `SENSOR_MAP`
+(the armchair's occupancy sensor `CHAIR` only in a share of the homes, `chair_share`).
 A day is built around its own measures: in bed from bedtime to waking with the night's toilet
 visits, an outing as long as the day's time out of home, the day's kitchen activations, its
-longest stillness (reading or dozing in the chair) and its visitors; a day without a row is a day
-the gateway was offline (no events). A temperature reading every 30 minutes shows the gateway is
-alive.
+longest stillness (reading or dozing in the living room's armchair) and its visitors; a day without
+a row is a day the gateway was offline (no events). A temperature reading every 30 minutes shows
+the gateway is alive. Where the home has a chair sensor it is occupied while the resident sits in
+the armchair: the day's longest stillness and the 20-60 minute sits in the living room (a sit in
+the bedroom has no sensor). Whether a home has one is drawn from its own random stream, so a home's
+other events are the same with or without it (`chair_share` 0 gives the motion-only homes).
 
 Planted incidents (true start times in `incidents`, the truth):
 - `fall_long_lie`: a fall during an activity (day, or a night-time toilet trip); nothing of the
@@ -16,8 +20,8 @@ Planted incidents (true start times in `incidents`, the truth):
 - `toilet_surge`: a night with many more toilet visits than usual (start = its first visit).
 
 Confounders (in `confounders`): naps in bed, visitors, outings whose door events were missed,
-whole-home dropouts, a sensor with a flat battery for days, a second person at home, late-evening
-walks with the door.
+whole-home dropouts, a sensor with a flat battery for days (the chair's too), a second person at
+home, late-evening walks with the door.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import pandas as pd
 
 SENSOR_MAP: dict[str, str] = {
     "BED": "bed",
+    "CHAIR": "chair",
     "BATH": "toilet",
     "KITCHEN": "kitchen",
     "LIVING": "living",
@@ -56,6 +61,7 @@ class EventTwinConfig:
     battery_rate: float = 0.004
     late_walker_share: float = 0.08  # residents who often step out late in the evening
     partner_home_rate: float = 0.85  # days a second person is at home, when not living alone
+    chair_share: float = 0.5  # homes with an occupancy sensor on the living room's armchair
 
 
 @dataclass
@@ -66,6 +72,7 @@ class EventTwin:
     incidents: pd.DataFrame  # resident_id, kind, start, end, room
     confounders: pd.DataFrame  # resident_id, kind, start, end
     sensor_map: dict[str, str]
+    chair_homes: frozenset[str] = frozenset()  # residents whose home has the chair sensor
 
     def casas_lines(self, resident_id: str) -> list[str]:
         """One resident's events as CASAS log lines (`date time sensor value`)."""
@@ -212,11 +219,13 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
         still = _num(row, "longest_inactivity", 2.5) * H
         free_span = [(w + 0.5 * H, day_end - 0.5 * H - still)]
         s = _free_times(rng, [(a - still, b) for a, b in busy], *free_span[0], 1)
+        armchair: list[float] = []  # when the resident sat down in the armchair
         if len(s):
             s = float(s[0])
             home.fire(s - 60, "LIVING")
             home.fire(s + still, "LIVING")
             busy.append((s - 30, s + still))
+            armchair.append(s - 30)
         if rng.random() < nap_rate:
             ns = _free_times(rng, busy, midnight + 13 * H, midnight + 16 * H, 1)
             if len(ns):
@@ -260,13 +269,15 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
         cap = max(still * 0.8, 20 * M)
         rooms = rng.choice(4, size=300, p=_FILLER_WEIGHTS)
         sits = (rooms <= 0) | (rooms == 2)
-        gaps = np.where(sits & (rng.random(300) < 0.15), rng.uniform(20 * M, 60 * M, 300), rng.exponential(5 * M, 300))
+        sat = sits & (rng.random(300) < 0.15)
+        gaps = np.where(sat, rng.uniform(20 * M, 60 * M, 300), rng.exponential(5 * M, 300))
         ts = w + 60 + np.cumsum(np.concatenate([[0.0], np.minimum(gaps, cap)[:-1] + 60]))
         inside = ts < day_end
-        ts, rooms = ts[inside], rooms[inside]
+        ts, rooms, sat = ts[inside], rooms[inside], sat[inside]
         for a, b in busy:
             out = (ts >= a - 60) & (ts < b + 60)
-            ts, rooms = ts[~out], rooms[~out]
+            ts, rooms, sat = ts[~out], rooms[~out], sat[~out]
+        armchair += (ts[sat & (rooms == 0)] + 45).tolist()
         late = ts >= midnight + 22 * H  # night-time bathroom visits are the night's toilet visits
         rooms[late & (rooms == 3)] = 1
         for t, r in zip(ts.tolist(), rooms.tolist(), strict=True):
@@ -280,17 +291,30 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
                 home.fire(t, ("LIVING", "KITCHEN", "HALL", "BATH")[r], who=3)
             confounders.append((rid, "second_person", midnight + 7.5 * H, midnight + 22.5 * H))
 
+        lying: list[tuple[float, float]] = []
         if kind == "fall_long_lie" and not night_fall and not partner_home:  # a partner would find them
             own = [(t, s) for t, s, v, who in home.ev[day_first_event:]
-                   if who == 0 and w + 0.5 * H < t < day_end - H and v in ("ON", "OPEN") and s not in ("BED", "DOOR")
+                   if who == 0 and w + 0.5 * H < t < day_end - H and v in ("ON", "OPEN") and s not in ("BED", "DOOR", "CHAIR")
                    and not any(a <= t < b for a, b in busy)]
             if own:
                 t, room = own[int(rng.integers(len(own)))]
                 lie = float(rng.uniform(1.5, 8)) * H
                 incidents.append((rid, "fall_long_lie", t + 40, t + 40 + lie, room))
                 remove.append((t + 41, t + 40 + lie, frozenset({0})))
+                lying.append((t, t + 40 + lie))
                 home.fire(t + 40 + lie, "DOOR", who=2, dur=15)
                 home.fire(t + 100 + lie, "HALL", who=2)
+
+        # in the armchair until the resident is seen anywhere else (or goes to bed)
+        own = sorted(t for t, s, v, who in home.ev[day_first_event:] if who == 0 and v in ("ON", "OPEN"))
+        for a in armchair:
+            if any(f < a < g for f, g in lying):  # the resident fell before sitting down
+                continue
+            i = int(np.searchsorted(own, a, side="right"))
+            b = min(own[i] if i < len(own) else day_end, day_end)
+            if b - 30 > a:
+                home.ev.append((a, "CHAIR", "ON", 0))
+                home.ev.append((b - 30, "CHAIR", "OFF", 0))
 
         if rng.random() < cfg.dropout_rate:
             s = midnight + float(rng.uniform(0, 20)) * H
@@ -321,11 +345,22 @@ def simulate_events(residents: pd.DataFrame, sensor_days: pd.DataFrame, *, seed:
     day0 = pd.Timestamp(sd["date"].min()).normalize()
     res = residents.set_index(residents["resident_id"].astype(str))
     frames, incs, confs = [], [], []
+    chair_homes: set[str] = set()
     for idx, (rid, rows) in enumerate(sd.groupby(sd["resident_id"].astype(str), sort=True)):
         rng = np.random.default_rng(np.random.SeedSequence([seed, idx, 0x5E75]))
         r = res.loc[rid] if rid in res.index else pd.Series(dtype=object)
         home, inc, conf, remove = _resident_events(rid, rows, day0, r, rng, cfg)
         ev = pd.DataFrame(home.ev, columns=["t", "sensor", "value", "who"])
+        # the chair sensor has its own random stream: the home's other events do not depend on it
+        chair_rng = np.random.default_rng(np.random.SeedSequence([seed, idx, 0xC4A1]))
+        if chair_rng.random() < cfg.chair_share:
+            chair_homes.add(rid)
+            for d in sorted({int((pd.Timestamp(x) - day0).days) for x in rows["date"]}):
+                if chair_rng.random() < cfg.battery_rate:
+                    e = d * 86400.0 + float(chair_rng.uniform(2, 7)) * 86400.0
+                    conf.append((rid, "battery_CHAIR", d * 86400.0, e))
+        else:
+            ev = ev[ev["sensor"] != "CHAIR"]
         keep = np.ones(len(ev), dtype=bool)
         t, who = ev["t"].to_numpy(), ev["who"].to_numpy()
         for a, b, whos in remove:
@@ -354,4 +389,5 @@ def simulate_events(residents: pd.DataFrame, sensor_days: pd.DataFrame, *, seed:
     for df in (incidents, confounders):
         for c in ("start", "end"):
             df[c] = day0 + pd.to_timedelta(np.round(df[c].to_numpy(dtype="float64") * 1e6), unit="us")
-    return EventTwin(events=events, incidents=incidents, confounders=confounders, sensor_map=dict(SENSOR_MAP))
+    return EventTwin(events=events, incidents=incidents, confounders=confounders, sensor_map=dict(SENSOR_MAP),
+                     chair_homes=frozenset(chair_homes))

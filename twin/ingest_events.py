@@ -10,13 +10,14 @@ Two line formats are read:
   which the sensor was active; value 0/OFF lines are counted and skipped.
 
 A sensor map (CSV `sensor,role[,note]` or JSON) gives each sensor a role (see ROLES). Unmapped
-sensors are reported and ignored.
+sensors are reported and ignored. A `chair` (a seat's pressure sensor, like the bed's) only shows
+that someone is at home; sitting still in it is inactivity like any other.
 
 Cleaning (everything odd is counted in the report, with examples):
 - malformed lines are skipped and reported with line numbers; the rest is still read;
 - lines are sorted by time (stable); exact duplicate firings are dropped, and so are repeated
   same-state firings (an ON while already on, an OFF while already off);
-- an activation longer than `stuck_on_hours` (bed: `bed_stuck_on_hours`) is a sensor stuck on: it
+- an activation longer than `stuck_on_hours` (bed and chair: `bed_stuck_on_hours`) is a sensor stuck on: it
   is capped at that length and flagged; one still on at the end of the log ends there (or capped);
 - a silence of `outage_hours` or more is an outage (unobserved time) unless it runs from a
   front-door event to a front-door event (the resident was away);
@@ -60,7 +61,7 @@ import pandas as pd
 
 from twin.schema import SENSOR_DAYS, ValidationReport
 
-ROLES = ("toilet", "bathroom", "front_door", "bed", "kitchen", "living", "bedroom", "motion", "other")
+ROLES = ("toilet", "bathroom", "front_door", "bed", "chair", "kitchen", "living", "bedroom", "motion", "other")
 ROLE_ALIASES = {
     "wc": "toilet",
     "bath": "bathroom",
@@ -75,10 +76,14 @@ ROLE_ALIASES = {
     "other_motion": "motion",
     "other motion": "motion",
     "ignore": "other",
+    "armchair": "chair",
+    "seat": "chair",
+    "sofa": "chair",
 }
 TOILET_ROLES = frozenset({"toilet", "bathroom"})
 ACTIVITY_ROLES = frozenset({"toilet", "bathroom", "kitchen", "living", "bedroom", "motion"})
-PRESENCE_ROLES = ACTIVITY_ROLES | {"bed"}
+PRESENCE_ROLES = ACTIVITY_ROLES | {"bed", "chair"}
+OCCUPANCY_ROLES = frozenset({"bed", "chair"})  # pressure sensors: on while someone lies or sits on them
 BEDTIME_ROLES = frozenset({"bedroom", "toilet", "bathroom"})
 FORMATS = ("casas", "intervals")
 
@@ -440,7 +445,7 @@ def _stamp(t: float) -> str:
 
 
 def _cap(cfg: SensorDayConfig, role: str) -> float:
-    return 3600.0 * (cfg.bed_stuck_on_hours if role == "bed" else cfg.stuck_on_hours)
+    return 3600.0 * (cfg.bed_stuck_on_hours if role in OCCUPANCY_ROLES else cfg.stuck_on_hours)
 
 
 def _roles_of(sensors: pd.Series, sensor_map: dict[str, str], rep: EventLogReport) -> pd.Series:

@@ -22,6 +22,13 @@ def test_evaluate_reports_every_incident_kind_at_each_sensitivity(tmp_path):
     assert kinds == ["fall_long_lie", "not_up", "night_exit", "toilet_surge"]
     for x in out["incidents"]:
         assert set(x) >= {"kind", "median_delay_min", "p90_delay_min", "recall", "false_alarms_per_resident_month"}
+    # homes with and without the chair sensor are scored apart, and together make the whole
+    assert 0 < out["residents_with_chair_sensor"] < out["residents"]
+    for setting in out["settings"]:
+        groups = setting["groups"]
+        assert set(groups) == {"chair_sensor", "motion_only"}
+        assert groups["chair_sensor"]["residents"] + groups["motion_only"]["residents"] == setting["residents"]
+        assert groups["chair_sensor"]["alerts"] + groups["motion_only"]["alerts"] == setting["alerts"]
     budgets = [s["alerts_per_care_manager_week"] for s in out["settings"]]
     assert budgets[0] >= budgets[1]  # a less sensitive setting never raises more alerts
     assert (tmp_path / "ev" / "truth" / "incidents.parquet").is_file()

@@ -90,3 +90,40 @@ def test_confounders_of_real_homes_are_present_and_the_twin_is_seeded(frames):
     days = set(a.events.loc[a.events["resident_id"] == rid, "time"].dt.normalize())
     have = set(sd.loc[sd["resident_id"] == rid, "date"])
     assert days - have <= {min(have) - pd.Timedelta(days=1)}
+
+
+def test_the_armchair_sensor_sees_the_long_sits_only_in_homes_fitted_with_one(frames):
+    res, sd = frames["residents"], frames["sensor_days"]
+    with_chair = simulate_events(res, sd, seed=5, config=EventTwinConfig(chair_share=1.0, fall_rate=0.05, battery_rate=0.0))
+    without = simulate_events(res, sd, seed=5, config=EventTwinConfig(chair_share=0.0, fall_rate=0.05, battery_rate=0.0))
+    half = simulate_events(res, sd, seed=5, config=EventTwinConfig(chair_share=0.5, fall_rate=0.05))
+    assert SENSOR_MAP["CHAIR"] == "chair"
+    assert without.chair_homes == frozenset() and "CHAIR" not in set(without.events["sensor"])
+    assert 0 < len(half.chair_homes) < res["resident_id"].nunique()
+    assert set(half.events.loc[half.events["sensor"] == "CHAIR", "resident_id"]) <= half.chair_homes
+    # the sensor is added to the same homes: every other event and the truth are unchanged
+    other = with_chair.events[with_chair.events["sensor"] != "CHAIR"].drop(columns="event_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(other, without.events.drop(columns="event_id").reset_index(drop=True))
+    pd.testing.assert_frame_equal(with_chair.incidents, without.incidents)
+
+    ev = with_chair.events
+    seated_at, seen = {}, {}  # resident -> when they sat down, while seated; their last event
+    long_sits, falls_in_chair = 0, 0
+    falls = with_chair.incidents[with_chair.incidents["kind"] == "fall_long_lie"]
+    fall_starts = {(r, s) for r, s in zip(falls["resident_id"], falls["start"], strict=True)}
+    for rid, t, sensor, value in ev[["resident_id", "time", "sensor", "value"]].itertuples(index=False):
+        if t - seen.get(rid, t) > pd.Timedelta(hours=1):
+            seated_at.pop(rid, None)  # the gateway was offline: the chair's getting up was not sent
+        seen[rid] = t
+        if sensor == "CHAIR":
+            if value == "ON":
+                seated_at[rid] = t
+            elif rid in seated_at:
+                long_sits += (t - seated_at.pop(rid)) > pd.Timedelta(hours=2)
+        elif sensor == "BED" and value == "ON":
+            assert rid not in seated_at, f"{rid} in bed and in the chair at {t}"
+    for rid, start in fall_starts:
+        sits = ev[(ev["resident_id"] == rid) & (ev["sensor"] == "CHAIR") & (ev["time"] <= start)]
+        falls_in_chair += len(sits) > 0 and sits["value"].iloc[-1] == "ON"
+    assert long_sits > 100  # the day's longest stillness is dozing in the armchair
+    assert len(fall_starts) > 5 and falls_in_chair == 0  # a fall happens up and about, not seated
