@@ -297,13 +297,13 @@ def test_an_away_span_silences_the_home_and_its_settings_survive_a_rebuild(live)
     assert monitor.away == [(monitor.seconds(pd.Timestamp(span["start"]).to_pydatetime()),
                              monitor.seconds(pd.Timestamp(span["end"]).to_pydatetime()))]
 
-    # cancelled: the same stored events, replayed, raise the fall
+    # cancelled: the same stored events, replayed (and the gateway's next batch), raise the fall
     r = client.delete(f"/residents/{rid}/away/{away_id}", headers=care)
     assert r.status_code == 200 and r.json()["away_id"] == away_id
     assert client.get(f"/residents/{rid}/alert_settings", headers=care).json()["away"] == []
     with rt.live._lock:
         rt.live._homes.pop(rid)
-    rt.live._home(rid)
+    assert post(client, keys[f"gateway-{rid}"], [], sent_at=until.isoformat()).status_code == 200
     replayed = client.get(f"/alerts?resident_id={rid}", headers=care).json()["items"]
     assert [a for a in replayed if a["kind"] == "no_movement" and pd.Timestamp(a["since"]) >= pd.Timestamp(span["start"])]
 
