@@ -3,7 +3,10 @@
 One global LightGBM model over all series (Poisson objective, horizon as a feature: a direct
 multi-horizon model) with prediction intervals from conformal residual quantiles per horizon,
 fitted on a calibration window that follows the training window. Baseline: seasonal naive (the
-same weekday in the latest known week).
+same weekday in the latest known week). Each series is then served by the model or by a simple
+method (zero, seasonal naive, 91-day mean, median of 8 weekly totals), whichever had the least
+weekly-total error on the calibration window: counts logged in batches (a week entered on one
+day) defeat a daily model but not a weekly median.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class DemandParams:
     origin_step: int = 1  # days between training origins
     warmup_days: int = 28  # first origin this many days after a panel starts
     max_train_rows: int = 400_000
+    choose_method: bool = True  # per series: the model or a simple method, by weekly-total error
 
     def __post_init__(self) -> None:
         if self.objective not in ("poisson", "tweedie"):
@@ -77,6 +81,45 @@ def seasonal_naive(rows: pd.DataFrame) -> np.ndarray:
             break
         out[gap] = rows.loc[gap, col].to_numpy(dtype=float)
     return np.nan_to_num(out, nan=0.0)
+
+
+SIMPLE_METHODS = ("zero", "seasonal_naive", "mean_91d", "median_8w")
+METHODS = ("model", *SIMPLE_METHODS)
+
+
+def simple_forecast(method: str, rows: pd.DataFrame) -> np.ndarray:
+    """A simple method's daily forecast, known at each row's origin."""
+    if method == "zero":
+        return np.zeros(len(rows))
+    if method == "seasonal_naive":
+        return seasonal_naive(rows)
+    column = {"mean_91d": "demand_mean_91d", "median_8w": "demand_weekly_median_8w"}[method]
+    return np.nan_to_num(rows[column].to_numpy(dtype=float), nan=0.0)
+
+
+def weekly_errors(rows: pd.DataFrame, forecasts: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Absolute error of each method's weekly total (horizons 1-7) per series and origin, with
+    the actual total in `actual`; rows of unknown counts are left out."""
+    week = (rows["demand_horizon"].to_numpy() <= 7) & rows["count"].notna().to_numpy()
+    keys = [rows["series_id"].to_numpy()[week], rows["origin"].to_numpy()[week]]
+    y = pd.Series(rows["count"].to_numpy(float)[week]).groupby(keys).sum()
+    out = pd.DataFrame({m: (pd.Series(f[week]).groupby(keys).sum() - y).abs() for m, f in forecasts.items()})
+    out["actual"] = y
+    out.index.names = ["series_id", "origin"]
+    return out
+
+
+def choose_methods(rows: pd.DataFrame, model_mean: np.ndarray) -> dict[str, Any]:
+    """Per series, the method with the least weekly-total error on the rows (ties go to the
+    simpler method); `global` serves series not seen here."""
+    errors = weekly_errors(rows, {"model": model_mean, **{m: simple_forecast(m, rows) for m in SIMPLE_METHODS}})
+    order = [*SIMPLE_METHODS, "model"]  # on a tie the simple method wins
+    per = errors[order].groupby(level="series_id").sum()
+    pooled = per.sum()
+    return {"per_series": {str(k): str(v) for k, v in per.idxmin(axis=1).items()},
+            "global": str(pooled.idxmin()) if len(per) else "model",
+            "weekly_wape": {m: float(pooled[m] / errors["actual"].sum()) if errors["actual"].sum() > 0
+                            else None for m in order}}
 
 
 def _scale(mean: np.ndarray) -> np.ndarray:
@@ -189,6 +232,10 @@ def fit(
         intervals = interval_quantiles(cal_rows, predict_mean(loaded, cal_rows, 2), params.coverage)
     loaded.extra = {"intervals": intervals, "max_horizon": params.horizon,
                     "objective": params.objective}
+    if params.choose_method:
+        # chosen on the calibration window, with the booster that did not train on it when there is one
+        judge = LoadedModel(NAME, version, first, names, schema_hash, {}) if first is not None else loaded
+        loaded.extra["methods"] = choose_methods(cal_rows, predict_mean(judge, cal_rows, 2))
     facts = {"fit_rows": int(len(fit_rows)), "calibration_rows": int(len(cal_rows)),
              "trees": int(booster.num_trees()), "series": len(panel.series)}
     return loaded, facts
@@ -197,6 +244,13 @@ def fit(
 def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame) -> pd.DataFrame:
     """Forecast, lower and upper bound for prepared feature rows."""
     mean = predict_mean(loaded, rows)
+    methods = loaded.extra.get("methods")
+    if methods:
+        chosen = rows["series_id"].astype(str).map(methods["per_series"]).fillna(methods["global"]).to_numpy()
+        for m in SIMPLE_METHODS:
+            use = chosen == m
+            if use.any():
+                mean[use] = simple_forecast(m, rows.loc[use])
     lower, upper = apply_intervals(loaded.extra["intervals"], rows["demand_horizon"].to_numpy(), mean)
     return pd.DataFrame({
         "series_id": rows["series_id"].to_numpy(),

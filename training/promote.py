@@ -1,7 +1,8 @@
 """The promotion gate: a new version becomes @champion only if it earns it.
 
 On the frozen test window of the new version's run it must beat the baseline by the margin its
-spec declares and the current champion (scored on the same rows), and pass behavioural tests:
+spec declares, over the whole 95% interval of the gain (residents resampled), beat the current
+champion (scored on the same rows), and pass behavioural tests:
 - invariance: renaming residents (or series) changes no prediction;
 - direction: each `BehaviourCheck` of the model's spec (e.g. a fall recorded three days ago raises
   fall risk; more family visits do not raise isolation risk).
@@ -201,10 +202,25 @@ def gate_risk(name: str, version: str, tracking_uri: str, margins: PromotionMarg
         d.reasons.append(f"AUROC {m_new['auroc']:.3f} is not >= baseline {base_auroc:.3f} + {need:.2f}")
     else:
         d.reasons.append(f"AUROC {m_new['auroc']:.3f} >= baseline {base_auroc:.3f} + {need:.2f}")
+    # the gain must hold over the 95% interval (residents resampled), not only at the point
+    gain_lo = run.data.metrics.get("test_ci_model_auroc_gain_lo")
+    d.checks["auroc_gain_lower_bound"] = gain_lo
+    if gain_lo is not None:
+        if gain_lo < need:
+            ok = False
+            d.reasons.append(f"AUROC gain over baseline is not sure: its 95% interval starts at "
+                             f"{gain_lo:+.3f}, below the margin {need:+.2f}")
+        else:
+            d.reasons.append(f"AUROC gain over baseline >= {need:+.2f} over its 95% interval (from {gain_lo:+.3f})")
     if rule.brier_under_baseline is not None and base_brier is not None:
+        brier_lo = run.data.metrics.get("test_ci_model_brier_gain_lo")
         if m_new["brier"] > base_brier - rule.brier_under_baseline:
             ok = False
             d.reasons.append(f"Brier {m_new['brier']:.4f} is not below baseline {base_brier:.4f}")
+        elif brier_lo is not None and brier_lo < rule.brier_under_baseline:
+            ok = False
+            d.reasons.append(f"Brier {m_new['brier']:.4f} < baseline {base_brier:.4f}, but the 95% "
+                             f"interval of the reduction starts at {brier_lo:+.4f}")
         else:
             d.reasons.append(f"Brier {m_new['brier']:.4f} < baseline {base_brier:.4f}")
 

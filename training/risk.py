@@ -58,7 +58,8 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
 
     metrics: dict[str, Any] = {"model": ev.binary_metrics(y_test, p_test),
                                "model_val": ev.binary_metrics(yva, p_val)}
-    metrics["model"]["recall_at_capacity"] = ev.recall_at_capacity(test, p_test, capacity_share)
+    metrics["model"]["recall_at_capacity"] = ev.recall_at_capacity(test, p_test, capacity_share,
+                                                                   seed=params.seed)
     curves = {"model": ev.reliability(y_test, p_test)}
     metrics["model"]["calibration_error"] = ev.calibration_error(curves["model"])
     scores = test[["resident_id", "as_of_date", "label"]].copy()
@@ -70,15 +71,20 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
         est = b.make(params.seed).fit(b.inputs(train), ytr)
         p_b = est.predict_proba(b.inputs(test))
         metrics[b.name] = ev.binary_metrics(y_test, p_b)
-        ranked = p_b
         if b.score is not None:
-            score = b.score(test)
-            metrics[b.name]["auroc_of_score"] = ev.auroc_only(y_test, score)
-            ranked = p_b + 1e-9 * score  # the screen's own score orders its ties
-        metrics[b.name]["recall_at_capacity"] = ev.recall_at_capacity(test, ranked, capacity_share)
+            metrics[b.name]["auroc_of_score"] = ev.auroc_only(y_test, b.score(test))
+        # ties of a screen are broken at random (row order would flatter or punish it)
+        metrics[b.name]["recall_at_capacity"] = ev.recall_at_capacity(test, p_b, capacity_share,
+                                                                      seed=params.seed)
         curves[b.name] = ev.reliability(y_test, p_b)
         scores[b.name] = p_b
     metrics["baseline"] = metrics[spec.baselines[0].name]
+    # 95% intervals over residents; gains are paired against the gate's baseline
+    first = spec.baselines[0].name
+    boot = ev.resident_bootstrap(test["resident_id"].to_numpy(), y_test,
+                                 {"model": p_test, **{b.name: scores[b.name].to_numpy() for b in spec.baselines}},
+                                 reference=first, seed=params.seed)
+    metrics["intervals"] = boot
     metrics["slices"] = ev.sliced(test, p_test)
 
     baseline_seconds = time.perf_counter() - t_base

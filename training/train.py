@@ -87,9 +87,11 @@ def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: T
     metrics: dict[str, float] = {}
     metrics.update(flat_metrics("test", m["model"]))
     metrics.update(flat_metrics("val", m["model_val"]))
-    for base in [k for k in m if k not in ("model", "model_val", "slices", "baseline")]:
+    for base in [k for k in m if k not in ("model", "model_val", "slices", "baseline", "intervals")]:
         metrics.update(flat_metrics(f"test_{base}", m[base]))
     metrics.update(flat_metrics("test_baseline", m["baseline"]))
+    for scored, ci in m["intervals"].items():
+        metrics.update(flat_metrics(f"test_ci_{scored}", ci))
     for sl, sm in m["slices"].items():
         for k in ("auroc", "brier", "prevalence", "rows"):
             if sm.get(k) is not None:
@@ -186,6 +188,8 @@ def train_forecast(name: str, history_dir: str | Path | None, tracking_uri: str,
     bt, _ = rolling_origin(panel, params.demand, params.backtest, loaded=loaded)
     t_bt = time.perf_counter()
     metrics = flat_metrics("backtest", {k: v for k, v in bt.items() if k != "per_horizon"})
+    for scale, sm in bt["simple"].items():
+        metrics.update(flat_metrics(f"backtest_{scale}", sm))
     for h, hm in bt["per_horizon"].items():
         metrics.update(flat_metrics(f"backtest_h{int(h):02d}", hm))
     from features.demand import demand_features

@@ -28,6 +28,7 @@ def runtime(serving_home):  # noqa: F811
 
 
 def test_probability_and_reasons_agree_with_the_model_code(runtime):
+    from features.registry import get_feature
     from models.explain import contributions
     from serving.scoring import score_chunk
 
@@ -43,8 +44,12 @@ def test_probability_and_reasons_agree_with_the_model_code(runtime):
             row = contrib.iloc[i]
             reasons = chunk.reasons(m, i)
             # the three largest contributions that raise the risk, strongest first (ties may pick
-            # either feature): the rule the explanation check measures
-            top = row.sort_values(ascending=False).iloc[:3]
+            # either feature): the rule the explanation check measures. Unknown values and
+            # missing-data counts are missing-data reasons, never risk reasons.
+            values = feats.iloc[i][row.index]
+            missing = [get_feature(n).family == "missing" for n in row.index]
+            risk = row.where(values.notna().to_numpy() & ~np.asarray(missing), 0.0)
+            top = risk.sort_values(ascending=False).iloc[:3]
             assert [r["contribution"] for r in reasons] == pytest.approx(top[top > 0].tolist())
             assert [r["contribution"] for r in reasons] == pytest.approx(row[[r["feature"] for r in reasons]].tolist())
             assert all(isinstance(r["text"], str) and r["text"] for r in reasons)
