@@ -98,6 +98,40 @@ def test_on_batch_logged_counts_the_forecaster_is_no_worse_than_the_best_simple_
     assert m["simple"]["daily"]["naive_worse_than_zero"] in (True, False)
 
 
+@pytest.mark.parametrize("per_series", [False, True])
+def test_renamed_or_unseen_series_are_forecast_from_their_counts_not_their_names(per_series):
+    """The method choice reads the counts: renaming every series (a time bank re-coding its grid)
+    changes no forecast, even where a simple method serves some series."""
+    from models import demand
+
+    days = pd.date_range("2023-01-02", periods=300, freq="D")
+    rng = np.random.default_rng(5)
+    series = [f"g{i}:meals" for i in range(10)]
+    rate = rng.uniform(0.3, 4.0, len(series))
+    counts = pd.DataFrame({"series_id": np.repeat(series, len(days)), "date": np.tile(days, len(series)),
+                           "count": rng.poisson(np.repeat(rate, len(days))).astype(float)})
+    logged = batch_logged(counts, seed=4)  # lumpy counts, so a simple method wins somewhere
+    params = demand.DemandParams(booster=demand.BoosterParams(num_trees=40, min_data_in_leaf=40),
+                                 choice_per_series=per_series)
+    loaded, _ = demand.fit(logged, params)
+    panel = demand.count_panel(logged)
+    rows = demand.demand_features(panel, [panel.dates[-1]], range(1, 15))
+    assert set(demand.chosen_methods(loaded, panel, rows)) - {"model"}  # a simple method serves
+    before = demand.forecast(loaded, logged, 14)
+    after = demand.forecast(loaded, logged.assign(series_id="new-" + logged["series_id"]), 14)
+    assert np.array_equal(before["forecast"].to_numpy(), after["forecast"].to_numpy())
+
+
+def test_the_gate_asks_the_margin_of_the_gain_and_a_gain_that_is_not_noise():
+    from training.promote import gain_is_sure
+
+    assert gain_is_sure("gain", 0.05, 0.033, 0.09)[0]  # the margin is the point's; the gain is real
+    assert not gain_is_sure("gain", 0.05, -0.004, 0.12)[0]  # its interval reaches zero: noise
+    assert not gain_is_sure("gain", 0.0, 0.0, 0.02)[0]
+    assert gain_is_sure("gain", -1.0, -0.2, 0.1)[0]  # a margin that allows a loss bounds it
+    assert not gain_is_sure("gain", -0.1, -0.15, 0.1)[0]
+
+
 def test_the_explanation_keeps_missing_data_apart_and_attributes_causes():
     """A contribution from an unknown value is a missing-data reason, never a risk reason; the
     per-cause attributions add up to the feature contributions."""
