@@ -120,7 +120,7 @@ def rolling_origin(
     origins = pd.date_range(cutoff, last - pd.Timedelta(days=1), freq=f"{config.step}D")
     rows = demand_features(panel, origins, range(1, horizon + 1))
     rows = rows[rows["count"].notna() & (rows["date"] <= last)].reset_index(drop=True)
-    fc = demand.forecast_rows(loaded, rows)
+    fc = demand.forecast_rows(loaded, rows, panel)
     naive = demand.seasonal_naive(rows)
     scale = seasonal_scale(panel, cutoff)
     metrics = score(rows, fc, naive, scale)

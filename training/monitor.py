@@ -325,7 +325,7 @@ def monitor_forecast(spec: ForecastSpec, loaded: LoadedModel, run, counts: pd.Da
     rows = rows[rows["count"].notna() & (rows["date"] <= last)].reset_index(drop=True)
     if rows.empty:
         return {"kind": "forecast", "verdict": "ok", "reasons": ["no actuals have arrived yet"], "fired": []}
-    fc = spec.module.forecast_rows(loaded, rows)
+    fc = spec.module.forecast_rows(loaded, rows, panel)
     naive = spec.module.seasonal_naive(rows)
     cutoff = pd.Timestamp(run.data.params.get("cutoff") or panel.dates[0])
     scale = seasonal_scale(panel, min(cutoff, last))
