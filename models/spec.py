@@ -52,12 +52,16 @@ class Baseline:
     `inputs` reads its input matrix from dataset rows (the model's features plus the columns the
     spec's `baseline_columns` attached); `make(seed)` returns a fresh estimator. `score`, when
     given, is the screen's raw score: reported as `auroc_of_score` and used to order ties.
+    `features` names the model's features its inputs are read from (a screen's questions, each of
+    which can only raise the risk); a baseline that names them can also be served as a model
+    (`training.risk.fit_baseline_model`).
     """
 
     name: str
     inputs: Callable[[pd.DataFrame], np.ndarray]
     make: Callable[[int], Any]
     score: Callable[[pd.DataFrame], np.ndarray] | None = None
+    features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from features.registry import get_feature
-from models.base import BoosterParams, LoadedModel, fit_booster, fit_platt, raw_score
+from models.base import BASELINE_KIND, BoosterParams, LoadedModel, fit_booster, fit_platt, raw_score
 from models.explain import contributions
 from training import evaluate as ev
 from training.data import RiskDataset, risk_spec
@@ -96,6 +96,38 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
              "trees": booster.num_trees(), "split": ds.plan.describe(),
              "baseline_seconds": baseline_seconds, "shap_seconds": time.perf_counter() - t_shap}
     return RiskResult(loaded, metrics, curves, importance, scores, fit_seconds, facts)
+
+
+def fit_baseline_model(ds: RiskDataset, seed: int = 7, version: str = "unregistered") -> LoadedModel:
+    """The gate's baseline served as a model: a small tree model over the baseline's own features
+    (a screen's questions) that reproduces the fitted baseline's log-odds on the training rows, so
+    its calibration is kept. It has the model's feature schema, so it is scored, explained (its
+    reasons are the screen's answers) and served like any version; `extra["kind"]` says what it is.
+    """
+    import lightgbm as lgb
+
+    spec = risk_spec(ds.model)
+    base = spec.baselines[0]
+    if not base.features:
+        raise ValueError(f"{ds.model}: baseline {base.name!r} names no features; it cannot be served as a model")
+    names = ds.feature_names
+    unknown = [f for f in base.features if f not in names]
+    if unknown:
+        raise ValueError(f"{ds.model}: baseline {base.name!r} reads {unknown}, not in the model's features")
+    train = ds.part("train")
+    est = base.make(seed).fit(base.inputs(train), train["label"].to_numpy(int))
+    p = np.clip(est.predict_proba(base.inputs(train)), 1e-4, 1 - 1e-4)
+    X = train[names].to_numpy(float, copy=True)
+    X[:, [j for j, n in enumerate(names) if n not in base.features]] = np.nan  # never split on
+    # each answer of a screen can only raise the risk (the behaviour checks hold it to that)
+    monotone = [1 if n in base.features else 0 for n in names]
+    booster = lgb.train({"objective": "regression", "learning_rate": 0.5, "num_leaves": 16,
+                         "min_data_in_leaf": 20, "seed": seed, "deterministic": True, "num_threads": 1,
+                         "monotone_constraints": monotone, "verbose": -1},
+                        lgb.Dataset(X, label=np.log(p / (1 - p)), feature_name=names), num_boost_round=30)
+    return LoadedModel(ds.model, version, booster, names, spec.schema_hash(),
+                       {"method": "identity", "slope": 1.0, "intercept": 0.0, "fitted_rows": int(len(train))},
+                       {"kind": BASELINE_KIND, "baseline": base.name})
 
 
 def explanation_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFrame,
