@@ -164,3 +164,29 @@ def _causes(name: str) -> tuple[str, ...]:
     from features.registry import get_feature
 
     return get_feature(name).causes
+
+
+@pytest.mark.slow
+def test_a_community_whose_model_fails_its_gate_is_served_its_baseline_until_a_model_beats_it(small_twin, tmp_path):
+    from models.base import BASELINE_KIND, LOCAL_KIND, BoosterParams
+    from models.registry import default_tracking_uri, load_champion
+    from models.spec import PromotionRule
+    from training.config import PromotionMargins, TrainParams
+    from training.retrain import retrain
+
+    uri = default_tracking_uri(tmp_path)
+    impossible = PromotionMargins(models={"fall_risk": PromotionRule(auroc_over_baseline=0.5)})
+    out = retrain(small_twin, uri, TrainParams(booster=BoosterParams(num_trees=30), promotion=impossible),
+                  models=["fall_risk"], echo=lambda _: None)
+    assert out["fall_risk"]["promoted"] is False
+    assert out["fall_risk"]["champion"]["kind"] == BASELINE_KIND  # the service still has a champion
+    served = load_champion("fall_risk", uri)
+    assert served.extra["kind"] == BASELINE_KIND
+
+    lenient = PromotionMargins(models={"fall_risk": PromotionRule(auroc_over_baseline=-1.0)})
+    out = retrain(small_twin, uri, TrainParams(booster=BoosterParams(num_trees=30), promotion=lenient),
+                  models=["fall_risk"], echo=lambda _: None)
+    if out["fall_risk"]["promoted"]:  # it beat the baseline champion on the same rows
+        assert out["fall_risk"]["champion"]["kind"] == LOCAL_KIND
+    else:  # it did not: the baseline stays, and says so
+        assert out["fall_risk"]["champion"]["kind"] == BASELINE_KIND
