@@ -5,8 +5,9 @@ multi-horizon model) with prediction intervals from conformal residual quantiles
 fitted on a calibration window that follows the training window. Baseline: seasonal naive (the
 same weekday in the latest known week). At each origin every series is then served by the model
 or by a simple method (zero, seasonal naive, 91-day mean, median of 8 weekly totals), whichever
-had the least weekly-total error over the last weeks known at the origin (a rolling-origin
-backtest of the record, pooled over series unless `choice_per_series`): counts logged in batches
+had the least weekly-total error on forecasts made without the weeks judged (the calibration
+window, then the weeks after the training data known at the origin; pooled over series unless
+`choice_per_series`): counts logged in batches
 (a week entered on one day) defeat a daily model but not a weekly median. The choice reads
 counts, never a series' name, so a renamed series, or one the model never saw, is forecast the
 same way.
@@ -119,32 +120,44 @@ def weekly_errors(rows: pd.DataFrame, forecasts: dict[str, np.ndarray]) -> pd.Da
 
 def choose_methods(loaded: LoadedModel, panel: CountPanel, origins, weeks: int,
                    per_series: bool = False) -> pd.Series:
-    """Per (series, origin): the method with the least error of weekly totals over the series'
-    last `weeks` weeks known at the origin, each week forecast from the counts known at its own
-    start (ties go to the simpler method). A series with no known week yet gets the model."""
-    origins = pd.DatetimeIndex(pd.to_datetime(pd.Index(origins).unique())).normalize()
-    first = panel.dates[0]
-    past = sorted({o - pd.Timedelta(days=7 * k) for o in origins for k in range(1, weeks + 1)} )
-    past = [p for p in past if p >= first]
-    empty = pd.Series(dtype=object, index=pd.MultiIndex.from_arrays([[], []], names=["series_id", "origin"]))
-    if not past:
-        return empty
-    rows = demand_features(panel, past, range(1, 8))
-    rows = rows[rows["count"].notna()].reset_index(drop=True)
-    if rows.empty:
-        return empty
-    errors = weekly_errors(rows, {"model": predict_mean(loaded, rows),
-                                  **{m: simple_forecast(m, rows) for m in SIMPLE_METHODS}})
+    """The method with the least error of weekly totals per origin (index `series_id, origin`;
+    series `*` is the pooled choice for every series), ties going to the simpler method.
+
+    Judged only on forecasts made without the weeks judged: the calibration window's errors (by
+    the booster that did not train on it; pooled over series, weighted as `weeks` weeks) plus
+    those of the weeks after the model's training data known at the origin (the last `weeks`),
+    each forecast from the counts known at its own start. Per series the latter alone decide, and
+    a series with none of them gets the pooled choice.
+    """
     order = [*SIMPLE_METHODS, "model"]  # on a tie the simple method wins
-    errors = errors[order].reset_index()
-    # the week judged from past origin p counts for the origins p + 7, ..., p + 7 * weeks
-    spread = pd.concat([errors.assign(origin=errors["origin"] + pd.Timedelta(days=7 * k))
-                        for k in range(1, weeks + 1)], ignore_index=True)
-    spread = spread[spread["origin"].isin(origins)]
-    if not per_series:  # one method for every series, judged on their pooled errors
-        spread = spread.assign(series_id="*")
-    per = spread.groupby(["series_id", "origin"])[order].sum()
-    return per.idxmin(axis=1)
+    origins = pd.DatetimeIndex(pd.to_datetime(pd.Index(origins).unique())).normalize()
+    trained_through = pd.Timestamp(loaded.extra.get("trained_through", panel.dates[0]))
+    past = sorted({o - pd.Timedelta(days=7 * k) for o in origins for k in range(1, weeks + 1)})
+    past = [p for p in past if p >= max(panel.dates[0], trained_through)]
+    record = pd.DataFrame(columns=["series_id", "origin", *order])
+    if past:
+        rows = demand_features(panel, past, range(1, 8))
+        rows = rows[rows["count"].notna()].reset_index(drop=True)
+        if not rows.empty:
+            errors = weekly_errors(rows, {"model": predict_mean(loaded, rows),
+                                          **{m: simple_forecast(m, rows) for m in SIMPLE_METHODS}})
+            errors = errors[order].reset_index()
+            # the week judged from past origin p counts for the origins p + 7, ..., p + 7 * weeks
+            record = pd.concat([errors.assign(origin=errors["origin"] + pd.Timedelta(days=7 * k))
+                                for k in range(1, weeks + 1)], ignore_index=True)
+            record = record[record["origin"].isin(origins)]
+    record[order] = record[order].astype(float)
+    prior = loaded.extra.get("choice_prior") or {}
+    pooled = (record.groupby("origin")[order].sum()
+              .reindex(origins, fill_value=0.0)
+              + pd.Series({m: weeks * float(prior.get(m, 0.0)) for m in order}))
+    pooled.index = pd.MultiIndex.from_arrays([np.full(len(origins), "*", dtype=object), origins],
+                                             names=["series_id", "origin"])
+    choice = pooled[order].idxmin(axis=1)
+    if per_series and not record.empty:
+        own = record.assign(series_id=record["series_id"].astype(str)).groupby(["series_id", "origin"])[order].sum()
+        choice = pd.concat([choice, own.idxmin(axis=1)])
+    return choice
 
 
 def chosen_methods(loaded: LoadedModel, panel: CountPanel, rows: pd.DataFrame) -> np.ndarray:
@@ -154,12 +167,15 @@ def chosen_methods(loaded: LoadedModel, panel: CountPanel, rows: pd.DataFrame) -
         return np.full(len(rows), "model", dtype=object)
     per_series = bool(loaded.extra.get("choice_per_series", False))
     choice = choose_methods(loaded, panel, rows["origin"], weeks, per_series)
-    series = rows["series_id"].astype(str).to_numpy() if per_series else np.full(len(rows), "*", dtype=object)
-    key = pd.MultiIndex.from_arrays([series,
-                                     pd.to_datetime(rows["origin"]).to_numpy()])
     choice.index = pd.MultiIndex.from_arrays([choice.index.get_level_values(0).astype(str),
                                               pd.to_datetime(choice.index.get_level_values(1))])
-    return choice.reindex(key).fillna("model").to_numpy(dtype=object)
+    origin = pd.to_datetime(rows["origin"]).to_numpy()
+    pooled = choice.reindex(pd.MultiIndex.from_arrays([np.full(len(rows), "*", dtype=object), origin]))
+    out = pooled.fillna("model").to_numpy(dtype=object)
+    if per_series:
+        own = choice.reindex(pd.MultiIndex.from_arrays([rows["series_id"].astype(str).to_numpy(), origin]))
+        out = np.where(own.notna().to_numpy(), own.to_numpy(dtype=object), out)
+    return out
 
 
 def _scale(mean: np.ndarray) -> np.ndarray:
@@ -273,8 +289,16 @@ def fit(
     loaded.extra = {"intervals": intervals, "max_horizon": params.horizon,
                     "objective": params.objective}
     if params.choose_method:
-        loaded.extra["choice_weeks"] = int(params.choice_weeks)
-        loaded.extra["choice_per_series"] = bool(params.choice_per_series)
+        # the calibration window's weekly-total errors per origin, pooled over series, by the
+        # booster that did not train on it (when there is one): the choice's out-of-sample prior
+        judge = LoadedModel(NAME, version, first, names, schema_hash, {}) if first is not None else loaded
+        errors = weekly_errors(cal_rows, {"model": predict_mean(judge, cal_rows, 2),
+                                          **{m: simple_forecast(m, cal_rows) for m in SIMPLE_METHODS}})
+        per_origin = errors.drop(columns="actual").groupby(level="origin").sum().mean()
+        loaded.extra.update({"choice_weeks": int(params.choice_weeks),
+                             "choice_per_series": bool(params.choice_per_series),
+                             "choice_prior": {m: float(v) for m, v in per_origin.items()},
+                             "trained_through": str(cutoff.date())})
     facts = {"fit_rows": int(len(fit_rows)), "calibration_rows": int(len(cal_rows)),
              "trees": int(booster.num_trees()), "series": len(panel.series)}
     return loaded, facts

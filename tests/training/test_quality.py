@@ -113,10 +113,11 @@ def test_renamed_or_unseen_series_are_forecast_from_their_counts_not_their_names
     logged = batch_logged(counts, seed=4)  # lumpy counts, so a simple method wins somewhere
     params = demand.DemandParams(booster=demand.BoosterParams(num_trees=40, min_data_in_leaf=40),
                                  choice_per_series=per_series)
-    loaded, _ = demand.fit(logged, params)
     panel = demand.count_panel(logged)
+    loaded, _ = demand.fit(logged, params, cutoff=panel.dates[-1] - pd.Timedelta(days=56))
     rows = demand.demand_features(panel, [panel.dates[-1]], range(1, 15))
-    assert set(demand.chosen_methods(loaded, panel, rows)) - {"model"}  # a simple method serves
+    if per_series:  # where names could matter: the series' own weeks pick a simple method for some
+        assert set(demand.chosen_methods(loaded, panel, rows)) - {"model"}
     before = demand.forecast(loaded, logged, 14)
     after = demand.forecast(loaded, logged.assign(series_id="new-" + logged["series_id"]), 14)
     assert np.array_equal(before["forecast"].to_numpy(), after["forecast"].to_numpy())
