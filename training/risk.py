@@ -121,10 +121,13 @@ def fit_baseline_model(ds: RiskDataset, seed: int = 7, version: str = "unregiste
     X[:, [j for j, n in enumerate(names) if n not in base.features]] = np.nan  # never split on
     # each answer of a screen can only raise the risk (the behaviour checks hold it to that)
     monotone = [1 if n in base.features else 0 for n in names]
-    booster = lgb.train({"objective": "regression", "learning_rate": 0.5, "num_leaves": 16,
-                         "min_data_in_leaf": 20, "seed": seed, "deterministic": True, "num_threads": 1,
-                         "monotone_constraints": monotone, "verbose": -1},
-                        lgb.Dataset(X, label=np.log(p / (1 - p)), feature_name=names), num_boost_round=30)
+    # the target is a function of these features: fit it to convergence (small leaves, many rounds)
+    booster = lgb.train({"objective": "regression", "learning_rate": 0.5, "num_leaves": 31,
+                         "min_data_in_leaf": 5, "min_sum_hessian_in_leaf": 0.0, "lambda_l2": 0.0,
+                         "seed": seed, "deterministic": True, "num_threads": 1,
+                         "monotone_constraints": monotone, "monotone_constraints_method": "advanced",
+                         "verbose": -1},
+                        lgb.Dataset(X, label=np.log(p / (1 - p)), feature_name=names), num_boost_round=150)
     return LoadedModel(ds.model, version, booster, names, spec.schema_hash(),
                        {"method": "identity", "slope": 1.0, "intercept": 0.0, "fitted_rows": int(len(train))},
                        {"kind": BASELINE_KIND, "baseline": base.name})

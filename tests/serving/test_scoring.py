@@ -142,3 +142,18 @@ def test_online_features_are_reloaded_when_the_store_is_rewritten(runtime):
     np.testing.assert_array_equal(old, new)  # same vectors: only the counts were rewritten
     with pytest.raises(KeyError, match="R-ghost"):
         runtime.features.lookup(["R-ghost"])
+
+
+def test_a_baseline_champion_is_served_as_such(runtime):
+    """A community served its baseline sees `baseline` on every score of that model."""
+    from models.base import BASELINE_KIND, LOCAL_KIND
+    from serving.scoring import score_chunk
+
+    feats = runtime.online.get(runtime.online.resident_ids()[:5])
+    m = RISK_MODELS[0]
+    champion = runtime.champions[m]
+    loaded = replace(champion.loaded, extra={**champion.loaded.extra, "kind": BASELINE_KIND})
+    champions = {**runtime.champions, m: replace(champion, loaded=loaded)}
+    chunk = score_chunk(champions, feats, RISK_MODELS, top_k=3)
+    assert chunk.by_model[m].kind == BASELINE_KIND
+    assert all(chunk.by_model[o].kind == LOCAL_KIND for o in RISK_MODELS if o != m)
