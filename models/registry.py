@@ -103,7 +103,8 @@ def _probe_booster(path: Path) -> str | None:
     None when it loads, else what went wrong."""
     code = "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])"
     try:
-        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                              errors="replace", timeout=120)
     except subprocess.TimeoutExpired:
         return "loading it did not finish in 120 s"
     if done.returncode == 0:
