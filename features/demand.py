@@ -11,6 +11,7 @@ log is complete, so `daily_counts` zero-fills it: no request that day is a real 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -222,6 +223,22 @@ def demand_features(
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(known_days > 0, zeros / np.maximum(known_days, 1), np.nan)
 
+    medians: dict[int, np.ndarray] = {}
+
+    def weekly_median(weeks: int) -> np.ndarray:
+        """Median of the last `weeks` weekly totals, per day: robust to a week logged in one day."""
+        if weeks not in medians:
+            totals = []
+            for k in range(weeks):
+                hi = np.maximum(oc + 1 - 7 * k, 0)
+                lo = np.maximum(hi - 7, 0)
+                known_days = cn[hi] - cn[lo]
+                totals.append(np.where(known_days > 0, cs[hi] - cs[lo], np.nan))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a series with no known week: NaN
+                medians[weeks] = np.nanmedian(np.stack(totals), axis=0) / 7.0
+        return medians[weeks]
+
     last_day = at(opos)
     n_o = len(opos)
     series = np.array(panel.series, dtype=object)
@@ -249,6 +266,7 @@ def demand_features(
             "same_weekday_last": lambda f, p=p: at(p),
             "same_weekday_mean": lambda f: same_weekday_mean(f.days // 7),
             "zero_share": lambda f: zero_share(f.days),
+            "weekly_median": lambda f: weekly_median(f.days // 7),
             "days_known": lambda f: mean(f.days)[1].astype("float64"),
             "target_weekday": lambda f, t=target_days: per_origin * t.day_of_week.to_numpy()[:, None],
             "target_month": lambda f, t=target_days: per_origin * t.month.to_numpy()[:, None],

@@ -63,7 +63,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("resident_id", "date", "type", "injury"),
     "visits": ("resident_id", "date", "source", "hours"),
     "service_requests": ("resident_id", "grid_id", "timestamp", "category"),
-    "tasks": ("resident_id", "status", "completed_at"),
+    "tasks": ("resident_id", "kind", "status", "completed_at"),
 }
 
 
@@ -270,7 +270,9 @@ def _sensor_features(sensor: pd.DataFrame | None, index: pd.Index, q_code, q_day
     if sensor is None:
         return  # not recorded at all: every sensor feature stays NaN
     days = _day_numbers(sensor["date"])
-    reach = max(90, Z_RECENT_DAYS + Z_BASELINE_DAYS, TREND_DAYS, SD_DAYS)
+    longest = max((FEATURES[n].days for n in wanted
+                   if FEATURES[n].compute == "sensor" and FEATURES[n].family in ("level", "missing")), default=0)
+    reach = max(90, Z_RECENT_DAYS + Z_BASELINE_DAYS, TREND_DAYS, SD_DAYS, longest)
     in_reach = (days >= q_day.min() - reach) & (days < q_day.max())  # no window sees other days
     rows = _Rows.of(_resident_codes(sensor["resident_id"], index), days, in_reach)
     columns = {s.column: sensor[s.column].to_numpy(dtype=np.float64, na_value=np.nan) for s in SIGNALS}
@@ -449,6 +451,33 @@ def _assessment_features(assess: pd.DataFrame | None, index: pd.Index, q_code, q
         picked = vals[rows.source(np.maximum(i, 0))] if len(rows.keys) else np.zeros(len(i))
         out[value_name] = np.where(hit, picked, np.nan)
         out[age_name] = np.where(hit, q_day - last_day, np.nan).astype(np.float64)
+        history_of = [f for f in declared if f.basis == col and f.family in ("assessment_mean", "assessment_trend")]
+        if history_of:
+            out.update(_assessment_history(rows, rows.take(vals), history_of, q_code, q_day))
+    return out
+
+
+def _assessment_history(rows: _Rows, v: np.ndarray, declared: list[Feature], q_code, q_day) -> dict:
+    """Mean and least-squares drift (per 90 days) of an assessment's scores in a window.
+
+    Scores are small numbers and days integers, so the float sums are exact."""
+    day = (rows.keys & _DAY_MASK).astype(np.float64)
+    p = {"n": _prefix(np.ones(len(v))), "x": _prefix(v), "t": _prefix(day), "tt": _prefix(day * day),
+         "tx": _prefix(day * v)}
+    out = {}
+    hi = rows.bound(q_code, q_day)
+    T = q_day.astype(np.float64)
+    for f in declared:
+        lo = rows.bound(q_code, q_day - f.days)
+        n, sx = _window(p["n"], lo, hi), _window(p["x"], lo, hi)
+        if f.family == "assessment_mean":
+            out[f.name] = _safe_div(sx, n)
+            continue
+        st = _window(p["t"], lo, hi) - T * n
+        stt = _window(p["tt"], lo, hi) - 2 * T * _window(p["t"], lo, hi) + T * T * n
+        stx = _window(p["tx"], lo, hi) - T * sx
+        slope = _safe_div(n * stx - st * sx, n * stt - st * st) * 90.0
+        out[f.name] = np.where(n >= 3, slope, np.nan)
     return out
 
 
@@ -476,6 +505,8 @@ def _social_features(history: History, index: pd.Index, q_code, q_day) -> dict:
         for f in declared:
             if f.family == "task_count":
                 out[f.name] = rows.count(q_code, q_day, f.days)
+            elif f.family == "task_recency":  # basis: the task kind
+                out[f.name] = _days_since_last(rows.where(_is(tasks["kind"], f.basis)), q_code, q_day)
     requests = history.service_requests
     if requests is not None:
         codes = _resident_codes(requests["resident_id"], index)

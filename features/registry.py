@@ -148,7 +148,7 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("gait_speed", "walking speed", "m/s", 1000, 0.03, F,
            ("gait_balance", "frailty", "acute_episode"), deviation=True),
     Signal("time_out_of_home", "time out of home", "h a day", 1000, 0.25, FL,
-           ("low_mobility", "trait", "acute_episode"), deviation=True),
+           ("low_mobility", "trait", "acute_episode"), deviation=True, level_windows=(7, 30, 90, 365)),
     Signal("sleep_interruptions", "sleep interruptions", "a night", 1000, 0.5, F,
            ("acute_episode",), deviation=True, level_windows=(7, 30)),
     Signal("longest_inactivity", "longest stretch without movement", "h", 1000, 0.25, FL,
@@ -160,9 +160,9 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("kitchen_activity", "kitchen activity", "activations a day", 100, 2.0, F,
            ("acute_episode",), level_windows=(7, 30), trend=False, variability=False),
     Signal("visitors_detected", "visitors at home", "a day", 1000, 0.25, L, ("few_visits",),
-           level_windows=(7, 30), variability=False),
+           level_windows=(7, 30, 365), variability=False),
     Signal("phone_calls", "phone calls", "a day", 1000, 0.5, L, ("trait",),
-           level_windows=(7, 30), variability=False),
+           level_windows=(7, 30, 365), variability=False),
 )
 SIGNAL_BY_COLUMN = {s.column: s for s in SIGNALS}
 
@@ -292,6 +292,15 @@ def _declare() -> dict[str, Feature]:
            Wording("was in hospital", "no hospital stays in the last year", "in the last year"))
     events("bereavements_365d", "int", "365d", "bereavements in the last year", L,
            ("bereavement",), "bereavements", "count", "bereavement")
+    # grief fades over months: how long ago matters, not only whether
+    events("days_since_last_bereavement", "float", "latest",
+           "days since the last bereavement (unknown if none is on record)", L, ("bereavement",),
+           "days", "recency", "bereavement", Wording(short="bereavement"))
+    # a stay under way or just over: no sensor data, no falls at home, frailer after
+    events("days_since_last_hospitalisation", "float", "latest",
+           "days since the last hospital admission (unknown if none is on record)", FL,
+           ("frailty", "acute_episode"), "days", "recency", "hospitalisation",
+           Wording(short="hospital admission"))
 
     # --- last known assessment values and their age, from assessments ("assessments") -----
     for a in ASSESSMENT_ITEMS:
@@ -301,6 +310,16 @@ def _declare() -> dict[str, Feature]:
         add(a.age_name, "float", "latest", "assessments", f"days since the last {a.label} assessment",
             a.sets, a.causes, "days", "assessment_age", a.column, a.value_name,
             compute="assessments", words=Wording(short=a.short))
+
+    # --- history of the loneliness score: one score is noisy, its mean and drift are not -----
+    lonely = ASSESSMENT_ITEMS[-1]
+    for window, what in (("365d", "over the last year"), ("730d", "over the last two years (own long baseline)")):
+        add(f"loneliness_score_mean_{window}", "float", window, "assessments",
+            f"average loneliness score {what}", lonely.sets, lonely.causes, lonely.unit,
+            "assessment_mean", lonely.column, compute="assessments")
+    add("loneliness_score_trend_365d", "float", "365d", "assessments",
+        "change in loneliness score per 90 days over the last year", lonely.sets, lonely.causes,
+        "points per 90 days", "assessment_trend", lonely.column, compute="assessments")
 
     # --- social contact and time-bank help ("social") --------------------------------------
     def social(name, dtype, window, source, description, sets, causes, unit, family, basis, words):
@@ -331,6 +350,11 @@ def _declare() -> dict[str, Feature]:
            Wording(one="request for companionship", many="requests for companionship",
                    span="in the last 90 days"))
 
+    # a completed home-hazard check lowers fall hazard for months
+    social("days_since_home_hazard_check", "float", "latest", "tasks",
+           "days since the last completed home-hazard check (unknown if none is on record)", F,
+           (), "days", "task_recency", "home_hazard_check", Wording(short="home-hazard check"))
+
     # --- missingness, from sensor_days ("sensor") -------------------------------------------
     for w in (7, 30):
         add(f"sensor_missing_days_{w}d", "int", f"{w}d", "sensor_days",
@@ -356,6 +380,8 @@ def _declare_demand() -> dict[str, Feature]:
         d("demand_mean_91d", "float", "91d", "average daily requests over the last 91 days", "mean"),
         d("demand_mean_365d", "float", "365d",
           "average daily requests over the last year (series scale)", "mean"),
+        d("demand_weekly_median_8w", "float", "56d",
+          "median weekly requests over the last 8 weeks, per day", "weekly_median"),
         d("demand_same_weekday_last", "float", "7d",
           "requests on the same weekday in the latest known week", "same_weekday_last"),
         d("demand_same_weekday_mean_4w", "float", "28d",

@@ -87,6 +87,16 @@ class LoadedModel:
     run_id: str | None = None
 
 
+# what kind of model a version is: trained on this community's history, or the gate's baseline
+# served as a model (so a community whose own model cannot beat its baseline still has a champion)
+LOCAL_KIND = "local"
+BASELINE_KIND = "baseline"
+
+
+def kind_of(loaded: LoadedModel) -> str:
+    return str(loaded.extra.get("kind", LOCAL_KIND))
+
+
 class FeatureMatrixError(ValueError):
     """The rows handed to a model do not carry the model's features."""
 

@@ -84,6 +84,17 @@ def steadi_screen(assessments: pd.DataFrame, events: pd.DataFrame, index: pd.Dat
     return fell.astype(float) + unsteady.astype(float) + fear.astype(float)
 
 
+def _non_decreasing(values: list[float], weights: list[float]) -> list[float]:
+    """The weighted least-squares non-decreasing fit (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [mean, weight, size]
+    for v, w in zip(values, weights, strict=True):
+        blocks.append([v, w, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (v2, w2, n2), (v1, w1, n1) = blocks.pop(), blocks.pop()
+            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, n1 + n2])
+    return [b[0] for b in blocks for _ in range(int(b[2]))]
+
+
 @dataclass
 class SteadiBaseline:
     """The screen score turned into a probability by the observed rate per score (train rows)."""
@@ -92,11 +103,14 @@ class SteadiBaseline:
 
     def fit(self, score: np.ndarray, y: np.ndarray) -> SteadiBaseline:
         prior = float(np.mean(y))
-        self.rates = {}
+        rates, weights = [], []
         for s in range(4):
             m = score == s
             # shrink small cells towards the overall rate
-            self.rates[s] = float((y[m].sum() + 10 * prior) / (m.sum() + 10))
+            rates.append(float((y[m].sum() + 10 * prior) / (m.sum() + 10)))
+            weights.append(float(m.sum() + 10))
+        # a "yes" never lowers the screen's rate: pool neighbouring scores that noise put out of order
+        self.rates = dict(enumerate(_non_decreasing(rates, weights)))
         return self
 
     def predict_proba(self, score: np.ndarray) -> np.ndarray:
@@ -197,7 +211,8 @@ SPEC = RiskSpec(
     baseline_columns=_baseline_columns,
     baselines=(
         Baseline("steadi", inputs=lambda rows: rows[["baseline_steadi"]].to_numpy(float),
-                 make=lambda seed: _Steadi(), score=lambda rows: rows["baseline_steadi"].to_numpy(float)),
+                 make=lambda seed: _Steadi(), score=lambda rows: rows["baseline_steadi"].to_numpy(float),
+                 features=("steadi_fell_past_year_last", "falls_365d", "steadi_unsteady_last", "fear_of_falling_last")),
         Baseline("logistic", inputs=_features, make=_Logistic),
     ),
     task_kind=task_kind,

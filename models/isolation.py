@@ -145,7 +145,7 @@ SPEC = RiskSpec(
     baseline_columns=_baseline_columns,
     baselines=(
         Baseline("alone_last_score", inputs=lambda rows: rows[list(BASELINE_COLUMNS)].to_numpy(float),
-                 make=lambda seed: AloneAndLastScore()),
+                 make=lambda seed: AloneAndLastScore(), features=("lives_alone", "loneliness_score_last")),
     ),
     task_kind=task_kind,
     promotion=PromotionRule(auroc_over_baseline=0.0, brier_under_baseline=0.0),

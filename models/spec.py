@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -28,6 +29,7 @@ from models.base import (
     LoadedModel,
     apply_calibration,
     calibrated_proba,
+    feature_matrix,
 )
 from models.explain import tree_shap
 
@@ -50,12 +52,16 @@ class Baseline:
     `inputs` reads its input matrix from dataset rows (the model's features plus the columns the
     spec's `baseline_columns` attached); `make(seed)` returns a fresh estimator. `score`, when
     given, is the screen's raw score: reported as `auroc_of_score` and used to order ties.
+    `features` names the model's features its inputs are read from (a screen's questions, each of
+    which can only raise the risk); a baseline that names them can also be served as a model
+    (`training.risk.fit_baseline_model`).
     """
 
     name: str
     inputs: Callable[[pd.DataFrame], np.ndarray]
     make: Callable[[int], Any]
     score: Callable[[pd.DataFrame], np.ndarray] | None = None
+    features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,19 @@ class Explained:
     band: np.ndarray  # (n,) "low" | "medium" | "high"
     top_features: np.ndarray  # (n, k) indices into the model's feature names, strongest first
     top_contributions: np.ndarray  # (n, k); NaN where a row has fewer than k positive reasons
+    # the planted causes of the model's feature set and each row's log-odds attributed to each
+    # (a feature measuring several causes shares its contribution equally among them)
+    causes: tuple[str, ...] = ()
+    cause_contributions: np.ndarray | None = None  # (n, len(causes))
+    # reasons that are missing data ("no heart-rate data"), apart from the risk reasons
+    missing_features: np.ndarray | None = None  # (n, k) like top_features
+    missing_contributions: np.ndarray | None = None
+
+    def leading_cause(self) -> np.ndarray:
+        """The cause with the largest attribution per row."""
+        if self.cause_contributions is None or not self.causes:
+            return np.full(len(self.probability), None, dtype=object)
+        return np.asarray(self.causes, dtype=object)[self.cause_contributions.argmax(axis=1)]
 
     def reasons_of(self, i: int) -> list[tuple[int, float]]:
         """(feature index, contribution) of row i's reasons, strongest first."""
@@ -145,6 +164,24 @@ class _Named:
         return schema_hash(self.feature_set)
 
 
+@lru_cache(maxsize=32)
+def _cause_shares(feature_set: str, names: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """The set's causes, each feature's share of each cause, and which features count missing data."""
+    from features.registry import feature_set as declared_set
+    from features.registry import get_feature
+
+    causes = tuple(declared_set(feature_set).causes)
+    share = np.zeros((len(names), len(causes)))
+    missing = np.zeros(len(names), dtype=bool)
+    for j, n in enumerate(names):
+        f = get_feature(n)
+        missing[j] = f.family == "missing"
+        mine = [c for c in f.causes if c in causes]
+        for cause in mine:
+            share[j, causes.index(cause)] = 1.0 / len(mine)
+    return causes, share, missing
+
+
 @dataclass(frozen=True)
 class RiskSpec(_Named):
     """A per-resident risk model (resident x as-of date -> probability of an event)."""
@@ -181,10 +218,16 @@ class RiskSpec(_Named):
     def explain(self, loaded: LoadedModel, X, k: int, num_threads: int = 1) -> Explained:
         """Probability, band and top-k reasons in one TreeSHAP call (same input checks and
         calibration as `predict_proba`: contributions plus base value sum to the raw score)."""
-        contrib = tree_shap(loaded, X, num_threads)
+        matrix = feature_matrix(loaded, X)
+        contrib = tree_shap(loaded, matrix, num_threads)
         probability = apply_calibration(loaded.calibration, contrib.sum(axis=1))
-        idx, vals = top_positive(contrib[:, :-1], k)
-        return Explained(probability, np.asarray(self.bands.bands(probability), dtype=object), idx, vals)
+        c = contrib[:, :-1]
+        causes, share, missing_family = _cause_shares(self.feature_set, tuple(loaded.feature_names))
+        unknown = np.isnan(matrix) | missing_family
+        idx, vals = top_positive(np.where(unknown, 0.0, c), k)
+        midx, mvals = top_positive(np.where(unknown, c, 0.0), k)
+        return Explained(probability, np.asarray(self.bands.bands(probability), dtype=object), idx, vals,
+                         causes, c @ share, midx, mvals)
 
     def contributions(self, loaded: LoadedModel, X, num_threads: int = 1) -> np.ndarray:
         """Every input's TreeSHAP contribution to each row's raw score, (n, features): the signed

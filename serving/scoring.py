@@ -19,7 +19,7 @@ import pandas as pd
 
 from features.explain import reason_text
 from features.registry import FEATURES
-from models.base import LoadedModel
+from models.base import LOCAL_KIND, LoadedModel, kind_of
 from models.spec import ModelSpec
 from serving.store import ScoreRecord
 
@@ -63,6 +63,7 @@ class ModelScores:
     top_features: np.ndarray  # (n, k) indices into feature_names, strongest first
     top_contributions: np.ndarray  # (n, k); NaN past a row's last positive reason
     feature_names: list[str]
+    kind: str = LOCAL_KIND  # local model or the baseline served as a model
 
 
 @dataclass
@@ -127,6 +128,7 @@ def score_model(champion: Champion, X: np.ndarray, top_k: int) -> ModelScores:
         top_features=e.top_features,
         top_contributions=e.top_contributions,
         feature_names=champion.feature_names,
+        kind=kind_of(champion.loaded),
     )
 
 

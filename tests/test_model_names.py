@@ -16,6 +16,7 @@ ALLOWED = {
     "features/registry.py": "schema_label=",
     # the twin's hidden truth says which risk a planted cause drives; the twin imports nothing of ours
     "twin/simulate.py": '"model":',
+    "twin/truth.py": "model",  # reads that same truth by its key
     # the forecaster's parameter table in the params file (`[demand]`)
     "training/config.py": "demand",
     "training/train.py": 'params.to_dict()["demand"]',

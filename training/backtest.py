@@ -1,4 +1,5 @@
-"""Rolling-origin backtest of the demand forecaster against seasonal naive.
+"""Rolling-origin backtest of the demand forecaster against seasonal naive and the other simple
+methods (zero, a flat 91-day mean, the median of 8 weekly totals), daily and on weekly totals.
 
 The model is fitted once on counts up to the start of the test window; origins then roll through
 the window (every `step` days), each forecasting 1..horizon days ahead from the counts known at
@@ -66,6 +67,34 @@ def score(rows: pd.DataFrame, fc: pd.DataFrame, naive: np.ndarray, scale: pd.Ser
     return out
 
 
+def simple_forecasts(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The simple methods a forecaster must beat, each known at the row's origin."""
+    return {m: demand.simple_forecast(m, rows) for m in demand.SIMPLE_METHODS}
+
+
+def against_simple(rows: pd.DataFrame, forecast: np.ndarray, simple: dict[str, np.ndarray]) -> dict[str, Any]:
+    """WAPE of the forecaster and of each simple method, daily and on weekly totals (horizons
+    1-7 summed per series and origin), and the gain over the best simple method."""
+    y = rows["count"].to_numpy(float)
+    out: dict[str, Any] = {}
+    week = rows["demand_horizon"].to_numpy() <= 7
+    keys = [rows["series_id"].to_numpy()[week], rows["origin"].to_numpy()[week]]
+    for scale in ("daily", "weekly"):
+        def total(v: np.ndarray) -> np.ndarray:
+            return pd.Series(v[week]).groupby(keys).sum().to_numpy()
+
+        agg = (lambda v: v) if scale == "daily" else total
+        wapes = {m: wape(agg(y), agg(f)) for m, f in simple.items()}
+        best = min(wapes, key=lambda m: wapes[m] if np.isfinite(wapes[m]) else np.inf)
+        model = wape(agg(y), agg(forecast))
+        out[scale] = {"wape_model": model, **{f"wape_{m}": v for m, v in wapes.items()},
+                      "best_simple": best, "wape_best_simple": wapes[best],
+                      "model_over_best_simple": model / wapes[best] if wapes[best] > 0 else float("nan"),
+                      # a gain over seasonal naive means little when naive is worse than zero
+                      "naive_worse_than_zero": bool(wapes["seasonal_naive"] > wapes["zero"])}
+    return out
+
+
 def rolling_origin(
     counts: pd.DataFrame | CountPanel,
     params: demand.DemandParams | None = None,
@@ -91,7 +120,7 @@ def rolling_origin(
     origins = pd.date_range(cutoff, last - pd.Timedelta(days=1), freq=f"{config.step}D")
     rows = demand_features(panel, origins, range(1, horizon + 1))
     rows = rows[rows["count"].notna() & (rows["date"] <= last)].reset_index(drop=True)
-    fc = demand.forecast_rows(loaded, rows)
+    fc = demand.forecast_rows(loaded, rows, panel)
     naive = demand.seasonal_naive(rows)
     scale = seasonal_scale(panel, cutoff)
     metrics = score(rows, fc, naive, scale)
@@ -103,5 +132,6 @@ def rolling_origin(
         sub = score(rows.loc[idx], fc.loc[idx], naive[idx], scale)
         per_h[str(int(h))] = {k: sub[k] for k in ("wape", "wape_naive", "coverage")}
     metrics["per_horizon"] = per_h
+    metrics["simple"] = against_simple(rows, fc["forecast"].to_numpy(float), simple_forecasts(rows))
     detail = fc.assign(origin=rows["origin"].to_numpy(), actual=rows["count"].to_numpy(), naive=naive)
     return metrics, detail

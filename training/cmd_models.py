@@ -191,7 +191,12 @@ def register(app: typer.Typer) -> None:
 
         out = run_demo(_history(history), workdir, _params(params), echo=typer.echo, features_dir=features)
         _print(out)
-        failed = [name for name, v in out.items() if isinstance(v, dict) and v.get("promoted") is False]
+        for name, v in out.items():
+            if isinstance(v, dict) and v.get("promoted") is False and (v.get("champion") or {}).get("kind") == "baseline":
+                typer.echo(f"note: {name}'s trained model failed its gate; its baseline serves "
+                           f"(v{v['champion']['version']})", err=True)
+        failed = [name for name, v in out.items() if isinstance(v, dict) and v.get("promoted") is False
+                  and (v.get("champion") or {}).get("kind") != "baseline"]
         if failed:
             for name in failed:
                 why = "; ".join(map(str, out[name].get("reasons") or [])) or "see the gate report above"

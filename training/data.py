@@ -132,6 +132,19 @@ def risk_spec(model: str) -> RiskSpec:
     return spec
 
 
+def moved_before(history: History, index: pd.DataFrame) -> np.ndarray:
+    """For each (resident, as-of) pair: has the resident left the community before the as-of date?"""
+    events = history.events
+    if events is None or events.empty:
+        return np.zeros(len(index), dtype=bool)
+    moves = events.loc[events["type"].astype(str) == "move"]
+    first = (moves.assign(resident_id=moves["resident_id"].astype(str))
+             .groupby("resident_id")["date"].min())
+    when = pd.to_datetime(index["resident_id"].astype(str).map(first)).to_numpy()
+    as_of = pd.to_datetime(index["as_of_date"]).to_numpy()
+    return (~pd.isna(when)) & (when < as_of)
+
+
 def attach_labels(model: str, history: History, feats: pd.DataFrame) -> pd.DataFrame:
     """Add `label` and the baseline inputs the model's spec declares to a feature table; rows
     of a resident after they left or before they moved in get no label (dropped downstream)."""
@@ -139,7 +152,10 @@ def attach_labels(model: str, history: History, feats: pd.DataFrame) -> pd.DataF
     idx = feats[["resident_id", "as_of_date"]]
     out = feats.copy()
     label = np.asarray(spec.label(history, idx), dtype=float)
-    out["label"] = np.where(moved_in_before(history, idx), label, np.nan)  # no label before moving in
+    # a resident who has moved away is no longer at risk here: no label, not a negative;
+    # nor is a newcomer before the day they moved in
+    label[moved_before(history, idx) | ~moved_in_before(history, idx)] = np.nan
+    out["label"] = label
     for column, values in spec.baseline_columns(history, idx).items():
         out[column] = values
     return out

@@ -60,23 +60,38 @@ def ks(reference, current) -> tuple[float, float]:
 
 def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, names: list[str],
                   importance: dict[str, float], bins: int = 10, minor: float = 0.1,
-                  major: float = 0.25, validated: pd.DataFrame | None = None) -> pd.DataFrame:
+                  major: float = 0.25, validated: pd.DataFrame | None = None,
+                  current_as_deep: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per feature: PSI, KS, unknown shares, means, the model's importance, drift level.
+
+    A feature over a long window (a year's mean, days since the last fall, a trend that needs
+    three scores) depends on how long records have been kept until its window is full, so the
+    training window of a young history and the latest weeks differ without any change in the
+    community. With `current_as_deep` (the current rows computed from a history no deeper than
+    the reference's) a feature is compared both ways and `psi` is the smaller: a shift counts
+    when neither the full history nor one as deep as the reference's explains it (cutting the
+    history can itself differ, e.g. a year's mean cut to the winter months). `psi_full_history`
+    and `psi_as_deep` keep both; `depth_only` marks a major difference of the full history that
+    the depth explains.
 
     With `validated` (the rows the model was tested on), `psi_vs_validated` says whether the
     current rows also differ from those, and `new_shift` marks a major shift against both: one
-    the model was not tested under (a feature that grows with the recorded history, such as days
-    since the last fall, drifts from the training window, but the test window already showed the
-    model living with it)."""
+    the model was not tested under."""
     rows = []
+    like = current if current_as_deep is None else current_as_deep
     for n in names:
         ref, cur = reference[n].to_numpy(float), current[n].to_numpy(float)
-        d, p = ks(ref, cur)
-        value = psi(ref, cur, bins)
+        full = psi(ref, cur, bins)
+        deep = psi(ref, like[n].to_numpy(float), bins) if current_as_deep is not None else full
+        value, compared = (deep, like[n].to_numpy(float)) if deep < full else (full, cur)
+        d, p = ks(ref, compared)
         vs_test = psi(validated[n].to_numpy(float), cur, bins) if validated is not None and len(validated) else float("nan")
         rows.append({
             "feature": n,
             "psi": value,
+            "psi_full_history": full,
+            "psi_as_deep": deep,
+            "depth_only": bool(full >= major and value < major),
             "psi_vs_validated": vs_test,
             "new_shift": bool(value >= major and not vs_test < major),
             "ks_statistic": d,

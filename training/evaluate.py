@@ -40,17 +40,78 @@ def auroc_only(y: np.ndarray, score: np.ndarray) -> float | None:
     return float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else None
 
 
-def recall_at_capacity(frame: pd.DataFrame, score: np.ndarray, share: float) -> float | None:
-    """Share of events caught when, each week, the care team sees the top `share` of residents."""
+def recall_at_capacity(frame: pd.DataFrame, score: np.ndarray, share: float, seed: int = 0) -> float | None:
+    """Share of events caught when, each week, the care team sees the top `share` of residents.
+
+    Ties (a screen scores many residents the same) are broken at random, not by row order.
+    """
     df = pd.DataFrame({"as_of_date": frame["as_of_date"].to_numpy(), "y": frame["label"].to_numpy(),
                        "s": np.asarray(score, dtype=float)})
     total = df["y"].sum()
     if total == 0:
         return None
+    df = df.iloc[np.random.default_rng(seed).permutation(len(df))]
     df["rank"] = df.groupby("as_of_date")["s"].rank(ascending=False, method="first")
     df["k"] = df.groupby("as_of_date")["s"].transform("size") * share
     caught = df.loc[df["rank"] <= np.maximum(df["k"].round(), 1), "y"].sum()
     return float(caught / total)
+
+
+def resident_bootstrap(residents: np.ndarray, y: np.ndarray, scores: dict[str, np.ndarray],
+                       reference: str | None = None, n_boot: int = 200, seed: int = 0,
+                       level: float = 0.95) -> dict[str, dict[str, float | None]]:
+    """AUROC and Brier of each score with a 95% interval from resampling residents (all rows of a
+    drawn resident go in together, as rows of one resident are not independent).
+
+    With `reference`, each other score also gets the paired interval of its AUROC gain over the
+    reference (`auroc_gain`) and of its Brier reduction (`brier_gain`), on the same draws.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y, dtype=int)
+    codes, _ = pd.factorize(pd.Series(residents).astype(str))
+    n_res = int(codes.max()) + 1 if len(codes) else 0
+    rng = np.random.default_rng(seed)
+    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
+
+    def stats(w: np.ndarray | None) -> dict[str, tuple[float, float]]:
+        out = {}
+        for name, s in scores.items():
+            s = np.asarray(s, dtype=float)
+            auc = roc_auc_score(y, s, sample_weight=w) if len(np.unique(y if w is None else y[w > 0])) == 2 \
+                else np.nan
+            brier = float(np.average((s - y) ** 2, weights=w))
+            out[name] = (float(auc), brier)
+        return out
+
+    point = stats(None)
+    draws: dict[str, list[tuple[float, float]]] = {k: [] for k in scores}
+    for _ in range(n_boot if n_res else 0):
+        w = np.bincount(rng.integers(0, n_res, n_res), minlength=n_res)[codes].astype(float)
+        for k, v in stats(w).items():
+            draws[k].append(v)
+
+    def interval(values: np.ndarray) -> tuple[float | None, float | None]:
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return None, None
+        return float(np.quantile(values, lo_q)), float(np.quantile(values, hi_q))
+
+    result: dict[str, dict[str, float | None]] = {}
+    for name in scores:
+        d = np.asarray(draws[name], dtype=float).reshape(-1, 2)
+        auc_lo, auc_hi = interval(d[:, 0])
+        b_lo, b_hi = interval(d[:, 1])
+        r = {"auroc": _finite(point[name][0]), "auroc_lo": auc_lo, "auroc_hi": auc_hi,
+             "brier": point[name][1], "brier_lo": b_lo, "brier_hi": b_hi}
+        if reference is not None and name != reference:
+            ref = np.asarray(draws[reference], dtype=float).reshape(-1, 2)
+            r["auroc_gain"] = _finite(point[name][0] - point[reference][0])
+            r["auroc_gain_lo"], r["auroc_gain_hi"] = interval(d[:, 0] - ref[:, 0])
+            r["brier_gain"] = point[reference][1] - point[name][1]
+            r["brier_gain_lo"], r["brier_gain_hi"] = interval(ref[:, 1] - d[:, 1])
+        result[name] = r
+    return result
 
 
 def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:

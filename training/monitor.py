@@ -2,7 +2,9 @@
 
 For every registered model with a @champion, on the history as known at an as-of date:
 - risk models: feature drift per feature and overall (PSI, KS) of the latest weeks against the
-  model's training window, prediction drift, performance estimated without labels (CBPE) on the
+  model's training window, like with like (the latest weeks' features are built from a history
+  cut to the depth the training window had, so a long window that has filled since is not
+  taken for drift), prediction drift, performance estimated without labels (CBPE) on the
   latest weeks and on the frozen test window (where it is checked against the realised figure),
   and the realised performance of the weeks whose labels have matured since the test window;
 - forecasters: the error of the forecasts whose actual counts have arrived (WAPE, bias, interval
@@ -143,9 +145,50 @@ def risk_windows(spec: RiskSpec, run, history: History, as_of: pd.Timestamp,
                        matured[-cfg.realised_weeks:])
 
 
+# when each table's row was recorded: a history is cut to a depth on these
+RECORDED_ON = {"sensor_days": "date", "assessments": "date", "events": "date", "visits": "date",
+               "service_requests": "timestamp", "tasks": "completed_at"}
+
+
+def history_as_deep(history: History, as_of: pd.Timestamp, depths: pd.DatetimeIndex) -> History:
+    """The history as it would read at `as_of` had records begun only as long before it as they
+    had at the reference dates: resident i keeps the last `depths[i % len(depths)]` days.
+
+    Residents are spread evenly over the reference dates' depths, so the current rows built
+    from this history mix depths as the reference rows do."""
+    first = history.sensor_days["date"].min().normalize()
+    days = np.sort(np.asarray([(d - first).days for d in depths], dtype=np.int64))
+    ids = np.sort(history.residents["resident_id"].unique())
+    start = pd.Series(as_of - pd.to_timedelta(days[np.arange(len(ids)) % len(days)], unit="D"), index=ids)
+    tables = {}
+    for name, df in history.tables().items():
+        column = RECORDED_ON.get(name)
+        if df is None or column is None or df.empty:
+            tables[name] = df
+            continue
+        since = start.reindex(df["resident_id"]).to_numpy()
+        when = pd.to_datetime(df[column]).to_numpy()
+        keep = ~(when < since)  # undated rows (a task not completed) and unknown residents stay
+        tables[name] = df[keep].reset_index(drop=True)
+    return History(**tables)
+
+
+def current_as_deep(history: History, windows: RiskWindows) -> pd.DataFrame:
+    """The current weeks' feature rows built from histories as deep as the reference's."""
+    if not len(windows.reference):
+        return pd.DataFrame()
+    parts = [build_features(history_as_deep(history, d, windows.reference), pd.DatetimeIndex([d]))
+             for d in windows.current]
+    return pd.concat(parts, ignore_index=True)
+
+
 def monitor_risk(spec: RiskSpec, loaded: LoadedModel, run, history: History, feats: pd.DataFrame,
-                 windows: RiskWindows, cfg: MonitorConfig) -> dict[str, Any]:
-    """Drift, estimated and realised performance and the verdict of one risk model."""
+                 windows: RiskWindows, cfg: MonitorConfig,
+                 as_deep: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Drift, estimated and realised performance and the verdict of one risk model.
+
+    `as_deep` holds the current rows built from a history no deeper than the reference's
+    (`current_as_deep`): drift is judged on those, like with like."""
     names = loaded.feature_names
     at = feats["as_of_date"]
     ref = feats[at.isin(windows.reference)]
@@ -156,7 +199,8 @@ def monitor_risk(spec: RiskSpec, loaded: LoadedModel, run, history: History, fea
     v = Verdict()
     validated = feats[at.isin(windows.test)]
     drift = feature_drift(ref, cur, names, _importance(loaded), cfg.bins, cfg.psi_minor, cfg.psi_major,
-                          validated=validated)
+                          validated=validated,
+                          current_as_deep=as_deep if as_deep is not None and len(as_deep) else None)
     major = drift[(drift["drift"] == "major") & drift["new_shift"]]
     minor = drift[drift["drift"] != "none"]
     major_share = float(major["importance"].sum())
@@ -226,6 +270,7 @@ def monitor_risk(spec: RiskSpec, loaded: LoadedModel, run, history: History, fea
             "minor_or_major": int(len(minor)),
             "major": int((drift["drift"] == "major").sum()),
             "major_not_tested_under": int(len(major)),
+            "depth_only": int(drift["depth_only"].sum()),
             "share_drifted": float(len(minor) / max(len(drift), 1)),
             "importance_major": major_share,
             "importance_drifted": float(minor["importance"].sum()),
@@ -280,7 +325,7 @@ def monitor_forecast(spec: ForecastSpec, loaded: LoadedModel, run, counts: pd.Da
     rows = rows[rows["count"].notna() & (rows["date"] <= last)].reset_index(drop=True)
     if rows.empty:
         return {"kind": "forecast", "verdict": "ok", "reasons": ["no actuals have arrived yet"], "fired": []}
-    fc = spec.module.forecast_rows(loaded, rows)
+    fc = spec.module.forecast_rows(loaded, rows, panel)
     naive = spec.module.seasonal_naive(rows)
     cutoff = pd.Timestamp(run.data.params.get("cutoff") or panel.dates[0])
     scale = seasonal_scale(panel, min(cutoff, last))
@@ -383,11 +428,18 @@ def monitor(tracking_uri: str, history_dir: str | Path | None = None, as_of=None
         windows = {n: risk_windows(s, run, history, as_of, cfg) for n, (s, _, run, _) in risk.items()}
         wanted = sorted({d for w in windows.values() for part in asdict_windows(w).values() for d in part})
         feats = build_features(history, pd.DatetimeIndex(wanted))
+        as_deep: dict[tuple, pd.DataFrame] = {}  # models trained on the same window share them
+        for w in windows.values():
+            key = (tuple(w.reference), tuple(w.current))
+            if key not in as_deep:
+                as_deep[key] = current_as_deep(history, w)
         seconds["features"] = time.perf_counter() - t
         for n, (spec, loaded, run, _) in risk.items():
             t = time.perf_counter()
+            w = windows[n]
             models[n] = {"version": loaded.version, "run_id": run.info.run_id,
-                         **monitor_risk(spec, loaded, run, history, feats, windows[n], cfg)}
+                         **monitor_risk(spec, loaded, run, history, feats, w, cfg,
+                                        as_deep[(tuple(w.reference), tuple(w.current))])}
             seconds[n] = time.perf_counter() - t
     forecasters = {n: c for n, c in champions.items() if isinstance(c[0], ForecastSpec) and c[1] is not None}
     if forecasters:

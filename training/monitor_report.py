@@ -113,9 +113,9 @@ def render_html(result: MonitorResult) -> str:
             ], ["", "estimated AUROC", "90% range", "realised AUROC", "difference"]))
             fd = m["feature_drift"]
             parts.append(f"<p>{fd['minor_or_major']} of {fd['features']} features shifted (PSI ≥ 0.1), "
-                         f"{fd['major']} strongly (≥ 0.25), {fd['major_not_tested_under']} of them beyond what the test window showed, carrying {fd['importance_major']:.0%} of the "
+                         f"{fd['major']} strongly (≥ 0.25; {fd.get('depth_only', 0)} more only because their window has filled since training), {fd['major_not_tested_under']} of them beyond what the test window showed, carrying {fd['importance_major']:.0%} of the "
                          f"model's importance. Prediction PSI {m['prediction_drift']['psi']:.3f}.</p>")
-            parts.append(_table(fd["per_feature"][:15], ["feature", "psi", "psi_vs_validated", "new_shift", "ks_statistic", "ks_pvalue",
+            parts.append(_table(fd["per_feature"][:15], ["feature", "psi", "psi_full_history", "psi_as_deep", "depth_only", "psi_vs_validated", "new_shift", "ks_statistic", "ks_pvalue",
                                                          "unknown_reference", "unknown_current",
                                                          "mean_reference", "mean_current", "importance"]))
         elif m.get("kind") == "forecast":

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from features.registry import get_feature
-from models.base import BoosterParams, LoadedModel, fit_booster, fit_platt, raw_score
+from models.base import BASELINE_KIND, BoosterParams, LoadedModel, fit_booster, fit_platt, raw_score
 from models.explain import contributions
 from training import evaluate as ev
 from training.data import RiskDataset, risk_spec
@@ -58,7 +58,8 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
 
     metrics: dict[str, Any] = {"model": ev.binary_metrics(y_test, p_test),
                                "model_val": ev.binary_metrics(yva, p_val)}
-    metrics["model"]["recall_at_capacity"] = ev.recall_at_capacity(test, p_test, capacity_share)
+    metrics["model"]["recall_at_capacity"] = ev.recall_at_capacity(test, p_test, capacity_share,
+                                                                   seed=params.seed)
     curves = {"model": ev.reliability(y_test, p_test)}
     metrics["model"]["calibration_error"] = ev.calibration_error(curves["model"])
     scores = test[["resident_id", "as_of_date", "label"]].copy()
@@ -70,15 +71,20 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
         est = b.make(params.seed).fit(b.inputs(train), ytr)
         p_b = est.predict_proba(b.inputs(test))
         metrics[b.name] = ev.binary_metrics(y_test, p_b)
-        ranked = p_b
         if b.score is not None:
-            score = b.score(test)
-            metrics[b.name]["auroc_of_score"] = ev.auroc_only(y_test, score)
-            ranked = p_b + 1e-9 * score  # the screen's own score orders its ties
-        metrics[b.name]["recall_at_capacity"] = ev.recall_at_capacity(test, ranked, capacity_share)
+            metrics[b.name]["auroc_of_score"] = ev.auroc_only(y_test, b.score(test))
+        # ties of a screen are broken at random (row order would flatter or punish it)
+        metrics[b.name]["recall_at_capacity"] = ev.recall_at_capacity(test, p_b, capacity_share,
+                                                                      seed=params.seed)
         curves[b.name] = ev.reliability(y_test, p_b)
         scores[b.name] = p_b
     metrics["baseline"] = metrics[spec.baselines[0].name]
+    # 95% intervals over residents; gains are paired against the gate's baseline
+    first = spec.baselines[0].name
+    boot = ev.resident_bootstrap(test["resident_id"].to_numpy(), y_test,
+                                 {"model": p_test, **{b.name: scores[b.name].to_numpy() for b in spec.baselines}},
+                                 reference=first, seed=params.seed)
+    metrics["intervals"] = boot
     metrics["slices"] = ev.sliced(test, p_test)
 
     baseline_seconds = time.perf_counter() - t_base
@@ -90,6 +96,41 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
              "trees": booster.num_trees(), "split": ds.plan.describe(),
              "baseline_seconds": baseline_seconds, "shap_seconds": time.perf_counter() - t_shap}
     return RiskResult(loaded, metrics, curves, importance, scores, fit_seconds, facts)
+
+
+def fit_baseline_model(ds: RiskDataset, seed: int = 7, version: str = "unregistered") -> LoadedModel:
+    """The gate's baseline served as a model: a small tree model over the baseline's own features
+    (a screen's questions) that reproduces the fitted baseline's log-odds on the training rows, so
+    its calibration is kept. It has the model's feature schema, so it is scored, explained (its
+    reasons are the screen's answers) and served like any version; `extra["kind"]` says what it is.
+    """
+    import lightgbm as lgb
+
+    spec = risk_spec(ds.model)
+    base = spec.baselines[0]
+    if not base.features:
+        raise ValueError(f"{ds.model}: baseline {base.name!r} names no features; it cannot be served as a model")
+    names = ds.feature_names
+    unknown = [f for f in base.features if f not in names]
+    if unknown:
+        raise ValueError(f"{ds.model}: baseline {base.name!r} reads {unknown}, not in the model's features")
+    train = ds.part("train")
+    est = base.make(seed).fit(base.inputs(train), train["label"].to_numpy(int))
+    p = np.clip(est.predict_proba(base.inputs(train)), 1e-4, 1 - 1e-4)
+    X = train[names].to_numpy(float, copy=True)
+    X[:, [j for j, n in enumerate(names) if n not in base.features]] = np.nan  # never split on
+    # each answer of a screen can only raise the risk (the behaviour checks hold it to that)
+    monotone = [1 if n in base.features else 0 for n in names]
+    # the target is a function of these features: fit it to convergence (small leaves, many rounds)
+    booster = lgb.train({"objective": "regression", "learning_rate": 0.5, "num_leaves": 31,
+                         "min_data_in_leaf": 5, "min_sum_hessian_in_leaf": 0.0, "lambda_l2": 0.0,
+                         "seed": seed, "deterministic": True, "num_threads": 1,
+                         "monotone_constraints": monotone, "monotone_constraints_method": "advanced",
+                         "verbose": -1},
+                        lgb.Dataset(X, label=np.log(p / (1 - p)), feature_name=names), num_boost_round=150)
+    return LoadedModel(ds.model, version, booster, names, spec.schema_hash(),
+                       {"method": "identity", "slope": 1.0, "intercept": 0.0, "fitted_rows": int(len(train))},
+                       {"kind": BASELINE_KIND, "baseline": base.name})
 
 
 def explanation_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFrame,

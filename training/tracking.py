@@ -189,6 +189,12 @@ def latest_version(tracking_uri: str, name: str) -> str:
     return str(max(int(v.version) for v in versions))
 
 
+def model_version_tags(tracking_uri: str, name: str, version: str) -> dict[str, str]:
+    """The registry tags of one model version."""
+    with tracking(tracking_uri) as client:
+        return dict(client.get_model_version(name, str(version)).tags or {})
+
+
 def alias_version(tracking_uri: str, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 

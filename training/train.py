@@ -87,9 +87,11 @@ def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: T
     metrics: dict[str, float] = {}
     metrics.update(flat_metrics("test", m["model"]))
     metrics.update(flat_metrics("val", m["model_val"]))
-    for base in [k for k in m if k not in ("model", "model_val", "slices", "baseline")]:
+    for base in [k for k in m if k not in ("model", "model_val", "slices", "baseline", "intervals")]:
         metrics.update(flat_metrics(f"test_{base}", m[base]))
     metrics.update(flat_metrics("test_baseline", m["baseline"]))
+    for scored, ci in m["intervals"].items():
+        metrics.update(flat_metrics(f"test_ci_{scored}", ci))
     for sl, sm in m["slices"].items():
         for k in ("auroc", "brier", "prevalence", "rows"):
             if sm.get(k) is not None:
@@ -148,6 +150,49 @@ def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: T
     return TrainSummary(model, logged["version"], logged["run_id"], headline, seconds)
 
 
+def train_baseline(model: str, history_dir: str | Path, tracking_uri: str, params: TrainParams,
+                   features_dir: str | Path | None = None) -> TrainSummary:
+    """Register the gate's baseline served as a model (`kind` tag `baseline`), evaluated on the
+    same frozen test window as the local model, for a community whose own model cannot beat it."""
+    from models.base import BASELINE_KIND
+    from training.risk import fit_baseline_model
+
+    t0 = time.perf_counter()
+    name = model_name(model)
+    spec = risk_spec(name)
+    facts = history_facts(history_dir, features_dir)
+    history = load_history(history_dir)
+    ds = risk_dataset(name, history, params.split, features=feature_source(history_dir, features_dir))
+    loaded = fit_baseline_model(ds, seed=params.booster.seed)
+    train_rows, test = ds.part("train"), ds.part("test")
+    y = test["label"].to_numpy(int)
+    first = spec.baselines[0]
+    p_base = first.make(params.booster.seed).fit(first.inputs(train_rows), train_rows["label"].to_numpy(int)) \
+        .predict_proba(first.inputs(test))
+    p = spec.predict_proba(loaded, test)
+    m = {"model": ev.binary_metrics(y, p), "baseline": ev.binary_metrics(y, p_base),
+         "intervals": ev.resident_bootstrap(test["resident_id"].to_numpy(), y, {"model": p, "baseline": p_base},
+                                            reference="baseline", seed=params.booster.seed)}
+    metrics = {**flat_metrics("test", m["model"]), **flat_metrics("test_baseline", m["baseline"]),
+               **flat_metrics("test_ci_model", m["intervals"]["model"])}
+    tags = {"test_window": ",".join(ds.plan.describe()["test_as_of"]), "kind": BASELINE_KIND,
+            "baseline": first.name, **facts}
+    logged = log_model_run(
+        tracking_uri=tracking_uri, loaded=loaded,
+        params={"kind": BASELINE_KIND, "baseline": first.name, **facts,
+                "rows_train": str(len(train_rows)), "rows_test": str(len(test))},
+        metrics=metrics, tags=tags,
+        json_artifacts={"metrics.json": m, "splits.json": ds.plan.describe(), "params.json": params.to_dict()},
+        input_example=test.head(5), output_example=p[:5],
+        twin_id=str(read_manifest(history_dir).get("twin_id", "")),
+    )
+    headline = {"kind": BASELINE_KIND, "baseline_served": first.name,
+                "test": {k: m["model"].get(k) for k in ("auroc", "auprc", "brier")},
+                "baseline": {k: m["baseline"].get(k) for k in ("auroc", "auprc", "brier")}}
+    return TrainSummary(name, logged["version"], logged["run_id"], headline,
+                        {"total": time.perf_counter() - t0})
+
+
 def history_counts(history_dir: str | Path) -> pd.DataFrame:
     """Daily requests per grid and category over the whole simulated period (zero-filled)."""
     store = HistoryStore(history_dir)
@@ -186,6 +231,8 @@ def train_forecast(name: str, history_dir: str | Path | None, tracking_uri: str,
     bt, _ = rolling_origin(panel, params.demand, params.backtest, loaded=loaded)
     t_bt = time.perf_counter()
     metrics = flat_metrics("backtest", {k: v for k, v in bt.items() if k != "per_horizon"})
+    for scale, sm in bt["simple"].items():
+        metrics.update(flat_metrics(f"backtest_{scale}", sm))
     for h, hm in bt["per_horizon"].items():
         metrics.update(flat_metrics(f"backtest_h{int(h):02d}", hm))
     from features.demand import demand_features

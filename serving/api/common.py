@@ -72,6 +72,7 @@ def assessments_of(chunk: ChunkScores, i: int) -> list[schemas.ModelAssessment]:
         schemas.ModelAssessment(
             model=name,
             version=s.version,
+            kind=s.kind,
             probability=float(s.probability[i]),
             band=str(s.band[i]),
             reasons=chunk.reasons(name, i),

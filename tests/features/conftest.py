@@ -79,6 +79,7 @@ def small_history() -> History:
          "steadi_fell_past_year": False, "steadi_unsteady": True, "loneliness_score": 5.0},
         {"resident_id": "R000", "date": pd.Timestamp("2024-05-01"), "tug_seconds": 16.5, "loneliness_score": 7.0},
         {"resident_id": "R002", "date": pd.Timestamp("2024-03-15"), "loneliness_score": 8.0},
+        {"resident_id": "R000", "date": pd.Timestamp("2024-05-25"), "loneliness_score": 9.0},
     ])
     visits = table("visits", [
         {"visit_id": "V1", "resident_id": "R000", "date": pd.Timestamp("2024-05-10"), "kind": "walk",
@@ -91,6 +92,10 @@ def small_history() -> History:
          "created_at": pd.Timestamp("2024-05-08 09:00"), "due_date": pd.Timestamp("2024-05-12"),
          "status": "completed", "volunteer_id": "V001", "credits": 1.5,
          "completed_at": pd.Timestamp("2024-05-10 11:00")},
+        {"task_id": "T2", "resident_id": "R001", "grid_id": "G1", "kind": "home_hazard_check",
+         "reason": "after_fall", "created_at": pd.Timestamp("2024-03-01 09:00"),
+         "due_date": pd.Timestamp("2024-03-08"), "status": "completed", "volunteer_id": "V001",
+         "credits": 2.0, "completed_at": pd.Timestamp("2024-03-03 10:00")},
     ])
     requests = table("service_requests", [
         {"request_id": "Q1", "timestamp": pd.Timestamp("2024-05-15 10:30"), "resident_id": "R001",

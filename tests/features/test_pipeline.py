@@ -262,3 +262,20 @@ def test_threads_do_not_change_the_table(small_history, monkeypatch):
     dates = weekly_as_of(small_history)
     one = build_features(small_history, dates, threads=1)
     pd.testing.assert_frame_equal(one, build_features(small_history, dates, threads=3))
+
+
+def test_loneliness_history_bereavement_and_home_check_recency(small_history):
+    """The mean and drift of past loneliness scores, days since a bereavement and since a
+    completed home-hazard check, each from what was recorded before the as-of date."""
+    t = build_features(small_history, pd.to_datetime(["2024-05-06", "2024-07-01"]))
+    t = t.set_index(["resident_id", "as_of_date"])
+    may, july = pd.Timestamp("2024-05-06"), pd.Timestamp("2024-07-01")
+    assert t.loc[("R000", may), "loneliness_score_mean_365d"] == pytest.approx(6.0)  # 5 and 7
+    assert np.isnan(t.loc[("R000", may), "loneliness_score_trend_365d"])  # two scores: no drift yet
+    assert t.loc[("R000", july), "loneliness_score_mean_730d"] == pytest.approx(7.0)  # 5, 7, 9
+    assert t.loc[("R000", july), "loneliness_score_trend_365d"] > 0  # rising
+    assert np.isnan(t.loc[("R001", may), "loneliness_score_mean_365d"])  # never assessed
+    assert t.loc[("R002", may), "days_since_last_bereavement"] == (may - pd.Timestamp("2024-02-10")).days
+    assert t.loc[("R001", may), "days_since_last_hospitalisation"] == (may - pd.Timestamp("2024-04-02")).days
+    assert t.loc[("R001", may), "days_since_home_hazard_check"] == (may - pd.Timestamp("2024-03-03")).days
+    assert np.isnan(t.loc[("R000", may), "days_since_home_hazard_check"])  # a walk is not a check

@@ -278,6 +278,7 @@ def test_assess_by_resident_ids(api):
         for a in res["assessments"]:
             assert 0 <= a["probability"] <= 1 and a["band"] in ("low", "medium", "high")
             assert a["version"] == body["model_versions"][a["model"]]
+            assert a["kind"] == "local"  # trained on this community, not its baseline served
             assert len(a["reasons"]) <= 3  # reasons raise the risk: positive contributions only
             contributions = [x["contribution"] for x in a["reasons"]]
             assert all(c > 0 for c in contributions)

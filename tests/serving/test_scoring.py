@@ -28,6 +28,7 @@ def runtime(serving_home):  # noqa: F811
 
 
 def test_probability_and_reasons_agree_with_the_model_code(runtime):
+    from features.registry import get_feature
     from models.explain import contributions
     from serving.scoring import score_chunk
 
@@ -43,8 +44,12 @@ def test_probability_and_reasons_agree_with_the_model_code(runtime):
             row = contrib.iloc[i]
             reasons = chunk.reasons(m, i)
             # the three largest contributions that raise the risk, strongest first (ties may pick
-            # either feature): the rule the explanation check measures
-            top = row.sort_values(ascending=False).iloc[:3]
+            # either feature): the rule the explanation check measures. Unknown values and
+            # missing-data counts are missing-data reasons, never risk reasons.
+            values = feats.iloc[i][row.index]
+            missing = [get_feature(n).family == "missing" for n in row.index]
+            risk = row.where(values.notna().to_numpy() & ~np.asarray(missing), 0.0)
+            top = risk.sort_values(ascending=False).iloc[:3]
             assert [r["contribution"] for r in reasons] == pytest.approx(top[top > 0].tolist())
             assert [r["contribution"] for r in reasons] == pytest.approx(row[[r["feature"] for r in reasons]].tolist())
             assert all(isinstance(r["text"], str) and r["text"] for r in reasons)
@@ -137,3 +142,18 @@ def test_online_features_are_reloaded_when_the_store_is_rewritten(runtime):
     np.testing.assert_array_equal(old, new)  # same vectors: only the counts were rewritten
     with pytest.raises(KeyError, match="R-ghost"):
         runtime.features.lookup(["R-ghost"])
+
+
+def test_a_baseline_champion_is_served_as_such(runtime):
+    """A community served its baseline sees `baseline` on every score of that model."""
+    from models.base import BASELINE_KIND, LOCAL_KIND
+    from serving.scoring import score_chunk
+
+    feats = runtime.online.get(runtime.online.resident_ids()[:5])
+    m = RISK_MODELS[0]
+    champion = runtime.champions[m]
+    loaded = replace(champion.loaded, extra={**champion.loaded.extra, "kind": BASELINE_KIND})
+    champions = {**runtime.champions, m: replace(champion, loaded=loaded)}
+    chunk = score_chunk(champions, feats, RISK_MODELS, top_k=3)
+    assert chunk.by_model[m].kind == BASELINE_KIND
+    assert all(chunk.by_model[o].kind == LOCAL_KIND for o in RISK_MODELS if o != m)

@@ -53,6 +53,27 @@ def test_feature_drift_ranks_the_shifted_feature_first_with_its_importance():
     assert top["mean_current"] == pytest.approx(0.85, abs=0.02)
 
 
+def test_a_window_that_filled_since_training_is_not_drift_but_a_shift_under_both_readings_is():
+    """A trend that needs three scores is unknown for half the residents while the history is
+    young and for a tenth once its window has filled: no change in the community, and the current
+    rows built from a history as deep as the reference's read like the reference. A sensor
+    reading low reads low under both."""
+    rng = np.random.default_rng(5)
+
+    def rows(n, unknown, gait):
+        trend = rng.normal(0.0, 0.5, n)
+        trend[: int(unknown * n)] = np.nan
+        return pd.DataFrame({"trend_365d": trend, "gait": rng.normal(gait, 0.2, n)})
+
+    ref, cur, deep = rows(4000, 0.5, 1.0), rows(2000, 0.1, 0.85), rows(2000, 0.5, 0.85)
+    plain = feature_drift(ref, cur, ["trend_365d", "gait"], {}).set_index("feature")
+    like = feature_drift(ref, cur, ["trend_365d", "gait"], {}, current_as_deep=deep).set_index("feature")
+    assert plain.loc["trend_365d", "drift"] == "major" and not plain.loc["trend_365d", "depth_only"]
+    assert like.loc["trend_365d", "drift"] == "none" and like.loc["trend_365d", "depth_only"]
+    assert like.loc["trend_365d", "psi_full_history"] == pytest.approx(plain.loc["trend_365d", "psi"])
+    assert like.loc["gait", "drift"] == "major" and not like.loc["gait", "depth_only"]
+
+
 @pytest.mark.parametrize("prevalence", [0.03, 0.2])
 def test_the_label_free_auroc_matches_the_realised_auroc_of_calibrated_probabilities(prevalence):
     rng = np.random.default_rng(4)

@@ -98,6 +98,10 @@ def test_monitor_on_the_unchanged_twin_reports_every_champion_with_reasons(home)
         chk = m["test_window_check"]
         assert 0.5 < chk["estimated_auroc"] < 1 and abs(chk["difference"]) < 0.1
         assert "feature_drift" not in " ".join(m["fired"])  # nothing planted, no input shift
+    # the young history's year-long windows have filled since training: seen, not taken for drift
+    lonely = {r["feature"]: r for r in r.models["isolation"]["feature_drift"]["per_feature"]}
+    trend = lonely["loneliness_score_trend_365d"]
+    assert trend["psi_full_history"] >= 0.25 and trend["depth_only"] and trend["psi"] < 0.25
     fall = r.models["fall_risk"]["realised"]  # the weeks since training have matured 30-day labels
     assert len(fall["weeks"]) >= 3 and fall["rows"] > 0 and fall["estimated_auroc"] is not None
     assert r.models["demand"]["current"]["rows"] > 0

@@ -83,3 +83,27 @@ def test_training_is_reproducible(fall):
     again = fit_risk(ds, FAST)
     assert again.loaded.booster.model_to_string() == res.loaded.booster.model_to_string()
     assert again.loaded.calibration == res.loaded.calibration
+
+
+def test_the_baseline_served_as_a_model_scores_and_explains_as_the_screen(fall):
+    """A community whose model cannot beat its screen is served the screen itself, through the
+    same interface: the same ranking and probabilities, and reasons that are the screen's answers."""
+    import numpy as np
+
+    from models.base import BASELINE_KIND, kind_of
+    from models.registry import get_spec
+    from training import evaluate as ev
+    from training.risk import fit_baseline_model
+
+    ds, res = fall
+    served = fit_baseline_model(ds)
+    spec = get_spec("fall_risk")
+    test = ds.part("test")
+    p = spec.predict_proba(served, test)
+    y = test["label"].to_numpy(int)
+    assert kind_of(served) == BASELINE_KIND and kind_of(res.loaded) != BASELINE_KIND
+    assert abs(ev.auroc_only(y, p) - res.metrics["steadi"]["auroc"]) < 0.005
+    assert np.allclose(p, res.test_scores["steadi"].to_numpy(), atol=0.002)
+    e = spec.explain(served, test, k=3)
+    named = {served.feature_names[j] for i in range(len(test)) for j, _ in e.reasons_of(i)}
+    assert named and named <= set(spec.baselines[0].features)

@@ -1,0 +1,229 @@
+"""Prediction quality over several twins and test windows, with intervals and true ceilings.
+
+    python -m benchmarks.bench_quality [--seeds 11 12 13] [--windows 2] [--residents 2000]
+                                       [--days 730] [--workdir /tmp/bench-quality] [--boot 200]
+    python -m benchmarks.bench_quality --merge RUN.json ... [--out FILE]   # join runs, print the table
+
+For each seed a twin is simulated (kept in the workdir); each test window is the latest 12 weeks
+of the history cut `12 x k` weeks earlier (k = 0, 1, ...). For every risk model of the registry:
+AUROC and Brier of the model, its baselines and the twin's ceilings (knowable at the as-of date,
+and the path oracle that sees the label window), each with a 95% interval from resampling
+residents; the explanation measured per cause against the truth. For the forecaster: WAPE against
+every simple method, daily and on weekly totals. Result: benchmarks/results/quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULT = Path(__file__).parent / "results" / "quality.json"
+WINDOW_WEEKS = 12
+
+
+def cause_attribution(spec, loaded, test: pd.DataFrame, train: pd.DataFrame, causes: pd.DataFrame) -> dict:
+    """On high-band test rows: how often the served leading cause (SHAP summed per cause) is the
+    truth's dominant cause; against always
+    naming the cause most common among high-band training rows, and against the best constant
+    explanation (the one feature whose causes cover the most test rows, chosen on the test rows)."""
+    from features.registry import get_feature
+
+    names = loaded.feature_names
+    truth = causes.loc[causes["model"] == spec.name, ["resident_id", "date", "cause"]].copy()
+    truth["resident_id"] = truth["resident_id"].astype(str)
+    truth = truth.rename(columns={"date": "as_of_date"})
+
+    def high_rows(frame: pd.DataFrame) -> pd.DataFrame:
+        p = spec.predict_proba(loaded, frame)
+        rows = frame.loc[spec.bands.bands(p) == "high"].copy()
+        rows["resident_id"] = rows["resident_id"].astype(str)
+        return rows.merge(truth, how="left", on=["resident_id", "as_of_date"])
+
+    tr, te = high_rows(train), high_rows(test)
+    te = te[te["cause"].notna()].reset_index(drop=True)
+    if te.empty:
+        return {"rows": 0}
+    served = spec.explain(loaded, te, k=1)  # the served path: reasons and per-cause attributions
+    named = served.leading_cause()
+    top1 = [names[served.top_features[i, 0]] if served.top_contributions[i, 0] == served.top_contributions[i, 0]
+            else None for i in range(len(te))]
+    cause = te["cause"].to_numpy()
+    common = tr["cause"].mode().iloc[0] if tr["cause"].notna().any() else pd.Series(cause).mode().iloc[0]
+    cover = {n: float(np.mean([c in get_feature(n).causes for c in cause])) for n in names}
+    best_feature = max(cover, key=cover.get)
+    return {
+        "rows": int(len(te)),
+        "per_cause_attribution": float(np.mean(named == cause)),
+        "top1_reason_covers_cause": float(np.mean([f is not None and c in get_feature(f).causes
+                                                   for f, c in zip(top1, cause, strict=True)])),
+        "most_common_cause": common,
+        "most_common_cause_rate": float(np.mean(cause == common)),
+        "best_constant_feature": best_feature,
+        "best_constant_rate": cover[best_feature],
+        "truth_causes": pd.Series(cause).value_counts(normalize=True).round(3).to_dict(),
+    }
+
+
+def risk_cell(spec, history, history_dir: Path, causes: pd.DataFrame | None, boot: int, seed: int) -> dict:
+    from models.base import BoosterParams
+    from training import evaluate as ev
+    from training.config import SplitConfig
+    from training.data import risk_dataset
+    from training.risk import fit_risk
+    from twin.truth import knowable_risk, path_oracle
+
+    t = time.perf_counter()
+    ds = risk_dataset(spec.name, history, SplitConfig())
+    res = fit_risk(ds, BoosterParams(seed=seed))
+    test = ds.part("test")
+    y = test["label"].to_numpy(int)
+    scores = {"model": res.test_scores["model"].to_numpy()}
+    for b in spec.baselines:
+        scores[b.name] = res.test_scores[b.name].to_numpy()
+    for kind, fn in (("ceiling_knowable", knowable_risk), ("ceiling_path_oracle", path_oracle)):
+        s = fn(history_dir, spec.name, test)
+        if s is not None and np.isfinite(s).all():
+            scores[kind] = s
+    first = spec.baselines[0].name
+    cis = ev.resident_bootstrap(test["resident_id"].to_numpy(), y, scores, reference=first, n_boot=boot, seed=seed)
+    # the model against its knowable ceiling, paired on the same draws
+    if "ceiling_knowable" in scores:
+        gap = ev.resident_bootstrap(test["resident_id"].to_numpy(), y,
+                                    {"ceiling_knowable": scores["ceiling_knowable"], "model": scores["model"]},
+                                    reference="ceiling_knowable", n_boot=boot, seed=seed)["model"]
+        cis["model_minus_knowable_ceiling"] = {k.replace("gain", "diff"): v for k, v in gap.items() if "gain" in k}
+    out = {
+        "test_window": [str(test["as_of_date"].min().date()), str(test["as_of_date"].max().date())],
+        "rows_test": int(len(test)), "residents_test": int(test["resident_id"].nunique()),
+        "prevalence": float(y.mean()), "scores": cis,
+        "recall_at_capacity": {"model": res.metrics["model"]["recall_at_capacity"],
+                               **{b.name: res.metrics[b.name]["recall_at_capacity"] for b in spec.baselines}},
+    }
+    if causes is not None:
+        out["explanation"] = cause_attribution(spec, res.loaded, test, ds.part("train"), causes)
+    out["seconds"] = round(time.perf_counter() - t, 1)
+    return out
+
+
+def demand_cell(history_dir: Path, end, seed: int) -> dict:
+    """The backtest on the twin's daily counts, and on the same counts logged in weekly batches."""
+    from training.backtest import rolling_origin
+    from training.train import history_counts
+    from twin.batch_logging import batch_logged
+
+    counts = history_counts(history_dir)
+    counts = counts[pd.to_datetime(counts["date"]) < end]
+    out = {}
+    for kind, table in (("daily_logged", counts), ("batch_logged", batch_logged(counts, seed=seed))):
+        t = time.perf_counter()
+        m, _ = rolling_origin(table)
+        out[kind] = {"wape": m["wape"], "wape_naive": m["wape_naive"], "coverage": m["coverage"], **m["simple"],
+                     "seconds": round(time.perf_counter() - t, 1)}
+    return out
+
+
+def merge(paths: list[Path]) -> dict:
+    """One result from runs of single seeds (run side by side)."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    out = {"config": {**runs[0]["config"], "seeds": [s for r in runs for s in r["config"]["seeds"]]},
+           "machine": runs[0]["machine"], "cells": [c for r in runs for c in r["cells"]],
+           "seconds_per_run": [r.get("seconds") for r in runs]}
+    return out
+
+
+def _ci(s: dict, key: str, digits: int = 3) -> str:
+    if s.get(key) is None:
+        return "-"
+    lo, hi = s.get(f"{key}_lo"), s.get(f"{key}_hi")
+    return f"{s[key]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None else f"{s[key]:.{digits}f}"
+
+
+def table(result: dict) -> str:
+    """The README table: one line per seed x window x model."""
+    lines = ["| seed | window | model | AUROC [95% CI] | gain over baseline | knowable ceiling | model - ceiling "
+             "| path oracle | Brier | leading cause right (most common / best constant) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in result["cells"]:
+        for name, m in c["models"].items():
+            sc = m["scores"]
+            e = m.get("explanation") or {}
+            expl = (f"{e['per_cause_attribution']:.2f} ({e['most_common_cause_rate']:.2f} / "
+                    f"{e['best_constant_rate']:.2f}), n={e['rows']}") if e.get("rows") else "-"
+            lines.append(
+                f"| {c['seed']} | {c['window']} ({m['test_window'][0]}) | {name} | {_ci(sc['model'], 'auroc')} | "
+                f"{_ci(sc['model'], 'auroc_gain')} | {_ci(sc.get('ceiling_knowable', {}), 'auroc')} | "
+                f"{_ci(sc.get('model_minus_knowable_ceiling', {}), 'auroc_diff')} | "
+                f"{_ci(sc.get('ceiling_path_oracle', {}), 'auroc')} | {_ci(sc['model'], 'brier', 4)} | {expl} |")
+    lines += ["", "| seed | window | counts | weekly WAPE model | best simple | model / best simple "
+              "| daily WAPE model | daily best simple | naive worse than zero |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in result["cells"]:
+        for kind, d in (c.get("demand") or {}).items():
+            w, dd = d["weekly"], d["daily"]
+            lines.append(f"| {c['seed']} | {c['window']} | {kind} | {w['wape_model']:.3f} | {w['best_simple']} "
+                         f"{w['wape_best_simple']:.3f} | {w['model_over_best_simple']:.3f} | {dd['wape_model']:.3f} "
+                         f"| {dd['best_simple']} {dd['wape_best_simple']:.3f} | {dd['naive_worse_than_zero']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
+    ap.add_argument("--windows", type=int, default=2)
+    ap.add_argument("--residents", type=int, default=2000)
+    ap.add_argument("--days", type=int, default=730)
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench-quality"))
+    ap.add_argument("--boot", type=int, default=200)
+    ap.add_argument("--no-demand", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--merge", type=Path, nargs="+", help="join single-seed results into --out and print the table")
+    args = ap.parse_args(argv)
+    if args.merge:
+        result = merge(args.merge)
+        args.out.write_text(json.dumps(result, indent=2, default=str))
+        print(table(result))
+        return result
+
+    from features.pipeline import load_history
+    from models.registry import risk_specs
+    from training.risk import read_causes
+    from twin.simulate import simulate
+
+    t0 = time.perf_counter()
+    result: dict = {"config": {"seeds": args.seeds, "windows": args.windows, "residents": args.residents,
+                               "days": args.days, "window_weeks": WINDOW_WEEKS, "bootstrap": args.boot},
+                    "machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()[0]},
+                    "cells": []}
+    for seed in args.seeds:
+        twin = args.workdir / f"twin-{args.residents}x{args.days}-s{seed}"
+        if not (twin / "manifest.json").exists():
+            simulate(args.residents, args.days, seed, twin)
+        causes = read_causes(twin)
+        last = pd.Timestamp(json.loads((twin / "manifest.json").read_text())["end"]) + pd.Timedelta(days=1)
+        for k in range(args.windows):
+            end = last - pd.Timedelta(weeks=WINDOW_WEEKS * k)
+            history = load_history(twin, end=end)
+            cell = {"seed": seed, "window": k, "history_end": str(end.date()), "models": {}}
+            for name, spec in risk_specs().items():
+                cell["models"][name] = risk_cell(spec, history, twin, causes, args.boot, seed)
+                print(f"seed {seed} window {k} {name}: {json.dumps(cell['models'][name]['scores']['model'])}",
+                      flush=True)
+            if not args.no_demand:
+                cell["demand"] = demand_cell(twin, end, seed)
+            result["cells"].append(cell)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2, default=str))
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["machine"]["load_avg_at_end"] = os.getloadavg()[0]
+    args.out.write_text(json.dumps(result, indent=2, default=str))
+    print(f"wrote {args.out} in {result['seconds']}s")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Honest measurement: intervals over residents, random ties, residents who left, simple
+forecasting methods, batch-logged counts and the twin's knowable ceilings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.pipeline import History
+from training import evaluate as ev
+from training.data import moved_before
+from twin.batch_logging import batch_logged
+
+
+def _scored(n_res: int = 300, rows_each: int = 4, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    res = np.repeat([f"R{i}" for i in range(n_res)], rows_each)
+    y = (rng.random(len(res)) < 0.2).astype(int)
+    good = y + rng.normal(0, 0.8, len(y))
+    return res, y, good
+
+
+def test_bootstrap_intervals_hold_the_point_and_pair_the_gain():
+    res, y, good = _scored()
+    noise = np.random.default_rng(1).random(len(y))
+    out = ev.resident_bootstrap(res, y, {"base": noise, "model": good, "same": noise.copy()},
+                                reference="base", n_boot=100)
+    m = out["model"]
+    assert m["auroc_lo"] < m["auroc"] < m["auroc_hi"]
+    assert m["auroc_gain_lo"] > 0  # a real gain: its interval lies above zero
+    # the same score as the reference gains exactly nothing on every draw
+    assert out["same"]["auroc_gain_lo"] == out["same"]["auroc_gain_hi"] == 0.0
+    assert "auroc_gain" not in out["base"]
+
+
+def test_bootstrap_resamples_residents_not_rows():
+    """One resident's many rows move together: intervals are wider than row resampling gives."""
+    res, y, good = _scored(n_res=60, rows_each=20)
+    y = np.repeat(np.random.default_rng(3).random(60) < 0.3, 20).astype(int)  # label per resident
+    p = y + np.random.default_rng(4).normal(0, 1.5, len(y))
+    by_resident = ev.resident_bootstrap(res, y, {"m": p}, n_boot=150)["m"]
+    by_row = ev.resident_bootstrap(np.arange(len(y)).astype(str), y, {"m": p}, n_boot=150)["m"]
+    assert by_resident["auroc_hi"] - by_resident["auroc_lo"] > by_row["auroc_hi"] - by_row["auroc_lo"]
+
+
+def test_a_screens_ties_are_broken_at_random_not_by_row_order():
+    """A flat screen catches about its share of events, wherever the fallers sit in the table."""
+    n = 2000
+    frame = pd.DataFrame({"as_of_date": [pd.Timestamp("2024-03-04")] * n,
+                          "label": (np.arange(n) < 100).astype(int)})  # every faller first in row order
+    recall = ev.recall_at_capacity(frame, np.ones(n), 0.05, seed=0)
+    assert recall < 0.2  # row order alone would give 1.0
+
+
+def test_residents_who_moved_away_are_not_labelled_after_they_left():
+    events = pd.DataFrame({"resident_id": ["A", "B"], "date": pd.to_datetime(["2024-02-01", "2024-05-01"]),
+                           "type": ["move", "fall"], "injury": [False, False]})
+    h = History(residents=None, events=events)
+    idx = pd.DataFrame({"resident_id": ["A", "A", "B", "C"],
+                        "as_of_date": pd.to_datetime(["2024-01-29", "2024-02-05", "2024-06-03", "2024-06-03"])})
+    assert moved_before(h, idx).tolist() == [False, True, False, False]
+
+
+def test_batch_logging_keeps_every_total_and_logs_on_few_days():
+    days = pd.date_range("2024-01-01", periods=140, freq="D")
+    rng = np.random.default_rng(0)
+    counts = pd.DataFrame({"series_id": np.repeat(["g1:meals", "g2:transport"], len(days)),
+                           "date": np.tile(days, 2), "count": rng.poisson(2.0, 2 * len(days)).astype(float)})
+    logged = batch_logged(counts, seed=1)
+    assert logged.groupby("series_id")["count"].sum().equals(counts.groupby("series_id")["count"].sum())
+    assert len(logged) == len(counts)  # every day present, most of them zero
+    busy = logged.groupby("date")["count"].sum() > 0
+    assert busy.mean() < 0.2
+    # a count is never logged before it happened
+    cum_true = counts.groupby("date")["count"].sum().cumsum()
+    cum_logged = logged.groupby("date")["count"].sum().cumsum()
+    assert (cum_logged <= cum_true + 1e-9).all()
+
+
+def test_on_batch_logged_counts_the_forecaster_is_no_worse_than_the_best_simple_method():
+    """Weekly totals: the per-series method choice keeps the forecaster near the best simple method."""
+    from models import demand
+    from training.backtest import rolling_origin
+
+    days = pd.date_range("2023-01-02", periods=420, freq="D")
+    rng = np.random.default_rng(2)
+    series = [f"g{i}:meals" for i in range(12)]
+    rate = rng.uniform(0.5, 4.0, len(series))
+    counts = pd.DataFrame({"series_id": np.repeat(series, len(days)), "date": np.tile(days, len(series)),
+                           "count": rng.poisson(np.repeat(rate, len(days))).astype(float)})
+    logged = batch_logged(counts, seed=3)
+    params = demand.DemandParams(booster=demand.BoosterParams(num_trees=60, min_data_in_leaf=40))
+    m, _ = rolling_origin(logged, params)
+    weekly = m["simple"]["weekly"]
+    assert weekly["wape_model"] <= 1.05 * weekly["wape_best_simple"]
+    assert weekly["wape_zero"] == pytest.approx(1.0)
+    assert m["simple"]["daily"]["naive_worse_than_zero"] in (True, False)
+
+
+@pytest.mark.parametrize("per_series", [False, True])
+def test_renamed_or_unseen_series_are_forecast_from_their_counts_not_their_names(per_series):
+    """The method choice reads the counts: renaming every series (a time bank re-coding its grid)
+    changes no forecast, even where a simple method serves some series."""
+    from models import demand
+
+    days = pd.date_range("2023-01-02", periods=300, freq="D")
+    rng = np.random.default_rng(5)
+    series = [f"g{i}:meals" for i in range(10)]
+    rate = rng.uniform(0.3, 4.0, len(series))
+    counts = pd.DataFrame({"series_id": np.repeat(series, len(days)), "date": np.tile(days, len(series)),
+                           "count": rng.poisson(np.repeat(rate, len(days))).astype(float)})
+    logged = batch_logged(counts, seed=4)  # lumpy counts, so a simple method wins somewhere
+    params = demand.DemandParams(booster=demand.BoosterParams(num_trees=40, min_data_in_leaf=40),
+                                 choice_per_series=per_series)
+    panel = demand.count_panel(logged)
+    loaded, _ = demand.fit(logged, params, cutoff=panel.dates[-1] - pd.Timedelta(days=56))
+    rows = demand.demand_features(panel, [panel.dates[-1]], range(1, 15))
+    if per_series:  # where names could matter: the series' own weeks pick a simple method for some
+        assert set(demand.chosen_methods(loaded, panel, rows)) - {"model"}
+    before = demand.forecast(loaded, logged, 14)
+    after = demand.forecast(loaded, logged.assign(series_id="new-" + logged["series_id"]), 14)
+    assert np.array_equal(before["forecast"].to_numpy(), after["forecast"].to_numpy())
+
+
+def test_the_gate_asks_the_margin_of_the_gain_and_a_gain_that_is_not_noise():
+    from training.promote import gain_is_sure
+
+    assert gain_is_sure("gain", 0.05, 0.033, 0.09)[0]  # the margin is the point's; the gain is real
+    assert not gain_is_sure("gain", 0.05, -0.004, 0.12)[0]  # its interval reaches zero: noise
+    assert not gain_is_sure("gain", 0.0, 0.0, 0.02)[0]
+    assert gain_is_sure("gain", -1.0, -0.2, 0.1)[0]  # a margin that allows a loss bounds it
+    assert not gain_is_sure("gain", -0.1, -0.15, 0.1)[0]
+
+
+def test_the_explanation_keeps_missing_data_apart_and_attributes_causes():
+    """A contribution from an unknown value is a missing-data reason, never a risk reason; the
+    per-cause attributions add up to the feature contributions."""
+    import lightgbm as lgb
+
+    from features.registry import feature_names
+    from models.base import LoadedModel
+    from models.registry import risk_specs
+
+    spec = next(iter(risk_specs().values()))
+    names = feature_names(spec.feature_set)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, len(names)))
+    X[:200, 0] = np.nan
+    y = (np.isnan(X[:, 0]) | (X[:, 1] > 1)).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 7, "min_data_in_leaf": 5},
+                        lgb.Dataset(X, y, feature_name=names), num_boost_round=20)
+    loaded = LoadedModel(spec.name, "test", booster, names, spec.schema_hash(), {})
+    e = spec.explain(loaded, X, k=3)
+    unknown_rows = np.isnan(X[:, 0])
+    assert not np.any((e.top_features[unknown_rows] == 0) & ~np.isnan(e.top_contributions[unknown_rows]))
+    assert np.any((e.missing_features[unknown_rows] == 0) & ~np.isnan(e.missing_contributions[unknown_rows]))
+    contrib = booster.predict(X, pred_contrib=True)[:, :-1]
+    measured = contrib[:, [j for j, n in enumerate(names) if any(c in e.causes for c in _causes(n))]]
+    assert np.allclose(e.cause_contributions.sum(axis=1), measured.sum(axis=1))
+    assert set(e.leading_cause()) <= set(e.causes)
+
+
+def _causes(name: str) -> tuple[str, ...]:
+    from features.registry import get_feature
+
+    return get_feature(name).causes
+
+
+@pytest.mark.slow
+def test_a_community_whose_model_fails_its_gate_is_served_its_baseline_until_a_model_beats_it(small_twin, tmp_path):
+    from models.base import BASELINE_KIND, LOCAL_KIND, BoosterParams
+    from models.registry import default_tracking_uri, load_champion
+    from models.spec import PromotionRule
+    from training.config import PromotionMargins, TrainParams
+    from training.retrain import retrain
+
+    uri = default_tracking_uri(tmp_path)
+    impossible = PromotionMargins(models={"fall_risk": PromotionRule(auroc_over_baseline=0.5)})
+    out = retrain(small_twin, uri, TrainParams(booster=BoosterParams(num_trees=30), promotion=impossible),
+                  models=["fall_risk"], echo=lambda _: None)
+    assert out["fall_risk"]["promoted"] is False
+    assert out["fall_risk"]["champion"]["kind"] == BASELINE_KIND  # the service still has a champion
+    served = load_champion("fall_risk", uri)
+    assert served.extra["kind"] == BASELINE_KIND
+
+    lenient = PromotionMargins(models={"fall_risk": PromotionRule(auroc_over_baseline=-1.0)})
+    out = retrain(small_twin, uri, TrainParams(booster=BoosterParams(num_trees=30), promotion=lenient),
+                  models=["fall_risk"], echo=lambda _: None)
+    if out["fall_risk"]["promoted"]:  # it beat the baseline champion on the same rows
+        assert out["fall_risk"]["champion"]["kind"] == LOCAL_KIND
+    else:  # it did not: the baseline stays, and says so
+        assert out["fall_risk"]["champion"]["kind"] == BASELINE_KIND
