@@ -31,9 +31,10 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(model_twin,
     from training.train import train
 
     uri = default_tracking_uri(tmp_path)
-    # a twin this small is too small for the +0.05 margin to be stable; the mechanism is under test
+    # a twin this small is too small to tell a +0.05 gain from noise (the gate asks the gain's 95%
+    # interval to lie above zero); the mechanism is under test, so the rule allows a loss of 0.05
     params = TrainParams(booster=BoosterParams(num_trees=60),
-                         promotion=PromotionMargins(models={"fall_risk": PromotionRule(auroc_over_baseline=0.0)}))
+                         promotion=PromotionMargins(models={"fall_risk": PromotionRule(auroc_over_baseline=-0.05)}))
     with pytest.raises(ChampionError, match="no version has the alias @champion"):
         load_champion("fall_risk", uri)
 
