@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from serving.store import audit
 from serving.store.errors import Conflict, InvalidInput, NotFound
-from serving.store.records import Actor, jsonable
+from serving.store.records import SYSTEM, Actor, jsonable
 from serving.store.schema import (
     alerts_table,
     away_spans_table,
@@ -97,13 +97,11 @@ class LiveStore:
     def __init__(self, store: Any):
         self.store = store
         self.engine = store.engine
-        self.settings = HomeSettings(store.engine, store.now)
+        self._read = store._read  # a deferred read transaction: never takes SQLite's write lock
+        self.settings = HomeSettings(store)
 
     def now(self) -> datetime:
         return self.store.now()
-
-    def _read(self):
-        return self.engine.connect().execution_options(twincare_read=True)
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -151,12 +149,12 @@ class LiveStore:
         return df
 
     def read_events(self, resident_id: str, lo: datetime | None = None, hi: datetime | None = None) -> pd.DataFrame:
-        with self._read() as conn, conn.begin():
+        with self._read() as conn:
             return self.events_between(conn, resident_id, lo, hi)
 
     def last_event_time(self, resident_id: str) -> datetime | None:
         t = device_events_table
-        with self._read() as conn, conn.begin():
+        with self._read() as conn:
             return conn.execute(sa.select(sa.func.max(t.c.time)).where(t.c.resident_id == resident_id)).scalar()
 
     def event_count(self, resident_id: str | None = None) -> int:
@@ -164,7 +162,7 @@ class LiveStore:
         q = sa.select(sa.func.count()).select_from(t)
         if resident_id is not None:
             q = q.where(t.c.resident_id == resident_id)
-        with self._read() as conn, conn.begin():
+        with self._read() as conn:
             return int(conn.execute(q).scalar() or 0)
 
     def event_ids(self, resident_id: str | None = None) -> set[tuple[str, str]]:
@@ -172,7 +170,7 @@ class LiveStore:
         q = sa.select(t.c.resident_id, t.c.event_id)
         if resident_id is not None:
             q = q.where(t.c.resident_id == resident_id)
-        with self._read() as conn, conn.begin():
+        with self._read() as conn:
             return {(r[0], r[1]) for r in conn.execute(q)}
 
     # -- live sensor days --------------------------------------------------------------------------
@@ -197,7 +195,7 @@ class LiveStore:
         q = sa.select(t.c.resident_id, t.c.date, t.c.measures).order_by(t.c.resident_id, t.c.date)
         if resident_id is not None:
             q = q.where(t.c.resident_id == resident_id)
-        with self._read() as conn, conn.begin():
+        with self._read() as conn:
             rows = conn.execute(q).all()
         out = pd.DataFrame([{"resident_id": r.resident_id, "date": pd.Timestamp(r.date), **dict(r.measures)}
                             for r in rows])
@@ -237,7 +235,7 @@ class LiveStore:
             return alert
 
     def get_alert(self, alert_id: str) -> StoredAlert:
-        with self._read() as conn, conn.begin():
+        with self._read() as conn:
             r = conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)).first()
         if r is None:
             raise NotFound(f"no such alert: {alert_id}")
@@ -258,7 +256,7 @@ class LiveStore:
             q = q.where(a.c.acknowledged_at.is_(None), a.c.escalated_at.is_(None))
         elif status == "unacknowledged":
             q = q.where(a.c.acknowledged_at.is_(None))
-        with self._read() as conn, conn.begin():
+        with self._read() as conn:
             return [_alert(r) for r in conn.execute(q)]
 
     def acknowledge(self, alert_id: str, actor: Actor) -> StoredAlert:
@@ -300,7 +298,7 @@ class LiveStore:
         a = alerts_table
         q = (sa.select(a.c.kind, a.c.rating).where(a.c.resident_id == resident_id, a.c.rating.is_not(None))
              .order_by(a.c.rated_at, a.c.seq))
-        with self._read() as conn, conn.begin():
+        with self._read() as conn:
             return [(k, r == "real") for k, r in conn.execute(q)]
 
     def escalate_due(self, before: datetime) -> list[StoredAlert]:
@@ -326,7 +324,7 @@ class LiveStore:
         a = alerts_table
         q = sa.select(a).where(a.c.task_id.is_(None), a.c.urgent.is_(True), a.c.acknowledged_at.is_(None),
                                a.c.created_at < before)
-        with self._read() as conn, conn.begin():
+        with self._read() as conn:
             return [_alert(r) for r in conn.execute(q)]
 
 
@@ -346,16 +344,13 @@ class AwaySpan:
                 "end": self.end.isoformat(), "note": self.note, "created_by": self.created_by}
 
 
-def _actor_name(actor: Actor | None) -> str:
-    return actor.name if actor is not None else "system"
-
-
 class HomeSettings:
     """Per-home settings the care managers set: away spans and quiet hours."""
 
-    def __init__(self, engine: Any, now):
-        self.engine = engine
-        self.now = now
+    def __init__(self, store: Any):
+        self.engine = store.engine
+        self.now = store.now
+        self._read = store._read  # a deferred read transaction: never takes SQLite's write lock
 
     def add_away(self, resident_id: str, start: datetime, end: datetime, note: str | None, actor: Actor | None
                  ) -> AwaySpan:
@@ -365,7 +360,7 @@ class HomeSettings:
         with self.engine.begin() as conn:
             now = self.now()
             seq = conn.execute(t.insert().values(resident_id=resident_id, start=start, end=end, note=note,
-                                                 created_at=now, created_by=_actor_name(actor))).inserted_primary_key[0]
+                                                 created_at=now, created_by=(actor or SYSTEM).name)).inserted_primary_key[0]
             audit.record(conn, actor, "home.away.set", resident_id,
                          {"away_id": seq, "start": start.isoformat(), "end": end.isoformat()}, now)
             return _span(conn.execute(sa.select(t).where(t.c.seq == seq)).one())
@@ -380,7 +375,7 @@ class HomeSettings:
             if r.cancelled_at is None:
                 now = self.now()
                 conn.execute(t.update().where(t.c.seq == away_id).values(cancelled_at=now,
-                                                                         cancelled_by=_actor_name(actor)))
+                                                                         cancelled_by=(actor or SYSTEM).name))
                 audit.record(conn, actor, "home.away.cancel", resident_id, {"away_id": away_id}, now)
             return _span(r)
 
@@ -388,7 +383,7 @@ class HomeSettings:
         """The resident's spans not cancelled, in the order they were set."""
         t = away_spans_table
         q = sa.select(t).where(t.c.resident_id == resident_id, t.c.cancelled_at.is_(None)).order_by(t.c.seq)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [_span(r) for r in conn.execute(q)]
 
     def set_quiet_hours(self, resident_id: str, start_minute: int, end_minute: int, actor: Actor | None) -> None:
@@ -396,7 +391,7 @@ class HomeSettings:
         with self.engine.begin() as conn:
             now = self.now()
             values = {"start_minute": start_minute, "end_minute": end_minute, "updated_at": now,
-                      "updated_by": _actor_name(actor)}
+                      "updated_by": (actor or SYSTEM).name}
             if not conn.execute(t.update().where(t.c.resident_id == resident_id).values(**values)).rowcount:
                 conn.execute(t.insert().values(resident_id=resident_id, **values))
             audit.record(conn, actor, "home.quiet_hours.set", resident_id,
@@ -405,7 +400,7 @@ class HomeSettings:
     def quiet_hours(self, resident_id: str) -> tuple[int, int] | None:
         """(start, end) in minutes after midnight, or None: the service's default applies."""
         t = quiet_hours_table
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             r = conn.execute(sa.select(t.c.start_minute, t.c.end_minute).where(t.c.resident_id == resident_id)).first()
         return None if r is None else (int(r[0]), int(r[1]))
 
