@@ -378,6 +378,8 @@ class LiveAlerts:
     # -- per-home settings: away spans and quiet hours ---------------------------------------
 
     def _apply_home_settings(self, resident_id: str, mon: ResidentMonitor) -> None:
+        """The home's stored away spans and quiet hours, in place of what the monitor had."""
+        mon.away = []
         for span in self.live.settings.away_spans(resident_id):
             mon.set_away(span.start, span.end)
         quiet = self.live.settings.quiet_hours(resident_id)
@@ -406,9 +408,7 @@ class LiveAlerts:
         home = self._loaded(resident_id)
         if home is not None:
             with home.lock:
-                home.monitor.away = []
-                for kept in self.live.settings.away_spans(resident_id):
-                    home.monitor.set_away(kept.start, kept.end)
+                self._apply_home_settings(resident_id, home.monitor)
         return span
 
     def set_quiet_hours(self, resident_id: str, start_minute: int, end_minute: int, actor: Any) -> None:
@@ -472,7 +472,7 @@ class LiveAlerts:
             return 0
         built = 0
         for rid, home in self._homes.copy().items():
-            if home.dirty or self.vectors.due(rid, home.clock) is None:
+            if home.dirty:
                 continue
             try:
                 built += self.vectors.refresh(rid, home.clock) is not None

@@ -13,8 +13,6 @@ days reach the history.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 from datetime import date, datetime
 
@@ -23,8 +21,6 @@ import pandas as pd
 
 from features.pipeline import COLUMNS, History, features_for_partition
 from twin.store import HistoryStore
-
-log = logging.getLogger("twincare.serving.live_features")
 
 
 class LiveVectors:
@@ -37,7 +33,6 @@ class LiveVectors:
         self.nightly_as_of = nightly_as_of
         self.install = install
         self._done: dict[str, date] = {}  # per resident: the home-clock day it was last looked at
-        self._lock = threading.Lock()
 
     def due(self, resident_id: str, clock: datetime | None) -> date | None:
         """The as-of date a new vector would have (the day after the last day over on the home's
@@ -58,18 +53,16 @@ class LiveVectors:
         target = self.due(resident_id, clock)
         if target is None:
             return None
-        with self._lock:
-            self._done[resident_id] = target  # looked at up to here (a later day is asked again)
-        nightly = self.nightly_as_of(resident_id)
         live = self.live_days(resident_id)
-        if live.empty:
-            return None
-        live = live[(live["date"] >= pd.Timestamp(nightly)) & (live["date"] < pd.Timestamp(target))]
-        if live.empty:
-            return None
-        as_of = (live["date"].max() + pd.Timedelta(days=1)).date()  # the day after the last live day
-        self.install(resident_id, as_of, self.vector(resident_id, as_of, live))
-        return as_of
+        built = None
+        if not live.empty:
+            nightly = pd.Timestamp(self.nightly_as_of(resident_id))
+            live = live[(live["date"] >= nightly) & (live["date"] < pd.Timestamp(target))]
+        if not live.empty:
+            built = (live["date"].max() + pd.Timedelta(days=1)).date()  # the day after the last live day
+            self.install(resident_id, built, self.vector(resident_id, built, live))
+        self._done[resident_id] = target  # looked at up to here (a failure above is tried again)
+        return built
 
     def vector(self, resident_id: str, as_of: date, live: pd.DataFrame) -> pd.Series:
         """The resident's features as of `as_of` over the history plus `live` sensor_days rows."""

@@ -257,7 +257,7 @@ def set_away(request: Request, resident_id: ResidentIdPath, body: AwaySpanIn):
     if not body.start < body.end <= body.start + MAX_AWAY:
         return error(422, "end must come after start, and at most a year after it")
     span = rt.live.set_away(resident_id, body.start, body.end, body.note, principal_of(request))
-    return JSONResponse(span.to_dict(), status_code=201)
+    return span.to_dict()
 
 
 @router.delete("/residents/{resident_id}/away/{away_id}", response_model=AwaySpanView, tags=["care managers"],
