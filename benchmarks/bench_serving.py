@@ -64,7 +64,7 @@ async def _load(url: str, method: str, make_body, headers: dict, clients: int, p
                         ok = r.status == 200
                     if not ok:
                         errors.append(f"{r.status}: {text[:120]}")
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (aiohttp.ClientError, TimeoutError) as exc:
                     errors.append(repr(exc))
                     ok = False
                 if ok:
@@ -226,7 +226,7 @@ def main() -> None:
         data["residents"] = len(residents)
         server = start_server(home, tmp)
         try:
-            if server.process.poll() is not None:
+            if server.failed():
                 raise SystemExit(f"the server did not start:\n{server.output()[-2000:]}")
             latency = measure_latency(server.url, keys, residents, args.requests)
         finally:

@@ -9,7 +9,7 @@ by its own code: `--workdir` for this checkout (a trained TWINCARE_HOME, as for 
 seed 7) and trains it with its own code first, as `bench_serving` does. Both servers then run at
 once, and each round measures /healthz, /assess and /assess with act=false, at 1 and 50 clients, on
 one side and then the other (the order alternates), with the same load generator (bench_serving's
-aiohttp `_load`). Both sides see the same machine, so the comparison holds on a shared, noisy one
+`measure_latency`, aiohttp). Both sides see the same machine, so the comparison holds on a shared, noisy one
 where a single run's ratio does not. The revision must have `benchmarks/bench_serving.py` with
 `prepare_home` and `tests/e2e/conftest.py` with `start_server` (every revision since the service
 has had them).
@@ -21,11 +21,9 @@ figure and of each round's ratio to /healthz, and every round's figures.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
-import random
 import signal
 import statistics
 import subprocess
@@ -34,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_serving import _load
+from benchmarks.bench_serving import measure_latency
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "serving_ab.json"
@@ -57,7 +55,8 @@ try:
     home, keys, info = prepare_home(Path(workdir) if workdir else None, tmp)
     server = start_server(home, tmp)
     try:
-        up = server.process.poll() is None
+        # (the earlier revision's Server may lack `failed`; BentoML's arbiter outlives a failed start-up)
+        up = server.process.poll() is None and "startup failed" not in server.output()
         out.write_text(json.dumps({"url": server.url, "key": keys["care_manager"], "up": up, "info": info,
                                    "residents": OnlineStore(home / "online.db").resident_ids(),
                                    "log": "" if up else server.output()[-2000:]}))
@@ -96,32 +95,15 @@ def wait_ready(sides: dict[str, tuple[subprocess.Popen, Path, Path]], timeout: f
     return ready
 
 
-def one_round(side: dict, seed: int, requests: int) -> dict:
-    rng = random.Random(seed)
-    picks = [rng.choice(side["residents"]) for _ in range(requests)]
-    care = {"X-API-Key": side["key"]}
-    row: dict = {}
-    for clients in (1, 50):
-        per_client = max(1, requests // clients)
-        health = asyncio.run(_load(f"{side['url']}/healthz", "GET", lambda i: None, {}, clients, per_client))
-        assess = asyncio.run(_load(f"{side['url']}/assess", "POST", lambda i: {"resident_ids": [picks[i % len(picks)]]},
-                                   care, clients, per_client))
-        score_only = asyncio.run(_load(f"{side['url']}/assess", "POST",
-                                       lambda i: {"resident_ids": [picks[i % len(picks)]], "act": False},
-                                       care, clients, per_client))
-        row[f"clients_{clients}"] = {"healthz": health, "assess": assess, "assess_without_actions": score_only}
-    return row
-
-
 def summary(rounds: list[dict]) -> dict:
     out: dict = {}
     for clients in ("clients_1", "clients_50"):
         cells = [r[clients] for r in rounds]
 
-        def med(route: str, key: str) -> float:
+        def med(route: str, key: str, cells: list[dict] = cells) -> float:
             return round(statistics.median(c[route][key] for c in cells), 3)
 
-        def ratio(route: str, key: str) -> float:
+        def ratio(route: str, key: str, cells: list[dict] = cells) -> float:
             return round(statistics.median(c[route][key] / c["healthz"][key] for c in cells), 2)
 
         out[clients] = {
@@ -166,7 +148,9 @@ def main() -> None:
             rounds: dict[str, list[dict]] = {name: [] for name in sides}
             for k in range(args.rounds):
                 for name in (("before", "after") if k % 2 == 0 else ("after", "before")):
-                    rounds[name].append(one_round(sides[name], seed=k, requests=args.requests))
+                    side = sides[name]
+                    rounds[name].append(measure_latency(side["url"], {"care_manager": side["key"]},
+                                                        side["residents"], args.requests))
                     print(k, name, json.dumps(summary(rounds[name][-1:])), flush=True)
         finally:
             for proc, _, _ in procs.values():

@@ -149,7 +149,7 @@ def main() -> None:
         data["features_as_of"] = str(online.as_of.date()) if online.as_of is not None else None
         server = start_server(home, tmp)
         try:
-            if server.process.poll() is not None:
+            if server.failed():
                 raise SystemExit(f"the server did not start:\n{server.output()[-2000:]}")
             timings = measure(server.url, keys["care_manager"], args.runs)
         finally:

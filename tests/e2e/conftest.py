@@ -48,6 +48,11 @@ class Server:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def failed(self) -> bool:
+        """The process exited, or the app's start-up failed (BentoML's arbiter then stays alive
+        and starts the worker again, so the process alone does not tell)."""
+        return self.process.poll() is not None or "startup failed" in self.output()
+
 
 def server_env(home: Path, tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWINCARE_")}
@@ -74,7 +79,7 @@ def start_server(home: Path, tmp: Path, *, wait: float = 180.0, env: dict[str, s
     server = Server(f"http://127.0.0.1:{port}", home, proc, log)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if proc.poll() is not None or "Application startup failed" in server.output():
+        if server.failed():
             return server
         try:
             if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
@@ -125,7 +130,7 @@ def live_server(serving_home, tmp_path_factory, webhook_receiver) -> Iterator[tu
     tmp = tmp_path_factory.mktemp("live")
     server = start_server(fresh_home(trained, tmp / "home"), tmp, env={"TWINCARE_WEBHOOK_URL": webhook_receiver.url,
                                                                   "TWINCARE_VISIT_FLUSH_S": "1"})
-    if server.process.poll() is not None or "startup failed" in server.output():
+    if server.failed():
         stop_server(server)
         raise RuntimeError(f"the server exited at start-up:\n{server.output()[-3000:]}")
     try:

@@ -25,7 +25,7 @@ def test_a_promoted_champion_is_swapped_in_under_load_with_no_failed_request(ser
     trained, keys = serving_home
     home = fresh_home(trained, tmp_path / "home")
     server = start_server(home, tmp_path, env={"TWINCARE_MODEL_POLL_SECONDS": "1"})
-    assert server.process.poll() is None, server.output()[-3000:]
+    assert not server.failed(), server.output()[-3000:]
     uri = default_tracking_uri(home)
     old = alias_version(uri, "fall_risk", CHAMPION)
     stop = threading.Event()

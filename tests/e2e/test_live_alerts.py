@@ -31,7 +31,7 @@ def test_a_day_of_events_streamed_to_the_real_server_raises_alerts_visits_webhoo
         "TWINCARE_WEBHOOK_URL": webhook_receiver.url, "TWINCARE_ALERT_ESCALATE_SECONDS": "3",
         "TWINCARE_ALERT_TICK_SECONDS": "1"})
     try:
-        assert server.process.poll() is None, server.output()[-3000:]
+        assert not server.failed(), server.output()[-3000:]
         raised: dict[str, list[dict]] = {r: [] for r in residents}
         with httpx.Client(base_url=server.url, timeout=60) as client:
             def post(rid: str, batch: list[dict], **extra) -> None:

@@ -61,7 +61,8 @@ def cockpit_server(serving_home, tmp_path_factory) -> Iterator[tuple[Server, dic
     home = fresh_home(trained, tmp / "home")
     prepare_home(home)
     server = start_server(home, tmp)
-    if server.process.poll() is not None:
+    if server.failed():
+        stop_server(server)
         raise RuntimeError(f"the server exited at start-up:\n{server.output()[-3000:]}")
     try:
         yield server, keys
