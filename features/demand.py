@@ -239,6 +239,19 @@ def demand_features(
                 medians[weeks] = np.nanmedian(np.stack(totals), axis=0) / 7.0
         return medians[weeks]
 
+    # Community-wide logging: the last day at or before each origin on which any series had a
+    # request (batch-logged tables read zero on every other day).
+    any_logged = np.zeros(T, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        any_logged[: last_row + 1] = (np.nan_to_num(panel.values[: last_row + 1]) > 0).any(axis=1)
+    last_logged = np.maximum.accumulate(np.where(any_logged, np.arange(T), -1))[oc]
+    since_logged = np.where(last_logged >= 0, oc - last_logged, np.nan).astype(float)
+    logged_cs = np.concatenate([[0], np.cumsum(any_logged)])
+
+    def logged_day_share(days: int) -> np.ndarray:
+        lo = np.maximum(oc + 1 - days, 0)
+        return (logged_cs[oc + 1] - logged_cs[lo]) / np.maximum(oc + 1 - lo, 1)
+
     last_day = at(opos)
     n_o = len(opos)
     series = np.array(panel.series, dtype=object)
@@ -268,6 +281,9 @@ def demand_features(
             "zero_share": lambda f: zero_share(f.days),
             "weekly_median": lambda f: weekly_median(f.days // 7),
             "days_known": lambda f: mean(f.days)[1].astype("float64"),
+            "days_since_logged": lambda f: per_origin * since_logged[:, None],
+            "unlogged_estimate": lambda f: since_logged[:, None] * mean(f.days)[0],
+            "logged_day_share": lambda f: per_origin * logged_day_share(f.days)[:, None],
             "target_weekday": lambda f, t=target_days: per_origin * t.day_of_week.to_numpy()[:, None],
             "target_month": lambda f, t=target_days: per_origin * t.month.to_numpy()[:, None],
             "horizon": lambda f, h=h: per_origin * float(h),

@@ -390,6 +390,17 @@ def _declare_demand() -> dict[str, Feature]:
           "share of the last 28 known days without any request", "zero_share", unit="share"),
         d("demand_days_known", "float", "365d", "days with a known count in the last year",
           "days_known", unit="days"),
+        # Counts logged in batches: a day on which no series has a request reads as not yet
+        # logged, so what happened since the community's last logged day is still to come.
+        d("demand_days_since_logged", "float", "91d",
+          "days since the last day any series of the community had a request logged",
+          "days_since_logged", unit="days"),
+        d("demand_unlogged_estimate", "float", "91d",
+          "requests expected to be pending since that day (its days times the 91-day average)",
+          "unlogged_estimate"),
+        d("demand_logged_day_share_28d", "float", "28d",
+          "share of the last 28 days on which any series of the community had a request logged",
+          "logged_day_share", unit="share"),
         d("demand_target_weekday", "int", "static", "weekday of the forecast day (0 = Monday)",
           "target_weekday", unit=""),
         d("demand_target_month", "int", "static", "month of the forecast day", "target_month",
