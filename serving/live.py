@@ -405,15 +405,21 @@ class LiveAlerts:
 
     def cancel_away(self, resident_id: str, away_id: int, actor: Any) -> AwaySpan:
         span = self.live.settings.cancel_away(resident_id, away_id, actor)
-        home = self._loaded(resident_id)
-        if home is not None:
-            with home.lock:
-                self._apply_home_settings(resident_id, home.monitor)
+        self._reapply_home_settings(resident_id)
         return span
 
     def set_quiet_hours(self, resident_id: str, start_minute: int, end_minute: int, actor: Any) -> None:
         """Non-urgent alerts of this home are held from start to end (minutes after midnight)."""
         self.live.settings.set_quiet_hours(resident_id, start_minute, end_minute, actor)
+        self._reapply_home_settings(resident_id)
+
+    def clear_quiet_hours(self, resident_id: str, actor: Any) -> None:
+        """The service's default quiet hours apply to this home again."""
+        self.live.settings.clear_quiet_hours(resident_id, actor)
+        self._reapply_home_settings(resident_id)
+
+    def _reapply_home_settings(self, resident_id: str) -> None:
+        """A loaded monitor takes the stored settings at once (a rebuilt one reads them anyway)."""
         home = self._loaded(resident_id)
         if home is not None:
             with home.lock:

@@ -66,6 +66,12 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def invalid(field: str, message: str) -> JSONResponse:
+    """A 422 naming the body field at fault, in the shape of the request validation's own."""
+    return JSONResponse({"error": message, "detail": [{"loc": ["body", field], "msg": message, "type": "value_error"}]},
+                        status_code=422)
+
+
 def assessments_of(chunk: ChunkScores, i: int) -> list[schemas.ModelAssessment]:
     """Row i of a scored chunk as one assessment per model, with its worded reasons."""
     return [

@@ -12,7 +12,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving import schemas
-from serving.api.common import ERRORS, SECURED, ResidentIdPath, error, principal_of, runtime_of
+from serving.api.common import (
+    ERRORS,
+    SECURED,
+    ResidentIdPath,
+    error,
+    invalid,
+    principal_of,
+    runtime_of,
+)
 from serving.auth import DEVICE
 from serving.edge import CARE, allow
 from serving.live import FormatMismatch
@@ -252,10 +260,11 @@ def set_away(request: Request, resident_id: ResidentIdPath, body: AwaySpanIn):
     rt, refused = _home_of(request, resident_id)
     if refused is not None:
         return refused
-    if body.start.tzinfo is not None or body.end.tzinfo is not None:
-        return error(422, "start and end are the home's local clock without a zone, like its events' times")
+    for field, value in (("start", body.start), ("end", body.end)):
+        if value.tzinfo is not None:
+            return invalid(field, f"{field} is the home's local clock without a zone, like its events' times")
     if not body.start < body.end <= body.start + MAX_AWAY:
-        return error(422, "end must come after start, and at most a year after it")
+        return invalid("end", "end must come after start, and at most a year after it")
     span = rt.live.set_away(resident_id, body.start, body.end, body.note, principal_of(request))
     return span.to_dict()
 
@@ -279,6 +288,17 @@ def set_quiet_hours(request: Request, resident_id: ResidentIdPath, body: QuietHo
         return refused
     start, end = _minutes(body.start), _minutes(body.end)
     if start == end:
-        return error(422, "quiet hours start and end at different times")
+        return invalid("end", "quiet hours end at another time than they start")
     rt.live.set_quiet_hours(resident_id, start, end, principal_of(request))
+    return rt.live.home_settings(resident_id)
+
+
+@router.delete("/residents/{resident_id}/quiet_hours", response_model=HomeAlertSettings, tags=["care managers"],
+               summary="Clear a home's quiet hours (the service's default hours apply)", responses=NO_HOME)
+@allow(*CARE)
+def clear_quiet_hours(request: Request, resident_id: ResidentIdPath):
+    rt, refused = _home_of(request, resident_id)
+    if refused is not None:
+        return refused
+    rt.live.clear_quiet_hours(resident_id, principal_of(request))
     return rt.live.home_settings(resident_id)

@@ -397,6 +397,13 @@ class HomeSettings:
             audit.record(conn, actor, "home.quiet_hours.set", resident_id,
                          {"start_minute": start_minute, "end_minute": end_minute}, now)
 
+    def clear_quiet_hours(self, resident_id: str, actor: Actor | None) -> None:
+        """The service's default hours apply to the home again; clearing again changes nothing."""
+        t = quiet_hours_table
+        with self.engine.begin() as conn:
+            if conn.execute(t.delete().where(t.c.resident_id == resident_id)).rowcount:
+                audit.record(conn, actor, "home.quiet_hours.clear", resident_id, {}, self.now())
+
     def quiet_hours(self, resident_id: str) -> tuple[int, int] | None:
         """(start, end) in minutes after midnight, or None: the service's default applies."""
         t = quiet_hours_table

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { meta: null, charts: [], view: null, drawn: {}, ticket: 0 };
+const state = { meta: null, charts: [], view: null, drawn: {}, ticket: 0, resident: null };
 window.twincareDrawn = state.drawn; // when each view was last drawn (ms since navigation), for timing
 
 // ---------------------------------------------------------------------------------------------
@@ -40,14 +40,14 @@ function setStatus(text, isError = false) {
 }
 
 class HttpError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
+  constructor(status, message, detail) { super(message); this.status = status; this.detail = detail || []; }
 }
 
 async function api(path, options = {}) {
   const response = await fetch(path, { credentials: "same-origin", ...options });
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
-  if (!response.ok) throw new HttpError(response.status, (body && body.error) || response.statusText);
+  if (!response.ok) throw new HttpError(response.status, (body && body.error) || response.statusText, body && body.detail);
   return body;
 }
 
@@ -258,10 +258,12 @@ function sensorChart(container, s) {
 }
 
 async function drawResident(id, ticket, metaReady) {
-  const [data] = await Promise.all([api(`/cockpit/residents/${encodeURIComponent(id)}`), metaReady]);
+  const [data, , home] = await Promise.all([api(`/cockpit/residents/${encodeURIComponent(id)}`), metaReady, homeAlertsOf(id, metaReady)]);
   if (ticket !== state.ticket) return; // a later choice is being drawn
   state.drawn[`${state.view}:data`] = performance.now();
   disposeCharts();
+  state.resident = id;
+  drawHomeAlerts(home);
   $("#resident-id").textContent = data.resident_id;
   $("#resident-meta").textContent = `Grid ${data.grid_id ?? "unknown"} · features as of ${data.as_of_date} · today ${data.today}`;
   const cards = $("#risk-cards");
@@ -395,6 +397,87 @@ function alertCard(a) {
       a.rating ? null : act("False alarm", "rate", { rating: "false" })));
 }
 
+// ---------------------------------------------------------------------------------------------
+// A resident's home on the resident page: its recent alerts, away times and quiet hours
+// ---------------------------------------------------------------------------------------------
+
+const homePath = (id, path) => `/residents/${encodeURIComponent(id)}/${path}`;
+const clock = (iso) => iso.replace("T", " ").slice(0, 16);
+
+async function homeAlertsOf(id, metaReady) {
+  const meta = await metaReady;
+  if (meta.panels_not_available.alerts) return null; // no live alerts here: the section stays hidden
+  return Promise.all([api(homePath(id, "alert_settings")), api(`/alerts?${new URLSearchParams({ resident_id: id, limit: "20" })}`)]);
+}
+
+function drawHomeAlerts(home) {
+  $("#home-alerts").hidden = !home;
+  if (!home) return;
+  const [settings, alerts] = home;
+  $("#resident-alerts").replaceChildren(...(alerts.items.length ? alerts.items.map(alertCard) : [el("li", { class: "muted" }, "No alerts.")]));
+  $("#away-list").replaceChildren(...(settings.away.length ? settings.away.map(awayItem) : [el("li", { class: "muted" }, "No away time set.")]));
+  const q = settings.quiet_hours;
+  $("#quiet-now").textContent = `${q.start} to ${q.end}, ${q.default ? "the service's default" : "set for this home"}.`;
+  $("#quiet-start").value = q.start;
+  $("#quiet-end").value = q.end;
+  $("#quiet-clear").hidden = q.default;
+  mark("home-alerts");
+}
+
+function awayItem(s) {
+  const span = `${clock(s.start)} until ${clock(s.end)}`;
+  return el("li", { class: "away", "data-away": s.away_id },
+    el("span", {}, span), s.note ? el("span", { class: "muted" }, ` · ${s.note}`) : null, el("span", { class: "muted small" }, ` · set by ${s.created_by}`),
+    el("button", { type: "button", class: "secondary", "aria-label": `Cancel away time ${span}`, onclick: async () => {
+      if (await changeHome($("#away-form"), `away/${s.away_id}`, "DELETE", null, "Away time cancelled: alerts from the home resume.")) $("#away-list").focus();
+    } }, "Cancel"));
+}
+
+function showFieldErrors(form, err = null) {
+  // a 422 names the bad field (detail loc: body, field): its message stands under that field
+  form.querySelector(".form-error").textContent = "";
+  for (const input of form.querySelectorAll("input")) {
+    input.removeAttribute("aria-invalid");
+    $(`#${input.id}-error`).textContent = "";
+  }
+  if (!err) return;
+  const named = err.detail.map((d) => [form.elements.namedItem(d.loc[d.loc.length - 1]), d.msg]).filter(([input]) => input);
+  for (const [input, msg] of named) {
+    input.setAttribute("aria-invalid", "true");
+    $(`#${input.id}-error`).textContent = msg;
+  }
+  if (named.length) named[0][0].focus();
+  else form.querySelector(".form-error").textContent = err.message;
+}
+
+async function changeHome(form, path, method, body, done) {
+  const id = state.resident;
+  showFieldErrors(form);
+  try {
+    await api(homePath(id, path), { method, ...(body && { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }) });
+    setStatus(done);
+    drawHomeAlerts(await homeAlertsOf(id, loadMeta()));
+    return true;
+  } catch (err) {
+    if (err.status === 401) showSignIn("Your session has ended. Sign in again.");
+    else showFieldErrors(form, err);
+    return false;
+  }
+}
+
+async function addAway(event) {
+  event.preventDefault();
+  const f = event.target.elements;
+  const body = { start: f.start.value, end: f.end.value, note: f.note.value.trim() || null };
+  if (await changeHome(event.target, "away", "POST", body, "Away time added: no alerts from the home in that time.")) event.target.reset();
+}
+
+async function setQuietHours(event) {
+  event.preventDefault();
+  const f = event.target.elements;
+  await changeHome(event.target, "quiet_hours", "PUT", { start: f.start.value, end: f.end.value }, "Quiet hours set for this home.");
+}
+
 async function drawAlerts(ticket, metaReady) {
   const meta = await metaReady;
   const off = Boolean(meta.panels_not_available.alerts);
@@ -458,6 +541,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#tasks-refresh").addEventListener("click", () => route());
   setInterval(() => { if (state.view === "tasks" && !document.hidden && !$("#who").hidden) route(); }, 20000);
   $("#alerts-refresh").addEventListener("click", () => route());
+  $("#away-form").addEventListener("submit", addAway);
+  $("#quiet-form").addEventListener("submit", setQuietHours);
+  $("#quiet-clear").addEventListener("click", async () => {
+    if (await changeHome($("#quiet-form"), "quiet_hours", "DELETE", null, "Quiet hours back to the service's default.")) $("#quiet-start").focus();
+  });
   setInterval(() => { if (state.view === "alerts" && !document.hidden && !$("#who").hidden) route(); }, 10000);
   $("#heat-category").addEventListener("change", () => { if (gridData) drawHeatmap(); });
   window.addEventListener("hashchange", () => { if (!$("#who").hidden) route(); });

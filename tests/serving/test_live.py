@@ -279,10 +279,11 @@ def test_an_away_span_silences_the_home_and_its_settings_survive_a_rebuild(live)
     # bad settings are refused by name; the unknown are 404
     bad = client.post(f"/residents/{rid}/away", json={**span, "end": span["start"]}, headers=care)
     assert bad.status_code == 422 and "end must come after start" in bad.json()["error"]
+    assert bad.json()["detail"][0]["loc"] == ["body", "end"]
     bad = client.put(f"/residents/{rid}/quiet_hours", json={"start": "25:00", "end": "07:00"}, headers=care)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "start"]
-    assert client.put(f"/residents/{rid}/quiet_hours", json={"start": "07:00", "end": "07:00"},
-                      headers=care).status_code == 422
+    bad = client.put(f"/residents/{rid}/quiet_hours", json={"start": "07:00", "end": "07:00"}, headers=care)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "end"]
     assert client.get("/residents/NOPE/alert_settings", headers=care).status_code == 404
     assert client.delete(f"/residents/{rid}/away/999999", headers=care).status_code == 404
 
@@ -294,6 +295,10 @@ def test_an_away_span_silences_the_home_and_its_settings_survive_a_rebuild(live)
         rt.live._homes.pop(rid)
     monitor = rt.live._home(rid).monitor
     assert (monitor.settings.quiet_start_hour, monitor.settings.quiet_end_hour) == (21.5, 6.0)
+    # cleared: the service's default hours apply again, to the loaded monitor at once
+    r = client.delete(f"/residents/{rid}/quiet_hours", headers=care)
+    assert r.status_code == 200 and r.json()["quiet_hours"] == {"start": "22:00", "end": "07:00", "default": True}
+    assert (monitor.settings.quiet_start_hour, monitor.settings.quiet_end_hour) == (22.0, 7.0)
     assert monitor.away == [(monitor.seconds(pd.Timestamp(span["start"]).to_pydatetime()),
                              monitor.seconds(pd.Timestamp(span["end"]).to_pydatetime()))]
 
