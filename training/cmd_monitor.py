@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
         params: Annotated[Path | None, typer.Option(help="TOML or JSON file of training parameters")] = None,
         model: Annotated[list[str] | None, typer.Option(help=f"only these models ({MODELS_HELP})")] = None,
         reference: Annotated[str | None, typer.Option(help=REFERENCE_HELP)] = None,
+        features: Annotated[Path | None, typer.Option(help="feature table folder (`twincare features --out`) to reuse when it was built from this history")] = None,
     ) -> None:
         """Train every registered model, gate it and move @champion to it if it earns it (with
         `--reference`, another community's champion is a candidate too); a running service swaps
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         out = run_retrain(_history(history), _uri(tracking_uri), _params(params), names, echo=typer.echo,
-                          reference=reference)
+                          reference=reference, features_dir=features)
         _print({n: {k: v for k, v in o.items() if k in ("version", "promoted", "previous_champion", "reasons",
                                                          "passing", "reference_refused", "champion")}
                 for n, o in out.items()})

@@ -134,7 +134,7 @@ def test_a_reference_on_another_feature_schema_is_refused_by_name_and_the_baseli
     params.write_text("[booster]\nnum_trees = 30\n")
     r = CliRunner().invoke(app, ["retrain", "--history", str(small_twin), "--tracking-uri",
                                  default_tracking_uri(home), "--model", MODEL, "--params", str(params),
-                                 "--reference", str(old)])
+                                 "--reference", str(old), "--features", str(reference["features"])])
     assert r.exit_code == 0, r.output
     assert "reference refused" in r.output
     out = json.JSONDecoder().raw_decode(r.output[r.output.index("\n{\n") + 1:])[0][MODEL]
