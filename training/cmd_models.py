@@ -198,9 +198,12 @@ def register(app: typer.Typer) -> None:
         _print(out)
         for name, v in out.items():
             kind = (v.get("champion") or {}).get("kind") if isinstance(v, dict) else None
-            if isinstance(v, dict) and v.get("promoted") is False and kind in ("baseline", "reference"):
-                typer.echo(f"note: {name}'s trained model failed its gate; the {kind} model serves "
+            if isinstance(v, dict) and v.get("promoted") is False and kind == "baseline":
+                typer.echo(f"note: {name}'s trained model failed its gate; its baseline serves "
                            f"(v{v['champion']['version']})", err=True)
+            elif isinstance(v, dict) and v.get("promoted") is False and kind == "reference":
+                typer.echo(f"note: {name}: the reference community's model serves (v{v['champion']['version']}); "
+                           "the model trained here did not beat it", err=True)
         failed = [name for name, v in out.items() if isinstance(v, dict) and v.get("promoted") is False
                   and (v.get("champion") or {}).get("kind") not in ("baseline", "reference")]
         if failed:

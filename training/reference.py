@@ -54,7 +54,9 @@ def register_reference(model: str, reference: str | Path, history_dir: str | Pat
     try:
         loaded = check_schema(load_version(name, source), alias=f"champion of the reference {source}")
     except ChampionError as exc:
-        raise ReferenceRefused(f"{name}: the reference's champion is not a candidate here: {exc}") from None
+        why = str(exc).removesuffix("; retrain and promote it")
+        raise ReferenceRefused(f"{name}: the reference's champion is not a candidate here: {why}; the "
+                               "reference community must retrain it on this code's features") from None
     if kind_of(loaded) == BASELINE_KIND:
         raise ReferenceRefused(f"{name}: the reference's champion v{loaded.version} is its own baseline "
                                "served as a model, not a model trained there")
