@@ -13,12 +13,13 @@ import pandas as pd
 
 from features.demand import count_panel, daily_counts
 from features.pipeline import load_history
+from models.base import LoadedModel
 from models.registry import SPECS, get_spec
 from models.spec import ForecastSpec, RiskSpec
 from training import evaluate as ev
 from training.backtest import rolling_origin
 from training.config import TrainParams
-from training.data import risk_dataset, risk_spec
+from training.data import RiskDataset, risk_dataset, risk_spec
 from training.risk import explanation_check, fit_risk, read_causes
 from training.tracking import flat_metrics, flat_params, log_model_run, metric_key, read_manifest
 from twin.store import HistoryStore
@@ -167,7 +168,7 @@ def train_baseline(model: str, history_dir: str | Path, tracking_uri: str, param
                            {"kind": BASELINE_KIND, "baseline": first}, {"baseline_served": first}, t0)
 
 
-def register_scored(loaded, ds, history_dir: str | Path, tracking_uri: str, params: TrainParams,
+def register_scored(loaded: LoadedModel, ds: RiskDataset, history_dir: str | Path, tracking_uri: str, params: TrainParams,
                     features_dir: str | Path | None, tags: dict[str, str], facts: dict[str, Any],
                     t0: float) -> TrainSummary:
     """Register a model that needs no fitting here (the baseline served as a model, a reference
