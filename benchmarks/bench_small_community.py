@@ -1,16 +1,17 @@
 """Which kind of champion a small community gets, and whether it is at least as good as the baseline.
 
-    python -m benchmarks.bench_small_community --histories H1 H2 H3 [--reference WORKDIR]
+    python -m benchmarks.bench_small_community --histories H1 H2 ... [--reference WORKDIR]
                                                [--boot 200] [--out FILE]
 
 Each HISTORY is a twin (e.g. `twincare simulate --residents 300 --days 730 --seed S`). For every
 risk model of the registry the candidates are: the local model, fitted on the twin's training rows;
 with `--reference`, the @champion of a reference community (a `twincare demo-train` WORKDIR, e.g.
 the 2,000-resident default twin), its calibration kept; and the gate's baseline served as a model
-(`training.risk.fit_baseline_model`). A candidate passes the gate's rule when its AUROC gain over
-the baseline reaches the spec's margin and the gain's 95% interval (residents resampled) lies above
-zero (and for a Brier-gated model the same for the Brier reduction); the champion is the passing
-candidate with the highest AUROC, else the baseline model. Reported per twin and model:
+(`training.risk.fit_baseline_model`). The champion is chosen as `twincare retrain` chooses it
+(`training.candidates.choose`): a candidate passes when its AUROC gain over the baseline reaches
+the spec's margin and the gain's 95% interval (residents resampled) lies above zero (and for a
+Brier-gated model the same for the Brier reduction); the passing candidate with the highest AUROC
+serves, else the baseline model. Reported per twin and model:
 AUROC and Brier of the local model, the baseline and the baseline model with 95% intervals, the
 gains with their intervals, the champion's kind, and the served champion's AUROC gain over the
 baseline (its lower bound is what "at least as good as the baseline" is read from).
@@ -27,21 +28,11 @@ from pathlib import Path
 RESULT = Path(__file__).parent / "results" / "small_community.json"
 
 
-def passes(rule, m: dict) -> bool:
-    from training.promote import gain_is_sure
-
-    auroc_ok = m["auroc_gain"] is not None and m["auroc_gain"] >= rule.auroc_over_baseline \
-        and gain_is_sure("AUROC gain", rule.auroc_over_baseline, m["auroc_gain_lo"], m["auroc_gain_hi"])[0]
-    brier_ok = rule.brier_under_baseline is None or (
-        m["brier_gain"] >= rule.brier_under_baseline
-        and gain_is_sure("Brier reduction", rule.brier_under_baseline, m["brier_gain_lo"], m["brier_gain_hi"])[0])
-    return bool(auroc_ok and brier_ok)
-
-
 def cell(name: str, history, history_dir: Path, boot: int, reference: str | None = None) -> dict:
     from features.pipeline import build_features
-    from models.base import BASELINE_KIND, LOCAL_KIND, BoosterParams
+    from models.base import LOCAL_KIND, REFERENCE_KIND, BoosterParams
     from training import evaluate as ev
+    from training.candidates import choose
     from training.config import SplitConfig
     from training.data import risk_dataset, risk_spec
     from training.risk import fit_baseline_model, fit_risk
@@ -62,16 +53,15 @@ def cell(name: str, history, history_dir: Path, boot: int, reference: str | None
         scores["reference"] = spec.predict_proba(load_champion(name, reference), test)
     iv = ev.resident_bootstrap(test["resident_id"].to_numpy(), test["label"].to_numpy(int), scores,
                                reference="baseline", n_boot=boot, seed=params.seed)
-    kinds = {"model": LOCAL_KIND, "reference": "reference"}
-    passing = [k for k in kinds if k in iv and passes(spec.promotion, iv[k])]
-    best = max(passing, key=lambda k: iv[k]["auroc"]) if passing else "baseline_model"
-    kind = kinds.get(best, BASELINE_KIND)
-    champion = iv[best]
+    scored_as = {LOCAL_KIND: "model", REFERENCE_KIND: "reference"}
+    choice = choose(spec.promotion, {k: iv[v] for k, v in scored_as.items() if v in iv})
+    kind = choice.best
+    champion = iv[scored_as.get(kind, "baseline_model")]
     return {
         "model": name, "residents": int(history.residents["resident_id"].nunique()),
         "test_rows": int(len(test)), "test_events": int(test["label"].sum()),
         "test_window": ds.plan.describe()["test_as_of"], "margin": spec.promotion.auroc_over_baseline,
-        "intervals": iv, "passing": [kinds[k] for k in passing], "champion_kind": kind,
+        "intervals": iv, "passing": choice.passing, "champion_kind": kind,
         "champion_auroc": champion["auroc"], "champion_auroc_lo": champion["auroc_lo"],
         "champion_auroc_hi": champion["auroc_hi"],
         "champion_gain": champion.get("auroc_gain"), "champion_gain_lo": champion.get("auroc_gain_lo"),
@@ -92,10 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(RESULT))
     a = ap.parse_args(argv)
     reference = a.reference
-    if reference and "://" not in reference:
-        from models.registry import default_tracking_uri
+    if reference:
+        from training.reference import reference_uri
 
-        reference = default_tracking_uri(reference)
+        reference = reference_uri(reference)
     out = []
     for h in a.histories:
         history = load_history(h)
@@ -103,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in risk_specs():
             c = cell(name, history, Path(h), a.boot, reference)
             c["seed"] = manifest.get("seed")
+            c["community_size"] = manifest.get("residents")  # residents at a time (as simulated)
             out.append(c)
             print(f"seed {c['seed']} {name:10s} {c['champion_kind']:8s} "
                   f"model {c['intervals']['model']['auroc']:.3f} "
@@ -117,11 +108,14 @@ def main(argv: list[str] | None = None) -> None:
                   + f"-> champion {c['champion_auroc']:.3f} "
                   f"(gain {c['champion_gain']:+.3f} [{c['champion_gain_lo']:+.3f}, {c['champion_gain_hi']:+.3f}])",
                   flush=True)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps({"reference": a.reference, "cells": out}, indent=1,
-                                      default=lambda v: None if v != v else v))
+        _write(Path(a.out), a.reference, out)  # after each twin: a long run keeps what it measured
     print(f"wrote {a.out}")
 
+
+def _write(path: Path, reference: str | None, cells: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"reference": reference, "cells": cells}, indent=1,
+                               default=lambda v: None if v != v else v))
 
 
 if __name__ == "__main__":

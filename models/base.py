@@ -87,9 +87,11 @@ class LoadedModel:
     run_id: str | None = None
 
 
-# what kind of model a version is: trained on this community's history, or the gate's baseline
-# served as a model (so a community whose own model cannot beat its baseline still has a champion)
+# what kind of model a version is: trained on this community's history, a reference community's
+# champion (its calibration kept), or the gate's baseline served as a model (so a community whose
+# own model cannot beat its baseline still has a champion)
 LOCAL_KIND = "local"
+REFERENCE_KIND = "reference"
 BASELINE_KIND = "baseline"
 
 

@@ -32,6 +32,7 @@ class BatchReport:
     tasks_expired: int
     visits_written: int
     model_versions: dict[str, str]
+    model_kinds: dict[str, str]  # local, reference or baseline, per risk model
     scoring_seconds: float  # predict + contributions + worded reasons
     total_seconds: float
     past_scores_stored: int = 0
@@ -73,6 +74,7 @@ def score_all(rt: Runtime, *, chunk_size: int | None = None, act: bool = True) -
         tasks_expired=expired,
         visits_written=visits,
         model_versions=rt.model_versions,
+        model_kinds=rt.model_kinds,
         scoring_seconds=round(scoring, 4),
         total_seconds=round(time.perf_counter() - t0, 4),
     )

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.online import OnlineStore, OnlineStoreError
+from models.base import kind_of
 from models.policy import NEUTRAL_SCARCITY
 from models.registry import ChampionError, alias_target, get_spec, load_card, load_champion
 from models.spec import ForecastSpec, RiskSpec
@@ -374,6 +375,11 @@ class Runtime:
         return {name: c.version for name, c in self.champions.items()}
 
     @property
+    def model_kinds(self) -> dict[str, str]:
+        """What each served risk model's version is: `local`, `reference` or `baseline`."""
+        return {name: kind_of(c.loaded) for name, c in self.champions.items() if isinstance(c.spec, RiskSpec)}
+
+    @property
     def risk_models(self) -> tuple[str, ...]:
         """The served per-resident risk models, in registry order."""
         return tuple(n for n, c in self.champions.items() if isinstance(c.spec, RiskSpec))
@@ -395,6 +401,7 @@ class Runtime:
             online_as_of, faults = None, [*faults, f"online store {self.online.path}: {exc}"]
         return store_ok and models_ok and not faults, {
             "models": self.model_versions,
+            "model_kinds": self.model_kinds,
             "store": "ok" if store_ok else "unreachable",
             "online_as_of": online_as_of,
             "faults": faults,

@@ -183,8 +183,10 @@ class ModelAssessment(BaseModel):
     model: str = Field(description="Registered model name.")
     version: str = Field(description="Registered model version that produced the score.")
     kind: str = Field(default="local", description="What the version is: `local` (trained on this "
-                      "community's history) or `baseline` (the simple method it must beat, served "
-                      "because no trained model beat it).")
+                      "community's history), `reference` (a larger reference community's model, its "
+                      "calibration kept, served because it beat this community's baseline and its own "
+                      "model here) or `baseline` (the simple method it must beat, served because no "
+                      "trained model beat it).")
     probability: float = Field(description="Calibrated probability of the outcome.")
     band: Band = Field(description="Risk band from the model's decision thresholds.")
     reasons: list[Reason] = Field(description="Top reasons, strongest push towards risk first.")

@@ -19,6 +19,9 @@ def _models_help() -> str:
 
 
 MODELS_HELP = _models_help()
+REFERENCE_HELP = ("another community's MLflow tracking URI or `demo-train` work directory: its champion of "
+                  "each risk model is a further candidate here (refused by name when its feature schema "
+                  "differs)")
 
 
 def _home() -> Path:
@@ -185,18 +188,24 @@ def register(app: typer.Typer) -> None:
         workdir: Annotated[Path, typer.Option(help="writes mlflow.db, mlartifacts/, online.db here")],
         params: Annotated[Path | None, typer.Option(help="TOML or JSON file of training parameters")] = None,
         features: Annotated[Path | None, typer.Option(help="feature table folder (`twincare features --out`) to reuse when it was built from this history")] = None,
+        reference: Annotated[str | None, typer.Option(help=REFERENCE_HELP)] = None,
     ) -> None:
         """Train and promote every registered model into WORKDIR, and materialise the online store."""
         from training.demo import demo_train as run_demo
 
-        out = run_demo(_history(history), workdir, _params(params), echo=typer.echo, features_dir=features)
+        out = run_demo(_history(history), workdir, _params(params), echo=typer.echo, features_dir=features,
+                       reference=reference)
         _print(out)
         for name, v in out.items():
-            if isinstance(v, dict) and v.get("promoted") is False and (v.get("champion") or {}).get("kind") == "baseline":
+            kind = (v.get("champion") or {}).get("kind") if isinstance(v, dict) else None
+            if isinstance(v, dict) and v.get("promoted") is False and kind == "baseline":
                 typer.echo(f"note: {name}'s trained model failed its gate; its baseline serves "
                            f"(v{v['champion']['version']})", err=True)
+            elif isinstance(v, dict) and v.get("promoted") is False and kind == "reference":
+                typer.echo(f"note: {name}: the reference community's model serves (v{v['champion']['version']}); "
+                           "the model trained here did not beat it", err=True)
         failed = [name for name, v in out.items() if isinstance(v, dict) and v.get("promoted") is False
-                  and (v.get("champion") or {}).get("kind") != "baseline"]
+                  and (v.get("champion") or {}).get("kind") not in ("baseline", "reference")]
         if failed:
             for name in failed:
                 why = "; ".join(map(str, out[name].get("reasons") or [])) or "see the gate report above"

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from training.cmd_models import MODELS_HELP, _history, _params, _print, _uri
+from training.cmd_models import MODELS_HELP, REFERENCE_HELP, _history, _params, _print, _uri
 
 
 def register(app: typer.Typer) -> None:
@@ -51,9 +51,12 @@ def register(app: typer.Typer) -> None:
         tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
         params: Annotated[Path | None, typer.Option(help="TOML or JSON file of training parameters")] = None,
         model: Annotated[list[str] | None, typer.Option(help=f"only these models ({MODELS_HELP})")] = None,
+        reference: Annotated[str | None, typer.Option(help=REFERENCE_HELP)] = None,
+        features: Annotated[Path | None, typer.Option(help="feature table folder (`twincare features --out`) to reuse when it was built from this history")] = None,
     ) -> None:
-        """Train every registered model, gate it and move @champion to it if it earns it; a running
-        service swaps to the new champion by itself."""
+        """Train every registered model, gate it and move @champion to it if it earns it (with
+        `--reference`, another community's champion is a candidate too); a running service swaps
+        to the new champion by itself."""
         from training.retrain import retrain as run_retrain
         from training.train import model_name
 
@@ -61,8 +64,10 @@ def register(app: typer.Typer) -> None:
             names = [model_name(m) for m in model] if model else None
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
-        out = run_retrain(_history(history), _uri(tracking_uri), _params(params), names, echo=typer.echo)
-        _print({n: {k: v for k, v in o.items() if k in ("version", "promoted", "previous_champion", "reasons")}
+        out = run_retrain(_history(history), _uri(tracking_uri), _params(params), names, echo=typer.echo,
+                          reference=reference, features_dir=features)
+        _print({n: {k: v for k, v in o.items() if k in ("version", "promoted", "previous_champion", "reasons",
+                                                         "passing", "reference_refused", "champion")}
                 for n, o in out.items()})
 
     @app.command("model-card")

@@ -12,9 +12,10 @@ from training.retrain import retrain
 
 
 def demo_train(history_dir: str | Path, workdir: str | Path, params: TrainParams | None = None,
-               echo: Callable[[str], None] = print, features_dir: str | Path | None = None) -> dict[str, Any]:
-    """WORKDIR/mlflow.db + mlartifacts/ (every registered model, trained and gated) and
-    WORKDIR/online.db."""
+               echo: Callable[[str], None] = print, features_dir: str | Path | None = None,
+               reference: str | Path | None = None) -> dict[str, Any]:
+    """WORKDIR/mlflow.db + mlartifacts/ (every registered model, trained and gated, with a
+    reference community's champions as candidates when given) and WORKDIR/online.db."""
     from features.online import OnlineStore
     from features.pipeline import load_history
 
@@ -23,7 +24,7 @@ def demo_train(history_dir: str | Path, workdir: str | Path, params: TrainParams
     uri = default_tracking_uri(workdir)
     params = params or TrainParams()
     out: dict[str, Any] = {"tracking_uri": uri}
-    out.update(retrain(history_dir, uri, params, echo=echo, features_dir=features_dir))
+    out.update(retrain(history_dir, uri, params, echo=echo, features_dir=features_dir, reference=reference))
     echo("materialising the online store ...")
     store = OnlineStore(workdir / "online.db")
     history = load_history(history_dir)

@@ -61,6 +61,17 @@ def _fingerprint(run) -> str | None:
     return None
 
 
+def _kind_line(tags: dict[str, str]) -> str:
+    """What the version is: trained here, a reference community's champion, or the baseline."""
+    kind = tags.get("kind", "local")
+    if kind == "reference":
+        return (f"kind: reference, the champion v{tags.get('reference_version', '?')} of "
+                f"`{tags.get('reference', '?')}`, its calibration kept, scored on this community's test window")
+    if kind == "baseline":
+        return f"kind: baseline, `{tags.get('baseline', '?')}` served as a model"
+    return "kind: local, trained on this community's history"
+
+
 def _latest_monitor(client, experiment_id: str, version: str) -> Any:
     runs = client.search_runs([experiment_id],
                               f"tags.kind = 'monitor' and tags.model_version = '{version}'",
@@ -101,6 +112,7 @@ def card_sections(name: str, version: str, tracking_uri: str) -> list[Section]:
         f"model `{name}` version {version}" + (f" (aliases: {', '.join('@' + a for a in aliases)})" if aliases else ""),
         f"run `{run.info.run_id}`, trained {_when(run.info.start_time)}",
         f"feature schema hash `{t.get('feature_schema_hash', '?')}`",
+        _kind_line(t),
     ]))
 
     window = []

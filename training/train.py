@@ -13,12 +13,13 @@ import pandas as pd
 
 from features.demand import count_panel, daily_counts
 from features.pipeline import load_history
+from models.base import LoadedModel
 from models.registry import SPECS, get_spec
 from models.spec import ForecastSpec, RiskSpec
 from training import evaluate as ev
 from training.backtest import rolling_origin
 from training.config import TrainParams
-from training.data import risk_dataset, risk_spec
+from training.data import RiskDataset, risk_dataset, risk_spec
 from training.risk import explanation_check, fit_risk, read_causes
 from training.tracking import flat_metrics, flat_params, log_model_run, metric_key, read_manifest
 from twin.store import HistoryStore
@@ -159,11 +160,23 @@ def train_baseline(model: str, history_dir: str | Path, tracking_uri: str, param
 
     t0 = time.perf_counter()
     name = model_name(model)
-    spec = risk_spec(name)
-    facts = history_facts(history_dir, features_dir)
-    history = load_history(history_dir)
-    ds = risk_dataset(name, history, params.split, features=feature_source(history_dir, features_dir))
+    ds = risk_dataset(name, load_history(history_dir), params.split,
+                      features=feature_source(history_dir, features_dir))
     loaded = fit_baseline_model(ds, seed=params.booster.seed)
+    first = risk_spec(name).baselines[0].name
+    return register_scored(loaded, ds, history_dir, tracking_uri, params, features_dir,
+                           {"kind": BASELINE_KIND, "baseline": first}, {"baseline_served": first}, t0)
+
+
+def register_scored(loaded: LoadedModel, ds: RiskDataset, history_dir: str | Path, tracking_uri: str, params: TrainParams,
+                    features_dir: str | Path | None, tags: dict[str, str], facts: dict[str, Any],
+                    t0: float) -> TrainSummary:
+    """Register a model that needs no fitting here (the baseline served as a model, a reference
+    community's champion), scored on this history's frozen test window against the fitted first
+    baseline with paired 95% intervals, as `train_risk` scores the local model; `tags` (with its
+    `kind`) go on the run and the version."""
+    spec = risk_spec(loaded.name)
+    history_tags = history_facts(history_dir, features_dir)
     train_rows, test = ds.part("train"), ds.part("test")
     y = test["label"].to_numpy(int)
     first = spec.baselines[0]
@@ -175,21 +188,22 @@ def train_baseline(model: str, history_dir: str | Path, tracking_uri: str, param
                                             reference="baseline", seed=params.booster.seed)}
     metrics = {**flat_metrics("test", m["model"]), **flat_metrics("test_baseline", m["baseline"]),
                **flat_metrics("test_ci_model", m["intervals"]["model"])}
-    tags = {"test_window": ",".join(ds.plan.describe()["test_as_of"]), "kind": BASELINE_KIND,
-            "baseline": first.name, **facts}
     logged = log_model_run(
         tracking_uri=tracking_uri, loaded=loaded,
-        params={"kind": BASELINE_KIND, "baseline": first.name, **facts,
-                "rows_train": str(len(train_rows)), "rows_test": str(len(test))},
-        metrics=metrics, tags=tags,
-        json_artifacts={"metrics.json": m, "splits.json": ds.plan.describe(), "params.json": params.to_dict()},
+        params={**tags, **history_tags, "rows_train": str(len(train_rows)), "rows_test": str(len(test))},
+        metrics=metrics,
+        tags={"test_window": ",".join(ds.plan.describe()["test_as_of"]), **tags, **history_tags},
+        json_artifacts={"metrics.json": m, "splits.json": ds.plan.describe(), "params.json": params.to_dict(),
+                        "calibration.json": loaded.calibration},
         input_example=test.head(5), output_example=p[:5],
         twin_id=str(read_manifest(history_dir).get("twin_id", "")),
     )
-    headline = {"kind": BASELINE_KIND, "baseline_served": first.name,
+    headline = {"kind": tags["kind"], **facts,
                 "test": {k: m["model"].get(k) for k in ("auroc", "auprc", "brier")},
-                "baseline": {k: m["baseline"].get(k) for k in ("auroc", "auprc", "brier")}}
-    return TrainSummary(name, logged["version"], logged["run_id"], headline,
+                "baseline": {k: m["baseline"].get(k) for k in ("auroc", "auprc", "brier")},
+                "interval": {k: m["intervals"]["model"].get(k)
+                             for k in ("auroc_lo", "auroc_hi", "auroc_gain", "auroc_gain_lo", "auroc_gain_hi")}}
+    return TrainSummary(loaded.name, logged["version"], logged["run_id"], headline,
                         {"total": time.perf_counter() - t0})
 
 

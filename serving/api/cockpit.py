@@ -46,8 +46,10 @@ def _today(rt) -> date:
 def meta(request: Request) -> dict[str, Any]:
     rt = runtime_of(request)
     specs = risk_specs()
+    kinds = rt.model_kinds
     models = [
-        {"name": m, "title": specs[m].title, "medium": specs[m].bands.medium, "high": specs[m].bands.high}
+        {"name": m, "title": specs[m].title, "medium": specs[m].bands.medium, "high": specs[m].bands.high,
+         "version": rt.model_versions[m], "kind": kinds[m]}
         for m in rt.risk_models
         if m in specs
     ]
@@ -146,6 +148,7 @@ def resident(request: Request, resident_id: ResidentIdPath) -> dict[str, Any]:
                 "model": m,
                 "title": titles[m],
                 "version": s.version,
+                "kind": s.kind,
                 "probability": float(s.probability[0]),
                 "band": str(s.band[0]),
                 "bands": {"medium": champion.spec.bands.medium, "high": champion.spec.bands.high},

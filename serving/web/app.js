@@ -31,6 +31,10 @@ const pct = (p) => `${(100 * p).toFixed(1)}%`;
 const bandBadge = (band) => el("span", { class: `band ${band}` }, band);
 const residentLink = (id) => el("a", { href: `#/resident/${encodeURIComponent(id)}`, class: "resident-link" }, id);
 const titleOf = (model) => ((state.meta && state.meta.models.find((m) => m.name === model)) || { title: model }).title;
+// what the served version is: trained here, a reference community's model, or the baseline itself
+const KIND_TEXT = { local: "trained on this community", reference: "a reference community's model", baseline: "the baseline screen (no model beat it)" };
+const kindText = (kind) => KIND_TEXT[kind] || kind;
+const servedOf = (model) => (state.meta && state.meta.models.find((m) => m.name === model)) || null;
 const narrow = () => window.innerWidth < 700;
 
 function setStatus(text, isError = false) {
@@ -181,8 +185,10 @@ async function drawAtRisk(ticket, metaReady) {
   const list = $("#risk-list");
   list.replaceChildren();
   const newly = data.items.filter((i) => i.newly_high).length;
+  const served = servedOf(data.model);
   $("#at-risk-summary").textContent = `${titleOf(data.model)}: showing ${data.items.length} of ${data.total} residents, highest risk first`
-    + ` (${data.source === "stored" ? "latest nightly scores" : "scored live"}); ${newly} newly high since last week.`;
+    + ` (${data.source === "stored" ? "latest nightly scores" : "scored live"}); ${newly} newly high since last week.`
+    + (served ? ` Served: v${served.version}, ${kindText(served.kind)}.` : "");
   for (const item of data.items) {
     const spark = el("div", { class: "spark" });
     const li = el("li", { class: "risk-item", "data-resident": item.resident_id },
@@ -274,7 +280,8 @@ async function drawResident(id, ticket, metaReady) {
     const why = el("div", { class: "chart reasons-chart" });
     cards.append(el("article", { class: "card", "data-model": r.model },
       el("h2", {}, `${r.title} `, bandBadge(r.band), r.newly_high ? el("span", { class: "new" }, "newly high") : null),
-      el("p", { class: "prob" }, pct(r.probability), el("span", { class: "muted" }, ` model ${r.model} v${r.version}`)),
+      el("p", { class: "prob" }, pct(r.probability), el("span", { class: "muted" }, ` model ${r.model} v${r.version}, `),
+        el("span", { class: "muted model-kind", "data-kind": r.kind }, kindText(r.kind))),
       el("h3", {}, "Risk over time"), over,
       el("h3", {}, "What raises and lowers it"), why,
       el("ul", { class: "reasons signed" }, ...r.reasons.map((x) => el("li", { class: x.direction },

@@ -180,6 +180,8 @@ def test_cockpit_in_a_real_browser(cockpit_server, browser):
     api = httpx.Client(base_url=server.url, headers={"X-API-Key": keys["care_manager"]}, timeout=30)
     listed = api.get("/cockpit/at-risk", params={"limit": 50}).json()["items"]
     assert page.locator("#risk-list .new").count() == sum(i["newly_high"] for i in listed)
+    assert "Served: v" in page.inner_text("#at-risk-summary")  # which version, and of what kind
+    assert "trained on this community" in page.inner_text("#at-risk-summary")
     check_view(page, "at-risk")
 
     # filters: band, grid and search
@@ -206,6 +208,8 @@ def test_cockpit_in_a_real_browser(cockpit_server, browser):
     assert page.inner_text("#resident-id") == target
     cards = page.locator("#risk-cards .card")
     assert cards.count() == len(api.get("/cockpit/meta").json()["models"])
+    # each card says what kind of model scored it (here: trained on this community)
+    assert page.locator("#risk-cards .model-kind").all_inner_texts() == ["trained on this community"] * cards.count()
     assert page.locator("#risk-cards .reasons-chart svg path").count() > 3
     assert page.locator("#risk-cards ul.signed li").count() >= 2
     assert page.locator("#sensor-charts .sensor-chart svg").count() >= 2

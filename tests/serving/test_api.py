@@ -632,6 +632,7 @@ def test_readyz_reports_the_versions_served(api):
     assert r.status_code == 200
     body = r.json()
     assert body["ready"] is True and set(body["models"]) >= {"fall_risk", "isolation", "demand"}
+    assert body["model_kinds"] == {"fall_risk": "local", "isolation": "local"}
     assert body["store"] == "ok" and body["not_swapped"] == {}
 
 

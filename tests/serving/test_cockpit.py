@@ -77,6 +77,7 @@ def test_cockpit_routes_answer_the_page(api):  # noqa: F811
     h = H(keys, "care_manager")
     meta = client.get("/cockpit/meta", headers=h).json()
     names = [m["name"] for m in meta["models"]]
+    assert all(m["kind"] == "local" and m["version"] for m in meta["models"])  # what serves, said on the page
     assert names and meta["grids"] and set(meta["panels_not_available"]) == {"alerts", "what_if"}
 
     ranked = client.get("/cockpit/at-risk", headers=h, params={"model": names[0], "limit": 20}).json()
@@ -95,6 +96,7 @@ def test_cockpit_routes_answer_the_page(api):  # noqa: F811
     rid = ranked["items"][0]["resident_id"]
     page = client.get(f"/cockpit/residents/{rid}", headers=h).json()
     assert [r["model"] for r in page["risks"]] == names
+    assert {r["kind"] for r in page["risks"]} == {"local"}
     for r in page["risks"]:
         signs = {x["direction"] for x in r["reasons"]}
         assert r["reasons"] and signs <= {"raises", "lowers"}

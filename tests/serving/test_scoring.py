@@ -70,6 +70,7 @@ def test_nightly_batch_stores_every_score_once_and_keeps_history(runtime):
     from serving.batch import score_all
 
     first = score_all(runtime, chunk_size=128)
+    assert first.model_kinds == dict.fromkeys(RISK_MODELS, "local")  # what kind of model scored
     n = len(runtime.online.resident_ids())
     assert first.residents == n and first.scores_stored == n * len(RISK_MODELS)
     again = score_all(runtime, chunk_size=128)
@@ -144,16 +145,20 @@ def test_online_features_are_reloaded_when_the_store_is_rewritten(runtime):
         runtime.features.lookup(["R-ghost"])
 
 
-def test_a_baseline_champion_is_served_as_such(runtime):
-    """A community served its baseline sees `baseline` on every score of that model."""
-    from models.base import BASELINE_KIND, LOCAL_KIND
+@pytest.mark.parametrize("kind", ["baseline", "reference"])
+def test_a_baseline_or_reference_champion_is_served_as_such(runtime, kind):
+    """A community served its baseline (or a reference community's model) sees that kind on
+    every score of that model, as /assess answers it."""
+    from models.base import LOCAL_KIND
+    from serving.api.common import assessments_of
     from serving.scoring import score_chunk
 
     feats = runtime.online.get(runtime.online.resident_ids()[:5])
     m = RISK_MODELS[0]
     champion = runtime.champions[m]
-    loaded = replace(champion.loaded, extra={**champion.loaded.extra, "kind": BASELINE_KIND})
+    loaded = replace(champion.loaded, extra={**champion.loaded.extra, "kind": kind})
     champions = {**runtime.champions, m: replace(champion, loaded=loaded)}
     chunk = score_chunk(champions, feats, RISK_MODELS, top_k=3)
-    assert chunk.by_model[m].kind == BASELINE_KIND
+    assert chunk.by_model[m].kind == kind
     assert all(chunk.by_model[o].kind == LOCAL_KIND for o in RISK_MODELS if o != m)
+    assert {a.model: a.kind for a in assessments_of(chunk, 0)}[m] == kind
