@@ -123,34 +123,41 @@ def choose_methods(loaded: LoadedModel, panel: CountPanel, origins, weeks: int,
     """The method with the least error of weekly totals per origin (index `series_id, origin`;
     series `*` is the pooled choice for every series), ties going to the simpler method.
 
-    Judged only on forecasts made without the weeks judged: the calibration window's errors (by
-    the booster that did not train on it; pooled over series, weighted as `weeks` weeks) plus
-    those of the weeks after the model's training data known at the origin (the last `weeks`),
-    each forecast from the counts known at its own start. Per series the latter alone decide, and
-    a series with none of them gets the pooled choice.
+    Judged only on forecasts made without the weeks judged: the weekly forecasts made on every
+    day of the last `weeks` weeks whose week is over at the origin and lies after the model's
+    training data, each from the counts known at its own start; the days of that span not yet
+    known count at the calibration window's average (by the booster that did not train on it,
+    pooled over series), so the calibration window fades as the record grows. Every day, not one
+    a week: counts logged in weekly batches make one week's error depend on where the logging day
+    fell, so a choice read off eight weeks alone follows that luck. Per series the record alone
+    decides, and a series with none of it gets the pooled choice.
     """
     order = [*SIMPLE_METHODS, "model"]  # on a tie the simple method wins
     origins = pd.DatetimeIndex(pd.to_datetime(pd.Index(origins).unique())).normalize()
+    span = 7 * weeks - 6  # the days p with origin - 7 * weeks <= p <= origin - 7
     trained_through = pd.Timestamp(loaded.extra.get("trained_through", panel.dates[0]))
-    past = sorted({o - pd.Timedelta(days=7 * k) for o in origins for k in range(1, weeks + 1)})
-    past = [p for p in past if p >= max(panel.dates[0], trained_through)]
-    record = pd.DataFrame(columns=["series_id", "origin", *order])
-    if past:
+    lo = max(panel.dates[0], trained_through)
+    past = pd.date_range(max(origins.min() - pd.Timedelta(days=7 * weeks), lo), origins.max() - pd.Timedelta(days=7))
+    record = pd.DataFrame(columns=["series_id", "origin", "day", *order])
+    if len(past):
         rows = demand_features(panel, past, range(1, 8))
         rows = rows[rows["count"].notna()].reset_index(drop=True)
         if not rows.empty:
             errors = weekly_errors(rows, {"model": predict_mean(loaded, rows),
                                           **{m: simple_forecast(m, rows) for m in SIMPLE_METHODS}})
             errors = errors[order].reset_index()
-            # the week judged from past origin p counts for the origins p + 7, ..., p + 7 * weeks
-            record = pd.concat([errors.assign(origin=errors["origin"] + pd.Timedelta(days=7 * k))
-                                for k in range(1, weeks + 1)], ignore_index=True)
+            # the week judged from past day p counts for the origins p + 7, ..., p + 7 * weeks
+            record = pd.concat([errors.assign(day=errors["origin"],
+                                              origin=errors["origin"] + pd.Timedelta(days=7 + k))
+                                for k in range(span)], ignore_index=True)
             record = record[record["origin"].isin(origins)]
     record[order] = record[order].astype(float)
     prior = loaded.extra.get("choice_prior") or {}
-    pooled = (record.groupby("origin")[order].sum()
-              .reindex(origins, fill_value=0.0)
-              + pd.Series({m: weeks * float(prior.get(m, 0.0)) for m in order}))
+    # the calibration window's average day stands in for the days of the span not yet known
+    unknown = span - record.groupby("origin")["day"].nunique().reindex(origins, fill_value=0) if len(record) \
+        else pd.Series(span, index=origins)
+    pooled = (record.groupby("origin")[order].sum().reindex(origins, fill_value=0.0)
+              + np.outer(unknown.to_numpy(float), [float(prior.get(m, 0.0)) for m in order]))
     pooled.index = pd.MultiIndex.from_arrays([np.full(len(origins), "*", dtype=object), origins],
                                              names=["series_id", "origin"])
     choice = pooled[order].idxmin(axis=1)

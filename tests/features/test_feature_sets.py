@@ -30,8 +30,9 @@ from features.registry import (
 # Today's schema hashes. Changed on purpose when the loneliness history, bereavement, hospital
 # and home-check recency, long personal baselines and the weekly median of requests were added
 # (was falls cb9ebdbc8e5ed7a5, loneliness 0b66868eb6793ed9, requests 7a9ea643e43c3438, table
-# 64033f4e7d31c789): models trained before must be retrained before they are served.
-HASHES_BEFORE_SETS = {"falls": "d51bd9ece4352ff3", "loneliness": "a3953aa8ebff6293", "requests": "d14951db729874c3"}
+# 64033f4e7d31c789), and when requests learned to read batch-logged counts (was d14951db729874c3):
+# models trained before must be retrained before they are served.
+HASHES_BEFORE_SETS = {"falls": "d51bd9ece4352ff3", "loneliness": "a3953aa8ebff6293", "requests": "e770f3d8cf18eac8"}
 TABLE_HASH_BEFORE_SETS = "4df46813c8a5e71f"
 
 
