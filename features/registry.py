@@ -108,6 +108,11 @@ class Feature:
         unknown = [c for c in self.causes if c not in FALL_CAUSES + ISOLATION_CAUSES]
         if unknown:
             raise ValueError(f"feature {self.name}: unknown cause(s) {unknown}")
+        for set_name in self.sets:  # one cause per feature: what its attribution is summed into
+            mine = [c for c in self.causes if c in FEATURE_SETS[set_name].causes]
+            if len(mine) > 1:
+                raise ValueError(f"feature {self.name} measures {mine} in set {set_name}: declare one "
+                                 "cause, or split the feature into ones that separate them")
         if self.compute and self.compute not in RESIDENT_GROUPS + SERIES_GROUPS:
             raise ValueError(f"feature {self.name}: unknown compute group {self.compute!r}")
 
@@ -120,6 +125,11 @@ class Feature:
 @dataclass(frozen=True)
 class Signal:
     """A daily sensor signal and how its rolling features are built.
+
+    `causes` (at most one per feature set) is what the signal's long view measures: its 30-day and
+    longer levels, its variability and the resident's own 90-day baseline. `recent` is the cause
+    of its short view (the last week's level, the 30-day trend, the z-score of the last week
+    against the own baseline), where a resident's change shows; by default the same causes.
 
     `scale` is the fixed-point resolution used for exact window sums (values are summed as
     integers of 1/scale units, so any window at any as-of date gives the same number no matter
@@ -135,24 +145,29 @@ class Signal:
     sets: tuple[str, ...]
     causes: tuple[str, ...]
     deviation: bool = False  # also declare baseline + z-score features
+    recent: tuple[str, ...] | None = None
     level_windows: tuple[int, ...] = (7, 30, 90)
     variability: bool = True
     trend: bool = True
 
 
+# A signal that mixes a slow cause and an episode names the slow one for its long view and the
+# episode for its short view (`recent`): levels and baselines drift with frailty, a week's change
+# against the own baseline is what an infection or a medication change shows.
 SIGNALS: tuple[Signal, ...] = (
     Signal("night_toilet_visits", "night-time toilet visits", "a night", 1000, 0.5, F,
            ("acute_episode",), deviation=True, level_windows=(7, 30)),
-    Signal("steps", "daily steps", "steps", 1, 300.0, FL,
-           ("frailty", "acute_episode", "low_mobility"), deviation=True),
-    Signal("gait_speed", "walking speed", "m/s", 1000, 0.03, F,
-           ("gait_balance", "frailty", "acute_episode"), deviation=True),
-    Signal("time_out_of_home", "time out of home", "h a day", 1000, 0.25, FL,
-           ("low_mobility", "trait", "acute_episode"), deviation=True, level_windows=(7, 30, 90, 365)),
+    Signal("steps", "daily steps", "steps", 1, 300.0, FL, ("frailty", "low_mobility"),
+           deviation=True, recent=("acute_episode", "low_mobility")),
+    Signal("gait_speed", "walking speed", "m/s", 1000, 0.03, F, ("gait_balance",), deviation=True,
+           recent=("acute_episode",)),
+    Signal("time_out_of_home", "time out of home", "h a day", 1000, 0.25, FL, ("frailty", "trait"),
+           deviation=True, level_windows=(7, 30, 90, 365), recent=("acute_episode", "trait")),
     Signal("sleep_interruptions", "sleep interruptions", "a night", 1000, 0.5, F,
            ("acute_episode",), deviation=True, level_windows=(7, 30)),
     Signal("longest_inactivity", "longest stretch without movement", "h", 1000, 0.25, FL,
-           ("frailty", "acute_episode", "low_mobility"), deviation=True, level_windows=(7, 30)),
+           ("frailty", "low_mobility"), deviation=True, level_windows=(7, 30),
+           recent=("acute_episode", "low_mobility")),
     Signal("sleep_hours", "sleep", "h a night", 1000, 0.25, FL, ("acute_episode",),
            level_windows=(7, 30), trend=False),
     Signal("resting_heart_rate", "resting heart rate", "bpm", 1000, 2.0, F, ("acute_episode",),
@@ -198,7 +213,7 @@ class AssessmentItem:
 
 
 ASSESSMENT_ITEMS = (
-    AssessmentItem("tug_seconds", "Timed Up and Go", F, ("gait_balance", "frailty"), "s", "float",
+    AssessmentItem("tug_seconds", "Timed Up and Go", F, ("gait_balance",), "s", "float",
                    "tug_seconds_last", "tug_age_days", "Timed Up and Go"),
     AssessmentItem("fear_of_falling", "fear of falling", F, ("fear_of_falling",), "", "bool",
                    "fear_of_falling_last", "fear_of_falling_age_days", "fear-of-falling",
@@ -210,7 +225,7 @@ ASSESSMENT_ITEMS = (
     AssessmentItem("steadi_unsteady", "STEADI answer 'feels unsteady'", F, ("gait_balance",), "",
                    "bool", "steadi_unsteady_last", "steadi_unsteady_age_days", "STEADI",
                    "feels unsteady when standing or walking", "does not feel unsteady"),
-    AssessmentItem("loneliness_score", "loneliness score", L, ("trait", "lives_alone", "bereavement"),
+    AssessmentItem("loneliness_score", "loneliness score", L, ("trait",),
                    "points (3-9)", "float", "loneliness_score_last", "loneliness_age_days",
                    "loneliness", template="loneliness score {value} of 9", high=(6.0, " (lonely)")),
 )
@@ -247,9 +262,10 @@ def _declare() -> dict[str, Feature]:
 
     # --- rolling windows and deviation from own baseline, from sensor_days ("sensor") ------
     for s in SIGNALS:
-        causes = tuple(c for name in s.sets for c in s.causes if c in FEATURE_SETS[name].causes)
-
-        def sensor(name, window, description, unit, family, companion="", s=s, causes=causes):
+        def sensor(name, window, description, unit, family, companion="", s=s):
+            short = family in ("trend", "deviation") or (family == "level" and window == f"{Z_RECENT_DAYS}d")
+            declared = s.recent if short and s.recent is not None else s.causes
+            causes = tuple(dict.fromkeys(c for n in s.sets for c in declared if c in FEATURE_SETS[n].causes))
             add(name, "float", window, "sensor_days", description, s.sets, causes, unit, family,
                 s.column, companion, compute="sensor")
 
@@ -288,7 +304,7 @@ def _declare() -> dict[str, Feature]:
            "days since the last recorded fall (unknown if none is on record)", F, ("previous_fall",),
            "days", "recency", "fall", Wording(short="fall"))
     events("hospitalisations_365d", "int", "365d", "hospital stays in the last year", FL,
-           ("frailty", "acute_episode"), "stays", "count", "hospitalisation",
+           ("frailty",), "stays", "count", "hospitalisation",
            Wording("was in hospital", "no hospital stays in the last year", "in the last year"))
     events("bereavements_365d", "int", "365d", "bereavements in the last year", L,
            ("bereavement",), "bereavements", "count", "bereavement")
@@ -299,7 +315,7 @@ def _declare() -> dict[str, Feature]:
     # a stay under way or just over: no sensor data, no falls at home, frailer after
     events("days_since_last_hospitalisation", "float", "latest",
            "days since the last hospital admission (unknown if none is on record)", FL,
-           ("frailty", "acute_episode"), "days", "recency", "hospitalisation",
+           ("acute_episode",), "days", "recency", "hospitalisation",
            Wording(short="hospital admission"))
 
     # --- last known assessment values and their age, from assessments ("assessments") -----
@@ -345,7 +361,7 @@ def _declare() -> dict[str, Feature]:
            "requests for help in the last 30 days", L, ("few_visits",), "requests", "request_count",
            "any", Wording(one="request for help", many="requests for help", span="in the last 30 days"))
     social("companionship_requests_90d", "int", "90d", "service_requests",
-           "requests for companionship in the last 90 days", L, ("few_visits", "trait"), "requests",
+           "requests for companionship in the last 90 days", L, ("few_visits",), "requests",
            "request_count", "companionship",
            Wording(one="request for companionship", many="requests for companionship",
                    span="in the last 90 days"))

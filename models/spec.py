@@ -91,7 +91,7 @@ class Explained:
     top_features: np.ndarray  # (n, k) indices into the model's feature names, strongest first
     top_contributions: np.ndarray  # (n, k); NaN where a row has fewer than k positive reasons
     # the planted causes of the model's feature set and each row's log-odds attributed to each
-    # (a feature measuring several causes shares its contribution equally among them)
+    # (every feature measures at most one cause of a set; its whole contribution goes there)
     causes: tuple[str, ...] = ()
     cause_contributions: np.ndarray | None = None  # (n, len(causes))
     # reasons that are missing data ("no heart-rate data"), apart from the risk reasons
@@ -166,7 +166,8 @@ class _Named:
 
 @lru_cache(maxsize=32)
 def _cause_shares(feature_set: str, names: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """The set's causes, each feature's share of each cause, and which features count missing data."""
+    """The set's causes, which cause each feature's contribution counts for (one per feature, as
+    the registry declares), and which features count missing data."""
     from features.registry import feature_set as declared_set
     from features.registry import get_feature
 
@@ -176,9 +177,8 @@ def _cause_shares(feature_set: str, names: tuple[str, ...]) -> tuple[tuple[str, 
     for j, n in enumerate(names):
         f = get_feature(n)
         missing[j] = f.family == "missing"
-        mine = [c for c in f.causes if c in causes]
-        for cause in mine:
-            share[j, causes.index(cause)] = 1.0 / len(mine)
+        for cause in (c for c in f.causes if c in causes):
+            share[j, causes.index(cause)] = 1.0
     return causes, share, missing
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from features.registry import get_feature
 from models.base import BASELINE_KIND, BoosterParams, LoadedModel, fit_booster, fit_platt, raw_score
@@ -188,6 +189,11 @@ def explanation_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFr
 
 
 def read_causes(history_dir: str | Path) -> pd.DataFrame | None:
-    """The planted causes of the twin (truth/causes.parquet), if the history has them."""
+    """The planted causes of the twin (truth/causes.parquet), if the history has them; with the
+    largest absolute term beside the dominant one when the twin records it."""
     path = Path(history_dir) / "truth" / "causes.parquet"
-    return pd.read_parquet(path, columns=["resident_id", "date", "model", "cause"]) if path.exists() else None
+    if not path.exists():
+        return None
+    names = set(pq.read_schema(path).names)
+    cols = ["resident_id", "date", "model", "cause"] + [c for c in ("cause_absolute",) if c in names]
+    return pd.read_parquet(path, columns=cols)

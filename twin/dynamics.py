@@ -42,7 +42,7 @@ DEVICES = {
 ProgressFn = Callable[[int, int], None]
 
 # Part of the twin id: a change to the simulator's behaviour gets a new version.
-SIMULATOR_VERSION = "2026.11.3"
+SIMULATOR_VERSION = "2026.11.4"
 
 
 @dataclass(frozen=True)
@@ -427,6 +427,14 @@ def _fall_terms(cfg: SimConfig, pop: Population, st: dict, t: int) -> np.ndarray
         axis=1,
     )
 
+
+
+def dominant_causes(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's dominant cause (column index) among per-cause terms (rows: the residents living
+    in the community that day): the term that lifts the resident most above the community's
+    average (the footing of an attribution that explains a score's deviation from the average
+    score: a term everyone shares explains no one), and the largest absolute term beside it."""
+    return np.argmax(terms - terms.mean(axis=0), axis=1), np.argmax(terms, axis=1)
 
 
 def _iso_terms(pop: Population, st: dict) -> tuple[np.ndarray, ...]:

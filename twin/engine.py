@@ -38,6 +38,7 @@ from twin.dynamics import (
     _iso_terms,
     _lists,
     _Raw,
+    dominant_causes,
     exit_rate,
     join,
     make_population,
@@ -239,7 +240,8 @@ class Engine:
             "day", "idx", "kind", "reason", "due", "delay", "status", "vol", "credits", "request"
         )
         self.n_requests = 0
-        self.cau = _lists("day", "idx", "fall_cause", "iso_cause", "lonely_prob", "loneliness")
+        self.cau = _lists("day", "idx", "fall_cause", "iso_cause", "fall_cause_absolute", "iso_cause_absolute",
+                          "lonely_prob", "loneliness")
         self.eps = _lists("idx", "onset", "hazard_from", "end", "kind", "severity", "visibility")
         self._settle(np.flatnonzero(self.arrival_day == 0), 0)
         self.delivered = _lists("day", "idx", "kind")  # visits a policy chose that took place
@@ -438,18 +440,23 @@ class Engine:
         visited = self._deliver(t, visits or {}, at_home) if forward else None
 
         # --- weekly truth, as things stand at the start of the day (what an as-of date can know):
-        # each resident's dominant planted cause
+        # each resident's dominant planted cause against the community's average that week
+        # (and the largest absolute term beside it)
         if (weekday0 + t) % 7 == 0:
             ci = np.flatnonzero(in_c)
             fterms = _fall_terms(cfg, pop, st, t)[ci]
             iterms = np.stack(_iso_terms(pop, st), axis=1)[ci]
-            iterms[:, 4] = np.clip(iterms[:, 4], 0, None)
             mu = cfg.ucla_intercept + cfg.ucla_slope * st["loneliness"][ci]
             sd = cfg.ucla_noise
             cau["day"].append(np.full(len(ci), t))
             cau["idx"].append(ci)
-            cau["fall_cause"].append(np.argmax(fterms, axis=1))
-            cau["iso_cause"].append(np.argmax(iterms, axis=1))
+            fall_rel, fall_abs = dominant_causes(fterms)
+            iso_rel, _ = dominant_causes(iterms)
+            iterms[:, 4] = np.clip(iterms[:, 4], 0, None)  # a low trait is no absolute cause
+            cau["fall_cause"].append(fall_rel)
+            cau["iso_cause"].append(iso_rel)
+            cau["fall_cause_absolute"].append(fall_abs)
+            cau["iso_cause_absolute"].append(np.argmax(iterms, axis=1))
             cau["lonely_prob"].append(1 - ndtr((5.5 - mu) / sd))
             cau["loneliness"].append(st["loneliness"][ci])
 

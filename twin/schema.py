@@ -31,8 +31,8 @@ TASK_HOURS = MappingProxyType({
 TASK_STATUSES = ("open", "claimed", "completed", "expired", "cancelled")
 VISIT_SOURCES = ("timebank", "family", "care")
 
-# Planted causes the simulator records in truth/ (never read by feature code). Features declare
-# which of these they measure, so explanations can be checked against the truth.
+# Planted causes the simulator records in truth/ (never read by feature code). Each feature
+# declares the one of these it measures (per model), so explanations can be checked against the truth.
 FALL_CAUSES = (
     "acute_episode",
     "previous_fall",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from features import registry
-from features.registry import FEATURES, Feature, feature_names, schema_hash
+from features.registry import FEATURE_SETS, FEATURES, Feature, feature_names, schema_hash
 from twin.schema import FALL_CAUSES, ISOLATION_CAUSES, TABLES
 
 
@@ -66,3 +66,18 @@ def test_bad_declarations_and_names_are_refused():
         feature_names("churn")
     with pytest.raises(KeyError, match="unknown feature"):
         registry.get_feature("nope")
+
+
+def test_each_feature_measures_one_cause_of_each_model():
+    """Attributions are summed per cause: a feature counts for one cause of a model, and a signal
+    that mixes a slow cause with an episode names the slow one for its long view and the episode
+    for its short view."""
+    for name, f in FEATURES.items():
+        for s in f.sets:
+            assert len([c for c in f.causes if c in FEATURE_SETS[s].causes]) <= 1, (name, s)
+    assert FEATURES["steps_90d"].causes == ("frailty", "low_mobility")
+    assert FEATURES["steps_z7v90"].causes == ("acute_episode", "low_mobility")
+    assert FEATURES["gait_speed_baseline_90d"].causes == ("gait_balance",)
+    assert FEATURES["gait_speed_trend_30d"].causes == ("acute_episode",)
+    with pytest.raises(ValueError, match="one cause"):
+        Feature("steps_mixed", "float", "7d", "sensor_days", "steps", ("falls",), ("frailty", "acute_episode"))

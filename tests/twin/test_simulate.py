@@ -128,6 +128,24 @@ def test_truth_causes_use_the_shared_vocabularies(small_twin):
     assert (c["date"].dt.weekday == 0).all()
     assert c.loc[c["model"] == "fall_risk", "cause"].nunique() >= 5
     assert c.loc[c["model"] == "fall_risk", "fall_hazard_30d"].between(0, 1).all()
+    assert set(c.loc[c["model"] == "fall_risk", "cause_absolute"]) <= set(FALL_CAUSES)
+    # against the community's average, the age every resident carries names frailty less often
+    fall = c[c["model"] == "fall_risk"]
+    assert (fall["cause"] == "frailty").mean() < (fall["cause_absolute"] == "frailty").mean()
+
+
+def test_a_cause_everyone_shares_is_nobody_s_dominant_cause():
+    """The truth's dominant cause is the term furthest above the community's average (what an
+    attribution of a score's deviation from the average score can name), not the largest term."""
+    from twin.dynamics import dominant_causes
+
+    shared = np.full(4, 2.0)  # the same large term for everyone
+    own = np.array([0.0, 0.5, 0.1, 0.9])
+    rel, absolute = dominant_causes(np.stack([shared, own], axis=1))
+    assert (absolute == 0).all()
+    assert (rel[own > own.mean()] == 1).all()  # whoever is above average is so by their own term
+    rel, _ = dominant_causes(np.stack([np.array([3.0, 1.0, 1.6, 1.0]), own], axis=1))
+    assert rel.tolist() == [0, 1, 0, 1]
 
 
 def test_ledger_transfers_sum_to_zero_and_pay_completed_tasks(history):
