@@ -11,7 +11,9 @@ every chair sensor of the home empty; left out are spans that start at the front
 home), that include a silent gateway (no event of any kind for 45 minutes), or that touch any
 planted incident or confounder of that resident (naps, visitors, a second person, outings with a
 missed door event, dropouts, flat batteries). Counts are per resident-month of observed days, by
-the room of the last movement before the span.
+the room of the last movement before the span (and, to weigh them, the planted falls by the room
+of the last movement before the fall: a rule whose limit in a room is N minutes detects a fall there
+about N minutes after it).
 """
 
 from __future__ import annotations
@@ -100,7 +102,10 @@ def main(argv: list[str] | None = None) -> dict:
                                config=EventTwinConfig(chair_share=chair, bedroom_chair_share=bedroom))
         spans = routine_spans(twin)
         resident_days = float(twin.events.groupby("resident_id")["time"].apply(lambda x: x.dt.normalize().nunique()).sum())
+        falls = twin.incidents[twin.incidents["kind"] == "fall_long_lie"]
+        falls_by_room = falls["room"].map(twin.sensor_map).value_counts().sort_index()
         doc["kits"].append({"chair_share": chair, "bedroom_chair_share": bedroom,
+                            "falls_by_room": {str(k): int(v) for k, v in falls_by_room.items()},
                             "residents_with_chair": len(twin.chair_homes),
                             "residents_with_bedroom_chair": len(twin.bedroom_chair_homes),
                             "resident_days": resident_days} | summarise(spans, resident_days))
