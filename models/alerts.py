@@ -125,6 +125,7 @@ class _Day:
     stillness: dict[tuple[str, int], float] = field(default_factory=dict)  # (room, block) -> longest, s
     unseated: dict[tuple[str, int], float] = field(default_factory=dict)  # the same, nobody in bed or chair
     chairs: set[str] = field(default_factory=set)  # the chair sensors that fired
+    sat_from: dict[tuple[str, str], int] = field(default_factory=dict)  # (chair, room moved in before sitting) -> sits
     before_door: dict[str, int] = field(default_factory=dict)  # room of the last movement before the front door
     night_toilet: int | None = None
     night_exits: int = 0
@@ -140,6 +141,7 @@ class Profile:
     wake_late: float | None
     chair_days: int  # days any chair sensor fired
     chairs: dict[str, int]  # days each chair sensor fired
+    chair_rooms: dict[str, str]  # the room one usually moves in before sitting in each chair
     entrance: str | None  # the room a resident usually last moves in before the front door opens
     toilet_usual: float | None
     toilet_high: float | None
@@ -156,6 +158,7 @@ class Profile:
             wake_late=_quantile(wakes, 0.9) if len(wakes) >= 3 else None,
             chair_days=sum(bool(d.chairs) for d in days),
             chairs=_day_counts([d.chairs for d in days]),
+            chair_rooms=_chair_rooms([d.sat_from for d in days]),
             entrance=_most_common([d.before_door for d in days]),
             toilet_usual=_quantile(toilets, 0.5) if toilets else None,
             toilet_high=_quantile(toilets, 0.95) if len(toilets) >= 3 else None,
@@ -169,6 +172,14 @@ def _day_counts(sets: list[set[str]]) -> dict[str, int]:
         for k in names:
             out[k] = out.get(k, 0) + 1
     return out
+
+
+def _chair_rooms(counts: list[dict[tuple[str, str], int]]) -> dict[str, str]:
+    by_chair: dict[str, dict[str, int]] = {}
+    for c in counts:
+        for (chair, room), n in c.items():
+            by_chair.setdefault(chair, {})[room] = by_chair.get(chair, {}).get(room, 0) + n
+    return {chair: max(rooms, key=lambda r: (rooms[r], r)) for chair, rooms in by_chair.items()}
 
 
 def _most_common(counts: list[dict[str, int]]) -> str | None:
@@ -327,13 +338,20 @@ class ResidentMonitor:
         p = self.profile
         return sorted(k for k, n in p.chairs.items() if n >= self.settings.chair_days_share * p.days)
 
-    def has_chair(self, s: float) -> bool:
+    def has_chair(self, s: float, room: str | None = None) -> bool:
         """Whether this home's chair sensors can be trusted at time s: each fired on most of the
         learned days and lately (a home without one, or with one whose battery is flat, falls back
-        on the stillness learned from motion alone)."""
+        on the stillness learned from motion alone). After motion in `room`, only the chairs one
+        sits in from that room count: someone last seen in the hall is not sitting unseen in the
+        bedroom's chair, whose motion sensor they would have passed."""
         limit = self.settings.chair_silent_hours * 3600
         chairs = self.chairs()
-        return bool(chairs) and all(s - self._chair_at.get(k, -math.inf) <= limit for k in chairs)
+        if _is_room(room):
+            near = self.profile.chair_rooms
+            watched = [k for k in chairs if near.get(k, room) == room]
+        else:
+            watched = chairs
+        return bool(chairs) and all(s - self._chair_at.get(k, -math.inf) <= limit for k in watched)
 
     def _chair_limit(self, t: float) -> float | None:
         """The longest usual sit in any of the home's chairs (someone may be sitting in one)."""
@@ -380,6 +398,8 @@ class ResidentMonitor:
             self._chair_at[sensor] = s
             if v in ON_VALUES and _is_room(self._room):
                 self._chair_room = self._room
+                key = (sensor, self._room)
+                self._today.sat_from[key] = self._today.sat_from.get(key, 0) + 1
             self._move(s, _chair_place(sensor), record=not self._in_bed)  # the stillness before it, seated or not
             if v in ON_VALUES:
                 self._seat = sensor
@@ -424,7 +444,8 @@ class ResidentMonitor:
         the chair. (Motion in two rooms within seconds is not used: one person sets off two
         sensors at a doorway, and the twin's resident does too.)"""
         if (self._in_bed and room != "bedroom") or (
-                self._seated and self._chair_room is not None and room != self._chair_room and self.has_chair(s)):
+                self._seated and self._chair_room is not None and room != self._chair_room
+                and self.has_chair(s, self._chair_room)):
             self._company_at = s
 
     def _cell(self, t: float) -> int:
@@ -442,7 +463,7 @@ class ResidentMonitor:
             key = (_chair_place(self._seat) if self._seat is not None else self._room, self._cell(self._last_move))
             if gap > self._today.stillness.get(key, 0.0):
                 self._today.stillness[key] = gap
-            if not self._seated and self.has_chair(self._last_move) and gap > self._today.unseated.get(key, 0.0):
+            if not self._seated and self.has_chair(self._last_move, self._room) and gap > self._today.unseated.get(key, 0.0):
                 self._today.unseated[key] = gap
         self._last_move, self._room = s, room
 
@@ -523,7 +544,7 @@ class ResidentMonitor:
             return []
         # with a chair sensor, bed and chair both empty: only the stillness usual when not sitting
         at = self._cell(self._last_move) * 21600.0
-        chair = self.has_chair(self._last_move)
+        chair = self.has_chair(self._last_move, self._room)
         unseated = chair and not self._seated
         if chair and self._seat is not None:
             limit = self.stillness_limit(_chair_place(self._seat), at)

@@ -325,3 +325,17 @@ def test_each_chair_keeps_its_own_limit_and_its_own_trust():
     assert len(first) == 1 and "bed and chairs empty" in first[0].text
     assert _no_movement(mon, two_chairs_day(21, armchair=False), 23.9, 21) == []
     assert not mon.has_chair(mon.seconds(DAY0 + timedelta(days=21, hours=14)))
+
+
+def test_a_bedroom_chair_left_unused_for_days_does_not_slow_the_alert_for_a_fall_elsewhere():
+    mon = learned_two_chairs(bedroom_chair=True)
+    for d in (20, 21):  # no sit in the bedroom for two days: its chair is quiet, the armchair is not
+        assert feed(mon, chair_day(d)) == []
+    day = DAY0 + timedelta(days=22)
+    fall = sorted(chair_day(22, until=9.9) + [(day + timedelta(hours=10), "LIVING", "ON"),
+                                             (day + timedelta(hours=10, seconds=40), "LIVING", "OFF")])
+    alerts = _no_movement(mon, fall, 14, 22)
+    assert len(alerts) == 1 and alerts[0].at - alerts[0].since <= timedelta(minutes=20)
+    # stillness after motion in the bedroom may be a sit in its quiet chair: that waits longer
+    assert mon.has_chair(mon.seconds(day + timedelta(hours=10)), "living")
+    assert not mon.has_chair(mon.seconds(day + timedelta(hours=10)), "bedroom")
