@@ -67,7 +67,7 @@ def missed_falls(events: pd.DataFrame, truth, sensor_map: dict, settings, alerts
             "resident_id": x.resident_id, "start": x.start.isoformat(), "lie_min": round((x.end - x.start).total_seconds() / 60),
             "room": sensor_map.get(x.room, x.room), "confounders": sorted(set(touching)),
             "learning": mon.learning, "in_bed": mon._in_bed, "seated": mon._seat, "door_open_last": mon._door is not None,
-            "last_place": mon._room, "chairs_trusted": mon.has_chair(s),
+            "last_place": mon._room, "chairs_trusted": mon.has_chair(s, mon._room),
             "limit_min": None if mon._room is None else round((mon.stillness_limit(mon._room, s) or 0) / 60),
         })
     return out
