@@ -413,6 +413,7 @@ class ResidentMonitor:
                 if not (short and self._bed_since is not None):
                     self._bed_since = s
                 self._in_bed = True
+                self._seat = None  # whoever lies down is no longer sitting (a chair's getting up may have been lost)
                 self._wake_candidate = None
             elif v in OFF_VALUES and self._in_bed:
                 self._in_bed, self._bed_off_at = False, s

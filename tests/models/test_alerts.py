@@ -339,3 +339,19 @@ def test_a_bedroom_chair_left_unused_for_days_does_not_slow_the_alert_for_a_fall
     # stillness after motion in the bedroom may be a sit in its quiet chair: that waits longer
     assert mon.has_chair(mon.seconds(day + timedelta(hours=10)), "living")
     assert not mon.has_chair(mon.seconds(day + timedelta(hours=10)), "bedroom")
+
+
+def test_a_chair_whose_getting_up_was_lost_is_empty_once_the_resident_is_in_bed():
+    # the gateway was offline for a day after the resident sat down in the armchair in the
+    # evening: the chair never said they got up. After a night in bed, movement in the kitchen
+    # is the resident's, not someone else's, and a fall there is alerted at the short limit
+    mon = learned_home(chair=True)
+    evening = DAY0 + timedelta(days=20, hours=23)
+    feed(mon, [(evening, "LIVING", "ON"), (evening + timedelta(seconds=40), "LIVING", "OFF"),
+               (evening + timedelta(seconds=45), "CHAIR", "ON")])
+    day = DAY0 + timedelta(days=22)
+    fall = sorted(chair_day(22, until=9.9) + [(day + timedelta(hours=10), "KITCHEN", "ON"),
+                                             (day + timedelta(hours=10, seconds=40), "KITCHEN", "OFF")])
+    alerts = _no_movement(mon, fall, 14, 22)
+    assert len(alerts) == 1 and alerts[0].at - alerts[0].since <= timedelta(minutes=20)
+    assert "someone else" not in alerts[0].text
