@@ -10,7 +10,9 @@ What a monitor learns, over a rolling window of its last `history_days` observed
   day), and, in a home with a chair occupancy sensor, the same with bed and chair both empty and
   while sitting in the chair; a limit is the stillness the days' longest would beat about once in
   `stillness_once_in_days` days (an extreme-value fit, never below the longest seen);
-- whether the home's chair sensor can be trusted (it fires on most days, and did lately);
+- which chair sensors the home has and whether they can be trusted (each fires on most days, and
+  did lately); a home may have several (an armchair, a chair in the bedroom), each `chair` in the
+  sensor map, each learned on its own;
 - the room the resident usually last moves in before the front door opens;
 - night-time toilet visits (22:00-06:00) and front-door exits at night.
 No alert is raised during the first `learning_days` observed days.
@@ -19,7 +21,7 @@ The rules (each threshold times `sensitivity` and the resident's rating-tuned fa
 - `no_movement`: awake, at home and the gateway alive, but no movement for longer than the limit
   of the room and time of day. With a trusted chair sensor the limit depends on where the
   resident is: bed and chair empty (someone lying on the floor), the short limit learned for
-  that case; sitting in the chair, the chair's limit times `seated_margin`. Without one (or with
+  that case; sitting in a chair, that chair's limit times `seated_margin`. Without one (or with
   one gone quiet) stillness after motion may be a doze in a chair, so the limit is the room's
   longest with dozes included. After the room the resident usually leaves home from, the limit
   is times `entrance_margin` (the door event of an outing may have been missed). When a second
@@ -122,7 +124,8 @@ class _Day:
     wake: float | None = None  # seconds after midnight
     stillness: dict[tuple[str, int], float] = field(default_factory=dict)  # (room, block) -> longest, s
     unseated: dict[tuple[str, int], float] = field(default_factory=dict)  # the same, nobody in bed or chair
-    chair: bool = False  # the chair sensor fired
+    chairs: set[str] = field(default_factory=set)  # the chair sensors that fired
+    sat_from: dict[tuple[str, str], int] = field(default_factory=dict)  # (chair, room moved in before sitting) -> sits
     before_door: dict[str, int] = field(default_factory=dict)  # room of the last movement before the front door
     night_toilet: int | None = None
     night_exits: int = 0
@@ -136,7 +139,9 @@ class Profile:
     days: int
     wake_usual: float | None
     wake_late: float | None
-    chair_days: int
+    chair_days: int  # days any chair sensor fired
+    chairs: dict[str, int]  # days each chair sensor fired
+    chair_rooms: dict[str, str]  # the room one usually moves in before sitting in each chair
     entrance: str | None  # the room a resident usually last moves in before the front door opens
     toilet_usual: float | None
     toilet_high: float | None
@@ -151,12 +156,30 @@ class Profile:
             days=len(days),
             wake_usual=_quantile(wakes, 0.5) if wakes else None,
             wake_late=_quantile(wakes, 0.9) if len(wakes) >= 3 else None,
-            chair_days=sum(d.chair for d in days),
+            chair_days=sum(bool(d.chairs) for d in days),
+            chairs=_day_counts([d.chairs for d in days]),
+            chair_rooms=_chair_rooms([d.sat_from for d in days]),
             entrance=_most_common([d.before_door for d in days]),
             toilet_usual=_quantile(toilets, 0.5) if toilets else None,
             toilet_high=_quantile(toilets, 0.95) if len(toilets) >= 3 else None,
             night_exits_per_week=7.0 * sum(d.night_exits for d in days) / max(len(days), 1),
         )
+
+
+def _day_counts(sets: list[set[str]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for names in sets:
+        for k in names:
+            out[k] = out.get(k, 0) + 1
+    return out
+
+
+def _chair_rooms(counts: list[dict[tuple[str, str], int]]) -> dict[str, str]:
+    by_chair: dict[str, dict[str, int]] = {}
+    for c in counts:
+        for (chair, room), n in c.items():
+            by_chair.setdefault(chair, {})[room] = by_chair.get(chair, {}).get(room, 0) + n
+    return {chair: max(rooms, key=lambda r: (rooms[r], r)) for chair, rooms in by_chair.items()}
 
 
 def _most_common(counts: list[dict[str, int]]) -> str | None:
@@ -197,6 +220,16 @@ def _duration(seconds: float) -> str:
     return f"{m} min" if m < 60 else f"{m // 60} h {m % 60:02d} min"
 
 
+def _chair_place(sensor: str) -> str:
+    """Where a resident sits on a chair sensor, as a place whose stillness is learned."""
+    return f"chair {sensor}"
+
+
+def _is_room(place: str | None) -> bool:
+    """A room seen by motion (not the door, the bed or a chair)."""
+    return place is not None and place not in ("front_door", "bed") and not place.startswith("chair ")
+
+
 def _block(t: float) -> int:
     return int((t % DAY) // 21600.0)
 
@@ -221,8 +254,8 @@ class ResidentMonitor:
         self._last_move: float | None = None
         self._room: str | None = None
         self._in_bed = False
-        self._seated = False
-        self._chair_at: float | None = None  # last event of the chair sensor
+        self._seat: str | None = None  # the chair sensor the resident sits on
+        self._chair_at: dict[str, float] = {}  # last event of each chair sensor
         self._chair_room: str | None = None  # where the resident moved last before sitting down
         self._company_at: float | None = None  # last sign of a second person at home
         self._bed_since: float | None = None
@@ -296,13 +329,34 @@ class ResidentMonitor:
                 return _rare_longest(daily, self.settings.stillness_once_in_days)
         return None
 
-    def has_chair(self, s: float) -> bool:
-        """Whether this home's chair sensor can be trusted at time s: it fired on most of the
-        learned days and lately (a home without one, or with a flat battery, falls back on the
-        stillness learned from motion alone)."""
+    @property
+    def _seated(self) -> bool:
+        return self._seat is not None
+
+    def chairs(self) -> list[str]:
+        """The home's chair sensors: those that fired on most of the learned days."""
         p = self.profile
-        return (p.chair_days > 0 and p.chair_days >= self.settings.chair_days_share * p.days
-                and self._chair_at is not None and s - self._chair_at <= self.settings.chair_silent_hours * 3600)
+        return sorted(k for k, n in p.chairs.items() if n >= self.settings.chair_days_share * p.days)
+
+    def has_chair(self, s: float, room: str | None = None) -> bool:
+        """Whether this home's chair sensors can be trusted at time s: each fired on most of the
+        learned days and lately (a home without one, or with one whose battery is flat, falls back
+        on the stillness learned from motion alone). After motion in `room`, only the chairs one
+        sits in from that room count: someone last seen in the hall is not sitting unseen in the
+        bedroom's chair, whose motion sensor they would have passed."""
+        limit = self.settings.chair_silent_hours * 3600
+        chairs = self.chairs()
+        if _is_room(room):
+            near = self.profile.chair_rooms
+            watched = [k for k in chairs if near.get(k, room) == room]
+        else:
+            watched = chairs
+        return bool(chairs) and all(s - self._chair_at.get(k, -math.inf) <= limit for k in watched)
+
+    def _chair_limit(self, t: float) -> float | None:
+        """The longest usual sit in any of the home's chairs (someone may be sitting in one)."""
+        limits = [x for x in (self.stillness_limit(_chair_place(k), t) for k in self.profile.chairs) if x is not None]
+        return max(limits) if limits else None
 
     def _toilet_limit(self) -> float | None:
         p = self.profile
@@ -331,7 +385,7 @@ class ResidentMonitor:
             return out  # readings (temperature) and unmapped sensors only show the gateway is alive
         self._today.active = True
         if role == "front_door":
-            if self._room not in (None, "front_door", "bed", "chair") and s - (self._last_move or s) < 300:
+            if _is_room(self._room) and s - (self._last_move or s) < 300:
                 self._today.before_door[self._room] = self._today.before_door.get(self._room, 0) + 1
             self._door = s
             self._move(s, "front_door", record=False)
@@ -340,12 +394,17 @@ class ResidentMonitor:
             if self._door is not None and self._is_away(s) and self._is_night(self._door, exit_hours=True):
                 self._today.night_exits += 1
             self._door = None
-            self._today.chair = True
-            self._chair_at = s
-            if v in ON_VALUES and self._room not in (None, "front_door", "bed", "chair"):
+            self._today.chairs.add(sensor)
+            self._chair_at[sensor] = s
+            if v in ON_VALUES and _is_room(self._room):
                 self._chair_room = self._room
-            self._move(s, "chair", record=not self._in_bed)  # the stillness before it, seated or not
-            self._seated = v in ON_VALUES
+                key = (sensor, self._room)
+                self._today.sat_from[key] = self._today.sat_from.get(key, 0) + 1
+            self._move(s, _chair_place(sensor), record=not self._in_bed)  # the stillness before it, seated or not
+            if v in ON_VALUES:
+                self._seat = sensor
+            elif self._seat == sensor:
+                self._seat = None
             return out
         if role == "bed":
             if v in ON_VALUES and not self._in_bed:
@@ -354,6 +413,7 @@ class ResidentMonitor:
                 if not (short and self._bed_since is not None):
                     self._bed_since = s
                 self._in_bed = True
+                self._seat = None  # whoever lies down is no longer sitting (a chair's getting up may have been lost)
                 self._wake_candidate = None
             elif v in OFF_VALUES and self._in_bed:
                 self._in_bed, self._bed_off_at = False, s
@@ -385,7 +445,8 @@ class ResidentMonitor:
         the chair. (Motion in two rooms within seconds is not used: one person sets off two
         sensors at a doorway, and the twin's resident does too.)"""
         if (self._in_bed and room != "bedroom") or (
-                self._seated and self._chair_room is not None and room != self._chair_room and self.has_chair(s)):
+                self._seated and self._chair_room is not None and room != self._chair_room
+                and self.has_chair(s, self._chair_room)):
             self._company_at = s
 
     def _cell(self, t: float) -> int:
@@ -400,10 +461,10 @@ class ResidentMonitor:
         # after getting out of bed ("bed" when no longer in it)
         if record and self._last_move is not None and self._room not in (None, "front_door"):
             gap = s - self._last_move
-            key = ("chair" if self._seated else self._room, self._cell(self._last_move))
+            key = (_chair_place(self._seat) if self._seat is not None else self._room, self._cell(self._last_move))
             if gap > self._today.stillness.get(key, 0.0):
                 self._today.stillness[key] = gap
-            if not self._seated and self.has_chair(self._last_move) and gap > self._today.unseated.get(key, 0.0):
+            if not self._seated and self.has_chair(self._last_move, self._room) and gap > self._today.unseated.get(key, 0.0):
                 self._today.unseated[key] = gap
         self._last_move, self._room = s, room
 
@@ -484,16 +545,16 @@ class ResidentMonitor:
             return []
         # with a chair sensor, bed and chair both empty: only the stillness usual when not sitting
         at = self._cell(self._last_move) * 21600.0
-        chair = self.has_chair(self._last_move)
+        chair = self.has_chair(self._last_move, self._room)
         unseated = chair and not self._seated
-        if chair and self._seated:
-            limit = self.stillness_limit("chair", at)
+        if chair and self._seat is not None:
+            limit = self.stillness_limit(_chair_place(self._seat), at)
             limit = None if limit is None else limit * self.settings.seated_margin
         else:
             limit = self.stillness_limit(self._room, at, unseated=unseated)
             if not chair and self.profile.chair_days and limit is not None:
                 # the home's chair sensor has gone quiet (a flat battery?): it may be sitting there
-                limit = max(limit, self.stillness_limit("chair", at) or 0.0)
+                limit = max(limit, self._chair_limit(at) or 0.0)
         if limit is None:
             return []
         entrance = self._room == self.profile.entrance and not self._seated
@@ -502,8 +563,8 @@ class ResidentMonitor:
         company = self._company_at is not None and \
             self._last_move - self._company_at <= self.settings.company_minutes * 60
         if company:  # the stillness may be the other person's: wait as long as for sitting, and more
-            limit = max(limit, self.stillness_limit("chair" if chair or self.profile.chair_days else self._room, at)
-                        or 0.0) * self.settings.company_margin
+            sits = self._chair_limit(at) if chair or self.profile.chair_days else self.stillness_limit(self._room, at)
+            limit = max(limit, sits or 0.0) * self.settings.company_margin
         due = self._last_move + limit
         if s < due or not self._online_at(due):
             return []
@@ -512,12 +573,17 @@ class ResidentMonitor:
         usual /= self.settings.entrance_margin if entrance else 1
         where = "when up at night" if self._cell(self._last_move) == 0 else "during the day"
         last = f"last in the {self._room.replace('_', ' ')}"
+        several = len(self.chairs()) > 1
+        chair_words = f"the chair in the {self._chair_room}" if several and self._chair_room else "the chair"
         if self._seated:
-            last = "sitting in the chair"
-        elif self._room in ("chair", "bed"):
-            last = f"got up from the {self._room}"
+            last = f"sitting in {chair_words}"
+        elif self._room == "bed":
+            last = "got up from the bed"
+        elif not _is_room(self._room):
+            last = f"got up from {chair_words}"
         if unseated:
-            text = (f"no movement since {_clock(self._last_move)} ({last}), bed and chair empty; "
+            empty = "bed and chairs empty" if several else "bed and chair empty"
+            text = (f"no movement since {_clock(self._last_move)} ({last}), {empty}; "
                     f"usually still for at most {_duration(usual)} there {where} when not sitting or lying")
         else:
             text = (f"no movement since {_clock(self._last_move)} ({last}); "

@@ -41,7 +41,19 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-GROUP_NAMES = {"chair_sensor": "with chair sensor", "motion_only": "motion only"}
+GROUP_NAMES = {"chair_sensor": "with chair sensor", "motion_only": "motion only",
+               "bedroom_chair_sensor": "with bedroom chair sensor only",
+               "both_chair_sensors": "with armchair and bedroom chair sensors"}
+
+
+def kit_groups(homes: set[str], chair_homes: set[str], bedroom_chair_homes: set[str]) -> dict[str, set[str]]:
+    """Homes by sensor kit: motion only, the armchair's sensor, the bedroom chair's, or both
+    (`chair_sensor` is the armchair alone; without bedroom chair sensors, as it always was)."""
+    groups = {"chair_sensor": chair_homes - bedroom_chair_homes,
+              "bedroom_chair_sensor": bedroom_chair_homes - chair_homes,
+              "both_chair_sensors": chair_homes & bedroom_chair_homes,
+              "motion_only": homes - chair_homes - bedroom_chair_homes}
+    return {k: v & homes for k, v in groups.items() if v & homes}
 
 
 def markdown_table(results: list[dict]) -> str:
@@ -81,6 +93,7 @@ def evaluate(
     sensitivity: Annotated[list[float] | None, typer.Option("--sensitivity", help="Sensitivity settings to try (repeat); above 1 waits longer.")] = None,
     caseload: Annotated[int, typer.Option(help="Residents per care manager, for the alert budget.")] = 50,
     chair_share: Annotated[float, typer.Option("--chair-share", help="Share of homes with a chair occupancy sensor (results also per group).")] = 0.5,
+    bedroom_chair_share: Annotated[float, typer.Option("--bedroom-chair-share", help="Share of homes with an occupancy sensor on the bedroom's chair (drawn apart from the armchair's; results per kit).")] = 0.0,
     save_events: Annotated[Path | None, typer.Option("--save-events", help="Write the event twin here (events.parquet, truth/, sensor_map.json).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON result to this file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -102,9 +115,11 @@ def evaluate(
         frames = simulate_frames(residents, days, seed)
         res_df, sd = frames["residents"], frames["sensor_days"]
         ids = None
-    if not 0.0 <= chair_share <= 1.0:
-        _fail("--chair-share must be between 0 and 1")
-    twin = simulate_events(res_df, sd, seed=seed, resident_ids=ids, config=EventTwinConfig(chair_share=chair_share))
+    for name, share in (("--chair-share", chair_share), ("--bedroom-chair-share", bedroom_chair_share)):
+        if not 0.0 <= share <= 1.0:
+            _fail(f"{name} must be between 0 and 1")
+    twin = simulate_events(res_df, sd, seed=seed, resident_ids=ids,
+                           config=EventTwinConfig(chair_share=chair_share, bedroom_chair_share=bedroom_chair_share))
     t1 = time.perf_counter()
     if save_events is not None:
         (save_events / "truth").mkdir(parents=True, exist_ok=True)
@@ -113,16 +128,18 @@ def evaluate(
         twin.confounders.to_parquet(save_events / "truth" / "confounders.parquet", index=False)
         (save_events / "sensor_map.json").write_text(json.dumps(twin.sensor_map, indent=2))
     homes = set(twin.events["resident_id"].astype(str))
-    groups = {"chair_sensor": set(twin.chair_homes), "motion_only": homes - set(twin.chair_homes)}
+    groups = kit_groups(homes, set(twin.chair_homes), set(twin.bedroom_chair_homes))
     results = evaluate_twin(twin.events, twin.incidents, twin.sensor_map,
                             sensitivities=tuple(sensitivity or (1.0, 1.25, 1.5, 2.0)), caseload=caseload,
-                            groups={k: v for k, v in groups.items() if v})
+                            groups=groups)
     t2 = time.perf_counter()
     best = results[0]
     doc = {
         "residents": int(twin.events["resident_id"].nunique()),
         "chair_share": chair_share,
         "residents_with_chair_sensor": len(twin.chair_homes),
+        "bedroom_chair_share": bedroom_chair_share,
+        "residents_with_bedroom_chair_sensor": len(twin.bedroom_chair_homes),
         "events": int(len(twin.events)),
         "incidents": best["incidents"],
         "settings": results,

@@ -2,15 +2,18 @@
 
 `simulate_events(residents, sensor_days, seed=...)` turns each resident's `sensor_days` rows into
 raw CASAS-style events (time, sensor, value) of one home fitted with the sensors of `SENSOR_MAP`
-(the armchair's occupancy sensor `CHAIR` only in a share of the homes, `chair_share`).
+(the armchair's occupancy sensor `CHAIR` only in a share of the homes, `chair_share`, and the
+bedroom chair's `BEDROOM_CHAIR` in a share drawn apart, `bedroom_chair_share`).
 A day is built around its own measures: in bed from bedtime to waking with the night's toilet
 visits, an outing as long as the day's time out of home, the day's kitchen activations, its
 longest stillness (reading or dozing in the living room's armchair) and its visitors; a day without
 a row is a day the gateway was offline (no events). A temperature reading every 30 minutes shows
 the gateway is alive. Where the home has a chair sensor it is occupied while the resident sits in
-the armchair: the day's longest stillness and the 20-60 minute sits in the living room (a sit in
-the bedroom has no sensor). Whether a home has one is drawn from its own random stream, so a home's
-other events are the same with or without it (`chair_share` 0 gives the motion-only homes).
+the armchair: the day's longest stillness and the 20-60 minute sits in the living room; where it
+has a bedroom chair sensor, during the 20-60 minute sits in the bedroom (the bedroom's motion sensor,
+like any PIR, sees the resident sit down and then nothing while they sit still). Whether a home has
+either is drawn from a random stream of its own, so a home's other events are the same with or
+without them (`chair_share` 0 and `bedroom_chair_share` 0 give the motion-only homes).
 
 Planted incidents (true start times in `incidents`, the truth):
 - `fall_long_lie`: a fall during an activity (day, or a night-time toilet trip); nothing of the
@@ -34,6 +37,7 @@ import pandas as pd
 SENSOR_MAP: dict[str, str] = {
     "BED": "bed",
     "CHAIR": "chair",
+    "BEDROOM_CHAIR": "chair",
     "BATH": "toilet",
     "KITCHEN": "kitchen",
     "LIVING": "living",
@@ -62,6 +66,7 @@ class EventTwinConfig:
     late_walker_share: float = 0.08  # residents who often step out late in the evening
     partner_home_rate: float = 0.85  # days a second person is at home, when not living alone
     chair_share: float = 0.5  # homes with an occupancy sensor on the living room's armchair
+    bedroom_chair_share: float = 0.0  # homes with an occupancy sensor on the bedroom's chair
 
 
 @dataclass
@@ -73,6 +78,7 @@ class EventTwin:
     confounders: pd.DataFrame  # resident_id, kind, start, end
     sensor_map: dict[str, str]
     chair_homes: frozenset[str] = frozenset()  # residents whose home has the chair sensor
+    bedroom_chair_homes: frozenset[str] = frozenset()  # ... the bedroom chair's sensor
 
     def casas_lines(self, resident_id: str) -> list[str]:
         """One resident's events as CASAS log lines (`date time sensor value`)."""
@@ -278,6 +284,7 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
             out = (ts >= a - 60) & (ts < b + 60)
             ts, rooms, sat = ts[~out], rooms[~out], sat[~out]
         armchair += (ts[sat & (rooms == 0)] + 45).tolist()
+        bedroom_chair = (ts[sat & (rooms == 2)] + 45).tolist()  # the sits in the bedroom
         late = ts >= midnight + 22 * H  # night-time bathroom visits are the night's toilet visits
         rooms[late & (rooms == 3)] = 1
         for t, r in zip(ts.tolist(), rooms.tolist(), strict=True):
@@ -305,16 +312,17 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
                 home.fire(t + 40 + lie, "DOOR", who=2, dur=15)
                 home.fire(t + 100 + lie, "HALL", who=2)
 
-        # in the armchair until the resident is seen anywhere else (or goes to bed)
+        # in a chair until the resident is seen anywhere else (or goes to bed)
         own = sorted(t for t, s, v, who in home.ev[day_first_event:] if who == 0 and v in ("ON", "OPEN"))
-        for a in armchair:
-            if any(f < a < g for f, g in lying):  # the resident fell before sitting down
-                continue
-            i = int(np.searchsorted(own, a, side="right"))
-            b = min(own[i] if i < len(own) else day_end, day_end)
-            if b - 30 > a:
-                home.ev.append((a, "CHAIR", "ON", 0))
-                home.ev.append((b - 30, "CHAIR", "OFF", 0))
+        for sensor, sits in (("CHAIR", armchair), ("BEDROOM_CHAIR", bedroom_chair)):
+            for a in sits:
+                if any(f < a < g for f, g in lying):  # the resident fell before sitting down
+                    continue
+                i = int(np.searchsorted(own, a, side="right"))
+                b = min(own[i] if i < len(own) else day_end, day_end)
+                if b - 30 > a:
+                    home.ev.append((a, sensor, "ON", 0))
+                    home.ev.append((b - 30, sensor, "OFF", 0))
 
         if rng.random() < cfg.dropout_rate:
             s = midnight + float(rng.uniform(0, 20)) * H
@@ -346,21 +354,24 @@ def simulate_events(residents: pd.DataFrame, sensor_days: pd.DataFrame, *, seed:
     res = residents.set_index(residents["resident_id"].astype(str))
     frames, incs, confs = [], [], []
     chair_homes: set[str] = set()
+    bedroom_chair_homes: set[str] = set()
     for idx, (rid, rows) in enumerate(sd.groupby(sd["resident_id"].astype(str), sort=True)):
         rng = np.random.default_rng(np.random.SeedSequence([seed, idx, 0x5E75]))
         r = res.loc[rid] if rid in res.index else pd.Series(dtype=object)
         home, inc, conf, remove = _resident_events(rid, rows, day0, r, rng, cfg)
         ev = pd.DataFrame(home.ev, columns=["t", "sensor", "value", "who"])
-        # the chair sensor has its own random stream: the home's other events do not depend on it
-        chair_rng = np.random.default_rng(np.random.SeedSequence([seed, idx, 0xC4A1]))
-        if chair_rng.random() < cfg.chair_share:
-            chair_homes.add(rid)
-            for d in sorted({int((pd.Timestamp(x) - day0).days) for x in rows["date"]}):
-                if chair_rng.random() < cfg.battery_rate:
-                    e = d * 86400.0 + float(chair_rng.uniform(2, 7)) * 86400.0
-                    conf.append((rid, "battery_CHAIR", d * 86400.0, e))
-        else:
-            ev = ev[ev["sensor"] != "CHAIR"]
+        # each chair sensor has its own random stream: the home's other events do not depend on it
+        for sensor, share, stream, fitted in (("CHAIR", cfg.chair_share, 0xC4A1, chair_homes),
+                                              ("BEDROOM_CHAIR", cfg.bedroom_chair_share, 0xBEDC, bedroom_chair_homes)):
+            chair_rng = np.random.default_rng(np.random.SeedSequence([seed, idx, stream]))
+            if chair_rng.random() < share:
+                fitted.add(rid)
+                for d in sorted({int((pd.Timestamp(x) - day0).days) for x in rows["date"]}):
+                    if chair_rng.random() < cfg.battery_rate:
+                        e = d * 86400.0 + float(chair_rng.uniform(2, 7)) * 86400.0
+                        conf.append((rid, f"battery_{sensor}", d * 86400.0, e))
+            else:
+                ev = ev[ev["sensor"] != sensor]
         keep = np.ones(len(ev), dtype=bool)
         t, who = ev["t"].to_numpy(), ev["who"].to_numpy()
         for a, b, whos in remove:
@@ -390,4 +401,4 @@ def simulate_events(residents: pd.DataFrame, sensor_days: pd.DataFrame, *, seed:
         for c in ("start", "end"):
             df[c] = day0 + pd.to_timedelta(np.round(df[c].to_numpy(dtype="float64") * 1e6), unit="us")
     return EventTwin(events=events, incidents=incidents, confounders=confounders, sensor_map=dict(SENSOR_MAP),
-                     chair_homes=frozenset(chair_homes))
+                     chair_homes=frozenset(chair_homes), bedroom_chair_homes=frozenset(bedroom_chair_homes))

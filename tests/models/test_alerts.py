@@ -263,3 +263,95 @@ def test_stillness_after_the_hall_one_leaves_home_from_waits_longer_than_in_othe
     ev += [(day + timedelta(hours=10.5), "KITCHEN", "ON"), (day + timedelta(hours=10.501), "KITCHEN", "OFF")]
     kitchen = _no_movement(mon, sorted(ev), 10.5 + 20 / 60)
     assert len(kitchen) == 1 and kitchen[0].at - kitchen[0].since <= timedelta(minutes=16)
+
+
+ROLES_TWO_CHAIRS = ROLES_CHAIR | {"BEDROOM": "bedroom", "BEDROOM_CHAIR": "chair"}
+
+
+def two_chairs_day(d: int, *, bedroom_chair: bool = True, armchair: bool = True, sit_hours: float | None = None,
+                   until: float | None = None):
+    """A day of the armchair home with a sit in the bedroom chair from 10:00 (50-60 minutes, after
+    moving in the bedroom); `bedroom_chair` / `armchair` False: that chair's sensor is not seen."""
+    day = DAY0 + timedelta(days=d)
+    at = lambda h: day + timedelta(hours=h)  # noqa: E731
+    sit = (10.0, 10.0 + (sit_hours if sit_hours is not None else 50 / 60 + (d % 3) * 5 / 60))
+    ev = [e for e in chair_day(d, chair=armchair, until=until)
+          if e[1] == "T001" or not (sit[0] - 0.05 < (e[0] - day) / timedelta(hours=1) < sit[1] + 0.02)]
+    if until is None or until > sit[1]:
+        ev += [(at(sit[0] - 0.02), "BEDROOM", "ON"), (at(sit[0] - 0.01), "BEDROOM", "OFF")]
+        if bedroom_chair:
+            ev += [(at(sit[0]), "BEDROOM_CHAIR", "ON"), (at(sit[1] - 0.01), "BEDROOM_CHAIR", "OFF")]
+        ev += [(at(sit[1]), "BEDROOM", "ON"), (at(sit[1] + 0.01), "BEDROOM", "OFF")]
+    return sorted(ev)
+
+
+def learned_two_chairs(bedroom_chair: bool, days: int = 20) -> ResidentMonitor:
+    mon = ResidentMonitor("R1", ROLES_TWO_CHAIRS, AlertSettings(), epoch=DAY0)
+    for d in range(days):
+        assert feed(mon, two_chairs_day(d, bedroom_chair=bedroom_chair)) == []
+    return mon
+
+
+def test_a_fall_in_the_bedroom_is_alerted_within_minutes_where_its_chair_has_a_sensor():
+    def fall(bedroom_chair: bool):
+        day = DAY0 + timedelta(days=20)
+        last = [(day + timedelta(hours=11.5), "BEDROOM", "ON"), (day + timedelta(hours=11.5, seconds=40), "BEDROOM", "OFF")]
+        return sorted(two_chairs_day(20, bedroom_chair=bedroom_chair, until=11.4) + last)
+
+    mon = learned_two_chairs(bedroom_chair=True)
+    assert mon.chairs() == ["BEDROOM_CHAIR", "CHAIR"]
+    alerts = _no_movement(mon, fall(True), 14)
+    assert len(alerts) == 1 and alerts[0].at - alerts[0].since <= timedelta(minutes=20)
+    assert "(last in the bedroom), bed and chairs empty" in alerts[0].text
+    # the same home without it: the sits in the bedroom make an hour's stillness there look usual
+    mon = learned_two_chairs(bedroom_chair=False)
+    alerts = _no_movement(mon, fall(False), 14)
+    assert len(alerts) == 1 and alerts[0].at - alerts[0].since >= timedelta(minutes=55)
+
+
+def test_each_chair_keeps_its_own_limit_and_its_own_trust():
+    # a sit in the bedroom chair three times its longest is alerted (the armchair's dozes, two
+    # and a half hours, do not make it usual there), as sitting in the chair in the bedroom
+    mon = learned_two_chairs(bedroom_chair=True)
+    assert _no_movement(mon, two_chairs_day(20, sit_hours=1.1), 14) == []
+    mon = learned_two_chairs(bedroom_chair=True)
+    long = _no_movement(mon, two_chairs_day(20, sit_hours=3.0), 14)
+    assert len(long) == 1 and "sitting in the chair in the bedroom" in long[0].text
+    assert long[0].at - long[0].since <= timedelta(hours=2)
+    # the armchair's battery is flat while the bedroom chair still reports: once the armchair has
+    # been quiet for longer than usual, its dozes are no longer taken for stillness with it empty
+    mon = learned_two_chairs(bedroom_chair=True)
+    first = _no_movement(mon, two_chairs_day(20, armchair=False), 23.9, 20)
+    assert len(first) == 1 and "bed and chairs empty" in first[0].text
+    assert _no_movement(mon, two_chairs_day(21, armchair=False), 23.9, 21) == []
+    assert not mon.has_chair(mon.seconds(DAY0 + timedelta(days=21, hours=14)))
+
+
+def test_a_bedroom_chair_left_unused_for_days_does_not_slow_the_alert_for_a_fall_elsewhere():
+    mon = learned_two_chairs(bedroom_chair=True)
+    for d in (20, 21):  # no sit in the bedroom for two days: its chair is quiet, the armchair is not
+        assert feed(mon, chair_day(d)) == []
+    day = DAY0 + timedelta(days=22)
+    fall = sorted(chair_day(22, until=9.9) + [(day + timedelta(hours=10), "LIVING", "ON"),
+                                             (day + timedelta(hours=10, seconds=40), "LIVING", "OFF")])
+    alerts = _no_movement(mon, fall, 14, 22)
+    assert len(alerts) == 1 and alerts[0].at - alerts[0].since <= timedelta(minutes=20)
+    # stillness after motion in the bedroom may be a sit in its quiet chair: that waits longer
+    assert mon.has_chair(mon.seconds(day + timedelta(hours=10)), "living")
+    assert not mon.has_chair(mon.seconds(day + timedelta(hours=10)), "bedroom")
+
+
+def test_a_chair_whose_getting_up_was_lost_is_empty_once_the_resident_is_in_bed():
+    # the gateway was offline for a day after the resident sat down in the armchair in the
+    # evening: the chair never said they got up. After a night in bed, movement in the kitchen
+    # is the resident's, not someone else's, and a fall there is alerted at the short limit
+    mon = learned_home(chair=True)
+    evening = DAY0 + timedelta(days=20, hours=23)
+    feed(mon, [(evening, "LIVING", "ON"), (evening + timedelta(seconds=40), "LIVING", "OFF"),
+               (evening + timedelta(seconds=45), "CHAIR", "ON")])
+    day = DAY0 + timedelta(days=22)
+    fall = sorted(chair_day(22, until=9.9) + [(day + timedelta(hours=10), "KITCHEN", "ON"),
+                                             (day + timedelta(hours=10, seconds=40), "KITCHEN", "OFF")])
+    alerts = _no_movement(mon, fall, 14, 22)
+    assert len(alerts) == 1 and alerts[0].at - alerts[0].since <= timedelta(minutes=20)
+    assert "someone else" not in alerts[0].text

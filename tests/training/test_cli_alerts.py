@@ -53,3 +53,14 @@ def test_replay_lists_the_alerts_a_real_log_would_have_raised(tmp_path):
     for a in out["alerts"]:
         assert set(a) == {"kind", "at", "text"}
         pd.Timestamp(a["at"])
+
+
+def test_evaluate_scores_each_sensor_kit_apart():
+    from training.cmd_alerts import kit_groups
+
+    homes = {f"R{i}" for i in range(8)}
+    groups = kit_groups(homes, chair_homes={"R0", "R1", "R2"}, bedroom_chair_homes={"R2", "R3"})
+    assert groups == {"chair_sensor": {"R0", "R1"}, "bedroom_chair_sensor": {"R3"},
+                      "both_chair_sensors": {"R2"}, "motion_only": {"R4", "R5", "R6", "R7"}}
+    # homes without bedroom chair sensors are grouped as they always were
+    assert kit_groups(homes, {"R0"}, set()) == {"chair_sensor": {"R0"}, "motion_only": homes - {"R0"}}

@@ -127,3 +127,58 @@ def test_the_armchair_sensor_sees_the_long_sits_only_in_homes_fitted_with_one(fr
         falls_in_chair += len(sits) > 0 and sits["value"].iloc[-1] == "ON"
     assert long_sits > 100  # the day's longest stillness is dozing in the armchair
     assert len(fall_starts) > 5 and falls_in_chair == 0  # a fall happens up and about, not seated
+
+
+def test_the_bedroom_chair_sensor_sees_the_sits_in_the_bedroom_and_leaves_the_days_as_they_were(frames, tmp_path):
+    res, sd = frames["residents"], frames["sensor_days"]
+    full = simulate_events(res, sd, seed=5, config=EventTwinConfig(chair_share=1.0, bedroom_chair_share=1.0,
+                                                                   fall_rate=0.05, battery_rate=0.0))
+    armchair = simulate_events(res, sd, seed=5, config=EventTwinConfig(chair_share=1.0, fall_rate=0.05, battery_rate=0.0))
+    half = simulate_events(res, sd, seed=5, config=EventTwinConfig(chair_share=0.5, bedroom_chair_share=0.5, fall_rate=0.05))
+    assert SENSOR_MAP["BEDROOM_CHAIR"] == "chair"
+    assert armchair.bedroom_chair_homes == frozenset() and "BEDROOM_CHAIR" not in set(armchair.events["sensor"])
+    assert 0 < len(half.bedroom_chair_homes) < res["resident_id"].nunique()
+    assert half.bedroom_chair_homes != half.chair_homes  # drawn apart from the armchair's
+    assert set(half.events.loc[half.events["sensor"] == "BEDROOM_CHAIR", "resident_id"]) <= half.bedroom_chair_homes
+    # the sensor is added to the same homes: every other event and the truth are unchanged
+    other = full.events[full.events["sensor"] != "BEDROOM_CHAIR"].drop(columns="event_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(other, armchair.events.drop(columns="event_id").reset_index(drop=True))
+    pd.testing.assert_frame_equal(full.incidents, armchair.incidents)
+
+    # a sit starts within a minute of motion in the bedroom (its motion sensor then sees nothing
+    # while they sit still), never while in bed or in the armchair, and nobody falls seated
+    ev = full.events
+    sits, seated_at, last_motion, in_bed, seen = 0, {}, {}, set(), {}
+    for rid, t, sensor, value in ev[["resident_id", "time", "sensor", "value"]].itertuples(index=False):
+        if t - seen.get(rid, t) > pd.Timedelta(hours=1):  # the gateway was offline: what it missed is unknown
+            seated_at.pop(rid, None)
+            in_bed.discard(rid)
+        seen[rid] = t
+        if sensor in ("BEDROOM_CHAIR", "CHAIR") and value == "ON":
+            if sensor == "BEDROOM_CHAIR":
+                assert rid not in in_bed and rid not in seated_at, f"{rid} sat down twice or in bed at {t}"
+                sits += 1
+                assert t - last_motion[rid] <= pd.Timedelta(seconds=60), (rid, t, last_motion[rid])
+            seated_at[rid] = sensor
+        elif sensor in ("BEDROOM_CHAIR", "CHAIR"):
+            seated_at.pop(rid, None)
+        elif sensor == "BED":
+            (in_bed.add if value == "ON" else in_bed.discard)(rid)
+            seated_at.pop(rid, None)  # a day the gateway missed the getting up
+        elif sensor == "BEDROOM" and value == "ON":
+            last_motion[rid] = t
+    assert sits > 200
+    falls = full.incidents[full.incidents["kind"] == "fall_long_lie"]
+    for rid, start in zip(falls["resident_id"], falls["start"], strict=True):
+        before = ev[(ev["resident_id"] == rid) & (ev["sensor"] == "BEDROOM_CHAIR") & (ev["time"] <= start)]
+        assert before.empty or before["value"].iloc[-1] == "OFF"
+
+    # presence only: the days ingested from the events are those of the home without it
+    alone = sorted(res[res["lives_alone"]]["resident_id"])[:3]
+    for rid in alone:
+        got = []
+        for twin in (full, armchair):
+            log = tmp_path / f"{rid}.txt"
+            log.write_text("\n".join(twin.casas_lines(rid)))
+            got.append(read_event_log(log, "casas", SENSOR_MAP, rid).sensor_days.reset_index(drop=True))
+        pd.testing.assert_frame_equal(got[0], got[1])

@@ -1,0 +1,125 @@
+"""Why the alert rules miss falls and raise false alarms on the event twin, counted.
+
+    python -m benchmarks.bench_alert_causes [--residents 200] [--days 60] [--seed 11]
+        [--chair-share 1] [--bedroom-chair-share 1] [--sensitivity 1.5 ...]
+        [--out benchmarks/results/alert_causes.json]
+
+The same twin and scoring as `twincare alerts evaluate` (`training.alerts_eval.replay` and
+`score`, per kit of homes), and for each sensitivity:
+- every false alarm by what was going on: the confounder of that home (a second person, a
+  visitor, a nap, an outing whose door event was missed, a dropout, a flat battery, a late
+  walk) whose span touches the alert's stillness, or `routine` when none does; and by where the
+  resident was last seen (the alert's own words);
+- every missed fall with where it happened, the confounders touching it, and what the home's
+  monitor believed when the resident fell (in bed, seated, out of the door, no limit yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+RESULT = Path(__file__).parent / "results" / "alert_causes.json"
+_WHERE = re.compile(r"\((last in the [a-z ]+|sitting in [^)]*|got up from [^)]*)\)")
+
+
+def false_alarm_causes(alerts: pd.DataFrame, confounders: pd.DataFrame) -> dict:
+    """False alarms (resident_id, kind, at, since, text) by the confounder touching them."""
+    by_res = {r: g for r, g in confounders.groupby("resident_id")}
+    causes, where = Counter(), Counter()
+    for a in alerts.itertuples(index=False):
+        g = by_res.get(a.resident_id)
+        kinds = [] if g is None else sorted(set(g[(g["start"] < a.at) & (g["end"] > a.since - pd.Timedelta(minutes=5))]["kind"]))
+        causes[f"{a.kind}: {' + '.join(kinds) or 'routine'}"] += 1
+        if a.kind == "no_movement":
+            m = _WHERE.search(a.text)
+            where[m.group(1) if m else "?"] += 1
+    return {"by_cause": dict(causes.most_common()), "no_movement_by_where": dict(where.most_common())}
+
+
+def missed_falls(events: pd.DataFrame, truth, sensor_map: dict, settings, alerts: pd.DataFrame) -> list[dict]:
+    """The falls no no_movement alert found, with what the home's monitor believed at the fall."""
+    from models.alerts import ResidentMonitor
+
+    falls = truth.incidents[truth.incidents["kind"] == "fall_long_lie"]
+    out = []
+    epoch = pd.Timestamp(events["time"].min()).normalize().to_pydatetime()
+    for x in falls.itertuples(index=False):
+        near = alerts[(alerts["resident_id"] == x.resident_id) & (alerts["kind"] == "no_movement")
+                      & (alerts["at"] >= x.start - pd.Timedelta(minutes=5)) & (alerts["at"] <= x.end + pd.Timedelta(minutes=30))]
+        if len(near):
+            continue
+        ev = events[(events["resident_id"] == x.resident_id) & (events["time"] <= x.start + pd.Timedelta(seconds=1))]
+        mon = ResidentMonitor(x.resident_id, sensor_map, settings, epoch=epoch)
+        for t, s, v in zip(ev["time"], ev["sensor"].astype(str), ev["value"].astype(str), strict=True):
+            mon.observe(t.to_pydatetime(), s, v)
+        c = truth.confounders
+        touching = c[(c["resident_id"] == x.resident_id) & (c["start"] < x.end) & (c["end"] > x.start)]["kind"]
+        s = mon.seconds(x.start.to_pydatetime())
+        out.append({
+            "resident_id": x.resident_id, "start": x.start.isoformat(), "lie_min": round((x.end - x.start).total_seconds() / 60),
+            "room": sensor_map.get(x.room, x.room), "confounders": sorted(set(touching)),
+            "learning": mon.learning, "in_bed": mon._in_bed, "seated": mon._seat, "door_open_last": mon._door is not None,
+            "last_place": mon._room, "chairs_trusted": mon.has_chair(s, mon._room),
+            "limit_min": None if mon._room is None else round((mon.stillness_limit(mon._room, s) or 0) / 60),
+        })
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from models.alerts import AlertSettings
+    from training.alerts_eval import replay, score
+    from training.cmd_alerts import kit_groups
+    from twin.events import EventTwinConfig, simulate_events
+    from twin.simulate import simulate_frames
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--residents", type=int, default=200)
+    ap.add_argument("--days", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--chair-share", type=float, default=1.0)
+    ap.add_argument("--bedroom-chair-share", type=float, default=1.0)
+    ap.add_argument("--sensitivity", type=float, action="append", default=None)
+    ap.add_argument("--out", type=Path, default=RESULT)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    frames = simulate_frames(args.residents, args.days, args.seed)
+    twin = simulate_events(frames["residents"], frames["sensor_days"], seed=args.seed,
+                           config=EventTwinConfig(chair_share=args.chair_share, bedroom_chair_share=args.bedroom_chair_share))
+    homes = set(twin.events["resident_id"].astype(str))
+    groups = kit_groups(homes, set(twin.chair_homes), set(twin.bedroom_chair_homes))
+    doc = {"residents": len(homes), "seed": args.seed, "days": args.days, "chair_share": args.chair_share,
+           "bedroom_chair_share": args.bedroom_chair_share, "events": int(len(twin.events)), "settings": []}
+    for sens in args.sensitivity or [1.5]:
+        settings = replace(AlertSettings(), sensitivity=sens)
+        rep = replay(twin.events, twin.sensor_map, settings)
+        row = {"sensitivity": sens} | score(rep, twin.incidents)
+        row["groups"] = {k: score(rep, twin.incidents, residents=v) for k, v in groups.items()}
+        alerts = pd.DataFrame([a.to_dict() | {"at": a.at, "since": a.since} for a in rep.alerts])
+        alerts["at"], alerts["since"] = pd.to_datetime(alerts["at"]), pd.to_datetime(alerts["since"])
+        alerts = alerts[alerts["resident_id"].isin(set(rep.eligible_from))]
+        explained = pd.Series(False, index=alerts.index)
+        for x in twin.incidents.itertuples(index=False):
+            lo, hi = x.start - pd.Timedelta(minutes=5), x.end + (pd.Timedelta(hours=6) if x.kind == "toilet_surge" else pd.Timedelta(minutes=30))
+            explained |= (alerts["resident_id"] == x.resident_id) & (alerts["at"] >= lo) & (alerts["at"] <= hi)
+        row["false_alarms_by"] = false_alarm_causes(alerts[~explained], twin.confounders)
+        eligible = twin.incidents["start"] >= twin.incidents["resident_id"].map(rep.eligible_from)
+        row["missed_falls"] = missed_falls(twin.events, replace(twin, incidents=twin.incidents[eligible]),
+                                           twin.sensor_map, settings, alerts)
+        doc["settings"].append(row)
+        print(json.dumps({k: row[k] for k in ("sensitivity", "incidents", "false_alarms_per_resident_month")}), flush=True)
+    doc["seconds"] = round(time.perf_counter() - t0, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2, default=str))
+    return doc
+
+
+if __name__ == "__main__":
+    main()
