@@ -99,6 +99,14 @@ def load_history(directory: str | os.PathLike, end=None) -> History:
             continue
         bound = end if table != "residents" else None
         tables[table] = store.read(table, columns=list(cols), end=bound)
+    if end is not None and store.has("events"):
+        # a resident who moves in on or after `end` is not yet in the community then; their
+        # `move_in` event lies past the cut, so without this they would read as having lived
+        # here from the start, with no data
+        ev = store.read("events", columns=["resident_id", "date", "type"])
+        later = ev.loc[(ev["type"].astype(str) == "move_in") & (ev["date"] >= pd.Timestamp(end)), "resident_id"]
+        residents = tables["residents"]
+        tables["residents"] = residents[~residents["resident_id"].astype(str).isin(set(later.astype(str)))]
     return History(**tables)
 
 
