@@ -414,12 +414,20 @@ const clock = (iso) => iso.replace("T", " ").slice(0, 16);
 async function homeAlertsOf(id, metaReady) {
   const meta = await metaReady;
   if (meta.panels_not_available.alerts) return null; // no live alerts here: the section stays hidden
-  return Promise.all([api(homePath(id, "alert_settings")), api(`/alerts?${new URLSearchParams({ resident_id: id, limit: "20" })}`)]);
+  try {
+    return await Promise.all([api(homePath(id, "alert_settings")), api(`/alerts?${new URLSearchParams({ resident_id: id, limit: "20" })}`)]);
+  } catch (err) {
+    if (err.status === 401) throw err;
+    return { error: err.message }; // the rest of the resident page still draws
+  }
 }
 
 function drawHomeAlerts(home) {
   $("#home-alerts").hidden = !home;
   if (!home) return;
+  $("#home-alerts-error").textContent = home.error ? `The home's alerts and settings could not be loaded: ${home.error}` : "";
+  $("#home-alerts-body").hidden = Boolean(home.error);
+  if (home.error) { mark("home-alerts"); return; }
   const [settings, alerts] = home;
   $("#resident-alerts").replaceChildren(...(alerts.items.length ? alerts.items.map(alertCard) : [el("li", { class: "muted" }, "No alerts.")]));
   $("#away-list").replaceChildren(...(settings.away.length ? settings.away.map(awayItem) : [el("li", { class: "muted" }, "No away time set.")]));

@@ -336,4 +336,16 @@ def test_a_care_manager_sets_a_homes_away_time_and_quiet_hours_on_the_resident_p
     page.click("#quiet-clear")
     page.locator("#quiet-now").filter(has_text="22:00 to 07:00, the service's default.").wait_for()
     assert settings()["quiet_hours"]["default"] is True and page.locator("#quiet-clear").is_hidden()
+
+    # the settings route failing (here its answer replaced by a 503 on the way to the page) leaves
+    # the rest of the resident page drawn, and says what failed in the section
+    page.route("**/alert_settings", lambda r: r.fulfill(
+        status=503, content_type="application/json", body='{"error": "the time-bank store is unavailable; retry later"}'))
+    page.evaluate("(h) => { location.hash = h; }", "#/at-risk")
+    wait_drawn(page, "at-risk")
+    page.evaluate("(h) => { location.hash = h; }", f"#/resident/{rid}")
+    page.locator("#home-alerts-error").filter(has_text="the time-bank store is unavailable").wait_for()
+    assert page.inner_text("#resident-id") == rid and page.locator("#risk-cards").is_visible()
+    assert page.locator("#home-alerts-body").is_hidden()
+    assert "Could not load" not in page.inner_text("#status")
     context.close()
