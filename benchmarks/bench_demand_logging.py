@@ -46,11 +46,9 @@ def weekly_totals(detail: pd.DataFrame, panel, origins) -> pd.DataFrame:
     return d.drop(columns="date").groupby(["series_id", "origin"], as_index=False).sum()
 
 
-def wape(y: np.ndarray, f: np.ndarray) -> float:
-    return float(np.abs(y - f).sum() / y.sum()) if y.sum() > 0 else float("nan")
-
-
 def cell(totals: pd.DataFrame, boot: int, seed: int) -> dict:
+    from training.backtest import wape
+
     methods = [c for c in totals.columns if c not in ("series_id", "origin", "actual", "forecast")]
     y = totals["actual"].to_numpy(float)
     wapes = {m: wape(y, totals[m].to_numpy(float)) for m in methods}

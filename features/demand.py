@@ -242,8 +242,7 @@ def demand_features(
     # Community-wide logging: the last day at or before each origin on which any series had a
     # request (batch-logged tables read zero on every other day).
     any_logged = np.zeros(T, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        any_logged[: last_row + 1] = (np.nan_to_num(panel.values[: last_row + 1]) > 0).any(axis=1)
+    any_logged[: last_row + 1] = (np.nan_to_num(panel.values[: last_row + 1]) > 0).any(axis=1)
     last_logged = np.maximum.accumulate(np.where(any_logged, np.arange(T), -1))[oc]
     since_logged = np.where(last_logged >= 0, oc - last_logged, np.nan).astype(float)
     logged_cs = np.concatenate([[0], np.cumsum(any_logged)])

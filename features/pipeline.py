@@ -103,8 +103,8 @@ def load_history(directory: str | os.PathLike, end=None) -> History:
         # a resident who moves in on or after `end` is not yet in the community then; their
         # `move_in` event lies past the cut, so without this they would read as having lived
         # here from the start, with no data
-        ev = store.read("events", columns=["resident_id", "date", "type"])
-        later = ev.loc[(ev["type"].astype(str) == "move_in") & (ev["date"] >= pd.Timestamp(end)), "resident_id"]
+        ev = store.read("events", columns=["resident_id", "type"], start=end)
+        later = ev.loc[ev["type"].astype(str) == "move_in", "resident_id"]
         residents = tables["residents"]
         tables["residents"] = residents[~residents["resident_id"].astype(str).isin(set(later.astype(str)))]
     return History(**tables)

@@ -5,12 +5,12 @@ multi-horizon model) with prediction intervals from conformal residual quantiles
 fitted on a calibration window that follows the training window. Baseline: seasonal naive (the
 same weekday in the latest known week). At each origin every series is then served by the model
 or by a simple method (zero, seasonal naive, 91-day mean, median of 8 weekly totals), whichever
-had the least weekly-total error on forecasts made without the weeks judged (the calibration
-window, then the weeks after the training data known at the origin; pooled over series unless
-`choice_per_series`): counts logged in batches
-(a week entered on one day) defeat a daily model but not a weekly median. The choice reads
-counts, never a series' name, so a renamed series, or one the model never saw, is forecast the
-same way.
+had the least weekly-total error on forecasts made without the weeks judged (those made on every
+day of the last 8 weeks after the training data known at the origin, the calibration window
+standing in for the days not yet known; pooled over series unless `choice_per_series`). Counts
+logged in batches (a week entered on one day) defeat a daily model but not a weekly median. The
+choice reads counts, never a series' name, so a renamed series, or one the model never saw, is
+forecast the same way.
 """
 
 from __future__ import annotations
