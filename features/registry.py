@@ -365,6 +365,13 @@ def _declare() -> dict[str, Feature]:
            "request_count", "companionship",
            Wording(one="request for companionship", many="requests for companionship",
                    span="in the last 90 days"))
+    # a year or two of them: a lonely resident asks for company more often, and one request is
+    # too rare an event to read from 90 days
+    for window, span in (("365d", "in the last year"), ("730d", "in the last two years")):
+        social(f"companionship_requests_{window}", "int", window, "service_requests",
+               f"requests for companionship {span}", L, ("trait",), "requests", "request_count",
+               "companionship", Wording(one="request for companionship", many="requests for companionship",
+                                        span=span))
 
     # a completed home-hazard check lowers fall hazard for months
     social("days_since_home_hazard_check", "float", "latest", "tasks",

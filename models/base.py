@@ -28,6 +28,9 @@ class BoosterParams:
     bagging_freq: int = 1
     lambda_l2: float = 1.0
     early_stopping_rounds: int = 30
+    # grow the trees early stopping chose again on training + validation rows: the validation
+    # weeks are the latest labelled ones, the closest to the weeks the model will score
+    refit_with_validation: bool = True
     seed: int = 7
     num_threads: int = 1  # OpenMP threads crawl when the other core is busy; raise on an idle machine
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,20 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
                       **spec.fit_extra())
     loaded = LoadedModel(ds.model, version, booster, names, spec.schema_hash(), {})
     loaded.calibration = fit_platt(raw_score(loaded, val, num_threads=params.num_threads), yva)
+    p_val = spec.predict_proba(loaded, val, num_threads=params.num_threads)  # before it learns them
+    # the rows every fit learns from: training, and validation too when the booster is grown again
+    # on them (the latest labelled weeks; the time-based split leaves a label horizon between
+    # them and the test weeks). Its size and calibration stay those chosen on validation.
+    fit_rows = pd.concat([train, val]) if params.refit_with_validation else train
+    if params.refit_with_validation:
+        rounds = booster.current_iteration()
+        booster = trainer(replace(params, num_trees=max(rounds, 1)), spec.objective,
+                          fit_rows[names].to_numpy(float), fit_rows["label"].to_numpy(int),
+                          feature_names=names, **spec.fit_extra())
+        loaded.booster = booster
+    y_fit = fit_rows["label"].to_numpy(int)
     fit_seconds = time.perf_counter() - t0
     p_test = spec.predict_proba(loaded, test, num_threads=params.num_threads)
-    p_val = spec.predict_proba(loaded, val, num_threads=params.num_threads)
     y_test = test["label"].to_numpy(int)
 
     metrics: dict[str, Any] = {"model": ev.binary_metrics(y_test, p_test),
@@ -67,9 +78,9 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
     scores["model"] = p_test
 
     t_base = time.perf_counter()
-    # baselines, fitted on the training rows only; the first is the one the gate compares with
+    # baselines, fitted on the same rows as the model; the first is the one the gate compares with
     for b in spec.baselines:
-        est = b.make(params.seed).fit(b.inputs(train), ytr)
+        est = b.make(params.seed).fit(b.inputs(fit_rows), y_fit)
         p_b = est.predict_proba(b.inputs(test))
         metrics[b.name] = ev.binary_metrics(y_test, p_b)
         if b.score is not None:
@@ -94,6 +105,7 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
     contrib = contributions(loaded, sample, num_threads=params.num_threads)
     importance = contrib.drop(columns=["base_value"]).abs().mean().sort_values(ascending=False)
     facts = {"rows_train": len(train), "rows_val": len(val), "rows_test": len(test),
+             "refit_with_validation": params.refit_with_validation,
              "trees": booster.num_trees(), "split": ds.plan.describe(),
              "baseline_seconds": baseline_seconds, "shap_seconds": time.perf_counter() - t_shap}
     return RiskResult(loaded, metrics, curves, importance, scores, fit_seconds, facts)
