@@ -34,7 +34,8 @@ class RiskResult:
 def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.05,
              engine: str = "pandas", scheduler: str | None = None,
              version: str = "unregistered") -> RiskResult:
-    """Fit the booster (early stopping + Platt on validation), the baselines, and score the test."""
+    """Fit the booster (early stopping + Platt on validation, then grown again on training +
+    validation rows unless `params.refit_with_validation` is off), the baselines, and score the test."""
     spec = risk_spec(ds.model)
     names = ds.feature_names
     train, val, test = ds.part("train"), ds.part("val"), ds.part("test")

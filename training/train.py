@@ -178,6 +178,8 @@ def register_scored(loaded: LoadedModel, ds: RiskDataset, history_dir: str | Pat
     spec = risk_spec(loaded.name)
     history_tags = history_facts(history_dir, features_dir)
     train_rows, test = ds.part("train"), ds.part("test")
+    if params.booster.refit_with_validation:  # the rows `fit_risk` fits the baselines on
+        train_rows = pd.concat([train_rows, ds.part("val")])
     y = test["label"].to_numpy(int)
     first = spec.baselines[0]
     p_base = first.make(params.booster.seed).fit(first.inputs(train_rows), train_rows["label"].to_numpy(int)) \
