@@ -10,9 +10,13 @@ What a monitor learns, over a rolling window of its last `history_days` observed
   day), and, in a home with a chair occupancy sensor, the same with bed and chair both empty and
   while sitting in the chair; a limit is the stillness the days' longest would beat about once in
   `stillness_once_in_days` days (an extreme-value fit, never below the longest seen);
-- which chair sensors the home has and whether they can be trusted (each fires on most days, and
-  did lately); a home may have several (an armchair, a chair in the bedroom), each `chair` in the
-  sensor map, each learned on its own;
+- which chair sensors the home has and whether they can be trusted (each fires on most days, did
+  within `chair_silent_hours`, and has not been quiet for longer than it ever is, below); a home may
+  have several (an armchair, a chair in the bedroom), each `chair` in the sensor map, each learned
+  on its own;
+- for each chair and motion sensor, how long it stays quiet while the resident is out of bed and at
+  home (the days' longest, the same extreme-value fit): quiet for longer, its battery is taken for
+  flat;
 - the room the resident usually last moves in before the front door opens;
 - whether two people live here (a second person seen on most days: motion elsewhere while the
   resident lies in bed or sits in a chair) and, if so, the longest stillness while it was not
@@ -35,6 +39,8 @@ The rules (each threshold times `sensitivity` and the resident's rating-tuned fa
   stillness is no sign of the resident. Until the door and movement come again (back in) or the
   resident is seen in bed or in a chair, the limit is at least the longest stillness usual at such
   times in that home, times `company_margin` (too few such days: the longest usual sit, times it).
+  During the day, while a motion sensor is taken for flat, the resident may be moving in its room
+  unseen: the limit is at least that room's.
   Stillness after getting out of bed counts too (a fall on the way to the toilet);
 - `not_up`: still in bed later than the resident's usual latest wake time plus a margin;
 - `night_exit`: the front door at night and no one moving at home since (unless night exits are
@@ -139,6 +145,7 @@ class _Day:
     night_toilet: int | None = None
     night_exits: int = 0
     company: bool = False  # a second person was seen
+    quiet: dict[str, float] = field(default_factory=dict)  # sensor -> longest awake time at home between its events, s
     unsure: float | None = None  # longest stillness while it was not known who was at home, s
     active: bool = False
 
@@ -269,6 +276,10 @@ class ResidentMonitor:
         self._in_bed = False
         self._seat: str | None = None  # the chair sensor the resident sits on
         self._chair_at: dict[str, float] = {}  # last event of each chair sensor
+        self._awake = 0.0  # seconds out of bed and at home so far (the gateway alive)
+        self._awake_move = 0.0  # ... at the last movement
+        self._awake_at: dict[str, float] = {}  # ... at each chair or motion sensor's last event
+        self._quiet_limits: dict[str, float | None] = {}
         self._chair_room: str | None = None  # where the resident moved last before sitting down
         self._company_at: float | None = None  # last sign of a second person at home
         self._unsure_at: float | None = None  # front door of a shared home, then motion: who went out?
@@ -366,7 +377,32 @@ class ResidentMonitor:
             watched = [k for k in chairs if near.get(k, room) == room]
         else:
             watched = chairs
-        return bool(chairs) and all(s - self._chair_at.get(k, -math.inf) <= limit for k in watched)
+        return bool(chairs) and all(s - self._chair_at.get(k, -math.inf) <= limit and not self.gone_quiet(k, s)
+                                    for k in watched)
+
+    def gone_quiet(self, sensor: str, s: float) -> bool:
+        """Whether a chair or motion sensor has been quiet, at time s (now, or the last movement),
+        for longer than the resident, out of bed and at home, has ever (rarely) left it: a flat
+        battery. Learned per sensor from the days' longest such quiet."""
+        since = self._awake_at.get(sensor)
+        if since is None:
+            return False
+        if sensor not in self._quiet_limits:
+            daily = [d.quiet[sensor] for d in self.history if d.active and sensor in d.quiet]
+            ok = len(daily) >= self.settings.min_days_per_cell
+            self._quiet_limits[sensor] = _rare_longest(daily, self.settings.stillness_once_in_days) if ok else None
+        limit = self._quiet_limits[sensor]
+        return limit is not None and self._awake_by(s) - since > limit
+
+    def _blind(self, s: float) -> list[str]:
+        """The rooms whose motion sensor has gone quiet at time s (`gone_quiet`)."""
+        return sorted({r for k, r in self.roles.items() if r in MOTION_ROLES and self.gone_quiet(k, s)})
+
+    def _awake_by(self, s: float) -> float:
+        """Seconds out of bed and at home up to time s (taken as such since the last movement)."""
+        if self._last_any is None or s >= self._last_any or self._last_move is None:
+            return self._awake
+        return min(self._awake, self._awake_move + s - self._last_move)
 
     def _chair_limit(self, t: float) -> float | None:
         """The longest usual sit in any of the home's chairs (someone may be sitting in one)."""
@@ -407,10 +443,17 @@ class ResidentMonitor:
             # the gateway was silent: where the resident is (in bed? in the chair?) is unknown, so
             # stillness counts again from the next sign of them
             self._last_move, self._room = s, None
+        elif self._last_any is not None and not self._in_bed and self._door is None:
+            self._awake += s - self._last_any
         self._last_any = s
         if role is None or (v not in ON_VALUES and v not in OFF_VALUES):
             return out  # readings (temperature) and unmapped sensors only show the gateway is alive
         self._today.active = True
+        if role == "chair" or role in MOTION_ROLES:
+            if sensor in self._awake_at:
+                q = self._awake - self._awake_at[sensor]
+                self._today.quiet[sensor] = max(self._today.quiet.get(sensor, 0.0), q)
+            self._awake_at[sensor] = self._awake
         if role == "front_door":
             if _is_room(self._room) and s - (self._last_move or s) < 300:
                 self._today.before_door[self._room] = self._today.before_door.get(self._room, 0) + 1
@@ -516,7 +559,7 @@ class ResidentMonitor:
                 self._today.stillness[key] = gap
             if not self._seated and self.has_chair(self._last_move, self._room) and gap > self._today.unseated.get(key, 0.0):
                 self._today.unseated[key] = gap
-        self._last_move, self._room = s, room
+        self._last_move, self._room, self._awake_move = s, room, self._awake
 
     def _is_away(self, s: float) -> bool:
         return self._door is not None and s - self._door >= self.settings.away_confirm_minutes * 60
@@ -540,6 +583,7 @@ class ResidentMonitor:
         self.history.append(self._today)
         self.profile = Profile.learn(self.history)
         self._usual = {}
+        self._quiet_limits = {}
         self._today = _Day()
         self._day = day
         self._night_toilet = {k: v for k, v in self._night_toilet.items() if k >= day - 1}
@@ -618,6 +662,12 @@ class ResidentMonitor:
         usual = limit / self._factor("no_movement") / (self.settings.seated_margin if chair and self._seated else 1)
         usual /= self.settings.company_margin if company else 1
         usual /= self.settings.entrance_margin if entrance else 1
+        # a motion sensor gone quiet (a flat battery?): in the day the resident may be moving in its
+        # room unseen (up at night, they go to the toilet and back to bed)
+        blind = [(x, r) for r, x in ((r, self.stillness_limit(r, at, unseated=unseated)) for r in self._blind(self._last_move))
+                 if x is not None and x > limit] if at else []
+        blind_room = max(blind)[1] if blind else None
+        limit = max([limit] + [x for x, _ in blind])
         unsure = self._unsure_at is not None
         if unsure:  # the resident may have gone out and the stillness be the other person's
             limit = max(limit, self._unsure_limit(at) or 0.0)
@@ -643,6 +693,9 @@ class ResidentMonitor:
                     f"usually still for at most {_duration(usual)} there {where}")
         if entrance:
             text += "; waited longer, as the resident usually leaves home from there"
+        if blind_room is not None:
+            text += (f"; the {blind_room.replace('_', ' ')}'s sensor has been quiet for longer than ever (a flat "
+                     f"battery?), so the resident may be there unseen: waited {_duration(limit)}, as for stillness there")
         if company:
             text += f"; someone else was at home at {_clock(self._company_at)}"
         if unsure:
