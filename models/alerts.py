@@ -10,10 +10,17 @@ What a monitor learns, over a rolling window of its last `history_days` observed
   day), and, in a home with a chair occupancy sensor, the same with bed and chair both empty and
   while sitting in the chair; a limit is the stillness the days' longest would beat about once in
   `stillness_once_in_days` days (an extreme-value fit, never below the longest seen);
-- which chair sensors the home has and whether they can be trusted (each fires on most days, and
-  did lately); a home may have several (an armchair, a chair in the bedroom), each `chair` in the
-  sensor map, each learned on its own;
+- which chair sensors the home has and whether they can be trusted (each fires on most days, did
+  within `chair_silent_hours`, and has not been quiet for longer than it ever is, below); a home may
+  have several (an armchair, a chair in the bedroom), each `chair` in the sensor map, each learned
+  on its own;
+- for each chair and motion sensor, how long it stays quiet while the resident is out of bed and at
+  home (the days' longest, the same extreme-value fit): quiet for longer, its battery is taken for
+  flat;
 - the room the resident usually last moves in before the front door opens;
+- whether two people live here (a second person seen on most days: motion elsewhere while the
+  resident lies in bed or sits in a chair) and, if so, the longest stillness while it was not
+  known who was at home (after the front door, below);
 - night-time toilet visits (22:00-06:00) and front-door exits at night.
 No alert is raised during the first `learning_days` observed days.
 
@@ -27,6 +34,13 @@ The rules (each threshold times `sensitivity` and the resident's rating-tuned fa
   is times `entrance_margin` (the door event of an outing may have been missed). When a second
   person was seen lately (motion elsewhere while the resident lies in bed or sits in the chair)
   the stillness may be theirs: the limit is at least the chair's, times `company_margin`.
+  In a home two live in, the front door opening and then movement means one of them went out
+  (or came back) and it is not known who: the one moving may be the other person, whose
+  stillness is no sign of the resident. Until the door and movement come again (back in) or the
+  resident is seen in bed or in a chair, the limit is at least the longest stillness usual at such
+  times in that home, times `company_margin` (too few such days: the longest usual sit, times it).
+  During the day, while a motion sensor is taken for flat, the resident may be moving in its room
+  unseen: the limit is at least that room's.
   Stillness after getting out of bed counts too (a fall on the way to the toilet);
 - `not_up`: still in bed later than the resident's usual latest wake time plus a margin;
 - `night_exit`: the front door at night and no one moving at home since (unless night exits are
@@ -78,6 +92,7 @@ class AlertSettings:
     seated_margin: float = 1.5  # in the chair (seen by its sensor): the usual longest times this
     company_minutes: float = 60.0  # someone else was seen this recently: stillness may be theirs
     company_margin: float = 2.0  # ... and the limit is the usual longest anywhere times this
+    shared_days_share: float = 0.5  # a second person seen on this share of the days: two live here
     entrance_margin: float = 1.5  # last movement where one leaves home from: it may be an outing
     wake_margin_minutes: float = 30.0
     exit_confirm_minutes: float = 10.0
@@ -129,6 +144,9 @@ class _Day:
     before_door: dict[str, int] = field(default_factory=dict)  # room of the last movement before the front door
     night_toilet: int | None = None
     night_exits: int = 0
+    company: bool = False  # a second person was seen
+    quiet: dict[str, float] = field(default_factory=dict)  # sensor -> longest awake time at home between its events, s
+    unsure: float | None = None  # longest stillness while it was not known who was at home, s
     active: bool = False
 
 
@@ -140,6 +158,7 @@ class Profile:
     wake_usual: float | None
     wake_late: float | None
     chair_days: int  # days any chair sensor fired
+    company_days: int  # days a second person was seen
     chairs: dict[str, int]  # days each chair sensor fired
     chair_rooms: dict[str, str]  # the room one usually moves in before sitting in each chair
     entrance: str | None  # the room a resident usually last moves in before the front door opens
@@ -157,6 +176,7 @@ class Profile:
             wake_usual=_quantile(wakes, 0.5) if wakes else None,
             wake_late=_quantile(wakes, 0.9) if len(wakes) >= 3 else None,
             chair_days=sum(bool(d.chairs) for d in days),
+            company_days=sum(d.company for d in days),
             chairs=_day_counts([d.chairs for d in days]),
             chair_rooms=_chair_rooms([d.sat_from for d in days]),
             entrance=_most_common([d.before_door for d in days]),
@@ -256,8 +276,14 @@ class ResidentMonitor:
         self._in_bed = False
         self._seat: str | None = None  # the chair sensor the resident sits on
         self._chair_at: dict[str, float] = {}  # last event of each chair sensor
+        self._awake = 0.0  # seconds out of bed and at home so far (the gateway alive)
+        self._awake_move = 0.0  # ... at the last movement
+        self._awake_at: dict[str, float] = {}  # ... at each chair or motion sensor's last event
+        self._quiet_limits: dict[str, float | None] = {}
         self._chair_room: str | None = None  # where the resident moved last before sitting down
         self._company_at: float | None = None  # last sign of a second person at home
+        self._unsure_at: float | None = None  # front door of a shared home, then motion: who went out?
+        self._doors = 0  # front-door openings since the last movement
         self._bed_since: float | None = None
         self._door: float | None = None  # last front-door event not yet followed by movement
         self._wake_candidate: float | None = None
@@ -351,12 +377,49 @@ class ResidentMonitor:
             watched = [k for k in chairs if near.get(k, room) == room]
         else:
             watched = chairs
-        return bool(chairs) and all(s - self._chair_at.get(k, -math.inf) <= limit for k in watched)
+        return bool(chairs) and all(s - self._chair_at.get(k, -math.inf) <= limit and not self.gone_quiet(k, s)
+                                    for k in watched)
+
+    def gone_quiet(self, sensor: str, s: float) -> bool:
+        """Whether a chair or motion sensor has been quiet, at time s (now, or the last movement),
+        for longer than the resident, out of bed and at home, has ever (rarely) left it: a flat
+        battery. Learned per sensor from the days' longest such quiet."""
+        since = self._awake_at.get(sensor)
+        if since is None:
+            return False
+        if sensor not in self._quiet_limits:
+            daily = [d.quiet[sensor] for d in self.history if d.active and sensor in d.quiet]
+            ok = len(daily) >= self.settings.min_days_per_cell
+            self._quiet_limits[sensor] = _rare_longest(daily, self.settings.stillness_once_in_days) if ok else None
+        limit = self._quiet_limits[sensor]
+        return limit is not None and self._awake_by(s) - since > limit
+
+    def _blind(self, s: float) -> list[str]:
+        """The rooms whose motion sensor has gone quiet at time s (`gone_quiet`)."""
+        return sorted({r for k, r in self.roles.items() if r in MOTION_ROLES and self.gone_quiet(k, s)})
+
+    def _awake_by(self, s: float) -> float:
+        """Seconds out of bed and at home up to time s (taken as such since the last movement)."""
+        if self._last_any is None or s >= self._last_any or self._last_move is None:
+            return self._awake
+        return min(self._awake, self._awake_move + s - self._last_move)
 
     def _chair_limit(self, t: float) -> float | None:
         """The longest usual sit in any of the home's chairs (someone may be sitting in one)."""
         limits = [x for x in (self.stillness_limit(_chair_place(k), t) for k in self.profile.chairs) if x is not None]
         return max(limits) if limits else None
+
+    def _unsure_limit(self, t: float) -> float | None:
+        """In a home two live in, after the front door it is not known who went out: the longest
+        stillness usual at such times (learned from the home's days), or, with too few of those,
+        the longest usual sit anywhere times `company_margin`."""
+        daily = [d.unsure for d in self.history if d.active and d.unsure is not None]
+        if len(daily) >= self.settings.min_days_per_cell:
+            return _rare_longest(daily, self.settings.stillness_once_in_days) * self._factor("no_movement") \
+                * self.settings.company_margin
+        sits = self._chair_limit(t) if self.profile.chair_days else None
+        sits = sits or self.stillness_limit(self._room, t)
+        return None if sits is None else sits * self.settings.company_margin
 
     def _toilet_limit(self) -> float | None:
         p = self.profile
@@ -380,20 +443,29 @@ class ResidentMonitor:
             # the gateway was silent: where the resident is (in bed? in the chair?) is unknown, so
             # stillness counts again from the next sign of them
             self._last_move, self._room = s, None
+        elif self._last_any is not None and not self._in_bed and self._door is None:
+            self._awake += s - self._last_any
         self._last_any = s
         if role is None or (v not in ON_VALUES and v not in OFF_VALUES):
             return out  # readings (temperature) and unmapped sensors only show the gateway is alive
         self._today.active = True
+        if role == "chair" or role in MOTION_ROLES:
+            if sensor in self._awake_at:
+                q = self._awake - self._awake_at[sensor]
+                self._today.quiet[sensor] = max(self._today.quiet.get(sensor, 0.0), q)
+            self._awake_at[sensor] = self._awake
         if role == "front_door":
             if _is_room(self._room) and s - (self._last_move or s) < 300:
                 self._today.before_door[self._room] = self._today.before_door.get(self._room, 0) + 1
             self._door = s
+            if v in ON_VALUES:
+                self._doors += 1
             self._move(s, "front_door", record=False)
             return out
         if role == "chair":
             if self._door is not None and self._is_away(s) and self._is_night(self._door, exit_hours=True):
                 self._today.night_exits += 1
-            self._door = None
+            self._door, self._doors = None, 0
             self._today.chairs.add(sensor)
             self._chair_at[sensor] = s
             if v in ON_VALUES and _is_room(self._room):
@@ -401,6 +473,7 @@ class ResidentMonitor:
                 key = (sensor, self._room)
                 self._today.sat_from[key] = self._today.sat_from.get(key, 0) + 1
             self._move(s, _chair_place(sensor), record=not self._in_bed)  # the stillness before it, seated or not
+            self._unsure_at = None  # the resident sits or gets up: they are at home
             if v in ON_VALUES:
                 self._seat = sensor
             elif self._seat == sensor:
@@ -421,12 +494,15 @@ class ResidentMonitor:
                 if 4 * 3600 <= tod < 13 * 3600 and self._today.wake is None:
                     self._wake_candidate = s
             self._move(s, "bed", record=False)  # in bed until now, or lying down
+            self._unsure_at = None  # the resident lies down or gets up: they are at home
             return out
         if role not in MOTION_ROLES:
             return out
         if self._door is not None and self._is_away(s) and self._is_night(self._door, exit_hours=True):
             self._today.night_exits += 1
-        self._door = None
+        if self._door is not None:
+            self._after_door()
+        self._door, self._doors = None, 0
         if v in ON_VALUES:
             self._see_company(s, role)
         if role in TOILET_ROLES and v in ON_VALUES:
@@ -448,6 +524,21 @@ class ResidentMonitor:
                 self._seated and self._chair_room is not None and room != self._chair_room
                 and self.has_chair(s, self._chair_room)):
             self._company_at = s
+            self._today.company = True
+
+    @property
+    def shared(self) -> bool:
+        """Whether two people live here: a second person was seen on most of the learned days."""
+        p = self.profile
+        return p.days > 0 and p.company_days >= self.settings.shared_days_share * p.days
+
+    def _after_door(self) -> None:
+        """Movement after the front door opened. In a home two live in, one opening (or three)
+        means one of them went out and the other moves, or one came back; which one is not known
+        until the resident lies in bed or sits in a chair. An opening to go out and one to come
+        back in before anything moves leave things as they were."""
+        if self._doors % 2 and self.shared:
+            self._unsure_at = None if self._unsure_at is not None else self._door
 
     def _cell(self, t: float) -> int:
         """Block of the day of a moment; the night block only when up from bed in the night."""
@@ -461,12 +552,14 @@ class ResidentMonitor:
         # after getting out of bed ("bed" when no longer in it)
         if record and self._last_move is not None and self._room not in (None, "front_door"):
             gap = s - self._last_move
+            if self._unsure_at is not None:  # who was at home is not known: it may be the other person's
+                self._today.unsure = max(self._today.unsure or 0.0, gap)
             key = (_chair_place(self._seat) if self._seat is not None else self._room, self._cell(self._last_move))
             if gap > self._today.stillness.get(key, 0.0):
                 self._today.stillness[key] = gap
             if not self._seated and self.has_chair(self._last_move, self._room) and gap > self._today.unseated.get(key, 0.0):
                 self._today.unseated[key] = gap
-        self._last_move, self._room = s, room
+        self._last_move, self._room, self._awake_move = s, room, self._awake
 
     def _is_away(self, s: float) -> bool:
         return self._door is not None and s - self._door >= self.settings.away_confirm_minutes * 60
@@ -490,6 +583,7 @@ class ResidentMonitor:
         self.history.append(self._today)
         self.profile = Profile.learn(self.history)
         self._usual = {}
+        self._quiet_limits = {}
         self._today = _Day()
         self._day = day
         self._night_toilet = {k: v for k, v in self._night_toilet.items() if k >= day - 1}
@@ -565,12 +659,21 @@ class ResidentMonitor:
         if company:  # the stillness may be the other person's: wait as long as for sitting, and more
             sits = self._chair_limit(at) if chair or self.profile.chair_days else self.stillness_limit(self._room, at)
             limit = max(limit, sits or 0.0) * self.settings.company_margin
-        due = self._last_move + limit
-        if s < due or not self._online_at(due):
-            return []
         usual = limit / self._factor("no_movement") / (self.settings.seated_margin if chair and self._seated else 1)
         usual /= self.settings.company_margin if company else 1
         usual /= self.settings.entrance_margin if entrance else 1
+        # a motion sensor gone quiet (a flat battery?): in the day the resident may be moving in its
+        # room unseen (up at night, they go to the toilet and back to bed)
+        blind = [(x, r) for r, x in ((r, self.stillness_limit(r, at, unseated=unseated)) for r in self._blind(self._last_move))
+                 if x is not None and x > limit] if at else []
+        blind_room = max(blind)[1] if blind else None
+        limit = max([limit] + [x for x, _ in blind])
+        unsure = self._unsure_at is not None
+        if unsure:  # the resident may have gone out and the stillness be the other person's
+            limit = max(limit, self._unsure_limit(at) or 0.0)
+        due = self._last_move + limit
+        if s < due or not self._online_at(due):
+            return []
         where = "when up at night" if self._cell(self._last_move) == 0 else "during the day"
         last = f"last in the {self._room.replace('_', ' ')}"
         several = len(self.chairs()) > 1
@@ -590,8 +693,14 @@ class ResidentMonitor:
                     f"usually still for at most {_duration(usual)} there {where}")
         if entrance:
             text += "; waited longer, as the resident usually leaves home from there"
+        if blind_room is not None:
+            text += (f"; the {blind_room.replace('_', ' ')}'s sensor has been quiet for longer than ever (a flat "
+                     f"battery?), so the resident may be there unseen: waited {_duration(limit)}, as for stillness there")
         if company:
             text += f"; someone else was at home at {_clock(self._company_at)}"
+        if unsure:
+            text += (f"; someone went out or came in by the front door at {_clock(self._unsure_at)} and it is not "
+                     f"known who is at home: waited {_duration(limit)}, as for the stillness usual then")
         return self._raise("no_movement", due, self._last_move, text)
 
     def _check_not_up(self, s: float) -> list[Alert]:
