@@ -38,14 +38,35 @@ def _weekly(truth_dir: Path, model: str, column: str, idx: pd.DataFrame) -> np.n
     return m[column].to_numpy(float)
 
 
+def _expected_overlap(age: np.ndarray, started: np.ndarray, cfg: SimConfig, draws: int = 200_000) -> np.ndarray:
+    """Expected days of the 30-day window an episode under way raises the hazard, given its age in
+    days and whether its hazard has begun: averaged over the simulator's episode lags and lengths
+    (the same distributions `twin.engine` draws them from) that agree with that state."""
+    g = np.random.default_rng(0)
+    lag = g.integers(cfg.episode_lag_days[0], cfg.episode_lag_days[1] + 1, draws)
+    end = lag + 7 + np.round(g.gamma(2.0, cfg.episode_extra_days / 2, draws)) + 4
+    out = np.zeros(len(age))
+    for a in np.unique(age):
+        hi = np.minimum(end, a + FALL_WINDOW_DAYS)
+        days = np.clip(hi - np.maximum(lag, a), 0, None)
+        alive = end > a
+        for begun in (False, True):
+            pick = (age == a) & (started == begun)
+            if pick.any():
+                like = alive & ((lag <= a) == begun)
+                out[pick] = days[like].mean() if like.any() else 0.0
+    return out
+
+
 def knowable_fall_hazard(history_dir: str | Path, index: pd.DataFrame,
                          cfg: SimConfig | None = None) -> np.ndarray:
     """Expected falls in [as_of, as_of + 30 d) from what holds at 00:00 of the as-of date.
 
     The resident's latest daily hazard before the as-of date with its acute part taken out, times
-    the days of the window, each day raised by the episodes already under way (their severity,
-    from when they reach the hazard to their end) and by the expected new episodes. Falls inside
-    the window, and what they do to the hazard, are not seen.
+    the days of the window, each day raised by the episodes already under way (their severity, over
+    the days of the window they are expected to raise the hazard, given how old they are and
+    whether their hazard has begun: when an episode will end is not known on the as-of date) and by
+    the expected new episodes. Falls inside the window, and what they do to the hazard, are not seen.
     """
     cfg = cfg or SimConfig(residents=1, days=1)
     truth = Path(history_dir) / "truth"
@@ -71,15 +92,15 @@ def knowable_fall_hazard(history_dir: str | Path, index: pd.DataFrame,
     j = idx.assign(_row=np.arange(len(idx)), _seen=seen).merge(eps, on="resident_id", how="inner")
     if len(j):
         t0 = j["as_of_date"].to_numpy("datetime64[ns]")
-        known = j["onset"].to_numpy("datetime64[ns]") < t0
+        onset = j["onset"].to_numpy("datetime64[ns]")
         hf = j["hazard_from"].to_numpy("datetime64[ns]")
         end = j["end"].to_numpy("datetime64[ns]")
+        known = (onset < t0) & (end > t0)  # under way at 00:00 of the as-of date
         sev = j["severity"].to_numpy(float)
         s = j["_seen"].to_numpy("datetime64[ns]")
         on_seen = known & (hf <= s) & (s < end)
-        lo = np.maximum(hf, t0)
-        hi = np.minimum(end, t0 + FALL_WINDOW_DAYS * day)
-        overlap = np.clip((hi - lo) / day, 0, None) * known
+        age = np.where(known, (t0 - onset) // day, 0).astype(np.int64)
+        overlap = _expected_overlap(age, hf <= t0, cfg) * known
         rows = j["_row"].to_numpy()
         np.add.at(acute_at_seen, rows, np.where(on_seen, cfg.acute_hazard_gain * sev, 0.0))
         np.add.at(raised_days, rows, cfg.acute_hazard_gain * sev * overlap)
