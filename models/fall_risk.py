@@ -220,7 +220,4 @@ SPEC = RiskSpec(
     behaviour=(BehaviourCheck("recent_fall_raises_risk", _recent_fall, "raises"),),
     monotone=monotone_directions,
     objective=OBJECTIVE,
-    # small trees, slowly: falls are rare (about 4% of rows), and trees of 15 leaves fitted noise
-    # (on the quality twins' earlier windows +0.003 to +0.007 AUROC against 15 leaves at 0.05)
-    booster={"num_leaves": 4, "learning_rate": 0.03, "min_data_in_leaf": 400},
 )

@@ -16,7 +16,7 @@ ones the explanation check measures (positive contributions only, strongest firs
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -202,16 +202,10 @@ class RiskSpec(_Named):
     behaviour: tuple[BehaviourCheck, ...] = ()
     monotone: Callable[[], list[int]] | None = None  # known directions per feature (+1/-1/0)
     objective: str = "binary"
-    # the model's own tree shape, set over the `[booster]` table (keys of `BoosterParams`)
-    booster: Mapping[str, Any] = field(default_factory=dict)
-
-    def booster_params(self, params: BoosterParams | None = None) -> BoosterParams:
-        """`params` (the `[booster]` table) with this model's own tree shape set over it."""
-        return replace(params or BoosterParams(), **dict(self.booster))
 
     def lightgbm_params(self, params: BoosterParams | None = None) -> dict[str, Any]:
         """The `lightgbm.train` parameters of this model (with its known directions)."""
-        return self.booster_params(params).lightgbm(self.objective, **self.fit_extra())
+        return (params or BoosterParams()).lightgbm(self.objective, **self.fit_extra())
 
     def fit_extra(self) -> dict[str, Any]:
         """Extra booster parameters beyond `BoosterParams` (known directions)."""

@@ -37,7 +37,6 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
     """Fit the booster (early stopping + Platt on validation, then grown again on training +
     validation rows unless `params.refit_with_validation` is off), the baselines, and score the test."""
     spec = risk_spec(ds.model)
-    params = spec.booster_params(params)
     names = ds.feature_names
     train, val, test = ds.part("train"), ds.part("val"), ds.part("test")
     for split, part in (("train", train), ("val", val), ("test", test)):

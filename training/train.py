@@ -117,7 +117,7 @@ def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: T
         logged = log_model_run(
             tracking_uri=tracking_uri,
             loaded=res.loaded,
-            params={**flat_params("booster.", risk_spec(model).booster_params(params.booster).to_dict()),
+            params={**flat_params("booster.", params.booster.to_dict()),
                     **flat_params("split.", {**params.to_dict()["split"], **res.facts["split"]}),
                     "engine": engine, **facts,
                     "rows_train": str(res.facts["rows_train"]), "rows_val": str(res.facts["rows_val"]),
