@@ -89,14 +89,12 @@ def _attribution_intervals(residents: np.ndarray, named: np.ndarray, cause: np.n
                            boot: int, seed: int) -> dict:
     if boot <= 0:
         return {}
-    codes, _ = pd.factorize(pd.Series(residents).astype(str))
-    n_res = int(codes.max()) + 1
+    from training.evaluate import resident_draws
+
     levels, cause_codes = np.unique(cause, return_inverse=True)
     right, is_common = (named == cause).astype(float), (cause == common).astype(float)
-    rng = np.random.default_rng(seed)
     draws = []
-    for _ in range(boot):
-        w = np.bincount(rng.integers(0, n_res, n_res), minlength=n_res)[codes].astype(float)
+    for w in resident_draws(residents, boot, seed):
         rate = np.average(right, weights=w)
         best = np.bincount(cause_codes, weights=w, minlength=len(levels)).max() / w.sum()
         draws.append((rate, rate - np.average(is_common, weights=w), rate - best))

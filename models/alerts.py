@@ -638,7 +638,8 @@ class ResidentMonitor:
         if self._in_bed or self._door is not None or self._last_move is None or self._room is None:
             return []
         # with a chair sensor, bed and chair both empty: only the stillness usual when not sitting
-        at = self._cell(self._last_move) * 21600.0
+        cell = self._cell(self._last_move)
+        at, night = cell * 21600.0, cell == 0
         chair = self.has_chair(self._last_move, self._room)
         unseated = chair and not self._seated
         if chair and self._seat is not None:
@@ -664,8 +665,8 @@ class ResidentMonitor:
         usual /= self.settings.entrance_margin if entrance else 1
         # a motion sensor gone quiet (a flat battery?): in the day the resident may be moving in its
         # room unseen (up at night, they go to the toilet and back to bed)
-        blind = [(x, r) for r, x in ((r, self.stillness_limit(r, at, unseated=unseated)) for r in self._blind(self._last_move))
-                 if x is not None and x > limit] if at else []
+        blind = [] if night else [(x, r) for r in self._blind(self._last_move)
+                                  if (x := self.stillness_limit(r, at, unseated=unseated)) is not None and x > limit]
         blind_room = max(blind)[1] if blind else None
         limit = max([limit] + [x for x, _ in blind])
         unsure = self._unsure_at is not None
@@ -674,7 +675,7 @@ class ResidentMonitor:
         due = self._last_move + limit
         if s < due or not self._online_at(due):
             return []
-        where = "when up at night" if self._cell(self._last_move) == 0 else "during the day"
+        where = "when up at night" if night else "during the day"
         last = f"last in the {self._room.replace('_', ' ')}"
         several = len(self.chairs()) > 1
         chair_words = f"the chair in the {self._chair_room}" if several and self._chair_room else "the chair"

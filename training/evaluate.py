@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,16 @@ def recall_at_capacity(frame: pd.DataFrame, score: np.ndarray, share: float, see
     return float(caught / total)
 
 
+def resident_draws(residents: np.ndarray, n_boot: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """Row weights of `n_boot` resamples of residents: all rows of a drawn resident go in together
+    (rows of one resident are not independent), a resident drawn twice counts twice."""
+    codes, _ = pd.factorize(pd.Series(residents).astype(str))
+    n_res = int(codes.max()) + 1 if len(codes) else 0
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot if n_res else 0):
+        yield np.bincount(rng.integers(0, n_res, n_res), minlength=n_res)[codes].astype(float)
+
+
 def resident_bootstrap(residents: np.ndarray, y: np.ndarray, scores: dict[str, np.ndarray],
                        reference: str | None = None, n_boot: int = 200, seed: int = 0,
                        level: float = 0.95) -> dict[str, dict[str, float | None]]:
@@ -69,9 +80,6 @@ def resident_bootstrap(residents: np.ndarray, y: np.ndarray, scores: dict[str, n
     from sklearn.metrics import roc_auc_score
 
     y = np.asarray(y, dtype=int)
-    codes, _ = pd.factorize(pd.Series(residents).astype(str))
-    n_res = int(codes.max()) + 1 if len(codes) else 0
-    rng = np.random.default_rng(seed)
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
 
     def stats(w: np.ndarray | None) -> dict[str, tuple[float, float]]:
@@ -86,8 +94,7 @@ def resident_bootstrap(residents: np.ndarray, y: np.ndarray, scores: dict[str, n
 
     point = stats(None)
     draws: dict[str, list[tuple[float, float]]] = {k: [] for k in scores}
-    for _ in range(n_boot if n_res else 0):
-        w = np.bincount(rng.integers(0, n_res, n_res), minlength=n_res)[codes].astype(float)
+    for w in resident_draws(residents, n_boot, seed):
         for k, v in stats(w).items():
             draws[k].append(v)
 

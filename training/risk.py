@@ -54,10 +54,9 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
     loaded = LoadedModel(ds.model, version, booster, names, spec.schema_hash(), {})
     loaded.calibration = fit_platt(raw_score(loaded, val, num_threads=params.num_threads), yva)
     p_val = spec.predict_proba(loaded, val, num_threads=params.num_threads)  # before it learns them
-    # the rows every fit learns from: training, and validation too when the booster is grown again
-    # on them (the latest labelled weeks; the time-based split leaves a label horizon between
-    # them and the test weeks). Its size and calibration stay those chosen on validation.
-    fit_rows = pd.concat([train, val]) if params.refit_with_validation else train
+    # grown again on the rows every fit learns from; its size and calibration stay those chosen
+    # on validation
+    fit_rows = learning_rows(ds, params)
     if params.refit_with_validation:
         rounds = booster.current_iteration()
         booster = trainer(replace(params, num_trees=max(rounds, 1)), spec.objective,
@@ -110,6 +109,14 @@ def fit_risk(ds: RiskDataset, params: BoosterParams, capacity_share: float = 0.0
              "trees": booster.num_trees(), "split": ds.plan.describe(),
              "baseline_seconds": baseline_seconds, "shap_seconds": time.perf_counter() - t_shap}
     return RiskResult(loaded, metrics, curves, importance, scores, fit_seconds, facts)
+
+
+def learning_rows(ds: RiskDataset, params: BoosterParams) -> pd.DataFrame:
+    """The labelled rows a model and the baselines it is judged against learn from: training, and
+    validation too when the booster is grown again on them (`refit_with_validation`: the latest
+    labelled weeks; the time-based split leaves a label horizon between them and the test weeks)."""
+    train = ds.part("train")
+    return pd.concat([train, ds.part("val")]) if params.refit_with_validation else train
 
 
 def fit_baseline_model(ds: RiskDataset, seed: int = 7, version: str = "unregistered") -> LoadedModel:

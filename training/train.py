@@ -20,7 +20,7 @@ from training import evaluate as ev
 from training.backtest import rolling_origin
 from training.config import TrainParams
 from training.data import RiskDataset, risk_dataset, risk_spec
-from training.risk import explanation_check, fit_risk, read_causes
+from training.risk import explanation_check, fit_risk, learning_rows, read_causes
 from training.tracking import flat_metrics, flat_params, log_model_run, metric_key, read_manifest
 from twin.store import HistoryStore
 
@@ -177,9 +177,7 @@ def register_scored(loaded: LoadedModel, ds: RiskDataset, history_dir: str | Pat
     `kind`) go on the run and the version."""
     spec = risk_spec(loaded.name)
     history_tags = history_facts(history_dir, features_dir)
-    train_rows, test = ds.part("train"), ds.part("test")
-    if params.booster.refit_with_validation:  # the rows `fit_risk` fits the baselines on
-        train_rows = pd.concat([train_rows, ds.part("val")])
+    train_rows, test = learning_rows(ds, params.booster), ds.part("test")
     y = test["label"].to_numpy(int)
     first = spec.baselines[0]
     p_base = first.make(params.booster.seed).fit(first.inputs(train_rows), train_rows["label"].to_numpy(int)) \

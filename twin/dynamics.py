@@ -429,6 +429,13 @@ def _fall_terms(cfg: SimConfig, pop: Population, st: dict, t: int) -> np.ndarray
 
 
 
+def draw_episodes(g: np.random.Generator, k: int, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Lag and length in days of k acute episodes: the sensors show an episode for `length` days
+    from its onset, its hazard runs from `lag` days after onset to 4 days past its length."""
+    lag = g.integers(cfg.episode_lag_days[0], cfg.episode_lag_days[1] + 1, k)
+    return lag, lag + 7 + np.round(g.gamma(2.0, cfg.episode_extra_days / 2, k)).astype(np.int64)
+
+
 def dominant_causes(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's dominant cause (column index) among per-cause terms (rows: the residents living
     in the community that day): the term that lifts the resident most above the community's

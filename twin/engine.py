@@ -39,6 +39,7 @@ from twin.dynamics import (
     _lists,
     _Raw,
     dominant_causes,
+    draw_episodes,
     exit_rate,
     join,
     make_population,
@@ -308,8 +309,7 @@ class Engine:
         cfg, pop, st = self.cfg, self.pop, self.st
         g = np.random.default_rng([int(cfg.seed), 0x5E771E, int(t)])
         k = len(idx)
-        lag = g.integers(cfg.episode_lag_days[0], cfg.episode_lag_days[1] + 1, k)
-        length = lag + 7 + np.round(g.gamma(2.0, cfg.episode_extra_days / 2, k)).astype(np.int64)
+        lag, length = draw_episodes(g, k, cfg)
         sev, visib = g.uniform(0.4, 1.6, k), g.uniform(0.5, 1.4, k)
         season = self.ep_season[t]
         infection = g.random(k) < 0.6 * season / (0.6 * season + 0.4)

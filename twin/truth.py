@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from twin.dynamics import draw_episodes
 from twin.simulate import SimConfig
 
 FALL_WINDOW_DAYS = 30
@@ -41,10 +42,9 @@ def _weekly(truth_dir: Path, model: str, column: str, idx: pd.DataFrame) -> np.n
 def _expected_overlap(age: np.ndarray, started: np.ndarray, cfg: SimConfig, draws: int = 200_000) -> np.ndarray:
     """Expected days of the 30-day window an episode under way raises the hazard, given its age in
     days and whether its hazard has begun: averaged over the simulator's episode lags and lengths
-    (the same distributions `twin.engine` draws them from) that agree with that state."""
-    g = np.random.default_rng(0)
-    lag = g.integers(cfg.episode_lag_days[0], cfg.episode_lag_days[1] + 1, draws)
-    end = lag + 7 + np.round(g.gamma(2.0, cfg.episode_extra_days / 2, draws)) + 4
+    (`twin.dynamics.draw_episodes`, as the engine draws them) that agree with that state."""
+    lag, length = draw_episodes(np.random.default_rng(0), draws, cfg)
+    end = length + 4
     out = np.zeros(len(age))
     for a in np.unique(age):
         hi = np.minimum(end, a + FALL_WINDOW_DAYS)
