@@ -429,9 +429,27 @@ def _fall_terms(cfg: SimConfig, pop: Population, st: dict, t: int) -> np.ndarray
 
 
 
+# an episode's hazard runs this many days past its length (the sensors have settled, the
+# resident has not)
+EPISODE_TAIL_DAYS = 4
+
+
+def episode_season(day_of_year) -> np.ndarray:
+    """The calendar's factor on the rate of new acute episodes (highest in mid-January); outbreaks
+    (`shocks`) come on top of it."""
+    return 1 + 0.2 * np.cos(2 * np.pi * (np.asarray(day_of_year) - 15) / 365)
+
+
+def episode_rate(cfg: SimConfig, frailty: np.ndarray, meds: np.ndarray, season) -> np.ndarray:
+    """Daily chance of starting an acute episode: frailer residents and those on more medicines
+    fall ill more often, and more so in the season's peak."""
+    return cfg.episodes_per_year / 365 * np.exp(1.5 * (frailty - 0.2)) * season * (1 + 0.03 * meds)
+
+
 def draw_episodes(g: np.random.Generator, k: int, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
     """Lag and length in days of k acute episodes: the sensors show an episode for `length` days
-    from its onset, its hazard runs from `lag` days after onset to 4 days past its length."""
+    from its onset, its hazard runs from `lag` days after onset to `EPISODE_TAIL_DAYS` past its
+    length."""
     lag = g.integers(cfg.episode_lag_days[0], cfg.episode_lag_days[1] + 1, k)
     return lag, lag + 7 + np.round(g.gamma(2.0, cfg.episode_extra_days / 2, k)).astype(np.int64)
 

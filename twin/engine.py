@@ -30,6 +30,7 @@ from scipy.special import ndtr
 from twin.calendar import public_holidays
 from twin.dynamics import (
     DEVICES,
+    EPISODE_TAIL_DAYS,
     SENSORS,
     WEARABLE_SENSORS,
     ProgressFn,
@@ -40,6 +41,8 @@ from twin.dynamics import (
     _Raw,
     dominant_causes,
     draw_episodes,
+    episode_rate,
+    episode_season,
     exit_rate,
     join,
     make_population,
@@ -270,7 +273,7 @@ class Engine:
             )
             if t in hol_idx:
                 day_cat[t] *= 0.4
-            ep_season[t] = 1 + 0.2 * np.cos(2 * np.pi * (doy - 15) / 365)
+            ep_season[t] = episode_season(doy)
         for s in shocks:
             ramp = np.sin(np.linspace(0, np.pi, s.end - s.start + 2)[1:-1]) if s.end > s.start else []
             for name, f in s.request_factor.items():
@@ -313,12 +316,11 @@ class Engine:
         sev, visib = g.uniform(0.4, 1.6, k), g.uniform(0.5, 1.4, k)
         season = self.ep_season[t]
         infection = g.random(k) < 0.6 * season / (0.6 * season + 0.4)
-        rate = (cfg.episodes_per_year / 365 * np.exp(1.5 * (st["frailty"][idx] - 0.2)) * season
-                * (1 + 0.03 * pop.meds[idx]))
-        mean_days = np.mean(cfg.episode_lag_days) + 7 + cfg.episode_extra_days + 4
+        rate = episode_rate(cfg, st["frailty"][idx], pop.meds[idx], season)
+        mean_days = np.mean(cfg.episode_lag_days) + 7 + cfg.episode_extra_days + EPISODE_TAIL_DAYS
         on = g.random(k) < rate * mean_days
-        day = np.floor(g.random(k) * (length + 4)).astype(np.int64)
-        on &= day < length + 4
+        day = np.floor(g.random(k) * (length + EPISODE_TAIL_DAYS)).astype(np.int64)
+        on &= day < length + EPISODE_TAIL_DAYS
         i = idx[on]
         if not len(i):
             return
@@ -333,7 +335,7 @@ class Engine:
         eps["idx"].append(i)
         eps["onset"].append(onset)
         eps["hazard_from"].append(onset + lag[on])
-        eps["end"].append(onset + length[on] + 4)
+        eps["end"].append(onset + length[on] + EPISODE_TAIL_DAYS)
         eps["kind"].append(np.where(infection[on], "infection", "medication_change"))
         eps["severity"].append(sev[on])
         eps["visibility"].append(visib[on])
@@ -461,8 +463,7 @@ class Engine:
             cau["loneliness"].append(st["loneliness"][ci])
 
         # --- acute episodes: start, progress, end
-        sev_frail = np.exp(1.5 * (st["frailty"] - 0.2))
-        rate = cfg.episodes_per_year / 365 * sev_frail * ep_season[t] * (1 + 0.03 * pop.meds)
+        rate = episode_rate(cfg, st["frailty"], pop.meds, ep_season[t])
         new_ep = in_c & (st["ep_day"] < 0) & (rd.full("episode", "random", size=n) < rate)
         k = int(new_ep.sum())
         if k:
@@ -487,7 +488,7 @@ class Engine:
             eps["idx"].append(idx)
             eps["onset"].append(np.full(k, t))
             eps["hazard_from"].append(t + lag)
-            eps["end"].append(t + length + 4)
+            eps["end"].append(t + length + EPISODE_TAIL_DAYS)
             eps["kind"].append(np.where(infection, "infection", "medication_change"))
             eps["severity"].append(sev)
             eps["visibility"].append(visib)
@@ -808,7 +809,7 @@ class Engine:
         st["away"][mv] = True
         adv = st["ep_day"] >= 0
         st["ep_day"][adv] += 1
-        ended = adv & (st["ep_day"] >= st["ep_len"] + 4)
+        ended = adv & (st["ep_day"] >= st["ep_len"] + EPISODE_TAIL_DAYS)
         st["ep_day"][ended] = -1
         st["ep_sev"][ended] = 0.0
         self.t = t + 1

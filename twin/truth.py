@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from twin.dynamics import draw_episodes
+from twin.dynamics import EPISODE_TAIL_DAYS, draw_episodes, episode_rate, episode_season
 from twin.simulate import SimConfig
 
 FALL_WINDOW_DAYS = 30
@@ -44,7 +44,7 @@ def _expected_overlap(age: np.ndarray, started: np.ndarray, cfg: SimConfig, draw
     days and whether its hazard has begun: averaged over the simulator's episode lags and lengths
     (`twin.dynamics.draw_episodes`, as the engine draws them) that agree with that state."""
     lag, length = draw_episodes(np.random.default_rng(0), draws, cfg)
-    end = length + 4
+    end = length + EPISODE_TAIL_DAYS
     out = np.zeros(len(age))
     for a in np.unique(age):
         hi = np.minimum(end, a + FALL_WINDOW_DAYS)
@@ -56,6 +56,14 @@ def _expected_overlap(age: np.ndarray, started: np.ndarray, cfg: SimConfig, draw
                 like = alive & ((lag <= a) == begun)
                 out[pick] = days[like].mean() if like.any() else 0.0
     return out
+
+
+def _new_episode_days(cfg: SimConfig, draws: int = 200_000) -> np.ndarray:
+    """Expected days of the window an episode starting on day k of it raises the hazard, k = 0..29
+    (over the simulator's lags and lengths)."""
+    lag, length = draw_episodes(np.random.default_rng(1), draws, cfg)
+    k = np.arange(FALL_WINDOW_DAYS)[:, None]
+    return np.clip(np.minimum(FALL_WINDOW_DAYS, k + length + EPISODE_TAIL_DAYS) - (k + lag), 0, None).mean(axis=1)
 
 
 def knowable_fall_hazard(history_dir: str | Path, index: pd.DataFrame,
@@ -105,12 +113,16 @@ def knowable_fall_hazard(history_dir: str | Path, index: pd.DataFrame,
         np.add.at(acute_at_seen, rows, np.where(on_seen, cfg.acute_hazard_gain * sev, 0.0))
         np.add.at(raised_days, rows, cfg.acute_hazard_gain * sev * overlap)
     base = hazard / (1 + acute_at_seen)
-    # new episodes: start on day k of the window, reach the hazard ~10.5 days later
-    lag = np.mean(cfg.episode_lag_days)
-    new_rate = cfg.episodes_per_year / 365 * np.exp(1.5 * (np.nan_to_num(frailty, nan=0.2) - 0.2))
-    new_days = new_rate * cfg.acute_hazard_gain * np.clip(FALL_WINDOW_DAYS - lag - np.arange(FALL_WINDOW_DAYS),
-                                                          0, None).sum()
-    del as_of
+    # new episodes: one starting on day k of the window raises the hazard for _new_episode_days[k]
+    # of its days, at the rate the resident's frailty, medicines and the calendar give that day
+    # (an outbreak is not known in advance)
+    residents = pd.read_parquet(Path(history_dir) / "residents", columns=["resident_id", "medication_count"])
+    meds = idx[["resident_id"]].merge(residents.assign(resident_id=residents["resident_id"].astype(str)),
+                                      how="left", on="resident_id")["medication_count"].to_numpy(float)
+    doy = pd.DatetimeIndex((as_of[:, None] + np.arange(FALL_WINDOW_DAYS) * day).ravel()).dayofyear
+    season = episode_season(doy.to_numpy().reshape(len(idx), FALL_WINDOW_DAYS))
+    rate = episode_rate(cfg, np.nan_to_num(frailty, nan=0.2)[:, None], np.nan_to_num(meds)[:, None], season)
+    new_days = cfg.acute_hazard_gain * (rate * _new_episode_days(cfg)).sum(axis=1)
     return base * (FALL_WINDOW_DAYS + raised_days + new_days)
 
 

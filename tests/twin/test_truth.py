@@ -9,15 +9,18 @@ from twin.truth import knowable_fall_hazard
 AS_OF = pd.Timestamp("2025-03-03")
 
 
-def _truth(tmp_path, episodes: list[dict]):
+def _truth(tmp_path, episodes: list[dict], as_of: pd.Timestamp = AS_OF, medications: int = 4):
     truth = tmp_path / "truth"
     truth.mkdir(parents=True, exist_ok=True)
-    days = pd.date_range("2025-02-01", "2025-03-02")
+    days = pd.date_range(as_of - pd.Timedelta(days=30), as_of - pd.Timedelta(days=1))
     pd.DataFrame({"resident_id": "R1", "date": days, "frailty": 0.3, "fall_hazard": 0.002}) \
         .to_parquet(truth / "latent.parquet")
     cols = ["resident_id", "onset", "hazard_from", "end", "severity"]
     pd.DataFrame(episodes, columns=cols).to_parquet(truth / "episodes.parquet")
-    return knowable_fall_hazard(tmp_path, pd.DataFrame({"resident_id": ["R1"], "as_of_date": [AS_OF]}))[0]
+    (tmp_path / "residents").mkdir()
+    pd.DataFrame({"resident_id": ["R1"], "medication_count": [medications]}) \
+        .to_parquet(tmp_path / "residents" / "part-0.parquet")
+    return knowable_fall_hazard(tmp_path, pd.DataFrame({"resident_id": ["R1"], "as_of_date": [as_of]}))[0]
 
 
 def _episode(onset: str, hazard_from: str, end: str) -> dict:
@@ -38,3 +41,14 @@ def test_an_episode_under_way_raises_the_ceiling_without_its_end_being_known(tmp
     begun = _truth(tmp_path / "e", [_episode("2025-02-20", "2025-03-01", "2025-03-20")])
     later = _truth(tmp_path / "f", [_episode("2025-02-20", "2025-03-06", "2025-03-20")])
     assert begun != later
+
+
+def test_new_episodes_are_expected_at_the_rate_medicines_and_the_season_give(tmp_path):
+    # the twin starts more episodes for residents on more medicines and in midwinter; both are
+    # known on the as-of date, so the ceiling knows them too
+    usual = _truth(tmp_path / "usual", [])
+    many_medicines = _truth(tmp_path / "meds", [], medications=12)
+    assert many_medicines > usual
+    winter = _truth(tmp_path / "jan", [], as_of=pd.Timestamp("2025-01-01"))
+    summer = _truth(tmp_path / "jul", [], as_of=pd.Timestamp("2025-07-01"))
+    assert winter > summer
