@@ -11,7 +11,9 @@ The same twin and scoring as `twincare alerts evaluate` (`training.alerts_eval.r
   walk) whose span touches the alert's stillness, or `routine` when none does; and by where the
   resident was last seen (the alert's own words);
 - every missed fall with where it happened, the confounders touching it, and what the home's
-  monitor believed when the resident fell (in bed, seated, out of the door, no limit yet).
+  monitor believed when the resident fell (in bed, seated, out of the door, no limit yet);
+- recall and delays per sensor kit and per household (living alone or with someone: a home of
+  two waits longer while it is not known who is at home).
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ def main(argv: list[str] | None = None) -> dict:
                            config=EventTwinConfig(chair_share=args.chair_share, bedroom_chair_share=args.bedroom_chair_share))
     homes = set(twin.events["resident_id"].astype(str))
     groups = kit_groups(homes, set(twin.chair_homes), set(twin.bedroom_chair_homes))
+    # homes of two pay for the rule that waits longer while it is not known who is at home
+    alone = set(frames["residents"].loc[frames["residents"]["lives_alone"].astype(bool), "resident_id"].astype(str))
+    groups |= {"lives_alone": homes & alone, "lives_with_someone": homes - alone}
     doc = {"residents": len(homes), "seed": args.seed, "days": args.days, "chair_share": args.chair_share,
            "bedroom_chair_share": args.bedroom_chair_share, "events": int(len(twin.events)), "settings": []}
     for sens in args.sensitivity or [1.5]:

@@ -4,10 +4,11 @@ One global LightGBM model over all series (Poisson objective, horizon as a featu
 multi-horizon model) with prediction intervals from conformal residual quantiles per horizon,
 fitted on a calibration window that follows the training window. Baseline: seasonal naive (the
 same weekday in the latest known week). At each origin every series is then served by the model
-or by a simple method (zero, seasonal naive, 91-day mean, median of 8 weekly totals), whichever
-had the least weekly-total error on forecasts made without the weeks judged (those made on every
-day of the last 8 weeks after the training data known at the origin, the calibration window
-standing in for the days not yet known; pooled over series unless `choice_per_series`). Counts
+or by a simple method (seasonal naive, 91-day mean, median of 8 weekly totals, and zero in a
+series' own choice), whichever had the least weekly-total error on forecasts made without the
+weeks judged (those made on every day of the last 8 weeks after the training data known at the
+origin, the calibration window standing in for the days not yet known; pooled over series unless
+`choice_per_series`). Counts
 logged in batches (a week entered on one day) defeat a daily model but not a weekly median. The
 choice reads counts, never a series' name, so a renamed series, or one the model never saw, is
 forecast the same way.
@@ -121,7 +122,7 @@ def weekly_errors(rows: pd.DataFrame, forecasts: dict[str, np.ndarray]) -> pd.Da
 def choose_methods(loaded: LoadedModel, panel: CountPanel, origins, weeks: int,
                    per_series: bool = False) -> pd.Series:
     """The method with the least error of weekly totals per origin (index `series_id, origin`;
-    series `*` is the pooled choice for every series), ties going to the simpler method.
+    series `*` is the pooled choice for every series, never zero), ties going to the simpler method.
 
     Judged only on forecasts made without the weeks judged: the weekly forecasts made on every
     day of the last `weeks` weeks whose week is over at the origin and lies after the model's
@@ -160,7 +161,11 @@ def choose_methods(loaded: LoadedModel, panel: CountPanel, origins, weeks: int,
               + np.outer(unknown.to_numpy(float), [float(prior.get(m, 0.0)) for m in order]))
     pooled.index = pd.MultiIndex.from_arrays([np.full(len(origins), "*", dtype=object), origins],
                                              names=["series_id", "origin"])
-    choice = pooled[order].idxmin(axis=1)
+    # one method for every series: zero for the whole community is what weeks nobody logged look
+    # like, and choosing it after a run of them forecasts nothing just before the backlog is
+    # entered (where a community truly logs nothing, the 91-day mean is zero too); zero stays a
+    # candidate of each series' own choice
+    choice = pooled[[m for m in order if m != "zero"]].idxmin(axis=1)
     if per_series and not record.empty:
         own = record.assign(series_id=record["series_id"].astype(str)).groupby(["series_id", "origin"])[order].sum()
         choice = pd.concat([choice, own.idxmin(axis=1)])

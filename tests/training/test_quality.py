@@ -103,6 +103,24 @@ def test_on_batch_logged_counts_the_forecaster_is_no_worse_than_the_best_simple_
     assert m["simple"]["daily"]["naive_worse_than_zero"] in (True, False)
 
 
+def test_after_weeks_nobody_logged_the_community_is_not_forecast_zero():
+    """Weeks in which nothing at all was logged make forecasting zero look right in hindsight,
+    just before the backlog is entered: the one method chosen for every series is never zero."""
+    from models import demand
+
+    counts = _daily_counts(360, 10, seed=6)
+    logged = batch_logged(counts, seed=2)
+    params = demand.DemandParams(booster=demand.BoosterParams(num_trees=40, min_data_in_leaf=40))
+    panel = demand.count_panel(logged)
+    loaded, _ = demand.fit(logged, params, cutoff=panel.dates[-1] - pd.Timedelta(days=84))
+    # the coordinator skipped the last four weeks: nothing logged anywhere
+    skipped = logged["date"] > panel.dates[-1] - pd.Timedelta(days=28)
+    panel = demand.count_panel(logged.assign(count=np.where(skipped, 0, logged["count"])))
+    origins = pd.date_range(panel.dates[-1] - pd.Timedelta(days=6), panel.dates[-1])
+    served = demand.chosen_methods(loaded, panel, demand.demand_features(panel, origins, [1]))
+    assert "zero" not in set(served), set(served)
+
+
 def test_batch_logged_counts_read_as_pending_since_the_last_logged_day():
     """A day on which no series has a request reads as not yet logged: the features count the
     days since the community's last logged day (none on counts logged every day), and with them
