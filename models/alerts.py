@@ -10,8 +10,9 @@ What a monitor learns, over a rolling window of its last `history_days` observed
   day), and, in a home with a chair occupancy sensor, the same with bed and chair both empty and
   while sitting in the chair; a limit is the stillness the days' longest would beat about once in
   `stillness_once_in_days` days (an extreme-value fit, never below the longest seen);
-- which chair sensors the home has and whether they can be trusted (each fires on most days, did
-  within `chair_silent_hours`, and has not been quiet for longer than it ever is, below); a home may
+- which chair sensors the home has and whether they can be trusted (each fires on most days and
+  has not been quiet for longer than it ever is, below: how long a chair may stay unused is
+  learned from how it is used; `chair_silent_hours`, off by default, adds a fixed cap); a home may
   have several (an armchair, a chair in the bedroom), each `chair` in the sensor map, each learned
   on its own;
 - for each chair and motion sensor, how long it stays quiet while the resident is out of bed and at
@@ -100,7 +101,10 @@ class AlertSettings:
     toilet_margin: float = 2.0
     offline_minutes: float = 45.0
     chair_days_share: float = 0.5  # the chair sensor counts when it fired on this share of the days
-    chair_silent_hours: float = 36.0  # ... and fired within these hours (a flat battery stops it)
+    # ... and fired within these hours; None: only its own learned longest quiet says its
+    # battery is flat (a fixed 36 hours made a chair used two days in three untrusted on the
+    # third, and stillness in its room waited for the room's longest, sits included)
+    chair_silent_hours: float | None = None
     quiet_start_hour: float = 22.0
     quiet_end_hour: float = 7.0
     night_start_hour: float = 22.0
@@ -370,7 +374,8 @@ class ResidentMonitor:
         on the stillness learned from motion alone). After motion in `room`, only the chairs one
         sits in from that room count: someone last seen in the hall is not sitting unseen in the
         bedroom's chair, whose motion sensor they would have passed."""
-        limit = self.settings.chair_silent_hours * 3600
+        hours = self.settings.chair_silent_hours
+        limit = math.inf if hours is None else hours * 3600
         chairs = self.chairs()
         if _is_room(room):
             near = self.profile.chair_rooms

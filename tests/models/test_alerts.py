@@ -464,3 +464,20 @@ def test_an_armchair_used_every_morning_and_afternoon_is_not_trusted_once_quiet_
     assert len(morning) == 1 and "bed and chair empty" in morning[0].text
     assert _no_movement(mon, [e for e in ev if e[0] >= noon], 23.9) == []
     assert not mon.has_chair(mon.seconds(DAY0 + timedelta(days=20, hours=14)))
+
+
+def test_a_bedroom_chair_used_every_other_pair_of_days_is_still_trusted_after_two_days_unused():
+    # sat in on two days, not on the next two, and so on: two days unused is this chair's usual,
+    # not a flat battery, so a fall in the bedroom on the second unused day is alerted as with bed
+    # and chairs empty, within minutes (a fixed 36-hour cap made it wait for the bedroom's longest
+    # stillness, the sits in its chair included)
+    mon = ResidentMonitor("R1", ROLES_TWO_CHAIRS, AlertSettings(), epoch=DAY0)
+    for d in range(27):
+        assert feed(mon, two_chairs_day(d) if d % 4 < 2 else chair_day(d)) == []
+    assert mon.chairs() == ["BEDROOM_CHAIR", "CHAIR"]
+    day = DAY0 + timedelta(days=27)
+    fall = sorted(chair_day(27, until=11.4) + [(day + timedelta(hours=11.5), "BEDROOM", "ON"),
+                                               (day + timedelta(hours=11.5, seconds=40), "BEDROOM", "OFF")])
+    alerts = _no_movement(mon, fall, 14, 27)
+    assert len(alerts) == 1 and alerts[0].at - alerts[0].since <= timedelta(minutes=20)
+    assert "(last in the bedroom), bed and chairs empty" in alerts[0].text
