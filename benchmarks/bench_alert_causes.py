@@ -65,12 +65,16 @@ def missed_falls(events: pd.DataFrame, truth, sensor_map: dict, settings, alerts
         c = truth.confounders
         touching = c[(c["resident_id"] == x.resident_id) & (c["start"] < x.end) & (c["end"] > x.start)]["kind"]
         s = mon.seconds(x.start.to_pydatetime())
+        rule = mon.still_rule()  # the limit the stillness after the fall was held to, and why
         out.append({
             "resident_id": x.resident_id, "start": x.start.isoformat(), "lie_min": round((x.end - x.start).total_seconds() / 60),
             "room": sensor_map.get(x.room, x.room), "confounders": sorted(set(touching)),
             "learning": mon.learning, "in_bed": mon._in_bed, "seated": mon._seat, "door_open_last": mon._door is not None,
             "last_place": mon._room, "chairs_trusted": mon.has_chair(s, mon._room),
-            "limit_min": None if mon._room is None else round((mon.stillness_limit(mon._room, s) or 0) / 60),
+            "limit_min": None if rule is None else round(rule.limit / 60),
+            "limit_set_by": None if rule is None else [k for k in ("unseated", "entrance", "company", "unsure")
+                                                       if getattr(rule, k)] + ([f"quiet {rule.blind_room} sensor"]
+                                                                               if rule.blind_room else []),
         })
     return out
 

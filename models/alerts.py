@@ -120,6 +120,20 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class StillRule:
+    """The limit of a stillness under way and what set it (`ResidentMonitor.still_rule`)."""
+
+    limit: float  # seconds after the last movement
+    usual: float  # the learned stillness it comes from, before margins and sensitivity
+    night: bool
+    unseated: bool  # a trusted chair sensor says bed and chairs are empty
+    entrance: bool  # after the room the resident leaves home from
+    company: bool  # someone else was seen lately
+    blind_room: str | None  # a room whose motion sensor went quiet made it wait
+    unsure: bool  # after the front door in a home of two: who is at home is not known
+
+
+@dataclass(frozen=True)
 class Alert:
     """One raised alert: what, when it was raised, since when the sign has been seen, in words."""
 
@@ -639,9 +653,12 @@ class ResidentMonitor:
         return [Alert(a.resident_id, a.kind, max(a.at, self.when(s // DAY * DAY + end)), a.since, a.text)
                 if a.at < self.when(s // DAY * DAY + end) else a for a in held]
 
-    def _check_still(self, s: float) -> list[Alert]:
+    def still_rule(self) -> StillRule | None:
+        """The limit of the stillness under way since the last movement, and what set it (None
+        when no stillness is watched: in bed, out of the door, no movement yet or no limit
+        learned)."""
         if self._in_bed or self._door is not None or self._last_move is None or self._room is None:
-            return []
+            return None
         # with a chair sensor, bed and chair both empty: only the stillness usual when not sitting
         cell = self._cell(self._last_move)
         at, night = cell * 21600.0, cell == 0
@@ -656,7 +673,7 @@ class ResidentMonitor:
                 # the home's chair sensor has gone quiet (a flat battery?): it may be sitting there
                 limit = max(limit, self._chair_limit(at) or 0.0)
         if limit is None:
-            return []
+            return None
         entrance = self._room == self.profile.entrance and not self._seated
         if entrance:
             limit *= self.settings.entrance_margin  # an outing whose door event was missed?
@@ -677,6 +694,14 @@ class ResidentMonitor:
         unsure = self._unsure_at is not None
         if unsure:  # the resident may have gone out and the stillness be the other person's
             limit = max(limit, self._unsure_limit(at) or 0.0)
+        return StillRule(limit, usual, night, unseated, entrance, company, blind_room, unsure)
+
+    def _check_still(self, s: float) -> list[Alert]:
+        rule = self.still_rule()
+        if rule is None:
+            return []
+        limit, usual, night, unseated = rule.limit, rule.usual, rule.night, rule.unseated
+        entrance, company, blind_room, unsure = rule.entrance, rule.company, rule.blind_room, rule.unsure
         due = self._last_move + limit
         if s < due or not self._online_at(due):
             return []
