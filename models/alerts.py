@@ -165,6 +165,9 @@ class _Day:
     company: bool = False  # a second person was seen
     quiet: dict[str, float] = field(default_factory=dict)  # sensor -> longest awake time at home between its events, s
     unsure: float | None = None  # longest stillness while it was not known who was at home, s
+    # stillness that raised a no_movement alert, kept apart: (room/block key, seconds, whether bed
+    # and chairs were seen empty, when it began); learned unless a care manager rated it a fall
+    alerted: list[tuple[tuple[str, int], float, bool, int]] = field(default_factory=list)
     active: bool = False
 
 
@@ -307,6 +310,7 @@ class ResidentMonitor:
         self._wake_candidate: float | None = None
         self._toilet_end = -math.inf
         self._alerted: set[tuple[str, float]] = set()
+        self.confirmed: set[int] = set()  # when no_movement alerts rated real began (whole seconds)
         self._held: list[Alert] = []
         self._usual: dict[tuple[str | None, bool, bool], float | None] = {}
         self._bed_off_at: float | None = None
@@ -330,11 +334,16 @@ class ResidentMonitor:
         """Away mode: nothing is raised between start and end (a stay with family, hospital)."""
         self.away.append((self.seconds(start), self.seconds(end)))
 
-    def rate(self, kind: str, real: bool) -> float:
+    def rate(self, kind: str, real: bool, since: datetime | None = None) -> float:
         """A care manager's rating of an alert: a false alarm makes that kind wait longer for this
-        resident, a real one a little less. Returns the new factor."""
+        resident, a real one a little less. A no_movement alert rated real (given when its
+        stillness began) was a fall: that lie is not learned as the room's usual stillness, or the
+        next fall there would wait as long. Returns the new factor."""
         if kind not in ALERT_KINDS:
             raise ValueError(f"unknown alert kind {kind!r}")
+        if real and kind == "no_movement" and since is not None:
+            self.confirmed.add(round(self.seconds(since)))
+            self._usual = {}
         f = self.tuning[kind] * (0.9 if real else 1.25)
         self.tuning[kind] = float(min(max(f, 0.7), 3.0))
         return self.tuning[kind]
@@ -366,12 +375,20 @@ class ResidentMonitor:
         if room is None:
             return None
         blocks = (0,) if night else (1, 2, 3)
-        tables = [d.unseated if unseated else d.stillness for d in self.history if d.active]
+        tables = [self._learned_stillness(d, unseated) for d in self.history if d.active]
         for fits in (lambda k: k[0] == room and k[1] in blocks, lambda k: k[0] == room, lambda k: True):
             daily = [max(v for k, v in t.items() if fits(k)) for t in tables if any(fits(k) for k in t)]
             if len(daily) >= self.settings.min_days_per_cell:
                 return _rare_longest(daily, self.settings.stillness_once_in_days)
         return None
+
+    def _learned_stillness(self, day: _Day, unseated: bool) -> dict[tuple[str, int], float]:
+        """A day's longest stillness per room and block, with the alerted ones not rated a fall."""
+        table = dict(day.unseated if unseated else day.stillness)
+        for key, gap, empty, since in day.alerted:
+            if since not in self.confirmed and (empty or not unseated) and gap > table.get(key, 0.0):
+                table[key] = gap
+        return table
 
     @property
     def _seated(self) -> bool:
@@ -574,10 +591,14 @@ class ResidentMonitor:
             if self._unsure_at is not None:  # who was at home is not known: it may be the other person's
                 self._today.unsure = max(self._today.unsure or 0.0, gap)
             key = (_chair_place(self._seat) if self._seat is not None else self._room, self._cell(self._last_move))
-            if gap > self._today.stillness.get(key, 0.0):
-                self._today.stillness[key] = gap
-            if not self._seated and self.has_chair(self._last_move, self._room) and gap > self._today.unseated.get(key, 0.0):
-                self._today.unseated[key] = gap
+            empty = not self._seated and self.has_chair(self._last_move, self._room)
+            if ("no_movement", self._last_move) in self._alerted:  # a fall? the rating will say
+                self._today.alerted.append((key, gap, empty, round(self._last_move)))
+            else:
+                if gap > self._today.stillness.get(key, 0.0):
+                    self._today.stillness[key] = gap
+                if empty and gap > self._today.unseated.get(key, 0.0):
+                    self._today.unseated[key] = gap
         self._last_move, self._room, self._awake_move = s, room, self._awake
 
     def _is_away(self, s: float) -> bool:

@@ -195,8 +195,8 @@ class LiveAlerts:
         """A monitor that has read the resident's stored events of its learning window, with the
         thresholds the care managers' ratings have tuned."""
         mon = ResidentMonitor(resident_id, self.sensor_map, self.settings)
-        for kind, real in self.live.ratings(resident_id):
-            mon.rate(kind, real)
+        for kind, real, since in self.live.ratings(resident_id):
+            mon.rate(kind, real, since=since)
         self._apply_home_settings(resident_id, mon)
         last = self.live.last_event_time(resident_id)
         home = _Home(mon, None, None, None, time.monotonic())
@@ -372,7 +372,7 @@ class LiveAlerts:
                 home = self._homes.get(alert.resident_id)
             if home is not None:
                 with home.lock:
-                    home.monitor.rate(alert.kind, rating == "real")
+                    home.monitor.rate(alert.kind, rating == "real", since=alert.since)
         return alert
 
     # -- per-home settings: away spans and quiet hours ---------------------------------------

@@ -293,13 +293,13 @@ class LiveStore:
             audit.record(conn, actor, "alert.rate", r.resident_id, {"alert_id": alert_id, "rating": rating}, now)
             return _alert(conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)).one()), True
 
-    def ratings(self, resident_id: str) -> list[tuple[str, bool]]:
-        """(kind, real) of a resident's rated alerts, in the order they were rated."""
+    def ratings(self, resident_id: str) -> list[tuple[str, bool, datetime]]:
+        """(kind, real, since) of a resident's rated alerts, in the order they were rated."""
         a = alerts_table
-        q = (sa.select(a.c.kind, a.c.rating).where(a.c.resident_id == resident_id, a.c.rating.is_not(None))
+        q = (sa.select(a.c.kind, a.c.rating, a.c.since).where(a.c.resident_id == resident_id, a.c.rating.is_not(None))
              .order_by(a.c.rated_at, a.c.seq))
         with self._read() as conn:
-            return [(k, r == "real") for k, r in conn.execute(q)]
+            return [(k, r == "real", since) for k, r, since in conn.execute(q)]
 
     def escalate_due(self, before: datetime) -> list[StoredAlert]:
         """Escalate every urgent alert created before `before` that no one has acknowledged and

@@ -481,3 +481,34 @@ def test_a_bedroom_chair_used_every_other_pair_of_days_is_still_trusted_after_tw
     alerts = _no_movement(mon, fall, 14, 27)
     assert len(alerts) == 1 and alerts[0].at - alerts[0].since <= timedelta(minutes=20)
     assert "(last in the bedroom), bed and chairs empty" in alerts[0].text
+
+
+def test_a_fall_rated_real_is_not_learned_as_the_usual_stillness():
+    # someone who fell once is the likeliest to fall again. Three hours on the floor, alerted after
+    # minutes, then up alone: unrated, that stillness is learned like any other (a long nap alerted
+    # once should not alert every day); rated a real fall by the care manager, it is not, and the
+    # next fall there is alerted as soon as the first was
+    def fall(d: int, up: float | None = None):
+        day = DAY0 + timedelta(days=d)
+        at = lambda h: day + timedelta(hours=h)  # noqa: E731
+        ev = chair_day(d, until=9.9) + [(at(10), "LIVING", "ON"), (at(10) + timedelta(seconds=40), "LIVING", "OFF")]
+        if up is not None:  # the resident manages to get up at last
+            ev = [e for e in ev if e[1] != "T001" or e[0] < at(up)]
+            ev += [(at(up), "LIVING", "ON"), (at(up + 0.01), "LIVING", "OFF")] \
+                + [e for e in chair_day(d) if e[0] > at(up + 0.1)]
+        return sorted(ev)
+
+    def second_fall(rated: bool):
+        mon = learned_home(chair=True)
+        first = [a for a in feed(mon, fall(20, up=13.0)) if a.kind == "no_movement"]
+        assert len(first) == 1 and first[0].at - first[0].since <= timedelta(minutes=20)
+        if rated:
+            mon.rate("no_movement", True, since=first[0].since)
+        for d in (21, 22):
+            assert feed(mon, chair_day(d)) == []
+        again = _no_movement(mon, fall(23), 14, 23)
+        assert len(again) == 1
+        return again[0].at - again[0].since
+
+    assert second_fall(rated=True) <= timedelta(minutes=20)
+    assert second_fall(rated=False) >= timedelta(hours=2.5)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +222,8 @@ def test_a_planted_fall_is_alerted_within_minutes_opens_an_urgent_visit_and_esca
     assert r.json()["alert"]["rating"] == "false" and r.json()["tuning"]["no_movement"] == pytest.approx(1.25)
     assert client.post(f"/alerts/{alert['alert_id']}/rate", json={"rating": "real"}, headers=care).status_code == 409
     assert client.post("/alerts/Anone/acknowledge", headers=care).status_code == 404
-    assert rt.live.live.ratings(rid) == [("no_movement", False)]
+    # kept with when the stillness began: a no_movement alert rated real is a lie not to learn
+    assert rt.live.live.ratings(rid) == [("no_movement", False, datetime.fromisoformat(alert["since"]))]
 
 
 def test_an_acknowledged_alert_is_not_escalated(live):
