@@ -378,9 +378,16 @@ class ResidentMonitor:
         tables = [self._learned_stillness(d, unseated) for d in self.history if d.active]
         for fits in (lambda k: k[0] == room and k[1] in blocks, lambda k: k[0] == room, lambda k: True):
             daily = [max(v for k, v in t.items() if fits(k)) for t in tables if any(fits(k) for k in t)]
-            if len(daily) >= self.settings.min_days_per_cell:
-                return _rare_longest(daily, self.settings.stillness_once_in_days)
+            if (usual := self._rare(daily)) is not None:
+                return usual
         return None
+
+    def _rare(self, daily: list[float]) -> float | None:
+        """What the days' longest would beat about once in `stillness_once_in_days` days
+        (`_rare_longest`); None with fewer than `min_days_per_cell` days to learn from."""
+        if len(daily) < self.settings.min_days_per_cell:
+            return None
+        return _rare_longest(daily, self.settings.stillness_once_in_days)
 
     def _learned_stillness(self, day: _Day, unseated: bool) -> dict[tuple[str, int], float]:
         """A day's longest stillness per room and block, with the alerted ones not rated a fall."""
@@ -424,9 +431,8 @@ class ResidentMonitor:
         if since is None:
             return False
         if sensor not in self._quiet_limits:
-            daily = [d.quiet[sensor] for d in self.history if d.active and sensor in d.quiet]
-            ok = len(daily) >= self.settings.min_days_per_cell
-            self._quiet_limits[sensor] = _rare_longest(daily, self.settings.stillness_once_in_days) if ok else None
+            self._quiet_limits[sensor] = self._rare([d.quiet[sensor] for d in self.history
+                                                     if d.active and sensor in d.quiet])
         limit = self._quiet_limits[sensor]
         return limit is not None and self._awake_by(s) - since > limit
 
@@ -449,10 +455,9 @@ class ResidentMonitor:
         """In a home two live in, after the front door it is not known who went out: the longest
         stillness usual at such times (learned from the home's days), or, with too few of those,
         the longest usual sit anywhere times `company_margin`."""
-        daily = [d.unsure for d in self.history if d.active and d.unsure is not None]
-        if len(daily) >= self.settings.min_days_per_cell:
-            return _rare_longest(daily, self.settings.stillness_once_in_days) * self._factor("no_movement") \
-                * self.settings.company_margin
+        usual = self._rare([d.unsure for d in self.history if d.active and d.unsure is not None])
+        if usual is not None:
+            return usual * self._factor("no_movement") * self.settings.company_margin
         sits = self._chair_limit(t) if self.profile.chair_days else None
         sits = sits or self.stillness_limit(self._room, t)
         return None if sits is None else sits * self.settings.company_margin
@@ -721,12 +726,10 @@ class ResidentMonitor:
         rule = self.still_rule()
         if rule is None:
             return []
-        limit, usual, night, unseated = rule.limit, rule.usual, rule.night, rule.unseated
-        entrance, company, blind_room, unsure = rule.entrance, rule.company, rule.blind_room, rule.unsure
-        due = self._last_move + limit
+        due = self._last_move + rule.limit
         if s < due or not self._online_at(due):
             return []
-        where = "when up at night" if night else "during the day"
+        where = "when up at night" if rule.night else "during the day"
         last = f"last in the {self._room.replace('_', ' ')}"
         several = len(self.chairs()) > 1
         chair_words = f"the chair in the {self._chair_room}" if several and self._chair_room else "the chair"
@@ -736,23 +739,23 @@ class ResidentMonitor:
             last = "got up from the bed"
         elif not _is_room(self._room):
             last = f"got up from {chair_words}"
-        if unseated:
+        if rule.unseated:
             empty = "bed and chairs empty" if several else "bed and chair empty"
             text = (f"no movement since {_clock(self._last_move)} ({last}), {empty}; "
-                    f"usually still for at most {_duration(usual)} there {where} when not sitting or lying")
+                    f"usually still for at most {_duration(rule.usual)} there {where} when not sitting or lying")
         else:
             text = (f"no movement since {_clock(self._last_move)} ({last}); "
-                    f"usually still for at most {_duration(usual)} there {where}")
-        if entrance:
+                    f"usually still for at most {_duration(rule.usual)} there {where}")
+        if rule.entrance:
             text += "; waited longer, as the resident usually leaves home from there"
-        if blind_room is not None:
-            text += (f"; the {blind_room.replace('_', ' ')}'s sensor has been quiet for longer than ever (a flat "
-                     f"battery?), so the resident may be there unseen: waited {_duration(limit)}, as for stillness there")
-        if company:
+        if rule.blind_room is not None:
+            text += (f"; the {rule.blind_room.replace('_', ' ')}'s sensor has been quiet for longer than ever (a flat "
+                     f"battery?), so the resident may be there unseen: waited {_duration(rule.limit)}, as for stillness there")
+        if rule.company:
             text += f"; someone else was at home at {_clock(self._company_at)}"
-        if unsure:
+        if rule.unsure:
             text += (f"; someone went out or came in by the front door at {_clock(self._unsure_at)} and it is not "
-                     f"known who is at home: waited {_duration(limit)}, as for the stillness usual then")
+                     f"known who is at home: waited {_duration(rule.limit)}, as for the stillness usual then")
         return self._raise("no_movement", due, self._last_move, text)
 
     def _check_not_up(self, s: float) -> list[Alert]:
