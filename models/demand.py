@@ -35,6 +35,15 @@ from models.base import BoosterParams, LoadedModel, feature_matrix, fit_booster
 NAME = "demand"
 FEATURE_SET = "requests"
 MAX_HORIZON = 14
+# The forecaster's trees: 15 leaves, where the risk models grow stumps (`BoosterParams`); the
+# stumps were measured on the risk models only.
+DEMAND_BOOSTER = {"num_trees": 200, "num_leaves": 15, "learning_rate": 0.05, "min_data_in_leaf": 40,
+                  "early_stopping_rounds": 30}
+
+
+def demand_booster(**overrides: Any) -> BoosterParams:
+    """The forecaster's booster settings, with `overrides` (unknown keys are an error)."""
+    return BoosterParams.from_mapping({**DEMAND_BOOSTER, **overrides})
 MIN_TRAIN_ROWS = 200
 
 
@@ -42,7 +51,7 @@ MIN_TRAIN_ROWS = 200
 class DemandParams:
     """How the forecaster is trained."""
 
-    booster: BoosterParams = field(default_factory=lambda: BoosterParams(min_data_in_leaf=40))
+    booster: BoosterParams = field(default_factory=demand_booster)
     objective: str = "poisson"  # or "tweedie"
     coverage: float = 0.8  # nominal coverage of the prediction interval
     horizon: int = MAX_HORIZON

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from models.base import BoosterParams
-from models.demand import DemandParams
+from models.demand import DemandParams, demand_booster
 from models.spec import PromotionRule, RiskSpec
 from training.backtest import BacktestConfig
 
@@ -114,10 +114,8 @@ def load_params(path: str | Path | None) -> TrainParams:
         raise ValueError(f"{p}: unknown table(s) {unknown}; allowed: {sorted(allowed)}")
     booster = BoosterParams.from_mapping(raw.get("booster"))
     demand_raw = dict(raw.get("demand") or {})
-    demand_booster = BoosterParams.from_mapping(
-        {**{"min_data_in_leaf": 40}, **demand_raw.pop("booster", {})}
-    )
-    demand = _build(DemandParams, {**demand_raw, "booster": demand_booster}, "demand")
+    demand = _build(DemandParams, {**demand_raw, "booster": demand_booster(**demand_raw.pop("booster", {}))},
+                    "demand")
     return TrainParams(
         booster=booster,
         split=_build(SplitConfig, raw.get("split"), "split"),

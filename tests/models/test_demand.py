@@ -15,9 +15,8 @@ from features.demand import (
 )
 from features.registry import feature_names
 from models import demand
-from models.base import BoosterParams
 
-FAST = demand.DemandParams(booster=BoosterParams(num_trees=30, min_data_in_leaf=20),
+FAST = demand.DemandParams(booster=demand.demand_booster(num_trees=30, min_data_in_leaf=20),
                            calibration_days=21)
 
 

@@ -95,7 +95,7 @@ def test_on_batch_logged_counts_the_forecaster_is_no_worse_than_the_best_simple_
 
     counts = _daily_counts(420, 12, seed=2)
     logged = batch_logged(counts, seed=3)
-    params = demand.DemandParams(booster=demand.BoosterParams(num_trees=60, min_data_in_leaf=40))
+    params = demand.DemandParams(booster=demand.demand_booster(num_trees=60, min_data_in_leaf=40))
     m, _ = rolling_origin(logged, params)
     weekly = m["simple"]["weekly"]
     assert weekly["wape_model"] <= 1.05 * weekly["wape_best_simple"]
@@ -110,7 +110,7 @@ def test_after_weeks_nobody_logged_the_community_is_not_forecast_zero():
 
     counts = _daily_counts(360, 10, seed=6)
     logged = batch_logged(counts, seed=2)
-    params = demand.DemandParams(booster=demand.BoosterParams(num_trees=40, min_data_in_leaf=40))
+    params = demand.DemandParams(booster=demand.demand_booster(num_trees=40, min_data_in_leaf=40))
     panel = demand.count_panel(logged)
     loaded, _ = demand.fit(logged, params, cutoff=panel.dates[-1] - pd.Timedelta(days=84))
     # the coordinator skipped the last four weeks: nothing logged anywhere
@@ -144,7 +144,7 @@ def test_batch_logged_counts_read_as_pending_since_the_last_logged_day():
     daily = demand.demand_features(demand.count_panel(counts), [after_log], [1])
     assert (daily["demand_days_since_logged"] == 0).all() and (daily["demand_logged_day_share_28d"] == 1).all()
 
-    params = demand.DemandParams(booster=demand.BoosterParams(num_trees=80, min_data_in_leaf=40))
+    params = demand.DemandParams(booster=demand.demand_booster(num_trees=80, min_data_in_leaf=40))
     ratios = []
     for s in (1, 2, 3):
         m, _ = rolling_origin(batch_logged(counts, seed=s), params, BacktestConfig(step=1))
@@ -160,7 +160,7 @@ def test_renamed_or_unseen_series_are_forecast_from_their_counts_not_their_names
 
     counts = _daily_counts(300, 10, seed=5, low=0.3)
     logged = batch_logged(counts, seed=4)  # lumpy counts, so a simple method wins somewhere
-    params = demand.DemandParams(booster=demand.BoosterParams(num_trees=40, min_data_in_leaf=40),
+    params = demand.DemandParams(booster=demand.demand_booster(num_trees=40, min_data_in_leaf=40),
                                  choice_per_series=per_series)
     panel = demand.count_panel(logged)
     loaded, _ = demand.fit(logged, params, cutoff=panel.dates[-1] - pd.Timedelta(days=56))
