@@ -561,13 +561,14 @@ class Runtime:
                         "probability": s.probability,
                         "band": s.band,
                         "reasons": [chunk.reasons(model, i) for i in range(len(chunk))],
+                        "missing_data": [chunk.missing_data(model, i) for i in range(len(chunk))],
                     }
                 )
             )
         ranked = (
             pd.concat(rows, ignore_index=True).sort_values("probability", ascending=False, kind="stable")
             if rows
-            else pd.DataFrame(columns=["resident_id", "as_of_date", "probability", "band", "reasons"])
+            else pd.DataFrame(columns=["resident_id", "as_of_date", "probability", "band", "reasons", "missing_data"])
         )
         with self._lock:
             self._live_cache = {key: ranked, **{k: v for k, v in self._live_cache.items() if k[2] == key[2]}}

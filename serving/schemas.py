@@ -168,6 +168,11 @@ class AssessRequest(_Body):
         return self.resident_ids is not None and self.act is not False
 
 
+MISSING_DATA = ("Missing data that raised the score, strongest first, apart from the reasons: an unknown "
+                "value or days without sensor data (\"no steps data in the last 7 days\"). A high score "
+                "whose push comes from missing data has few or no reasons and says so here.")
+
+
 class Reason(BaseModel):
     """One input's share of the model's score (TreeSHAP) and the same in plain words."""
 
@@ -190,6 +195,7 @@ class ModelAssessment(BaseModel):
     probability: float = Field(description="Calibrated probability of the outcome.")
     band: Band = Field(description="Risk band from the model's decision thresholds.")
     reasons: list[Reason] = Field(description="Top reasons, strongest push towards risk first.")
+    missing_data: list[Reason] = Field(default_factory=list, description=MISSING_DATA)
 
 
 class ActionTaken(BaseModel):
@@ -292,6 +298,7 @@ class AtRiskEntry(BaseModel):
     version: str
     as_of_date: dt.date | None
     reasons: list[Reason]
+    missing_data: list[Reason] = Field(default_factory=list, description=MISSING_DATA)
 
 
 class AtRiskList(BaseModel):

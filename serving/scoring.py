@@ -64,6 +64,10 @@ class ModelScores:
     top_contributions: np.ndarray  # (n, k); NaN past a row's last positive reason
     feature_names: list[str]
     kind: str = LOCAL_KIND  # local model or the baseline served as a model
+    # missing data that raised the risk ("no steps data"), apart from the risk reasons; like
+    # top_features / top_contributions
+    missing_features: np.ndarray | None = None
+    missing_contributions: np.ndarray | None = None
 
 
 @dataclass
@@ -80,7 +84,7 @@ class ChunkScores:
     values: np.ndarray  # (n, every feature)
     by_model: dict[str, ModelScores] = field(default_factory=dict)
     _rows: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
-    _reasons: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _reasons: dict[tuple[str, int, bool], list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.resident_ids)
@@ -93,27 +97,38 @@ class ChunkScores:
 
     def reasons(self, model: str, i: int) -> list[dict[str, Any]]:
         """Worded top reasons of row i for one model (worded once: actions and replies share them)."""
-        cached = self._reasons.get((model, i))
+        return self._worded(model, i, missing=False)
+
+    def missing_data(self, model: str, i: int) -> list[dict[str, Any]]:
+        """Worded missing data that raised row i's risk for one model (unknown values and
+        sensor-gap counts), strongest first; kept apart from the risk reasons."""
+        return self._worded(model, i, missing=True)
+
+    def _worded(self, model: str, i: int, missing: bool) -> list[dict[str, Any]]:
+        cached = self._reasons.get((model, i, missing))
         if cached is not None:
             return cached
         s = self.by_model[model]
-        row = self._row(i)
-        names = s.feature_names
+        features, contributions = ((s.missing_features, s.missing_contributions) if missing
+                                   else (s.top_features, s.top_contributions))
         out = []
-        for j, c in zip(s.top_features[i].tolist(), s.top_contributions[i].tolist(), strict=True):
-            if c != c:  # NaN: no further reason raises the risk
-                break
-            name = names[j]
-            v = row[name]
-            out.append(
-                {
-                    "feature": name,
-                    "contribution": c,
-                    "value": None if v != v else v,  # NaN: unknown
-                    "text": reason_text(name, row, c),
-                }
-            )
-        self._reasons[(model, i)] = out
+        if features is not None:
+            row = self._row(i)
+            names = s.feature_names
+            for j, c in zip(features[i].tolist(), contributions[i].tolist(), strict=True):
+                if c != c:  # NaN: nothing further raises the risk
+                    break
+                name = names[j]
+                v = row[name]
+                out.append(
+                    {
+                        "feature": name,
+                        "contribution": c,
+                        "value": None if v != v else v,  # NaN: unknown
+                        "text": reason_text(name, row, c),
+                    }
+                )
+        self._reasons[(model, i, missing)] = out
         return out
 
 
@@ -129,6 +144,8 @@ def score_model(champion: Champion, X: np.ndarray, top_k: int) -> ModelScores:
         top_contributions=e.top_contributions,
         feature_names=champion.feature_names,
         kind=kind_of(champion.loaded),
+        missing_features=e.missing_features,
+        missing_contributions=e.missing_contributions,
     )
 
 
@@ -230,6 +247,7 @@ def score_records(chunk: ChunkScores, scored_at: datetime | None = None) -> list
                     probability=probability[i],
                     band=band[i],
                     reasons=chunk.reasons(m, i),
+                    missing_data=chunk.missing_data(m, i),
                     scored_at=scored_at,
                 )
             )

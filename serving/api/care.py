@@ -47,6 +47,7 @@ def at_risk(
                 version=s.model_version,
                 as_of_date=s.as_of,
                 reasons=s.reasons,
+                missing_data=s.missing_data,
             )
             for s in stored
         ]
@@ -66,6 +67,7 @@ def at_risk(
                 version=version,
                 as_of_date=None if pd.isna(r.as_of_date) else pd.Timestamp(r.as_of_date).date(),
                 reasons=r.reasons,
+                missing_data=r.missing_data,
             )
             for r in ranked.itertuples()
         ]

@@ -81,7 +81,7 @@ def at_risk(
         return error(422, f"model not served here: {model}")
     stored = rt.store.latest_scores(model, band=band, limit=1_000_000)
     if stored:
-        rows = [(s.resident_id, s.probability, s.band, s.as_of, s.reasons) for s in stored]
+        rows = [(s.resident_id, s.probability, s.band, s.as_of, s.reasons, s.missing_data) for s in stored]
         source = "stored"
     else:
         ranked = rt.live_ranking(model)
@@ -89,7 +89,7 @@ def at_risk(
             ranked = ranked[ranked["band"] == band]
         rows = [
             (r.resident_id, float(r.probability), r.band,
-             None if pd.isna(r.as_of_date) else pd.Timestamp(r.as_of_date).date(), r.reasons)
+             None if pd.isna(r.as_of_date) else pd.Timestamp(r.as_of_date).date(), r.reasons, r.missing_data)
             for r in ranked.itertuples()
         ]
         source = "live"
@@ -100,7 +100,7 @@ def at_risk(
         rows = [r for r in rows if needle in r[0].lower()]
     total = len(rows)
     items = []
-    for rank, (rid, p, b, as_of, reasons) in enumerate(rows[:limit], start=1):
+    for rank, (rid, p, b, as_of, reasons, missing) in enumerate(rows[:limit], start=1):
         trend = cockpit.score_trend(rt.store.score_history(rid, model=model)) if source == "stored" else []
         items.append(
             {
@@ -111,6 +111,7 @@ def at_risk(
                 "band": b,
                 "as_of_date": as_of.isoformat() if as_of else None,
                 "reasons": reasons,
+                "missing_data": missing,
                 "trend": trend,
                 "newly_high": cockpit.newly_high(trend),
             }

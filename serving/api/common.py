@@ -82,6 +82,7 @@ def assessments_of(chunk: ChunkScores, i: int) -> list[schemas.ModelAssessment]:
             probability=float(s.probability[i]),
             band=str(s.band[i]),
             reasons=chunk.reasons(name, i),
+            missing_data=chunk.missing_data(name, i),
         )
         for name, s in chunk.by_model.items()
     ]

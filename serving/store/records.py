@@ -177,6 +177,7 @@ class ScoreRecord:
     band: str
     reasons: list[dict] = field(default_factory=list)
     scored_at: datetime | None = None
+    missing_data: list[dict] = field(default_factory=list)  # missing data that raised it, apart
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)

@@ -143,6 +143,8 @@ scores_table = sa.Table(
     sa.Column("band", sa.String(16), nullable=False),
     sa.Column("reasons", sa.JSON, nullable=False),
     sa.Column("scored_at", sa.DateTime, nullable=False),
+    # missing data that raised the score, apart from the reasons (revision 0005; NULL before it)
+    sa.Column("missing_data", sa.JSON),
     sa.UniqueConstraint("resident_id", "model", "model_version", "as_of", name="uq_scores_point"),
 )
 sa.Index("ix_scores_model_resident", scores_table.c.model, scores_table.c.resident_id)

@@ -33,6 +33,7 @@ def score_rows(records: Iterable[ScoreRecord], now: datetime) -> list[dict]:
                 "probability": float(r.probability),
                 "band": r.band,
                 "reasons": jsonable(list(r.reasons)),
+                "missing_data": jsonable(list(r.missing_data)),
                 "scored_at": r.scored_at or now,
             }
         )
@@ -80,5 +81,5 @@ def latest(conn: Connection, model: str, *, band: str | None = None, limit: int 
 def _score(r: Any) -> ScoreRecord:
     return ScoreRecord(
         r.resident_id, r.model, r.model_version, r.as_of, r.probability, r.band,
-        list(r.reasons or []), r.scored_at,
+        list(r.reasons or []), r.scored_at, list(r.missing_data or []),
     )

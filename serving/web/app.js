@@ -199,7 +199,8 @@ async function drawAtRisk(ticket, metaReady) {
         item.newly_high ? el("span", { class: "new", title: "High now, not high a week ago" }, "newly high") : null),
       el("div", { class: "score" }, el("span", { class: "prob" }, pct(item.probability)), " ", bandBadge(item.band)),
       spark,
-      el("ul", { class: "reasons" }, ...(item.reasons || []).map((r) => el("li", {}, r.text))));
+      el("ul", { class: "reasons" }, ...(item.reasons || []).map((r) => el("li", {}, r.text)),
+        ...(item.missing_data || []).map((r) => el("li", { class: "missing" }, `missing data: ${r.text}`))));
     list.append(li);
     if (item.trend.length > 1) {
       const first = item.trend[0], last = item.trend[item.trend.length - 1];

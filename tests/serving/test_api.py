@@ -308,6 +308,34 @@ def test_assess_explicit_rows_match_the_online_store(api):
     assert len(b["reasons"]) == min(5, sum(x["contribution"] > 0 for x in b["reasons"])) >= len(a["reasons"])
 
 
+def test_a_resident_whose_sensors_went_silent_is_told_the_missing_data_apart_from_the_reasons(api):
+    client, keys, home = api
+    from features.online import OnlineStore
+    from features.registry import get_feature
+
+    rid = _ids(home)[0]
+    feats = OnlineStore(home / "online.db").get([rid])
+    row = {k: (None if math.isnan(v) else float(v)) for k, v in feats.iloc[0].drop(["resident_id", "as_of_date"]).items()}
+    # a month without any sensor reading: every sensor summary unknown, every day counted missing
+    silent = {k: (None if get_feature(k).source == "sensor_days" else v) for k, v in row.items()}
+    silent.update(sensor_missing_days_7d=7.0, sensor_missing_days_30d=30.0)
+    r = client.post("/assess", json={"rows": [{"resident_id": rid, "features": silent}], "act": False,
+                                     "models": ["fall_risk"], "top_reasons": 5}, headers=H(keys, "care_manager"))
+    assert r.status_code == 200, r.text
+    a = r.json()["results"][0]["assessments"][0]
+    assert a["missing_data"], a
+    for x in a["missing_data"]:
+        assert x["value"] is None or get_feature(x["feature"]).family == "missing", x
+        assert x["contribution"] > 0 and x["text"]
+    assert [x["contribution"] for x in a["missing_data"]] == sorted((x["contribution"] for x in a["missing_data"]),
+                                                                     reverse=True)
+    # the reasons for the risk name only what is known
+    assert all(x["value"] is not None and get_feature(x["feature"]).family != "missing" for x in a["reasons"])
+    # the resident's page carries the same split
+    page = client.get(f"/residents/{rid}", headers=H(keys, "care_manager")).json()
+    assert all("missing_data" in x for x in page["assessments"])
+
+
 def test_assess_opens_one_task_per_resident_and_reason(api):
     client, keys, _ = api
     rid = _high_band_resident(client, keys)
@@ -458,7 +486,9 @@ def test_at_risk_list_is_ranked_with_reasons(api):
         assert 0 < len(items) <= 20
         probs = [i["probability"] for i in items]
         assert probs == sorted(probs, reverse=True)
-        assert all(i["reasons"] and i["model"] == model for i in items)
+        assert all(i["model"] == model for i in items)
+        # every listed resident says why: risk reasons, or the missing data that raised the score
+        assert all(i["reasons"] or i["missing_data"] for i in items)
     r = client.get("/residents/at-risk?band=low&limit=5", headers=H(keys, "care_manager"))
     assert all(i["band"] == "low" for i in r.json()["items"])
 

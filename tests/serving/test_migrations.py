@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 DESK_A = Principal("desk-a", "timebank")
 DESK_B = Principal("desk-b", "timebank")
 ADMIN = Principal("ops", "admin")
-HEAD = "0004"  # the newest revision
+HEAD = "0005"  # the newest revision
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -65,6 +65,25 @@ def _diff(url: str, md: sa.MetaData) -> list:
             return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), md)
     finally:
         engine.dispose()
+
+
+# columns later revisions added to tables that are older than them
+ADDED_COLUMNS = {"0005": {("risk_scores", "missing_data")}}
+
+
+def _metadata_at(revision: str, without: set[str]) -> sa.MetaData:
+    """Today's tables as they stood at `revision` (revisions 0002 and later): the tables
+    `without` left out and the columns later revisions added taken off."""
+    later = {c for rev, cols in ADDED_COLUMNS.items() if rev > revision for c in cols}
+    out = sa.MetaData()
+    for t in metadata.sorted_tables:
+        if t.name in without:
+            continue
+        copy = t.to_metadata(out)
+        for table, column in later:
+            if table == t.name:
+                copy._columns.remove(copy.c[column])
+    return out
 
 
 def _revision(url: str) -> str | None:
@@ -366,11 +385,7 @@ def test_revision_0003_adds_the_live_tables_and_goes_back_without_touching_the_r
     engine = make_engine(empty_url)
     assert not LIVE_TABLES & set(sa.inspect(engine).get_table_names())
     engine.dispose()
-    at_0002 = sa.MetaData()
-    for t in metadata.sorted_tables:
-        if t.name not in LIVE_TABLES | SETTINGS_TABLES:
-            t.to_metadata(at_0002)
-    assert _diff(empty_url, at_0002) == []
+    assert _diff(empty_url, _metadata_at("0002", without=LIVE_TABLES | SETTINGS_TABLES)) == []
 
     s = TimeBankStore(empty_url)  # upgraded again on opening
     try:
@@ -406,11 +421,7 @@ def test_revision_0004_adds_the_alert_settings_and_goes_back_without_touching_th
     engine = make_engine(empty_url)
     assert not SETTINGS_TABLES & set(sa.inspect(engine).get_table_names())
     engine.dispose()
-    at_0003 = sa.MetaData()
-    for t in metadata.sorted_tables:
-        if t.name not in SETTINGS_TABLES:
-            t.to_metadata(at_0003)
-    assert _diff(empty_url, at_0003) == []
+    assert _diff(empty_url, _metadata_at("0003", without=SETTINGS_TABLES)) == []
 
     s = TimeBankStore(empty_url)  # upgraded again on opening
     try:
@@ -418,5 +429,34 @@ def test_revision_0004_adds_the_alert_settings_and_goes_back_without_touching_th
         assert {k: v for k, v in _rows(s).items() if k not in SETTINGS_TABLES} == before
         assert LiveStore(s).settings.away_spans("R1") == [] and LiveStore(s).settings.quiet_hours("R1") is None
         assert [a.kind for a in LiveStore(s).list_alerts()] == ["not_up"]
+    finally:
+        s.close()
+
+
+# --- revision 0005: missing data kept apart from a stored score's reasons ------------------------------
+
+
+def test_revision_0005_keeps_the_missing_data_of_a_score_and_old_scores_read_as_having_none(empty_url):
+    from datetime import date
+
+    day = date(2026, 3, 2)
+    no_steps = {"feature": "steps_7d", "contribution": 0.4, "value": None, "text": "no steps data"}
+    s = TimeBankStore(empty_url)
+    s.record_scores([ScoreRecord("R1", "fall_risk", "3", day, 0.41, "high", [{"feature": "falls_365d"}],
+                                 missing_data=[no_steps])])
+    assert s.latest_scores("fall_risk")[0].missing_data == [no_steps]
+    s.close()
+
+    _downgrade(empty_url, "0004")
+    assert _revision(empty_url) == "0004"
+    engine = make_engine(empty_url)
+    assert "missing_data" not in {c["name"] for c in sa.inspect(engine).get_columns("risk_scores")}
+    engine.dispose()
+
+    s = TimeBankStore(empty_url)  # upgraded again on opening: the score is kept, its missing data was dropped
+    try:
+        assert _revision(empty_url) == HEAD and _diff(empty_url, metadata) == []
+        [kept] = s.latest_scores("fall_risk")
+        assert (kept.probability, kept.reasons, kept.missing_data) == (0.41, [{"feature": "falls_365d"}], [])
     finally:
         s.close()
