@@ -193,6 +193,7 @@ def prepare_home(workdir: Path | None, tmp: Path) -> tuple[Path, dict[str, str],
         shutil.copytree(workdir / "history", home / "history")
         info["source"] = str(workdir)
     else:
+        from models.base import BoosterParams
         from tests.serving.test_api import build_workdir
         from twin.simulate import simulate
 
@@ -201,9 +202,10 @@ def prepare_home(workdir: Path | None, tmp: Path) -> tuple[Path, dict[str, str],
         simulate(out=home / "history", residents=2000, days=730, seed=7, start="2024-01-01")
         info["simulate_seconds"] = round(time.perf_counter() - t0, 1)
         t0 = time.perf_counter()
-        build_workdir(home / "history", home, trees=200)  # the default booster settings
+        trees = BoosterParams().num_trees  # the default booster settings (early stopping picks the size)
+        build_workdir(home / "history", home, trees=trees)
         info["train_seconds"] = round(time.perf_counter() - t0, 1)
-        info["source"] = "default twin 2000 x 730, seed 7; default booster settings (200 trees, early stopping)"
+        info["source"] = f"default twin 2000 x 730, seed 7; default booster settings (up to {trees} trees, early stopping)"
     clear = create_keys_file(home / "api_keys.json", overwrite=True)
     roles = dict(DEMO_KEYS)
     return home, {roles[n]: k for n, k in clear.items() if n in roles}, info  # volunteers hold keys too
