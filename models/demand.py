@@ -35,6 +35,7 @@ from models.base import BoosterParams, LoadedModel, feature_matrix, fit_booster
 NAME = "demand"
 FEATURE_SET = "requests"
 MAX_HORIZON = 14
+MIN_TRAIN_ROWS = 200
 # The forecaster's trees: 15 leaves, where the risk models grow stumps (`BoosterParams`). Stumps
 # here read worse on batch-logged counts (bench_demand_logging on the default twin: median 0.95x
 # the best simple method against 0.89x, 3 of 9 cells at or below 0.9 against 5).
@@ -45,7 +46,6 @@ DEMAND_BOOSTER = {"num_trees": 200, "num_leaves": 15, "learning_rate": 0.05, "mi
 def demand_booster(**overrides: Any) -> BoosterParams:
     """The forecaster's booster settings, with `overrides` (unknown keys are an error)."""
     return BoosterParams.from_mapping({**DEMAND_BOOSTER, **overrides})
-MIN_TRAIN_ROWS = 200
 
 
 @dataclass(frozen=True)

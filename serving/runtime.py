@@ -34,7 +34,7 @@ from serving.config import ServingConfig
 from serving.live import LiveAlerts
 from serving.live_features import LiveVectors, live_row
 from serving.scoring import Champion, ChunkScores, score_chunk, score_matrix
-from serving.store import TimeBankStore, audit_table, redact_url
+from serving.store import ScoreRecord, TimeBankStore, audit_table, redact_url
 from serving.volunteers import read_secret
 from serving.webhook import WebhookConfig, WebhookDeliverer
 from twin.ingest_events import read_sensor_map
@@ -539,6 +539,26 @@ class Runtime:
                 log.warning("no demand outlook: %s", exc)
         self._outlook = (stamp, fc)
         return fc
+
+    def ranked_scores(self, model: str, band: str | None = None,
+                      limit: int | None = None) -> tuple[str, list[ScoreRecord]]:
+        """Residents by `model`'s score, highest first (`band` only, at most `limit`): the latest
+        nightly scores ("stored"), or every resident scored now when no batch has stored any
+        ("live")."""
+        stored = self.store.latest_scores(model, band=band, limit=limit or 1_000_000)
+        if stored:
+            return "stored", stored
+        ranked = self.live_ranking(model)
+        if band is not None:
+            ranked = ranked[ranked["band"] == band]
+        if limit is not None:
+            ranked = ranked.head(limit)
+        version = self.champions[model].version
+        return "live", [
+            ScoreRecord(r.resident_id, model, version, None if pd.isna(r.as_of_date) else pd.Timestamp(r.as_of_date).date(),
+                        float(r.probability), r.band, r.reasons, missing_data=r.missing_data)
+            for r in ranked.itertuples()
+        ]
 
     def live_ranking(self, model: str) -> pd.DataFrame:
         """Every resident in the online store scored now (cached per online-store state and version)."""

@@ -63,11 +63,11 @@ class ModelScores:
     top_features: np.ndarray  # (n, k) indices into feature_names, strongest first
     top_contributions: np.ndarray  # (n, k); NaN past a row's last positive reason
     feature_names: list[str]
-    kind: str = LOCAL_KIND  # local model or the baseline served as a model
     # missing data that raised the risk ("no steps data"), apart from the risk reasons; like
     # top_features / top_contributions
-    missing_features: np.ndarray | None = None
-    missing_contributions: np.ndarray | None = None
+    missing_features: np.ndarray
+    missing_contributions: np.ndarray
+    kind: str = LOCAL_KIND  # local model or the baseline served as a model
 
 
 @dataclass
@@ -111,23 +111,22 @@ class ChunkScores:
         s = self.by_model[model]
         features, contributions = ((s.missing_features, s.missing_contributions) if missing
                                    else (s.top_features, s.top_contributions))
+        row = self._row(i)
+        names = s.feature_names
         out = []
-        if features is not None:
-            row = self._row(i)
-            names = s.feature_names
-            for j, c in zip(features[i].tolist(), contributions[i].tolist(), strict=True):
-                if c != c:  # NaN: nothing further raises the risk
-                    break
-                name = names[j]
-                v = row[name]
-                out.append(
-                    {
-                        "feature": name,
-                        "contribution": c,
-                        "value": None if v != v else v,  # NaN: unknown
-                        "text": reason_text(name, row, c),
-                    }
-                )
+        for j, c in zip(features[i].tolist(), contributions[i].tolist(), strict=True):
+            if c != c:  # NaN: nothing further raises the risk
+                break
+            name = names[j]
+            v = row[name]
+            out.append(
+                {
+                    "feature": name,
+                    "contribution": c,
+                    "value": None if v != v else v,  # NaN: unknown
+                    "text": reason_text(name, row, c),
+                }
+            )
         self._reasons[(model, i, missing)] = out
         return out
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import pandas as pd
 from fastapi import APIRouter, Query, Request
 
 from serving import schemas
@@ -36,42 +35,20 @@ def at_risk(
     """The latest nightly scores, highest probability first; scored live when no batch has run."""
     rt = runtime_of(request)
     model = model or rt.risk_models[0]
-    stored = rt.store.latest_scores(model, band=band, limit=limit)
-    if stored:
-        items = [
-            schemas.AtRiskEntry(
-                resident_id=s.resident_id,
-                model=s.model,
-                probability=s.probability,
-                band=s.band,
-                version=s.model_version,
-                as_of_date=s.as_of,
-                reasons=s.reasons,
-                missing_data=s.missing_data,
-            )
-            for s in stored
-        ]
-        source = "stored"
-    else:
-        ranked = rt.live_ranking(model)
-        if band is not None:
-            ranked = ranked[ranked["band"] == band]
-        ranked = ranked.head(limit)
-        version = rt.champions[model].version
-        items = [
-            schemas.AtRiskEntry(
-                resident_id=r.resident_id,
-                model=model,
-                probability=float(r.probability),
-                band=r.band,
-                version=version,
-                as_of_date=None if pd.isna(r.as_of_date) else pd.Timestamp(r.as_of_date).date(),
-                reasons=r.reasons,
-                missing_data=r.missing_data,
-            )
-            for r in ranked.itertuples()
-        ]
-        source = "live"
+    source, scores = rt.ranked_scores(model, band, limit)
+    items = [
+        schemas.AtRiskEntry(
+            resident_id=s.resident_id,
+            model=s.model,
+            probability=s.probability,
+            band=s.band,
+            version=s.model_version,
+            as_of_date=s.as_of,
+            reasons=s.reasons,
+            missing_data=s.missing_data,
+        )
+        for s in scores
+    ]
     rt.audit.record(principal_of(request), "residents.at_risk", None, model=model, rows=len(items))
     return schemas.AtRiskList(source=source, items=items)
 

@@ -79,45 +79,31 @@ def at_risk(
     model = model or rt.risk_models[0]
     if model not in rt.risk_models:
         return error(422, f"model not served here: {model}")
-    stored = rt.store.latest_scores(model, band=band, limit=1_000_000)
-    if stored:
-        rows = [(s.resident_id, s.probability, s.band, s.as_of, s.reasons, s.missing_data) for s in stored]
-        source = "stored"
-    else:
-        ranked = rt.live_ranking(model)
-        if band is not None:
-            ranked = ranked[ranked["band"] == band]
-        rows = [
-            (r.resident_id, float(r.probability), r.band,
-             None if pd.isna(r.as_of_date) else pd.Timestamp(r.as_of_date).date(), r.reasons, r.missing_data)
-            for r in ranked.itertuples()
-        ]
-        source = "live"
+    source, scores = rt.ranked_scores(model, band)
     if grid is not None:
-        rows = [r for r in rows if rt.grid_of.get(r[0]) == grid]
+        scores = [s for s in scores if rt.grid_of.get(s.resident_id) == grid]
     if q:
         needle = q.strip().lower()
-        rows = [r for r in rows if needle in r[0].lower()]
-    total = len(rows)
+        scores = [s for s in scores if needle in s.resident_id.lower()]
     items = []
-    for rank, (rid, p, b, as_of, reasons, missing) in enumerate(rows[:limit], start=1):
-        trend = cockpit.score_trend(rt.store.score_history(rid, model=model)) if source == "stored" else []
+    for rank, s in enumerate(scores[:limit], start=1):
+        trend = cockpit.score_trend(rt.store.score_history(s.resident_id, model=model)) if source == "stored" else []
         items.append(
             {
                 "rank": rank,
-                "resident_id": rid,
-                "grid_id": rt.grid_of.get(rid),
-                "probability": p,
-                "band": b,
-                "as_of_date": as_of.isoformat() if as_of else None,
-                "reasons": reasons,
-                "missing_data": missing,
+                "resident_id": s.resident_id,
+                "grid_id": rt.grid_of.get(s.resident_id),
+                "probability": s.probability,
+                "band": s.band,
+                "as_of_date": s.as_of.isoformat() if s.as_of else None,
+                "reasons": s.reasons,
+                "missing_data": s.missing_data,
                 "trend": trend,
                 "newly_high": cockpit.newly_high(trend),
             }
         )
     rt.audit.record(principal_of(request), "cockpit.at_risk", None, model=model, rows=len(items))
-    return {"model": model, "source": source, "total": total, "items": items}
+    return {"model": model, "source": source, "total": len(scores), "items": items}
 
 
 @router.get(
