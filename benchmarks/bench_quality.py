@@ -110,7 +110,8 @@ def _causes_of(feature: str) -> tuple[str, ...]:
     return get_feature(feature).causes
 
 
-def risk_cell(spec, history, history_dir: Path, causes: pd.DataFrame | None, boot: int, seed: int) -> dict:
+def risk_cell(spec, history, history_dir: Path, causes: pd.DataFrame | None, boot: int, seed: int,
+              booster_seed: int | None = None) -> dict:
     from models.base import BoosterParams
     from training import evaluate as ev
     from training.config import SplitConfig
@@ -120,7 +121,7 @@ def risk_cell(spec, history, history_dir: Path, causes: pd.DataFrame | None, boo
 
     t = time.perf_counter()
     ds = risk_dataset(spec.name, history, SplitConfig())
-    res = fit_risk(ds, BoosterParams(seed=seed))
+    res = fit_risk(ds, BoosterParams(seed=seed if booster_seed is None else booster_seed))
     test = ds.part("test")
     y = test["label"].to_numpy(int)
     scores = {"model": res.test_scores["model"].to_numpy()}
@@ -212,15 +213,36 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_twin_args(ap: argparse.ArgumentParser) -> None:
+    """The twins and test windows a quality benchmark runs on (shared with bench_isolation_mark)."""
     ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
     ap.add_argument("--windows", type=int, default=2)
     ap.add_argument("--residents", type=int, default=2000)
     ap.add_argument("--days", type=int, default=730)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/bench-quality"))
+
+
+def twin_windows(args: argparse.Namespace):
+    """(seed, twin directory, k, history end) for every seed and test window; a twin missing from
+    the workdir is simulated first."""
+    from twin.simulate import simulate
+
+    for seed in args.seeds:
+        twin = args.workdir / f"twin-{args.residents}x{args.days}-s{seed}"
+        if not (twin / "manifest.json").exists():
+            simulate(args.residents, args.days, seed, twin)
+        last = pd.Timestamp(json.loads((twin / "manifest.json").read_text())["end"]) + pd.Timedelta(days=1)
+        for k in range(args.windows):
+            yield seed, twin, k, last - pd.Timedelta(weeks=WINDOW_WEEKS * k)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_twin_args(ap)
     ap.add_argument("--boot", type=int, default=200)
     ap.add_argument("--no-demand", action="store_true")
+    ap.add_argument("--booster-seed", type=int, default=None,
+                    help="LightGBM's own seed (default: the twin's), to see a figure hold over it")
     ap.add_argument("--out", type=Path, default=RESULT)
     ap.add_argument("--merge", type=Path, nargs="+", help="join single-seed results into --out and print the table")
     args = ap.parse_args(argv)
@@ -233,32 +255,28 @@ def main(argv: list[str] | None = None) -> dict:
     from features.pipeline import load_history
     from models.registry import risk_specs
     from training.risk import read_causes
-    from twin.simulate import simulate
 
     t0 = time.perf_counter()
     result: dict = {"config": {"seeds": args.seeds, "windows": args.windows, "residents": args.residents,
-                               "days": args.days, "window_weeks": WINDOW_WEEKS, "bootstrap": args.boot},
+                               "days": args.days, "window_weeks": WINDOW_WEEKS, "bootstrap": args.boot,
+                               "booster_seed": args.booster_seed},
                     "machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()[0]},
                     "cells": []}
-    for seed in args.seeds:
-        twin = args.workdir / f"twin-{args.residents}x{args.days}-s{seed}"
-        if not (twin / "manifest.json").exists():
-            simulate(args.residents, args.days, seed, twin)
-        causes = read_causes(twin)
-        last = pd.Timestamp(json.loads((twin / "manifest.json").read_text())["end"]) + pd.Timedelta(days=1)
-        for k in range(args.windows):
-            end = last - pd.Timedelta(weeks=WINDOW_WEEKS * k)
-            history = load_history(twin, end=end)
-            cell = {"seed": seed, "window": k, "history_end": str(end.date()), "models": {}}
-            for name, spec in risk_specs().items():
-                cell["models"][name] = risk_cell(spec, history, twin, causes, args.boot, seed)
-                print(f"seed {seed} window {k} {name}: {json.dumps(cell['models'][name]['scores']['model'])}",
-                      flush=True)
-            if not args.no_demand:
-                cell["demand"] = demand_cell(twin, end, seed)
-            result["cells"].append(cell)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(result, indent=2, default=str))
+    causes: dict = {}
+    for seed, twin, k, end in twin_windows(args):
+        if seed not in causes:
+            causes[seed] = read_causes(twin)
+        history = load_history(twin, end=end)
+        cell = {"seed": seed, "window": k, "history_end": str(end.date()), "models": {}}
+        for name, spec in risk_specs().items():
+            cell["models"][name] = risk_cell(spec, history, twin, causes[seed], args.boot, seed, args.booster_seed)
+            print(f"seed {seed} window {k} {name}: {json.dumps(cell['models'][name]['scores']['model'])}",
+                  flush=True)
+        if not args.no_demand:
+            cell["demand"] = demand_cell(twin, end, seed)
+        result["cells"].append(cell)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, default=str))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["machine"]["load_avg_at_end"] = os.getloadavg()[0]
     args.out.write_text(json.dumps(result, indent=2, default=str))

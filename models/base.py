@@ -23,7 +23,7 @@ class BoosterParams:
     Two leaves a tree by default: each tree splits one feature, so the booster is a sum of one
     curve per feature in log-odds (the form the planted hazards take: a base rate times a factor
     per cause) and each feature's SHAP value is its own curve. What it gains over 15-leaf trees
-    is measured in the README ("Prediction quality").
+    is measured in docs/results/quality.md.
     """
 
     num_trees: int = 1000  # an upper bound: early stopping on the validation weeks picks the size
