@@ -14,8 +14,10 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
 from models.alerts import INCIDENT_OF, Alert, AlertSettings, ResidentMonitor
+from training.evaluate import resident_draws
 
 DAYS_PER_MONTH = 30.44
 # how long after an incident's end an alert still counts as caused by it
@@ -62,9 +64,12 @@ def replay(events: pd.DataFrame, sensor_map: dict[str, str], settings: AlertSett
     return Replay(out, days, eligible, last_seen)
 
 
-def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50, residents=None) -> dict:
+def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50, residents=None,
+          boot: int = 1000, seed: int = 0) -> dict:
     """Recall, delays and false alarms of one replay against the truth (of the `residents` given,
-    by default all)."""
+    by default all), each with a 95% interval (`*_ci`): recall's is Wilson's over the incidents;
+    the median delay's and the false alarms' come from `boot` resamples of residents (a resident's
+    incidents, false alarms and observed days go in together)."""
     keep = set(rep.eligible_from) if residents is None else set(rep.eligible_from) & set(map(str, residents))
     alerts = pd.DataFrame([a.to_dict() | {"at": a.at} for a in rep.alerts if a.resident_id in keep],
                           columns=["resident_id", "kind", "at", "since", "text", "urgent"])
@@ -76,19 +81,22 @@ def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50, residents=No
     explained = np.zeros(len(alerts), dtype=bool)
     by_res = {r: g for r, g in alerts.groupby("resident_id")} if len(alerts) else {}
     rows = []
+    found: list[tuple[str, str, float]] = []  # (resident, kind, delay in minutes; NaN: missed)
     for kind in INCIDENT_OF.values():
         sub = inc[inc["kind"] == kind]
         delays = []
         for _, x in sub.iterrows():
             g = by_res.get(x["resident_id"])
-            if g is None:
-                continue
-            lo, hi = x["start"] - pd.Timedelta(minutes=5), x["end"] + GRACE[kind]
-            hit = g[(g["at"] >= lo) & (g["at"] <= hi)]
-            explained[alerts.index.get_indexer(hit.index)] = True
-            hit = hit[hit["kind"].map(INCIDENT_OF) == kind]
-            if len(hit):
-                delays.append(max((hit["at"].min() - x["start"]).total_seconds() / 60, 0.0))
+            delay = float("nan")
+            if g is not None:
+                lo, hi = x["start"] - pd.Timedelta(minutes=5), x["end"] + GRACE[kind]
+                hit = g[(g["at"] >= lo) & (g["at"] <= hi)]
+                explained[alerts.index.get_indexer(hit.index)] = True
+                hit = hit[hit["kind"].map(INCIDENT_OF) == kind]
+                if len(hit):
+                    delay = max((hit["at"].min() - x["start"]).total_seconds() / 60, 0.0)
+                    delays.append(delay)
+            found.append((str(x["resident_id"]), kind, delay))
         rows.append({"kind": kind, "incidents": len(sub), "detected": len(delays),
                      "recall": len(delays) / len(sub) if len(sub) else None,
                      "median_delay_min": float(np.median(delays)) if delays else None,
@@ -100,7 +108,7 @@ def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50, residents=No
         row["false_alarms_per_resident_month"] = (
             float(false["kind"].isin(kinds).sum() / months) if months else None)
     weeks = eligible_days / 7
-    return {
+    out = {
         "residents": len(keep),
         "incidents": rows,
         "alerts": int(len(alerts)),
@@ -109,6 +117,48 @@ def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50, residents=No
         "alerts_per_care_manager_week": float(len(alerts) / weeks * caseload) if weeks else None,
         "resident_days_evaluated": round(eligible_days, 1),
     }
+    if boot:
+        days = {r: max((rep.last_seen[r] - rep.eligible_from[r]).total_seconds() / 86400, 0.0) for r in keep}
+        _intervals(out, found, false, days, boot, seed)
+    return out
+
+
+def _intervals(out: dict, found: list[tuple[str, str, float]], false: pd.DataFrame,
+               days: dict[str, float], boot: int, seed: int, level: float = 0.95) -> None:
+    """95% intervals of `score`'s figures (in place: `*_ci` keys): Wilson's for recall, resamples
+    of residents for the rest."""
+    residents = sorted(days)
+    if not residents:
+        return
+    col = {r: i for i, r in enumerate(residents)}
+    n = len(residents)
+    W = np.stack(list(resident_draws(np.asarray(residents), boot, seed)))  # (draws, residents)
+    months = W @ np.array([days[r] for r in residents]) / DAYS_PER_MONTH
+    q = [(1 - level) / 2, 1 - (1 - level) / 2]
+
+    def ci(values: np.ndarray) -> list[float] | None:
+        values = values[np.isfinite(values)]
+        return [float(v) for v in np.quantile(values, q)] if len(values) else None
+
+    false_kind = false["kind"].map(INCIDENT_OF).to_numpy() if len(false) else np.array([])
+    false_col = np.array([col[r] for r in false["resident_id"]], dtype=int) if len(false) else np.array([], int)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["false_alarms_per_resident_month_ci"] = ci(W @ np.bincount(false_col, minlength=n) / months)
+        for row in out["incidents"]:
+            kind = row["kind"]
+            mine = [(col[r], d) for r, k, d in found if k == kind]
+            idx = np.array([i for i, _ in mine], dtype=int)
+            delay = np.array([d for _, d in mine], dtype=float)
+            hit = np.isfinite(delay)
+            # recall: Wilson's interval over the incidents (a resample of residents gives a point
+            # interval whenever every incident was found, which 8 of 8 does not justify)
+            wilson = binomtest(int(hit.sum()), len(hit)).proportion_ci(level, method="wilson") if len(hit) else None
+            row["recall_ci"] = [float(wilson.low), float(wilson.high)] if wilson else None
+            medians = [np.median(np.repeat(delay[hit], w[idx[hit]].astype(int))) if (w[idx[hit]] > 0).any()
+                       else np.nan for w in W] if hit.any() else []
+            row["median_delay_min_ci"] = ci(np.asarray(medians, dtype=float))
+            fa = np.bincount(false_col[false_kind == kind], minlength=n) if len(false_col) else np.zeros(n)
+            row["false_alarms_per_resident_month_ci"] = ci(W @ fa / months)
 
 
 def evaluate(events: pd.DataFrame, incidents: pd.DataFrame, sensor_map: dict[str, str],

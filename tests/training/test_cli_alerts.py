@@ -22,6 +22,18 @@ def test_evaluate_reports_every_incident_kind_at_each_sensitivity(tmp_path):
     assert kinds == ["fall_long_lie", "not_up", "night_exit", "toilet_surge"]
     for x in out["incidents"]:
         assert set(x) >= {"kind", "median_delay_min", "p90_delay_min", "recall", "false_alarms_per_resident_month"}
+    # every figure comes with its 95% interval around it; a handful of incidents all found is not
+    # "recall 1.000 [1.000, 1.000]"
+    for setting in out["settings"]:
+        lo, hi = setting["false_alarms_per_resident_month_ci"]
+        assert lo <= setting["false_alarms_per_resident_month"] <= hi
+        for x in setting["incidents"]:
+            for key in ("recall", "median_delay_min", "false_alarms_per_resident_month"):
+                if x[key] is not None:
+                    lo, hi = x[f"{key}_ci"]
+                    assert lo <= x[key] <= hi, (x["kind"], key)
+            if x["incidents"] and x["recall"] == 1.0:
+                assert x["recall_ci"][0] < 1.0
     # homes with and without the chair sensor are scored apart, and together make the whole
     assert 0 < out["residents_with_chair_sensor"] < out["residents"]
     for setting in out["settings"]:
