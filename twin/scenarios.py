@@ -137,6 +137,17 @@ def new_grid(tables: Tables, start, knobs: ScenarioKnobs) -> Tables:
         if name == "visits":  # their time-bank tasks are not carried over
             add["task_id"] = None
         out[name] = pd.concat([tables[name], add[tables[name].columns]], ignore_index=True)
+    if "events" in tables:
+        # the grid's first residents move in on the start day, so a history cut before it (a
+        # monitor's earlier as-of date) does not count them as residents with no data
+        first = "N" + new["residents"]["resident_id"].astype(str)
+        moved_in = pd.DataFrame({"event_id": "NM" + first.to_numpy(), "resident_id": first.to_numpy(),
+                                 "date": start, "type": "move_in", "injury": pd.NA})
+        already = set(out["events"].loc[out["events"]["type"].astype(str) == "move_in", "resident_id"].astype(str))
+        moved_in = moved_in[~moved_in["resident_id"].isin(already)]
+        events = tables["events"]
+        out["events"] = pd.concat([out["events"], moved_in[events.columns].astype(events.dtypes.to_dict())],
+                                  ignore_index=True)
     return out
 
 

@@ -43,14 +43,22 @@ def test_firmware_doubles_steps_from_the_start_day(small_twin, planted):
 
 
 def test_a_new_grid_joins_on_the_start_day_with_no_earlier_history(small_twin, planted):
+    from features.pipeline import load_history
+
     store, old = HistoryStore(planted["new_grid"]), HistoryStore(small_twin)
     residents = store.read("residents")
     newcomers = residents[residents["grid_id"] == "GNEW"]
     events = store.read("events")
-    moved_in_later = events.loc[events["type"] == "move_in", "resident_id"]
-    # the grid's first residents; more move in later, as in every grid of the open community
-    assert (~newcomers["resident_id"].isin(moved_in_later)).sum() == len(old.read("residents")) // 5
-    assert residents["resident_id"].is_unique
+    moved_in = events[events["type"] == "move_in"].set_index("resident_id")["date"]
+    # every newcomer moves in: the grid's first residents on the start day, more later, as in
+    # every grid of the open community
+    assert newcomers["resident_id"].isin(moved_in.index).all()
+    assert (moved_in.reindex(newcomers["resident_id"]) == pd.Timestamp(START)).sum() == len(old.read("residents")) // 5
+    assert (moved_in.reindex(newcomers["resident_id"]) >= pd.Timestamp(START)).all()
+    assert residents["resident_id"].is_unique and events["event_id"].is_unique
+    # a history cut before the start (a monitor's control date) has none of them
+    before = load_history(planted["new_grid"], end=pd.Timestamp(START) - pd.Timedelta(days=7))
+    assert not before.residents["resident_id"].isin(newcomers["resident_id"]).any()
     sd = store.read("sensor_days")
     theirs = sd[sd["resident_id"].isin(newcomers["resident_id"])]
     assert theirs["date"].min() == pd.Timestamp(START) and theirs["date"].max() == sd["date"].max()
