@@ -13,7 +13,9 @@ The same twin and scoring as `twincare alerts evaluate` (`training.alerts_eval.r
 - every missed fall with where it happened, the confounders touching it, and what the home's
   monitor believed when the resident fell (in bed, seated, out of the door, no limit yet);
 - recall and delays per sensor kit and per household (living alone or with someone: a home of
-  two waits longer while it is not known who is at home).
+  two waits longer while it is not known who is at home);
+- falls with a long lie by the room they happened in: found, and the median delay (the limit a
+  room's routine stillness sets).
 """
 
 from __future__ import annotations
@@ -44,6 +46,22 @@ def false_alarm_causes(alerts: pd.DataFrame, confounders: pd.DataFrame) -> dict:
             m = _WHERE.search(a.text)
             where[m.group(1) if m else "?"] += 1
     return {"by_cause": dict(causes.most_common()), "no_movement_by_where": dict(where.most_common())}
+
+
+def falls_by_room(falls: pd.DataFrame, alerts: pd.DataFrame) -> dict:
+    """Falls with a long lie by the room they happened in: how many, how many a no_movement alert
+    found (from 5 minutes before the fall to 30 minutes after help came), and the median delay."""
+    out = {}
+    for room, group in falls.groupby("room"):
+        delays = []
+        for x in group.itertuples(index=False):
+            hit = alerts[(alerts["resident_id"] == x.resident_id) & (alerts["kind"] == "no_movement")
+                         & (alerts["at"] >= x.start - pd.Timedelta(minutes=5)) & (alerts["at"] <= x.end + pd.Timedelta(minutes=30))]
+            if len(hit):
+                delays.append((hit["at"].min() - x.start).total_seconds() / 60)
+        out[str(room)] = {"falls": len(group), "found": len(delays),
+                          "median_delay_min": round(float(pd.Series(delays).median()), 1) if delays else None}
+    return out
 
 
 def missed_falls(events: pd.DataFrame, truth, sensor_map: dict, settings, alerts: pd.DataFrame) -> list[dict]:
@@ -122,6 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
         eligible = twin.incidents["start"] >= twin.incidents["resident_id"].map(rep.eligible_from)
         row["missed_falls"] = missed_falls(twin.events, replace(twin, incidents=twin.incidents[eligible]),
                                            twin.sensor_map, settings, alerts)
+        falls = twin.incidents[eligible & (twin.incidents["kind"] == "fall_long_lie")]
+        row["falls_by_room"] = falls_by_room(falls, alerts)
         doc["settings"].append(row)
         print(json.dumps({k: row[k] for k in ("sensitivity", "incidents", "false_alarms_per_resident_month")}), flush=True)
     doc["seconds"] = round(time.perf_counter() - t0, 1)
