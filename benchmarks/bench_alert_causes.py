@@ -49,18 +49,16 @@ def false_alarm_causes(alerts: pd.DataFrame, confounders: pd.DataFrame) -> dict:
 
 
 def falls_by_room(falls: pd.DataFrame, alerts: pd.DataFrame) -> dict:
-    """Falls with a long lie by the room they happened in: how many, how many a no_movement alert
-    found (from 5 minutes before the fall to 30 minutes after help came), and the median delay."""
+    """Falls with a long lie by the room they happened in: how many, how many an alert found (the
+    evaluation's own matching, `match_incidents`), and the median delay."""
+    from training.alerts_eval import match_incidents
+
+    delay = pd.Series(match_incidents(alerts, falls)[0], index=falls.index)
     out = {}
     for room, group in falls.groupby("room"):
-        delays = []
-        for x in group.itertuples(index=False):
-            hit = alerts[(alerts["resident_id"] == x.resident_id) & (alerts["kind"] == "no_movement")
-                         & (alerts["at"] >= x.start - pd.Timedelta(minutes=5)) & (alerts["at"] <= x.end + pd.Timedelta(minutes=30))]
-            if len(hit):
-                delays.append((hit["at"].min() - x.start).total_seconds() / 60)
-        out[str(room)] = {"falls": len(group), "found": len(delays),
-                          "median_delay_min": round(float(pd.Series(delays).median()), 1) if delays else None}
+        found = delay[group.index].dropna()
+        out[str(room)] = {"falls": len(group), "found": len(found),
+                          "median_delay_min": round(float(found.median()), 1) if len(found) else None}
     return out
 
 
@@ -99,7 +97,7 @@ def missed_falls(events: pd.DataFrame, truth, sensor_map: dict, settings, alerts
 
 def main(argv: list[str] | None = None) -> dict:
     from models.alerts import AlertSettings
-    from training.alerts_eval import replay, score
+    from training.alerts_eval import match_incidents, replay, score
     from training.cmd_alerts import kit_groups
     from twin.events import EventTwinConfig, simulate_events
     from twin.simulate import simulate_frames
@@ -132,10 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         alerts = pd.DataFrame([a.to_dict() | {"at": a.at, "since": a.since} for a in rep.alerts])
         alerts["at"], alerts["since"] = pd.to_datetime(alerts["at"]), pd.to_datetime(alerts["since"])
         alerts = alerts[alerts["resident_id"].isin(set(rep.eligible_from))]
-        explained = pd.Series(False, index=alerts.index)
-        for x in twin.incidents.itertuples(index=False):
-            lo, hi = x.start - pd.Timedelta(minutes=5), x.end + (pd.Timedelta(hours=6) if x.kind == "toilet_surge" else pd.Timedelta(minutes=30))
-            explained |= (alerts["resident_id"] == x.resident_id) & (alerts["at"] >= lo) & (alerts["at"] <= hi)
+        explained = match_incidents(alerts, twin.incidents)[1]
         row["false_alarms_by"] = false_alarm_causes(alerts[~explained], twin.confounders)
         eligible = twin.incidents["start"] >= twin.incidents["resident_id"].map(rep.eligible_from)
         row["missed_falls"] = missed_falls(twin.events, replace(twin, incidents=twin.incidents[eligible]),

@@ -73,34 +73,19 @@ def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50, residents=No
     keep = set(rep.eligible_from) if residents is None else set(rep.eligible_from) & set(map(str, residents))
     alerts = pd.DataFrame([a.to_dict() | {"at": a.at} for a in rep.alerts if a.resident_id in keep],
                           columns=["resident_id", "kind", "at", "since", "text", "urgent"])
-    eligible_days = sum(
-        max((rep.last_seen[r] - rep.eligible_from[r]).total_seconds() / 86400, 0.0) for r in keep
-    )
+    days = {r: max((rep.last_seen[r] - rep.eligible_from[r]).total_seconds() / 86400, 0.0) for r in keep}
+    eligible_days = sum(days.values())
     inc = incidents[incidents["resident_id"].map(lambda r: r in keep)].copy()
     inc = inc[inc["start"] >= inc["resident_id"].map(rep.eligible_from)]
-    explained = np.zeros(len(alerts), dtype=bool)
-    by_res = {r: g for r, g in alerts.groupby("resident_id")} if len(alerts) else {}
+    delay, explained = match_incidents(alerts, inc)
     rows = []
-    found: list[tuple[str, str, float]] = []  # (resident, kind, delay in minutes; NaN: missed)
     for kind in INCIDENT_OF.values():
-        sub = inc[inc["kind"] == kind]
-        delays = []
-        for _, x in sub.iterrows():
-            g = by_res.get(x["resident_id"])
-            delay = float("nan")
-            if g is not None:
-                lo, hi = x["start"] - pd.Timedelta(minutes=5), x["end"] + GRACE[kind]
-                hit = g[(g["at"] >= lo) & (g["at"] <= hi)]
-                explained[alerts.index.get_indexer(hit.index)] = True
-                hit = hit[hit["kind"].map(INCIDENT_OF) == kind]
-                if len(hit):
-                    delay = max((hit["at"].min() - x["start"]).total_seconds() / 60, 0.0)
-                    delays.append(delay)
-            found.append((str(x["resident_id"]), kind, delay))
-        rows.append({"kind": kind, "incidents": len(sub), "detected": len(delays),
-                     "recall": len(delays) / len(sub) if len(sub) else None,
-                     "median_delay_min": float(np.median(delays)) if delays else None,
-                     "p90_delay_min": float(np.quantile(delays, 0.9)) if delays else None})
+        mine = (inc["kind"] == kind).to_numpy()
+        delays = delay[mine][np.isfinite(delay[mine])]
+        rows.append({"kind": kind, "incidents": int(mine.sum()), "detected": len(delays),
+                     "recall": float(len(delays) / mine.sum()) if mine.any() else None,
+                     "median_delay_min": float(np.median(delays)) if len(delays) else None,
+                     "p90_delay_min": float(np.quantile(delays, 0.9)) if len(delays) else None})
     months = eligible_days / DAYS_PER_MONTH
     false = alerts[~explained]
     for row in rows:
@@ -118,9 +103,29 @@ def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50, residents=No
         "resident_days_evaluated": round(eligible_days, 1),
     }
     if boot:
-        days = {r: max((rep.last_seen[r] - rep.eligible_from[r]).total_seconds() / 86400, 0.0) for r in keep}
+        found = list(zip(inc["resident_id"].astype(str), inc["kind"], delay, strict=True))
         _intervals(out, found, false, days, boot, seed)
     return out
+
+
+def match_incidents(alerts: pd.DataFrame, incidents: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Alerts (resident_id, kind, at) against incidents (resident_id, kind, start, end): per
+    incident, the minutes from its start to the first alert of its kind inside its window (from 5
+    minutes before it to `GRACE` after its end; NaN: missed); per alert, whether some incident's
+    window holds it (an alert of any kind there is not a false alarm)."""
+    explained = np.zeros(len(alerts), dtype=bool)
+    delay = np.full(len(incidents), np.nan)
+    by_res = {r: g for r, g in alerts.groupby("resident_id")} if len(alerts) else {}
+    for i, x in enumerate(incidents.itertuples(index=False)):
+        g = by_res.get(x.resident_id)
+        if g is None:
+            continue
+        hit = g[(g["at"] >= x.start - pd.Timedelta(minutes=5)) & (g["at"] <= x.end + GRACE[x.kind])]
+        explained[alerts.index.get_indexer(hit.index)] = True
+        hit = hit[hit["kind"].map(INCIDENT_OF) == x.kind]
+        if len(hit):
+            delay[i] = max((hit["at"].min() - x.start).total_seconds() / 60, 0.0)
+    return delay, explained
 
 
 def _intervals(out: dict, found: list[tuple[str, str, float]], false: pd.DataFrame,

@@ -140,7 +140,7 @@ def new_grid(tables: Tables, start, knobs: ScenarioKnobs) -> Tables:
     if "events" in tables:
         # the grid's first residents move in on the start day, so a history cut before it (a
         # monitor's earlier as-of date) does not count them as residents with no data
-        first = "N" + new["residents"]["resident_id"].astype(str)
+        first = renamed(new["residents"])["resident_id"]
         moved_in = pd.DataFrame({"event_id": "NM" + first.to_numpy(), "resident_id": first.to_numpy(),
                                  "date": start, "type": "move_in", "injury": pd.NA})
         already = set(out["events"].loc[out["events"]["type"].astype(str) == "move_in", "resident_id"].astype(str))
