@@ -159,6 +159,81 @@ def _window_mean(cs: np.ndarray, cn: np.ndarray, end_pos: np.ndarray, width: int
         return np.where(n > 0, s / np.maximum(n, 1), np.nan), n
 
 
+# How a community's logging cycle is read: the gaps between its logged days over the last year
+# (all of its record when that holds fewer than this many gaps); with fewer than two logged days
+# it reads as logging every day.
+CYCLE_WINDOW_DAYS = 365
+CYCLE_MIN_GAPS = 8
+
+
+def logging_cycle(any_logged: np.ndarray, origins: np.ndarray, max_horizon: int,
+                  quantile: float = 0.5) -> np.ndarray:
+    """Days of demand logged by each horizon on the community's typical logging path.
+
+    A coordinator who logs in batches enters everything since the previous logged day at once, so
+    what a series logs within the next h days is its daily rate times L_h, the days from the last
+    logged day (at or before the origin) to the last logging day within the h days (0 if none
+    falls there). Read as a renewal process over the community's own gaps between logged days,
+    with the gap under way known to be longer than the days since the last logged day, L_h has an
+    exact distribution (first passage, then renewals); this returns its `quantile` for
+    h = 0..max_horizon, shape (origins, max_horizon + 1). Its median is the forecast with the
+    least absolute error of the h-day total, up to each series' own noise. A community that logs
+    every day reads L_h = h.
+    """
+    out = np.tile(np.arange(max_horizon + 1, dtype=float), (len(origins), 1))
+    logged = np.flatnonzero(any_logged)
+    for i, o in enumerate(origins):
+        known = logged[logged <= o]
+        if len(known) < 2:
+            continue
+        gaps = np.diff(known)
+        recent = gaps[known[1:] > o - CYCLE_WINDOW_DAYS]
+        gaps = recent if len(recent) >= CYCLE_MIN_GAPS else gaps
+        d = int(o - known[-1])
+        top = max(int(gaps.max()), d + 1) + max_horizon + 1
+        g = np.bincount(gaps, minlength=top + 1)[: top + 1] / len(gaps)  # g[k] = P(gap = k)
+        surv = 1.0 - np.cumsum(g)  # surv[k] = P(gap > k)
+        first = g[d + 1: d + max_horizon + 1].copy()
+        if surv[d] > 1e-12:
+            first /= surv[d]
+        else:  # longer than any gap seen: the log is due now
+            first[:] = 0.0
+            first[0] = 1.0
+        # u[j]: the chance that a logging day falls j + 1 days after the origin
+        u = np.zeros(max_horizon)
+        for j in range(max_horizon):
+            u[j] = first[j] + sum(u[k] * g[j - k] for k in range(j))
+        for h in range(1, max_horizon + 1):
+            # the last logging day within h days falls at origin + j + 1, covering d + j + 1 days
+            p_last = np.array([u[j] * surv[h - j - 1] for j in range(h)])
+            cdf = np.cumsum(np.concatenate([[max(1.0 - p_last.sum(), 0.0)], p_last]))
+            k = int(np.searchsorted(cdf, quantile * cdf[-1], side="left"))
+            out[i, h] = 0.0 if k == 0 else float(d + k)
+    return out
+
+
+def _logged_rate(vals: np.ndarray, any_logged: np.ndarray, origins: np.ndarray, days: int) -> np.ndarray:
+    """Requests a day per series over the days the logging days of the last `days` days cover:
+    what they logged over the known days from after the logged day before them to the last."""
+    T, S = vals.shape
+    known = ~np.isnan(vals)
+    cs = np.vstack([np.zeros((1, S)), np.cumsum(np.where(known, vals, 0.0), axis=0)])
+    cn = np.vstack([np.zeros((1, S)), np.cumsum(known, axis=0)])
+    pos = np.arange(T)
+    last = np.maximum.accumulate(np.where(any_logged, pos, -1))
+    out = np.full((len(origins), S), np.nan)
+    for i, o in enumerate(origins):
+        end = last[o]
+        if end < 0:
+            continue
+        start = last[o - days] if o - days >= 0 else -1  # covered: (start, end]
+        logged_sum = cs[o + 1] - cs[max(o + 1 - days, 0)]
+        covered = cn[end + 1] - cn[start + 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[i] = np.where(covered > 0, logged_sum / np.maximum(covered, 1), np.nan)
+    return out
+
+
 def demand_features(
     counts: pd.DataFrame | CountPanel,
     origins: Iterable,
@@ -251,6 +326,16 @@ def demand_features(
         lo = np.maximum(oc + 1 - days, 0)
         return (logged_cs[oc + 1] - logged_cs[lo]) / np.maximum(oc + 1 - lo, 1)
 
+    cycle: list[np.ndarray] = []
+
+    def cycle_share(f, h: int) -> np.ndarray:
+        """Requests logged on day h of the community's typical logging path (its `f.days` rate)."""
+        if not cycle:
+            cycle.append(logging_cycle(any_logged, oc, max(horizons)))
+            cycle.append(_logged_rate(panel.values, any_logged, oc, f.days))
+        path, rate = cycle
+        return rate * (path[:, h] - path[:, h - 1])[:, None]
+
     last_day = at(opos)
     n_o = len(opos)
     series = np.array(panel.series, dtype=object)
@@ -283,6 +368,7 @@ def demand_features(
             "days_since_logged": lambda f: per_origin * since_logged[:, None],
             "unlogged_estimate": lambda f: since_logged[:, None] * mean(f.days)[0],
             "logged_day_share": lambda f: per_origin * logged_day_share(f.days)[:, None],
+            "logging_cycle": lambda f, h=h: cycle_share(f, h),
             "target_weekday": lambda f, t=target_days: per_origin * t.day_of_week.to_numpy()[:, None],
             "target_month": lambda f, t=target_days: per_origin * t.month.to_numpy()[:, None],
             "horizon": lambda f, h=h: per_origin * float(h),

@@ -424,6 +424,11 @@ def _declare_demand() -> dict[str, Feature]:
         d("demand_logged_day_share_28d", "float", "28d",
           "share of the last 28 days on which any series of the community had a request logged",
           "logged_day_share", unit="share"),
+        d("demand_logging_cycle_91d", "float", "91d",
+          "requests logged on the forecast day on the community's typical logging path (the "
+          "median of what its own gaps between logged days leave to log by then, at the 91-day "
+          "rate of the days logged); on counts logged every day, the 91-day average",
+          "logging_cycle"),
         d("demand_target_weekday", "int", "static", "weekday of the forecast day (0 = Monday)",
           "target_weekday", unit=""),
         d("demand_target_month", "int", "static", "month of the forecast day", "target_month",

@@ -3,15 +3,18 @@
 One global LightGBM model over all series (Poisson objective, horizon as a feature: a direct
 multi-horizon model) with prediction intervals from conformal residual quantiles per horizon,
 fitted on a calibration window that follows the training window. Baseline: seasonal naive (the
-same weekday in the latest known week). At each origin every series is then served by the model
-or by a simple method (seasonal naive, 91-day mean, median of 8 weekly totals, and zero in a
-series' own choice), whichever had the least weekly-total error on forecasts made without the
-weeks judged (those made on every day of the last 8 weeks after the training data known at the
-origin, the calibration window standing in for the days not yet known; pooled over series unless
-`choice_per_series`). Counts
-logged in batches (a week entered on one day) defeat a daily model but not a weekly median. The
-choice reads counts, never a series' name, so a renamed series, or one the model never saw, is
-forecast the same way.
+same weekday in the latest known week). At each origin every series is then served by the model,
+by a simple method (seasonal naive, 91-day mean, median of 8 weekly totals, and zero in a
+series' own choice) or by the community's logging cycle, whichever had the least weekly-total
+error on forecasts made without the weeks judged (those made on every day of the last 8 weeks
+after the training data known at the origin, the calibration window standing in for the days not
+yet known; pooled over series unless `choice_per_series`).
+
+Counts logged in batches (a week entered on one day, sometimes a week late) defeat a daily model:
+the logging cycle (`features.demand.logging_cycle`) forecasts them as what the community's own
+gaps between logged days leave to be logged by each day, on the median path, at the rate of the
+days logged; on counts logged every day it is the 91-day average. The choice reads counts, never
+a series' name, so a renamed series, or one the model never saw, is forecast the same way.
 """
 
 from __future__ import annotations
@@ -103,18 +106,25 @@ def seasonal_naive(rows: pd.DataFrame) -> np.ndarray:
     return np.nan_to_num(out, nan=0.0)
 
 
+# The simple methods a forecaster must beat (and may serve, where they do better)
 SIMPLE_METHODS = ("zero", "seasonal_naive", "mean_91d", "median_8w")
-METHODS = ("model", *SIMPLE_METHODS)
+# Candidates besides the model and the simple methods: the community's logging cycle (counts
+# logged in batches: what its own gaps between logged days leave to be logged by each day)
+CYCLE_METHODS = ("logging_cycle",)
+CANDIDATES = (*SIMPLE_METHODS, *CYCLE_METHODS)  # in order of simplicity: a tie goes to the first
+METHODS = ("model", *CANDIDATES)
+_COLUMNS = {"mean_91d": "demand_mean_91d", "median_8w": "demand_weekly_median_8w",
+            "logging_cycle": "demand_logging_cycle_91d"}
 
 
 def simple_forecast(method: str, rows: pd.DataFrame) -> np.ndarray:
-    """A simple method's daily forecast, known at each row's origin."""
+    """The daily forecast of a method other than the model (one of `CANDIDATES`), known at each
+    row's origin."""
     if method == "zero":
         return np.zeros(len(rows))
     if method == "seasonal_naive":
         return seasonal_naive(rows)
-    column = {"mean_91d": "demand_mean_91d", "median_8w": "demand_weekly_median_8w"}[method]
-    return np.nan_to_num(rows[column].to_numpy(dtype=float), nan=0.0)
+    return np.nan_to_num(rows[_COLUMNS[method]].to_numpy(dtype=float), nan=0.0)
 
 
 def weekly_errors(rows: pd.DataFrame, forecasts: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -143,7 +153,7 @@ def choose_methods(loaded: LoadedModel, panel: CountPanel, origins, weeks: int,
     fell, so a choice read off eight weeks alone follows that luck. Per series the record alone
     decides, and a series with none of it gets the pooled choice.
     """
-    order = [*SIMPLE_METHODS, "model"]  # on a tie the simple method wins
+    order = [*CANDIDATES, "model"]  # on a tie the simpler method wins
     origins = pd.DatetimeIndex(pd.to_datetime(pd.Index(origins).unique())).normalize()
     span = 7 * weeks - 6  # the days p with origin - 7 * weeks <= p <= origin - 7
     trained_through = pd.Timestamp(loaded.extra.get("trained_through", panel.dates[0]))
@@ -155,7 +165,7 @@ def choose_methods(loaded: LoadedModel, panel: CountPanel, origins, weeks: int,
         rows = rows[rows["count"].notna()].reset_index(drop=True)
         if not rows.empty:
             errors = weekly_errors(rows, {"model": predict_mean(loaded, rows),
-                                          **{m: simple_forecast(m, rows) for m in SIMPLE_METHODS}})
+                                          **{m: simple_forecast(m, rows) for m in CANDIDATES}})
             errors = errors[order].reset_index()
             # the week judged from past day p counts for the origins p + 7, ..., p + 7 * weeks
             record = pd.concat([errors.assign(day=errors["origin"],
@@ -315,7 +325,7 @@ def fit(
         # booster that did not train on it (when there is one): the choice's out-of-sample prior
         judge = LoadedModel(NAME, version, first, names, schema_hash, {}) if first is not None else loaded
         errors = weekly_errors(cal_rows, {"model": predict_mean(judge, cal_rows, 2),
-                                          **{m: simple_forecast(m, cal_rows) for m in SIMPLE_METHODS}})
+                                          **{m: simple_forecast(m, cal_rows) for m in CANDIDATES}})
         per_origin = errors.drop(columns="actual").groupby(level="origin").sum().mean()
         loaded.extra.update({"choice_weeks": int(params.choice_weeks),
                              "choice_per_series": bool(params.choice_per_series),
@@ -331,7 +341,7 @@ def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame, panel: CountPanel) ->
     at each row's origin picks the method serving that series)."""
     mean = predict_mean(loaded, rows)
     chosen = chosen_methods(loaded, panel, rows)
-    for m in SIMPLE_METHODS:
+    for m in CANDIDATES:
         use = chosen == m
         if use.any():
             mean[use] = simple_forecast(m, rows.loc[use])
