@@ -31,9 +31,10 @@ from features.registry import (
 # and home-check recency, long personal baselines and the weekly median of requests were added
 # (was falls cb9ebdbc8e5ed7a5, loneliness 0b66868eb6793ed9, requests 7a9ea643e43c3438, table
 # 64033f4e7d31c789), when requests learned to read batch-logged counts (was d14951db729874c3),
-# and when loneliness gained a year and two of companionship requests (was a3953aa8ebff6293, table
-# 4df46813c8a5e71f): models trained before must be retrained before they are served.
-HASHES_BEFORE_SETS = {"falls": "d51bd9ece4352ff3", "loneliness": "2758cac03e862e61", "requests": "e770f3d8cf18eac8"}
+# when loneliness gained a year and two of companionship requests (was a3953aa8ebff6293, table
+# 4df46813c8a5e71f), and when requests gained the community's logging cycle (was
+# e770f3d8cf18eac8): models trained before must be retrained before they are served.
+HASHES_BEFORE_SETS = {"falls": "d51bd9ece4352ff3", "loneliness": "2758cac03e862e61", "requests": "4fd8f7ad4fe3046d"}
 TABLE_HASH_BEFORE_SETS = "3ec3a4e66ae6b1aa"
 
 
