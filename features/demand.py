@@ -326,15 +326,16 @@ def demand_features(
         lo = np.maximum(oc + 1 - days, 0)
         return (logged_cs[oc + 1] - logged_cs[lo]) / np.maximum(oc + 1 - lo, 1)
 
-    cycle: list[np.ndarray] = []
+    cycle: dict[int, np.ndarray] = {}  # 0: the path; a window's days: the logged rate over it
 
     def cycle_share(f, h: int) -> np.ndarray:
         """Requests logged on day h of the community's typical logging path (its `f.days` rate)."""
-        if not cycle:
-            cycle.append(logging_cycle(any_logged, oc, max(horizons)))
-            cycle.append(_logged_rate(panel.values, any_logged, oc, f.days))
-        path, rate = cycle
-        return rate * (path[:, h] - path[:, h - 1])[:, None]
+        if 0 not in cycle:
+            cycle[0] = logging_cycle(any_logged, oc, max(horizons))
+        if f.days not in cycle:
+            cycle[f.days] = _logged_rate(panel.values, any_logged, oc, f.days)
+        path = cycle[0]
+        return cycle[f.days] * (path[:, h] - path[:, h - 1])[:, None]
 
     last_day = at(opos)
     n_o = len(opos)
