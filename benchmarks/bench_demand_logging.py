@@ -1,7 +1,7 @@
 """Demand forecasts on counts logged as a coordinator logs them, over windows and logging draws.
 
     python -m benchmarks.bench_demand_logging --history D/history [--windows 3] [--logging-seeds 0 1 2]
-                                              [--step 1] [--boot 200] [--out FILE]
+                                              [--step 1] [--boot 200] [--choice-weeks N] [--out FILE]
 
 Real time banks enter a week's exchanges on one day, sometimes a week late
 (`twin/batch_logging.py`). For each test window (the latest 56 days, then 56-day windows ending
@@ -74,6 +74,7 @@ def cell(totals: pd.DataFrame, boot: int, seed: int) -> dict:
 
 def main(argv=None) -> dict:
     from features.demand import count_panel
+    from models.demand import DemandParams
     from training.backtest import BacktestConfig, rolling_origin
     from training.train import history_counts
     from twin.batch_logging import batch_logged
@@ -85,6 +86,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--logging-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--step", type=int, default=1, help="days between forecast origins")
     ap.add_argument("--boot", type=int, default=200)
+    ap.add_argument("--choice-weeks", type=int, default=None,
+                    help="weeks of record the method choice is judged on (default: the forecaster's)")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args(argv)
 
@@ -92,6 +95,7 @@ def main(argv=None) -> dict:
     counts["date"] = pd.to_datetime(counts["date"])
     last = counts["date"].max()
     config = BacktestConfig(step=args.step)
+    params = DemandParams() if args.choice_weeks is None else DemandParams(choice_weeks=args.choice_weeks)
     cells = []
     for w in range(args.windows):
         end = last - pd.Timedelta(days=w * args.window_gap)
@@ -101,7 +105,7 @@ def main(argv=None) -> dict:
         for kind, s, table in tables:
             t = time.perf_counter()
             panel = count_panel(table)
-            metrics, detail = rolling_origin(panel, config=config)
+            metrics, detail = rolling_origin(panel, params, config)
             origins = pd.DatetimeIndex(sorted(detail["origin"].unique()))
             out = cell(weekly_totals(detail, panel, origins), args.boot, seed=w * 100 + (s or 0))
             out.update({"window_end": str(end.date()), "counts": kind, "logging_seed": s,
