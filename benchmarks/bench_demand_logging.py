@@ -109,12 +109,18 @@ def main(argv=None) -> dict:
             origins = pd.DatetimeIndex(sorted(detail["origin"].unique()))
             out = cell(weekly_totals(detail, panel, origins), args.boot, seed=w * 100 + (s or 0))
             out.update({"window_end": str(end.date()), "counts": kind, "logging_seed": s,
-                        "daily_wape_model": metrics["wape"], "seconds": round(time.perf_counter() - t, 1)})
+                        "daily_wape_model": metrics["wape"],
+                        # the forecaster's 80% daily intervals: inside, and missed below or above
+                        "daily_coverage": metrics["coverage"],
+                        "daily_below": float((detail["actual"] < detail["lower"]).mean()),
+                        "daily_above": float((detail["actual"] > detail["upper"]).mean()),
+                        "seconds": round(time.perf_counter() - t, 1)})
             cells.append(out)
             print(f"{out['window_end']} {kind:12s} seed={s} weekly WAPE model {out['wape_model']:.3f} "
                   f"(logging cycle alone {out['wape_logging_cycle']:.3f}) "
                   f"best simple {out['best_simple']} {out['wape_best_simple']:.3f} ratio "
-                  f"{out['model_over_best_simple']:.3f} [{out['ratio_lo']:.3f}, {out['ratio_hi']:.3f}]",
+                  f"{out['model_over_best_simple']:.3f} [{out['ratio_lo']:.3f}, {out['ratio_hi']:.3f}]; "
+                  f"daily 80% intervals cover {out['daily_coverage']:.3f}",
                   flush=True)
     batch = [c for c in cells if c["counts"] == "batch_logged"]
     summary = {
@@ -123,6 +129,8 @@ def main(argv=None) -> dict:
                                      max(c["model_over_best_simple"] for c in batch)],
         "batch_logged_cells_interval_below_0.9": sum(c["ratio_hi"] < 0.9 for c in batch),
         "batch_logged_cells": len(batch),
+        "batch_logged_daily_coverage_range": [min(c["daily_coverage"] for c in batch),
+                                              max(c["daily_coverage"] for c in batch)],
         "as_happened_ratio_range": [min(c["model_over_best_simple"] for c in cells if c["counts"] == "as_happened"),
                                     max(c["model_over_best_simple"] for c in cells if c["counts"] == "as_happened")],
     }

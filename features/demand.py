@@ -166,6 +166,43 @@ CYCLE_WINDOW_DAYS = 365
 CYCLE_MIN_GAPS = 8
 
 
+def _cycle_chances(any_logged: np.ndarray, o: int, max_horizon: int):
+    """For an origin (row position) `o`: (d, g, first, u) of the community's logging cycle, or
+    None while it reads as logging every day (fewer than two logged days known).
+
+    d: days since the last logged day; g[k]: the chance a gap between logged days is k days;
+    first[j]: the chance the next logging day is j + 1 days after the origin (the gap under way
+    being longer than d); u[j]: the chance that a logging day (the next or a later one) falls
+    j + 1 days after the origin.
+    """
+    logged = np.flatnonzero(any_logged[: o + 1])
+    if len(logged) < 2:
+        return None
+    gaps = np.diff(logged)
+    recent = gaps[logged[1:] > o - CYCLE_WINDOW_DAYS]
+    gaps = recent if len(recent) >= CYCLE_MIN_GAPS else gaps
+    d = int(o - logged[-1])
+    top = max(int(gaps.max()), d + 1) + max_horizon + 1
+    g = np.bincount(gaps, minlength=top + 1)[: top + 1] / len(gaps)
+    surv = 1.0 - np.cumsum(g)  # surv[k]: the chance a gap is longer than k days
+    first = g[d + 1: d + max_horizon + 1].copy()
+    if surv[d] > 1e-12:
+        first /= surv[d]
+    else:  # longer than any gap seen: the log is due now
+        first[:] = 0.0
+        first[0] = 1.0
+    u = np.zeros(max_horizon)
+    for j in range(max_horizon):
+        u[j] = first[j] + sum(u[k] * g[j - k] for k in range(j))
+    return d, g, surv, first, u
+
+
+def _quantile_of(values: np.ndarray, chances: np.ndarray, q: float) -> float:
+    order = np.argsort(values, kind="stable")
+    cdf = np.cumsum(chances[order])
+    return float(values[order][min(int(np.searchsorted(cdf, q * cdf[-1], side="left")), len(cdf) - 1)])
+
+
 def logging_cycle(any_logged: np.ndarray, origins: np.ndarray, max_horizon: int,
                   quantile: float = 0.5) -> np.ndarray:
     """Days of demand logged by each horizon on the community's typical logging path.
@@ -181,35 +218,42 @@ def logging_cycle(any_logged: np.ndarray, origins: np.ndarray, max_horizon: int,
     every day reads L_h = h.
     """
     out = np.tile(np.arange(max_horizon + 1, dtype=float), (len(origins), 1))
-    logged = np.flatnonzero(any_logged)
     for i, o in enumerate(origins):
-        known = logged[logged <= o]
-        if len(known) < 2:
+        chances = _cycle_chances(any_logged, int(o), max_horizon)
+        if chances is None:
             continue
-        gaps = np.diff(known)
-        recent = gaps[known[1:] > o - CYCLE_WINDOW_DAYS]
-        gaps = recent if len(recent) >= CYCLE_MIN_GAPS else gaps
-        d = int(o - known[-1])
-        top = max(int(gaps.max()), d + 1) + max_horizon + 1
-        g = np.bincount(gaps, minlength=top + 1)[: top + 1] / len(gaps)  # g[k] = P(gap = k)
-        surv = 1.0 - np.cumsum(g)  # surv[k] = P(gap > k)
-        first = g[d + 1: d + max_horizon + 1].copy()
-        if surv[d] > 1e-12:
-            first /= surv[d]
-        else:  # longer than any gap seen: the log is due now
-            first[:] = 0.0
-            first[0] = 1.0
-        # u[j]: the chance that a logging day falls j + 1 days after the origin
-        u = np.zeros(max_horizon)
-        for j in range(max_horizon):
-            u[j] = first[j] + sum(u[k] * g[j - k] for k in range(j))
+        d, _, surv, _, u = chances
         for h in range(1, max_horizon + 1):
             # the last logging day within h days falls at origin + j + 1, covering d + j + 1 days
             p_last = np.array([u[j] * surv[h - j - 1] for j in range(h)])
-            cdf = np.cumsum(np.concatenate([[max(1.0 - p_last.sum(), 0.0)], p_last]))
-            k = int(np.searchsorted(cdf, quantile * cdf[-1], side="left"))
-            out[i, h] = 0.0 if k == 0 else float(d + k)
+            values = np.concatenate([[0.0], d + 1.0 + np.arange(h)])
+            out[i, h] = _quantile_of(values, np.concatenate([[max(1.0 - p_last.sum(), 0.0)], p_last]), quantile)
     return out
+
+
+def logging_day_chances(any_logged: np.ndarray, origins: np.ndarray, max_horizon: int) -> np.ndarray:
+    """The chance that day h's batch covers v days, for each origin, h = 1..max_horizon and
+    v = 0, 1, ...: v = 0 when no logging day falls on it, else the days since the logging day
+    before it (the first one after the origin covers the days since the last logged day too).
+    Shape (origins, max_horizon, longest span + 1); a community that logs every day reads v = 1."""
+    rows: list[np.ndarray] = []
+    for o in origins:
+        chances = _cycle_chances(any_logged, int(o), max_horizon)
+        if chances is None:
+            one = np.zeros((max_horizon, 2))
+            one[:, 1] = 1.0
+            rows.append(one)
+            continue
+        d, g, _, first, u = chances
+        out = np.zeros((max_horizon, d + max_horizon + 1))
+        for h in range(1, max_horizon + 1):
+            out[h - 1, d + h] = first[h - 1]  # the first batch after the origin
+            for k in range(1, h):  # a batch after a logging day k days in
+                out[h - 1, h - k] += u[k - 1] * g[h - k]
+            out[h - 1, 0] = max(1.0 - out[h - 1, 1:].sum(), 0.0)
+        rows.append(out)
+    width = max(r.shape[1] for r in rows)
+    return np.stack([np.pad(r, ((0, 0), (0, width - r.shape[1]))) for r in rows])
 
 
 def _logged_rate(vals: np.ndarray, any_logged: np.ndarray, origins: np.ndarray, days: int) -> np.ndarray:
@@ -232,6 +276,43 @@ def _logged_rate(vals: np.ndarray, any_logged: np.ndarray, origins: np.ndarray, 
         with np.errstate(invalid="ignore", divide="ignore"):
             out[i] = np.where(covered > 0, logged_sum / np.maximum(covered, 1), np.nan)
     return out
+
+
+def logging_cycle_bounds(panel: CountPanel, rows: pd.DataFrame, coverage: float,
+                         days: int = 91) -> tuple[np.ndarray, np.ndarray]:
+    """Central `coverage` bounds of each feature row's count under the community's logging
+    cycle: the quantiles of a mixture, over the days that day's batch may cover
+    (`logging_day_chances`), of Poisson counts at the series' logged rate (`days`) times those
+    days; 0 where no batch is likely."""
+    from scipy.stats import poisson
+
+    if rows.empty:
+        return np.zeros(0), np.zeros(0)
+    T = len(panel.dates)
+    any_logged = (np.nan_to_num(panel.values) > 0).any(axis=1)
+    origin = pd.to_datetime(rows["origin"]).to_numpy()
+    uniq, oi = np.unique(origin, return_inverse=True)
+    opos = np.minimum(np.array([panel.position(d) for d in uniq]), T - 1)
+    h = rows["demand_horizon"].to_numpy(dtype=int)
+    chances = logging_day_chances(any_logged, opos, int(h.max()))
+    rate = _logged_rate(panel.values, any_logged, opos, days)
+    si = pd.Index(panel.series).get_indexer(rows["series_id"].astype(str))
+    r = np.nan_to_num(np.where(si >= 0, rate[oi, np.maximum(si, 0)], np.nan), nan=0.0)
+    out = []
+    for q in ((1 - coverage) / 2, 1 - (1 - coverage) / 2):
+        bound = np.zeros(len(rows))
+        for a in range(0, len(rows), 4096):  # in chunks: rows x spans x steps
+            p = chances[oi[a:a + 4096], h[a:a + 4096] - 1]
+            lam = r[a:a + 4096, None] * np.arange(p.shape[1])[None, :]
+            lo = np.zeros(len(p))
+            hi = poisson.ppf(0.99999, np.maximum(lam.max(axis=1), 1e-12)) + 1
+            while (hi - lo > 0).any():  # the least count whose mixture CDF reaches q
+                mid = np.floor((lo + hi) / 2)
+                ok = (p * poisson.cdf(mid[:, None], lam)).sum(axis=1) >= q - 1e-12
+                hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid + 1)
+            bound[a:a + 4096] = lo
+        out.append(bound)
+    return out[0], np.maximum(out[1], out[0])
 
 
 def demand_features(

@@ -32,6 +32,7 @@ from features.demand import (
     CountPanel,
     count_panel,
     demand_features,
+    logging_cycle_bounds,
 )
 from models.base import BoosterParams, LoadedModel, feature_matrix, fit_booster
 
@@ -346,6 +347,10 @@ def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame, panel: CountPanel) ->
         if use.any():
             mean[use] = simple_forecast(m, rows.loc[use])
     lower, upper = apply_intervals(loaded.extra["intervals"], rows["demand_horizon"].to_numpy(), mean)
+    cycle = chosen == "logging_cycle"
+    if cycle.any():  # a batch lands on one day: bounds from the cycle, not the booster's residuals
+        lo, hi = logging_cycle_bounds(panel, rows.loc[cycle], float(loaded.extra["intervals"]["coverage"]))
+        lower[cycle], upper[cycle] = lo, hi
     return pd.DataFrame({
         "series_id": rows["series_id"].to_numpy(),
         "date": rows["date"].to_numpy(),
