@@ -13,7 +13,9 @@ yet known; pooled over series unless `choice_per_series`).
 Counts logged in batches (a week entered on one day, sometimes a week late) defeat a daily model:
 the logging cycle (`features.demand.logging_cycle`) forecasts them as what the community's own
 gaps between logged days leave to be logged by each day, on the median path, at the rate of the
-days logged; on counts logged every day it is the 91-day average. The choice reads counts, never
+days logged; on counts logged every day it is the 91-day average. Where it serves, a day's
+interval is the cycle's own (`features.demand.logging_cycle_bounds`: a batch lands on one day,
+which the booster's residual widths do not model). The choice reads counts, never
 a series' name, so a renamed series, or one the model never saw, is forecast the same way.
 """
 
