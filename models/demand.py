@@ -297,8 +297,10 @@ def fit(
             f"only {len(fit_rows) + len(cal_rows)} known (series, day, horizon) rows; "
             f"need {MIN_TRAIN_ROWS} to fit the global model"
         )
+    if fit_rows["count"].sum() + cal_rows["count"].sum() <= 0:
+        raise NotEnoughHistory(f"every known count up to {cutoff.date()} is zero; nothing to fit the global model on")
     lgb_extra = {"tweedie_variance_power": 1.3} if params.objective == "tweedie" else {}
-    if len(fit_rows) >= MIN_TRAIN_ROWS:
+    if len(fit_rows) >= MIN_TRAIN_ROWS and fit_rows["count"].sum() > 0:
         first = trainer(
             params.booster, params.objective,
             fit_rows[names].to_numpy(float), fit_rows["count"].to_numpy(float),

@@ -133,3 +133,16 @@ def test_too_short_history_falls_back_to_seasonal_naive():
     assert out["method"] == "seasonal_naive"
     assert [r["forecast"] for r in out["forecasts"]] == [4.0, 5.0, 6.0]
     assert "note" in out["backtest"]
+
+
+def test_a_record_of_nothing_but_zeros_falls_back_instead_of_failing():
+    """A community with no request yet (every count zero) is told so, and forecast zero by the
+    fallback; the booster's Poisson objective cannot fit on it."""
+    from training.forecast_table import forecast_table
+
+    counts = _series("s", "2024-01-01", [0] * 200)
+    with pytest.raises(demand.NotEnoughHistory, match="is zero"):
+        demand.fit(counts)
+    out = forecast_table(counts, horizon=7)
+    assert out["method"] == "seasonal_naive" and "is zero" in out["fit"]["note"]
+    assert [r["forecast"] for r in out["forecasts"]] == [0.0] * 7
