@@ -166,6 +166,31 @@ CYCLE_WINDOW_DAYS = 365
 CYCLE_MIN_GAPS = 8
 
 
+def _recent_gaps(logged: np.ndarray, o: int) -> np.ndarray | None:
+    """Gaps between the logged days (positions, at or before `o`) that the cycle reads: those of
+    the last year, or all of them when the year holds fewer than CYCLE_MIN_GAPS; None with fewer
+    than two logged days."""
+    if len(logged) < 2:
+        return None
+    gaps = np.diff(logged)
+    recent = gaps[logged[1:] > o - CYCLE_WINDOW_DAYS]
+    return recent if len(recent) >= CYCLE_MIN_GAPS else gaps
+
+
+def logs_in_batches(panel: CountPanel, origins) -> np.ndarray:
+    """Whether the community reads as logging in batches at each origin: its typical (median) gap
+    between logged days is longer than a day. A sparse community that logs as things happen has
+    days without any request, but most of its gaps are one day."""
+    any_logged = (np.nan_to_num(panel.values) > 0).any(axis=1)
+    T = len(panel.dates)
+    out = []
+    for d in pd.to_datetime(pd.Index(origins)):
+        o = min(panel.position(d), T - 1)
+        gaps = _recent_gaps(np.flatnonzero(any_logged[: o + 1]), o)
+        out.append(gaps is not None and float(np.median(gaps)) > 1)
+    return np.array(out, dtype=bool)
+
+
 def _cycle_chances(any_logged: np.ndarray, o: int, max_horizon: int):
     """For an origin (row position) `o`: (d, g, first, u) of the community's logging cycle, or
     None while it reads as logging every day (fewer than two logged days known).
@@ -176,11 +201,9 @@ def _cycle_chances(any_logged: np.ndarray, o: int, max_horizon: int):
     j + 1 days after the origin.
     """
     logged = np.flatnonzero(any_logged[: o + 1])
-    if len(logged) < 2:
+    gaps = _recent_gaps(logged, o)
+    if gaps is None:
         return None
-    gaps = np.diff(logged)
-    recent = gaps[logged[1:] > o - CYCLE_WINDOW_DAYS]
-    gaps = recent if len(recent) >= CYCLE_MIN_GAPS else gaps
     d = int(o - logged[-1])
     top = max(int(gaps.max()), d + 1) + max_horizon + 1
     g = np.bincount(gaps, minlength=top + 1)[: top + 1] / len(gaps)
@@ -278,6 +301,24 @@ def _logged_rate(vals: np.ndarray, any_logged: np.ndarray, origins: np.ndarray, 
     return out
 
 
+def _row_rates(panel: CountPanel, rows: pd.DataFrame, days: int):
+    """(any_logged, origin positions, each row's origin index, each row's logged rate a day)."""
+    T = len(panel.dates)
+    any_logged = (np.nan_to_num(panel.values) > 0).any(axis=1)
+    uniq, oi = np.unique(pd.to_datetime(rows["origin"]).to_numpy(), return_inverse=True)
+    opos = np.minimum(np.array([panel.position(d) for d in uniq]), T - 1)
+    rate = _logged_rate(panel.values, any_logged, opos, days)
+    si = pd.Index(panel.series).get_indexer(rows["series_id"].astype(str))
+    r = np.nan_to_num(np.where(si >= 0, rate[oi, np.maximum(si, 0)], np.nan), nan=0.0)
+    return any_logged, opos, oi, r
+
+
+def logged_rate(panel: CountPanel, rows: pd.DataFrame, days: int = 91) -> np.ndarray:
+    """Each feature row's series' requests a day as they occur, read off the counts logged over
+    the last `days` days and the days those logging days cover (`_logged_rate`)."""
+    return _row_rates(panel, rows, days)[3] if len(rows) else np.zeros(0)
+
+
 def logging_cycle_bounds(panel: CountPanel, rows: pd.DataFrame, coverage: float,
                          days: int = 91) -> tuple[np.ndarray, np.ndarray]:
     """Central `coverage` bounds of each feature row's count under the community's logging
@@ -288,16 +329,9 @@ def logging_cycle_bounds(panel: CountPanel, rows: pd.DataFrame, coverage: float,
 
     if rows.empty:
         return np.zeros(0), np.zeros(0)
-    T = len(panel.dates)
-    any_logged = (np.nan_to_num(panel.values) > 0).any(axis=1)
-    origin = pd.to_datetime(rows["origin"]).to_numpy()
-    uniq, oi = np.unique(origin, return_inverse=True)
-    opos = np.minimum(np.array([panel.position(d) for d in uniq]), T - 1)
+    any_logged, opos, oi, r = _row_rates(panel, rows, days)
     h = rows["demand_horizon"].to_numpy(dtype=int)
     chances = logging_day_chances(any_logged, opos, int(h.max()))
-    rate = _logged_rate(panel.values, any_logged, opos, days)
-    si = pd.Index(panel.series).get_indexer(rows["series_id"].astype(str))
-    r = np.nan_to_num(np.where(si >= 0, rate[oi, np.maximum(si, 0)], np.nan), nan=0.0)
     out = []
     for q in ((1 - coverage) / 2, 1 - (1 - coverage) / 2):
         bound = np.zeros(len(rows))

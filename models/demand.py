@@ -34,7 +34,9 @@ from features.demand import (
     CountPanel,
     count_panel,
     demand_features,
+    logged_rate,
     logging_cycle_bounds,
+    logs_in_batches,
 )
 from models.base import BoosterParams, LoadedModel, feature_matrix, fit_booster
 
@@ -341,20 +343,41 @@ def fit(
     return loaded, facts
 
 
-def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame, panel: CountPanel) -> pd.DataFrame:
+BASES = ("logged", "occurring")
+
+
+def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame, panel: CountPanel,
+                  basis: str = "logged") -> pd.DataFrame:
     """Forecast, lower and upper bound for feature rows prepared from `panel` (whose record
-    at each row's origin picks the method serving that series)."""
+    at each row's origin picks the method serving that series).
+
+    `basis="logged"`: the counts the record will show, on the days it will show them (what the
+    backtest scores). `basis="occurring"`: the requests that will arise each day, for planning
+    who helps when: where the community logs in batches (`features.demand.logs_in_batches`), a
+    batch entered on one day holds requests that arose on every day it covers, so each day gets
+    the series' logged rate (with Poisson bounds), whichever method forecasts the record; where
+    it logs as things happen, the two bases are the same.
+    """
+    if basis not in BASES:
+        raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
     mean = predict_mean(loaded, rows)
     chosen = chosen_methods(loaded, panel, rows)
     for m in CANDIDATES:
         use = chosen == m
         if use.any():
             mean[use] = simple_forecast(m, rows.loc[use])
+    coverage = float(loaded.extra["intervals"]["coverage"])
     lower, upper = apply_intervals(loaded.extra["intervals"], rows["demand_horizon"].to_numpy(), mean)
     cycle = chosen == "logging_cycle"
     if cycle.any():  # a batch lands on one day: bounds from the cycle, not the booster's residuals
-        lo, hi = logging_cycle_bounds(panel, rows.loc[cycle], float(loaded.extra["intervals"]["coverage"]))
-        lower[cycle], upper[cycle] = lo, hi
+        lower[cycle], upper[cycle] = logging_cycle_bounds(panel, rows.loc[cycle], coverage)
+    if basis == "occurring" and len(rows):
+        origins = pd.to_datetime(rows["origin"])
+        uniq = origins.unique()
+        batched = pd.Series(logs_in_batches(panel, uniq), index=uniq).reindex(origins).to_numpy()
+        if batched.any():
+            mean[batched] = logged_rate(panel, rows.loc[batched])
+            lower[batched], upper[batched] = poisson_bounds(mean[batched], coverage)
     return pd.DataFrame({
         "series_id": rows["series_id"].to_numpy(),
         "date": rows["date"].to_numpy(),
@@ -366,8 +389,10 @@ def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame, panel: CountPanel) ->
 
 
 def forecast(loaded: LoadedModel, counts: pd.DataFrame | CountPanel, horizon: int = MAX_HORIZON,
-             gaps: str = "missing") -> pd.DataFrame:
-    """Forecasts with intervals for the `horizon` days after the last day in `counts`.
+             gaps: str = "missing", basis: str = "logged") -> pd.DataFrame:
+    """Forecasts with intervals for the `horizon` days after the last day in `counts`, as the
+    record will show them (`basis="logged"`) or as the requests will arise (`"occurring"`; see
+    `forecast_rows`).
 
     Returns DataFrame(series_id, date, horizon, forecast, lower, upper).
     """
@@ -376,17 +401,23 @@ def forecast(loaded: LoadedModel, counts: pd.DataFrame | CountPanel, horizon: in
         raise ValueError(f"horizon must be 1..{max_h} days, got {horizon}")
     panel = counts if isinstance(counts, CountPanel) else count_panel(counts, gaps=gaps)
     rows = demand_features(panel, [panel.dates[-1]], range(1, int(horizon) + 1))
-    return forecast_rows(loaded, rows, panel).sort_values(["series_id", "date"]).reset_index(drop=True)
+    return forecast_rows(loaded, rows, panel, basis).sort_values(["series_id", "date"]).reset_index(drop=True)
+
+
+def poisson_bounds(mean: np.ndarray, coverage: float) -> tuple[np.ndarray, np.ndarray]:
+    """The central `coverage` interval of Poisson counts with these means (0 where the mean is)."""
+    from scipy.stats import poisson
+
+    lam = np.maximum(mean, 1e-9)
+    lower = np.where(mean > 0, poisson.ppf((1 - coverage) / 2, lam), 0.0)
+    upper = np.where(mean > 0, poisson.ppf(1 - (1 - coverage) / 2, lam), 0.0)
+    return lower, upper
 
 
 def naive_forecast(rows: pd.DataFrame, coverage: float = 0.8) -> pd.DataFrame:
     """Seasonal naive with Poisson intervals: the fallback when history is too short to fit."""
-    from scipy.stats import poisson
-
     mean = seasonal_naive(rows)
-    lo_q, hi_q = (1 - coverage) / 2, 1 - (1 - coverage) / 2
-    lower = np.where(mean > 0, poisson.ppf(lo_q, np.maximum(mean, 1e-9)), 0.0)
-    upper = np.where(mean > 0, poisson.ppf(hi_q, np.maximum(mean, 1e-9)), 0.0)
+    lower, upper = poisson_bounds(mean, coverage)
     return pd.DataFrame({
         "series_id": rows["series_id"].to_numpy(),
         "date": rows["date"].to_numpy(),

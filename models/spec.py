@@ -255,8 +255,10 @@ class ForecastSpec(_Named):
     max_horizon: int
     module: Any  # the module with fit / forecast / predict_mean / DemandParams
 
-    def forecast(self, loaded: LoadedModel, counts, horizon: int) -> pd.DataFrame:
-        return self.module.forecast(loaded, counts, horizon=horizon)
+    def forecast(self, loaded: LoadedModel, counts, horizon: int, basis: str = "logged") -> pd.DataFrame:
+        """Daily forecasts as the record will show them (`logged`) or as the requests will arise
+        (`occurring`: what planning volunteers' hours needs when counts are logged in batches)."""
+        return self.module.forecast(loaded, counts, horizon=horizon, basis=basis)
 
 
 ModelSpec = RiskSpec | ForecastSpec

@@ -523,8 +523,9 @@ class Runtime:
         return self.scarcity
 
     def demand_outlook(self, horizon: int = 14) -> pd.DataFrame:
-        """The demand forecast of every stored series for the coming days (cached per online-store
-        state); empty when no forecaster is served or the counts cannot be forecast."""
+        """The demand forecast of every stored series for the coming days, as the requests will
+        arise (a batch-logging coordinator's backlog spread over the days it covers), cached per
+        online-store state; empty when no forecaster is served or the counts cannot be forecast."""
         stamp = (self.features.stamp, horizon)
         cached = self._outlook
         if cached is not None and cached[0] == stamp:
@@ -534,7 +535,7 @@ class Runtime:
         fc = pd.DataFrame(columns=["series_id", "date", "horizon", "forecast", "lower", "upper"])
         if demand is not None and not counts.empty:
             try:
-                fc = demand.spec.forecast(demand.loaded, counts, horizon=horizon)
+                fc = demand.spec.forecast(demand.loaded, counts, horizon=horizon, basis="occurring")
             except ValueError as exc:
                 log.warning("no demand outlook: %s", exc)
         self._outlook = (stamp, fc)
@@ -611,7 +612,7 @@ def _scarcity(champions: dict[str, Champion], online: OnlineStore, history: Hist
     if counts.empty:
         return {}
     try:
-        fc = demand.spec.forecast(demand.loaded, counts, horizon=7)
+        fc = demand.spec.forecast(demand.loaded, counts, horizon=7, basis="occurring")
     except ValueError as exc:
         log.warning("no demand forecast for scarcity (credits use scarcity 1): %s", exc)
         return {}

@@ -248,6 +248,12 @@ class ForecastRequest(_Body):
         description="Daily counts to forecast from (e.g. a real time bank's own history).",
     )
     horizon: StrictInt = Field(default=7, ge=1, le=14, description="Days ahead, 1-14.")
+    basis: Literal["logged", "occurring"] = Field(
+        default="logged",
+        description="logged: the counts the record will show, on the days it will show them; "
+        "occurring: the requests that will arise each day (where exchanges are logged in weekly "
+        "batches, a batch's requests spread over the days it covers), for planning volunteers' hours.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={

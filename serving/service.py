@@ -264,7 +264,7 @@ class TwinCare:
                 return _error(ctx, 404, f"no stored demand history for: {shown}")
             counts = stored[stored["series_id"].isin(wanted)]
         try:
-            fc = champion.spec.forecast(champion.loaded, counts, horizon=request.horizon)
+            fc = champion.spec.forecast(champion.loaded, counts, horizon=request.horizon, basis=request.basis)
         except ValueError as exc:
             return _error(ctx, 422, f"cannot forecast these counts: {exc}")
         return schemas.ForecastResponse(

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 
@@ -446,6 +447,20 @@ def test_forecast_by_series_grid_and_counts(api):
     r = client.post("/forecast_demand", json=body, headers=H(keys, "timebank"))
     assert r.status_code == 200, r.text
     assert {f["series_id"] for f in r.json()["forecasts"]} == {"mybank:meals"}
+    # the same bank logging its exchanges every Monday: the record's Mondays, or the requests as
+    # they arise (the backlog spread over the days it covers)
+    own_days = pd.to_datetime(own["date"])
+    monday = own_days + pd.to_timedelta((7 - own_days.dt.dayofweek) % 7, unit="D")
+    weekly = pd.Series(own["count"].to_numpy(float)).groupby(monday.to_numpy()).sum()
+    weekly = weekly[weekly.index <= own_days.max()].reindex(pd.date_range(own_days.min(), own_days.max()), fill_value=0.0)
+    body = {"counts": [{"series_id": "mybank:meals", "date": str(d.date()), "count": float(c)}
+                       for d, c in weekly.items()], "horizon": 14}
+    arising = client.post("/forecast_demand", json={**body, "basis": "occurring"},
+                          headers=H(keys, "timebank"))
+    assert arising.status_code == 200, arising.text
+    per_day = [f["forecast"] for f in arising.json()["forecasts"]]
+    assert len(per_day) == 14 and len(set(per_day)) == 1  # every day alike: the rate they arise at
+    assert per_day[0] == pytest.approx(own["count"].tail(91).mean(), rel=0.15)
 
 
 @pytest.mark.parametrize(
@@ -463,6 +478,7 @@ def test_forecast_by_series_grid_and_counts(api):
         ({"counts": [{"series_id": "x:meals", "date": "9999-12-31", "count": 1}]}, 422, "less than"),
         ({"series_ids": ["G01:meals"], "horizon": "7"}, 422, "integer"),
         ({"series_ids": []}, 422, "at least 1 item"),
+        ({"series_ids": ["G01:meals"], "basis": "weekly"}, 422, "basis"),
     ],
 )
 def test_forecast_bad_input(api, body, status, needle):

@@ -190,6 +190,25 @@ def test_a_coordinator_who_logs_every_monday_is_forecast_to_log_a_week_on_each_m
     daily = demand.demand_features(demand.count_panel(counts), [thursday], range(1, 15))
     assert np.allclose(daily["demand_logging_cycle_91d"], daily["demand_mean_91d"])
 
+    # served: the record's Mondays, or, for planning who helps when, the requests as they arise
+    history = logged[logged["date"] <= thursday]
+    loaded, _ = demand.fit(history, demand.DemandParams(booster=demand.demand_booster(num_trees=40)))
+    as_logged = demand.forecast(loaded, history, 14)
+    arising = demand.forecast(loaded, history, 14, basis="occurring")
+    for sid, r in as_logged.groupby("series_id"):
+        on_monday = pd.to_datetime(r["date"]).dt.dayofweek.to_numpy() == 0
+        assert r["forecast"].to_numpy()[on_monday] == pytest.approx([7 * rate[sid]] * 2)
+        assert (r["forecast"].to_numpy()[~on_monday] == 0).all()
+    for sid, r in arising.groupby("series_id"):
+        assert r["forecast"].to_numpy() == pytest.approx([rate[sid]] * 14)
+        assert (r["lower"] <= rate[sid]).all() and (r["upper"] >= rate[sid]).all()
+    with pytest.raises(ValueError, match="basis"):
+        demand.forecast(loaded, history, 14, basis="weekly")
+    daily_history = counts[counts["date"] <= thursday]  # logged as things happen: one basis
+    loaded, _ = demand.fit(daily_history, demand.DemandParams(booster=demand.demand_booster(num_trees=40)))
+    pd.testing.assert_frame_equal(demand.forecast(loaded, daily_history, 14),
+                                  demand.forecast(loaded, daily_history, 14, basis="occurring"))
+
 
 @pytest.mark.parametrize("per_series", [False, True])
 def test_renamed_or_unseen_series_are_forecast_from_their_counts_not_their_names(per_series):
