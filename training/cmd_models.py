@@ -158,6 +158,9 @@ def register(app: typer.Typer) -> None:
         gaps: Annotated[str, typer.Option(help="missing dates are 'missing' (unknown) or 'zero'")] = "missing",
         coverage: Annotated[float, typer.Option(help="nominal coverage of the intervals")] = 0.8,
         params: Annotated[Path | None, typer.Option(help="TOML or JSON file of training parameters")] = None,
+        basis: Annotated[str, typer.Option(
+            help="'logged': the counts the record will show, on the days it shows them; 'occurring': "
+                 "the requests as they will arise each day (a weekly logging batch spread over its days)")] = "logged",
     ) -> None:
         """Forecast any daily count table with intervals, plus a rolling-origin backtest vs seasonal naive."""
         from dataclasses import replace
@@ -167,10 +170,12 @@ def register(app: typer.Typer) -> None:
 
         if not 1 <= horizon <= 14:
             raise typer.BadParameter(f"--horizon must be 1..14, got {horizon}")
+        if basis not in ("logged", "occurring"):
+            raise typer.BadParameter(f"--basis must be logged or occurring, got {basis!r}")
         p = _params(params)
         try:
             demand_params = replace(p.demand, coverage=coverage)
-            out = forecast_table(_read_series(series), horizon, demand_params, p.backtest, gaps=gaps)
+            out = forecast_table(_read_series(series), horizon, demand_params, p.backtest, gaps=gaps, basis=basis)
         except (CountTableError, ValueError) as exc:
             raise typer.BadParameter(str(exc)) from exc
         if as_json:

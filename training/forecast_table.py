@@ -21,8 +21,12 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def forecast_table(counts: pd.DataFrame, horizon: int = 14, params: demand.DemandParams | None = None,
-                   backtest: BacktestConfig | None = None, gaps: str = "missing") -> dict[str, Any]:
+                   backtest: BacktestConfig | None = None, gaps: str = "missing",
+                   basis: str = "logged") -> dict[str, Any]:
     """Forecasts for `horizon` days after the last date, and a backtest of the same method.
+
+    `basis`: the counts as the record will show them, or as the requests will arise
+    (`models.demand.forecast_rows`); the backtest scores the record.
 
     Short tables still work: the backtest window shrinks to a quarter of the span (at least 14
     days), and when too little is known to fit the global model the forecast is seasonal naive
@@ -40,7 +44,7 @@ def forecast_table(counts: pd.DataFrame, horizon: int = 14, params: demand.Deman
         bt = {"note": f"no backtest: {exc}"}
     try:
         loaded, facts = demand.fit(panel, params)
-        fc = demand.forecast(loaded, panel, horizon)
+        fc = demand.forecast(loaded, panel, horizon, basis=basis)
         method = "lightgbm_global"
     except demand.NotEnoughHistory as exc:
         rows = demand_features(panel, [panel.dates[-1]], range(1, horizon + 1))
@@ -49,6 +53,7 @@ def forecast_table(counts: pd.DataFrame, horizon: int = 14, params: demand.Deman
         facts = {"note": str(exc)}
     return {
         "method": method,
+        "basis": basis,
         "horizon": horizon,
         "coverage": params.coverage,
         "series": len(panel.series),

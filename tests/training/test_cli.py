@@ -47,3 +47,22 @@ def test_forecast_command_explains_a_bad_table(tmp_path):
     res = CliRunner().invoke(app, ["forecast", "--series", str(path)])
     assert res.exit_code != 0
     assert "series_id" in res.output
+
+
+def test_forecast_command_spreads_a_weekly_logging_batch_when_asked_for_requests_as_they_arise(tmp_path):
+    """A bank that enters each week's exchanges on Monday: `--basis occurring` forecasts the
+    requests each day at the rate they arise; an unknown basis is refused by name."""
+    days = pd.date_range("2024-01-01", periods=180)  # a Monday
+    counts = np.where(days.day_of_week == 0, 21.0, 0.0)  # 3 a day, logged on Mondays
+    path = tmp_path / "weekly.csv"
+    pd.DataFrame({"series_id": "bank", "date": days.strftime("%Y-%m-%d"), "count": counts}).to_csv(path, index=False)
+    params = tmp_path / "fast.toml"
+    params.write_text("[demand]\ncalibration_days = 21\n[demand.booster]\nnum_trees = 30\n")
+    res = CliRunner().invoke(app, ["forecast", "--series", str(path), "--horizon", "7", "--json",
+                                   "--params", str(params), "--basis", "occurring"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["basis"] == "occurring"
+    assert [f["forecast"] for f in out["forecasts"]] == [3.0] * 7
+    res = CliRunner().invoke(app, ["forecast", "--series", str(path), "--basis", "weekly"])
+    assert res.exit_code != 0 and "--basis" in res.output
