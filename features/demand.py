@@ -166,6 +166,11 @@ CYCLE_WINDOW_DAYS = 365
 CYCLE_MIN_GAPS = 8
 
 
+def logged_days(panel: CountPanel) -> np.ndarray:
+    """Per day of the panel: whether any series of the community had a request logged on it."""
+    return (np.nan_to_num(panel.values) > 0).any(axis=1)
+
+
 def _recent_gaps(logged: np.ndarray, o: int) -> np.ndarray | None:
     """Gaps between the logged days (positions, at or before `o`) that the cycle reads: those of
     the last year, or all of them when the year holds fewer than CYCLE_MIN_GAPS; None with fewer
@@ -181,7 +186,7 @@ def logs_in_batches(panel: CountPanel, origins) -> np.ndarray:
     """Whether the community reads as logging in batches at each origin: its typical (median) gap
     between logged days is longer than a day. A sparse community that logs as things happen has
     days without any request, but most of its gaps are one day."""
-    any_logged = (np.nan_to_num(panel.values) > 0).any(axis=1)
+    any_logged = logged_days(panel)
     T = len(panel.dates)
     out = []
     for d in pd.to_datetime(pd.Index(origins)):
@@ -304,7 +309,7 @@ def _logged_rate(vals: np.ndarray, any_logged: np.ndarray, origins: np.ndarray, 
 def _row_rates(panel: CountPanel, rows: pd.DataFrame, days: int):
     """(any_logged, origin positions, each row's origin index, each row's logged rate a day)."""
     T = len(panel.dates)
-    any_logged = (np.nan_to_num(panel.values) > 0).any(axis=1)
+    any_logged = logged_days(panel)
     uniq, oi = np.unique(pd.to_datetime(rows["origin"]).to_numpy(), return_inverse=True)
     opos = np.minimum(np.array([panel.position(d) for d in uniq]), T - 1)
     rate = _logged_rate(panel.values, any_logged, opos, days)
@@ -431,8 +436,7 @@ def demand_features(
 
     # Community-wide logging: the last day at or before each origin on which any series had a
     # request (batch-logged tables read zero on every other day).
-    any_logged = np.zeros(T, dtype=bool)
-    any_logged[: last_row + 1] = (np.nan_to_num(panel.values[: last_row + 1]) > 0).any(axis=1)
+    any_logged = logged_days(panel)
     last_logged = np.maximum.accumulate(np.where(any_logged, np.arange(T), -1))[oc]
     since_logged = np.where(last_logged >= 0, oc - last_logged, np.nan).astype(float)
     logged_cs = np.concatenate([[0], np.cumsum(any_logged)])
