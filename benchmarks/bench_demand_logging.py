@@ -11,8 +11,9 @@ days, horizons 1-14) is run on the batch-logged counts, and once on the counts a
 Reported on weekly totals (horizons 1-7 summed per series and origin, as the backtest does): the
 WAPE of the forecaster, of each simple method (zero, seasonal naive, 91-day mean, median of 8
 weekly totals) and of the forecaster's logging-cycle method on its own, the best simple method
-chosen in hindsight on the same cell (which flatters the simple side), and the ratio forecaster / best simple with a 95% interval from resampling origins
-(all series of a drawn origin together). Result: benchmarks/results/demand_logging.json.
+chosen in hindsight on the same cell (which flatters the simple side), and the ratio forecaster /
+best simple with a 95% interval from resampling origins (all series of a drawn origin together);
+and the daily 80% intervals' coverage. Result: benchmarks/results/demand_logging.json.
 """
 
 from __future__ import annotations

@@ -171,6 +171,20 @@ def logged_days(panel: CountPanel) -> np.ndarray:
     return (np.nan_to_num(panel.values) > 0).any(axis=1)
 
 
+def _last_logged(any_logged: np.ndarray) -> np.ndarray:
+    """Per day: the position of the last logged day at or before it (-1 before the first)."""
+    return np.maximum.accumulate(np.where(any_logged, np.arange(len(any_logged)), -1))
+
+
+def _known_sums(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Known-only prefix sums of a (days x series) matrix: row i holds the sum of the known
+    counts, and how many were known, over the rows before i."""
+    known = ~np.isnan(vals)
+    zero = np.zeros((1, vals.shape[1]))
+    return (np.vstack([zero, np.cumsum(np.where(known, vals, 0.0), axis=0)]),
+            np.vstack([zero, np.cumsum(known, axis=0)]))
+
+
 def _recent_gaps(logged: np.ndarray, o: int) -> np.ndarray | None:
     """Gaps between the logged days (positions, at or before `o`) that the cycle reads: those of
     the last year, or all of them when the year holds fewer than CYCLE_MIN_GAPS; None with fewer
@@ -197,11 +211,11 @@ def logs_in_batches(panel: CountPanel, origins) -> np.ndarray:
 
 
 def _cycle_chances(any_logged: np.ndarray, o: int, max_horizon: int):
-    """For an origin (row position) `o`: (d, g, first, u) of the community's logging cycle, or
-    None while it reads as logging every day (fewer than two logged days known).
+    """For an origin (row position) `o`: (d, g, surv, first, u) of the community's logging cycle,
+    or None while it reads as logging every day (fewer than two logged days known).
 
     d: days since the last logged day; g[k]: the chance a gap between logged days is k days;
-    first[j]: the chance the next logging day is j + 1 days after the origin (the gap under way
+    surv[k]: the chance a gap is longer than k days; first[j]: the chance the next logging day is j + 1 days after the origin (the gap under way
     being longer than d); u[j]: the chance that a logging day (the next or a later one) falls
     j + 1 days after the origin.
     """
@@ -284,16 +298,12 @@ def logging_day_chances(any_logged: np.ndarray, origins: np.ndarray, max_horizon
     return np.stack([np.pad(r, ((0, 0), (0, width - r.shape[1]))) for r in rows])
 
 
-def _logged_rate(vals: np.ndarray, any_logged: np.ndarray, origins: np.ndarray, days: int) -> np.ndarray:
+def _logged_rate(cs: np.ndarray, cn: np.ndarray, last: np.ndarray, origins: np.ndarray,
+                 days: int) -> np.ndarray:
     """Requests a day per series over the days the logging days of the last `days` days cover:
-    what they logged over the known days from after the logged day before them to the last."""
-    T, S = vals.shape
-    known = ~np.isnan(vals)
-    cs = np.vstack([np.zeros((1, S)), np.cumsum(np.where(known, vals, 0.0), axis=0)])
-    cn = np.vstack([np.zeros((1, S)), np.cumsum(known, axis=0)])
-    pos = np.arange(T)
-    last = np.maximum.accumulate(np.where(any_logged, pos, -1))
-    out = np.full((len(origins), S), np.nan)
+    what they logged over the known days from after the logged day before them to the last
+    (`cs`, `cn`: `_known_sums` of the counts; `last`: `_last_logged` of the community)."""
+    out = np.full((len(origins), cs.shape[1]), np.nan)
     for i, o in enumerate(origins):
         end = last[o]
         if end < 0:
@@ -312,7 +322,7 @@ def _row_rates(panel: CountPanel, rows: pd.DataFrame, days: int):
     any_logged = logged_days(panel)
     uniq, oi = np.unique(pd.to_datetime(rows["origin"]).to_numpy(), return_inverse=True)
     opos = np.minimum(np.array([panel.position(d) for d in uniq]), T - 1)
-    rate = _logged_rate(panel.values, any_logged, opos, days)
+    rate = _logged_rate(*_known_sums(panel.values), _last_logged(any_logged), opos, days)
     si = pd.Index(panel.series).get_indexer(rows["series_id"].astype(str))
     r = np.nan_to_num(np.where(si >= 0, rate[oi, np.maximum(si, 0)], np.nan), nan=0.0)
     return any_logged, opos, oi, r
@@ -384,8 +394,7 @@ def demand_features(
     vals = np.vstack([panel.values, np.full((pad, S), np.nan)])
     # known-only prefix sums; row i holds the sum over rows < i
     known = ~np.isnan(vals)
-    cs = np.vstack([np.zeros((1, S)), np.cumsum(np.where(known, vals, 0.0), axis=0)])
-    cn = np.vstack([np.zeros((1, S)), np.cumsum(known, axis=0)])
+    cs, cn = _known_sums(vals)
     cz = np.vstack([np.zeros((1, S)), np.cumsum(known & (vals == 0), axis=0)])
     # origins beyond the data read no counts past the last known row
     last_row = T - 1
@@ -437,7 +446,8 @@ def demand_features(
     # Community-wide logging: the last day at or before each origin on which any series had a
     # request (batch-logged tables read zero on every other day).
     any_logged = logged_days(panel)
-    last_logged = np.maximum.accumulate(np.where(any_logged, np.arange(T), -1))[oc]
+    last_logged_at = _last_logged(any_logged)
+    last_logged = last_logged_at[oc]
     since_logged = np.where(last_logged >= 0, oc - last_logged, np.nan).astype(float)
     logged_cs = np.concatenate([[0], np.cumsum(any_logged)])
 
@@ -452,7 +462,7 @@ def demand_features(
         if 0 not in cycle:
             cycle[0] = logging_cycle(any_logged, oc, max(horizons))
         if f.days not in cycle:
-            cycle[f.days] = _logged_rate(panel.values, any_logged, oc, f.days)
+            cycle[f.days] = _logged_rate(cs, cn, last_logged_at, oc, f.days)
         path = cycle[0]
         return cycle[f.days] * (path[:, h] - path[:, h - 1])[:, None]
 

@@ -368,9 +368,7 @@ def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame, panel: CountPanel,
             mean[use] = simple_forecast(m, rows.loc[use])
     coverage = float(loaded.extra["intervals"]["coverage"])
     lower, upper = apply_intervals(loaded.extra["intervals"], rows["demand_horizon"].to_numpy(), mean)
-    cycle = chosen == "logging_cycle"
-    if cycle.any():  # a batch lands on one day: bounds from the cycle, not the booster's residuals
-        lower[cycle], upper[cycle] = logging_cycle_bounds(panel, rows.loc[cycle], coverage)
+    batched = np.zeros(len(rows), dtype=bool)  # rows given as requests arise, not as logged
     if basis == "occurring" and len(rows):
         origins = pd.to_datetime(rows["origin"])
         uniq = origins.unique()
@@ -378,6 +376,9 @@ def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame, panel: CountPanel,
         if batched.any():
             mean[batched] = logged_rate(panel, rows.loc[batched])
             lower[batched], upper[batched] = poisson_bounds(mean[batched], coverage)
+    cycle = (chosen == "logging_cycle") & ~batched
+    if cycle.any():  # a batch lands on one day: bounds from the cycle, not the booster's residuals
+        lower[cycle], upper[cycle] = logging_cycle_bounds(panel, rows.loc[cycle], coverage)
     return pd.DataFrame({
         "series_id": rows["series_id"].to_numpy(),
         "date": rows["date"].to_numpy(),

@@ -170,8 +170,10 @@ def register(app: typer.Typer) -> None:
 
         if not 1 <= horizon <= 14:
             raise typer.BadParameter(f"--horizon must be 1..14, got {horizon}")
-        if basis not in ("logged", "occurring"):
-            raise typer.BadParameter(f"--basis must be logged or occurring, got {basis!r}")
+        from models.demand import BASES
+
+        if basis not in BASES:
+            raise typer.BadParameter(f"--basis must be one of {', '.join(BASES)}, got {basis!r}")
         p = _params(params)
         try:
             demand_params = replace(p.demand, coverage=coverage)
