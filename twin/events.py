@@ -128,6 +128,7 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
     wake_sd = float(rng.uniform(0.1, 0.35)) * H
     nap_rate = float(rng.uniform(0.0, 0.5))
     late_walker = rng.random() < cfg.late_walker_share
+    walk_rng = rng.spawn(1)[0]  # walks back to a sit: a stream of their own, the other draws unchanged
     partner = not bool(res.get("lives_alone", True))
     cognitive = bool(res.get("cognitive_impairment", False))
     by_day = {int((pd.Timestamp(r["date"]) - day0).days): r for r in rows.to_dict("records")}
@@ -235,18 +236,25 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
         if rng.random() < nap_rate:
             ns = _free_times(rng, busy, midnight + 13 * H, midnight + 16 * H, 1)
             if len(ns):
+                ns = float(ns[0])
                 nd = float(rng.uniform(30, 90)) * M
-                home.ev.append((float(ns[0]), "BED", "ON", 0))
-                home.ev.append((float(ns[0]) + nd, "BED", "OFF", 0))
-                busy.append((float(ns[0]), float(ns[0]) + nd))
-                confounders.append((rid, "nap", float(ns[0]), float(ns[0]) + nd))
+                # up from the nap in time for what comes next (an outing, the day's long sit)
+                nd = min([nd] + [a - ns - 5 * M for a, _ in busy if a > ns])
+                if nd >= 15 * M:
+                    home.ev.append((ns, "BED", "ON", 0))
+                    home.ev.append((ns + nd, "BED", "OFF", 0))
+                    busy.append((ns, ns + nd))
+                    confounders.append((rid, "nap", ns, ns + nd))
         if late_walker and rng.random() < 0.3:
             t = midnight + float(rng.uniform(22.5, 24.3)) * H
             walk = float(rng.uniform(15, 40)) * M
-            home.fire(t, "DOOR", dur=15)
-            home.fire(t + walk, "DOOR", dur=15)
-            home.fire(t + walk + 30, "HALL")
-            confounders.append((rid, "late_walk", t, t + walk))
+            if t + walk + 10 * M < day_end:  # a walk before bedtime, not out of bed
+                home.fire(t - 60, "HALL")
+                home.fire(t, "DOOR", dur=15)
+                home.fire(t + walk, "DOOR", dur=15)
+                home.fire(t + walk + 30, "HALL")
+                busy.append((t - 60, t + walk + 30))
+                confounders.append((rid, "late_walk", t, t + walk))
         for _ in range(int(round(_num(row, "visitors_detected", 0.0)))):
             vs = _free_times(rng, busy, w + H, day_end - 2 * H, 1)
             if not len(vs):
@@ -277,18 +285,35 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
         sits = (rooms <= 0) | (rooms == 2)
         sat = sits & (rng.random(300) < 0.15)
         gaps = np.where(sat, rng.uniform(20 * M, 60 * M, 300), rng.exponential(5 * M, 300))
-        ts = w + 60 + np.cumsum(np.concatenate([[0.0], np.minimum(gaps, cap)[:-1] + 60]))
-        inside = ts < day_end
-        ts, rooms, sat = ts[inside], rooms[inside], sat[inside]
-        for a, b in busy:
-            out = (ts >= a - 60) & (ts < b + 60)
-            ts, rooms, sat = ts[~out], rooms[~out], sat[~out]
+        # out, napping or in the day's long sit the resident makes none of these moves, and
+        # moves about again as soon as that ends
+        steps, times, t = np.minimum(gaps, cap) + 60, [], w + 60
+        for step in steps.tolist():
+            for a, b in sorted(busy):
+                if a - 60 <= t < b + 60:
+                    t = b + 60
+            if t >= day_end:
+                break
+            times.append(t)
+            t += step
+        ts, rooms, sat = np.array(times), rooms[:len(times)], sat[:len(times)]
         armchair += (ts[sat & (rooms == 0)] + 45).tolist()
         bedroom_chair = (ts[sat & (rooms == 2)] + 45).tolist()  # the sits in the bedroom
         late = ts >= midnight + 22 * H  # night-time bathroom visits are the night's toilet visits
         rooms[late & (rooms == 3)] = 1
         for t, r in zip(ts.tolist(), rooms.tolist(), strict=True):
             home.fire(t, _FILLER_ROOMS[r])
+        # a kitchen activation in the middle of a sit: the resident walks back and sits down again
+        # (in view of the room's motion sensor and the chair's), a minute or three later
+        sit_end = np.append(ts[1:], day_end)
+        for a, _ in busy:  # ... and the sit ends where an outing, a nap or the long sit begins
+            sit_end = np.where((ts < a) & (sit_end > a - 60), a - 60, sit_end)
+        for t in kept:
+            i = int(np.searchsorted(ts, t, side="right")) - 1
+            if i >= 0 and sat[i] and t + 4 * M < sit_end[i]:
+                back = t + float(walk_rng.uniform(1, 3)) * M
+                home.fire(back, _FILLER_ROOMS[rooms[i]])
+                (armchair if rooms[i] == 0 else bedroom_chair).append(back + 45)
         partner_home = partner and rng.random() < cfg.partner_home_rate
         if partner_home:
             ts = midnight + 7.5 * H + np.cumsum(rng.exponential(12 * M, 120) + 60)

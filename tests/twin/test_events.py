@@ -182,3 +182,29 @@ def test_the_bedroom_chair_sensor_sees_the_sits_in_the_bedroom_and_leaves_the_da
             log.write_text("\n".join(twin.casas_lines(rid)))
             got.append(read_event_log(log, "casas", SENSOR_MAP, rid).sensor_days.reset_index(drop=True))
         pd.testing.assert_frame_equal(got[0], got[1])
+
+
+def test_the_resident_is_seen_again_soon_after_the_kitchen_and_never_gets_out_of_bed_while_out(frames):
+    """Up and about, a resident walks back to their seat after a kitchen activation (in view of
+    the room's motion and chair sensors) instead of vanishing into stillness for the rest of the
+    sit, and a nap ends before the outing or the long sit that follows it."""
+    twin = simulate_events(frames["residents"], frames["sensor_days"], seed=5,
+                           config=EventTwinConfig(chair_share=1.0, bedroom_chair_share=1.0))
+    truth = pd.concat([twin.incidents[["resident_id", "start", "end"]],
+                       twin.confounders.loc[twin.confounders["kind"] != "nap", ["resident_id", "start", "end"]]])
+    truth_by = {r: g for r, g in truth.groupby("resident_id")}
+    after_kitchen, bed_after_door = [], 0
+    for rid, ev in twin.events[twin.events["sensor"] != "T001"].groupby("resident_id"):
+        ons = ev[ev["value"].isin(["ON", "OPEN"]) | (ev["sensor"] == "BED")]
+        t, sensor, value = ons["time"].tolist(), ons["sensor"].tolist(), ons["value"].tolist()
+        spans = truth_by.get(rid)
+        for i in range(len(t) - 1):
+            if spans is not None and ((spans["start"] <= t[i + 1]) & (spans["end"] >= t[i])).any():
+                continue
+            if sensor[i] == "KITCHEN":
+                after_kitchen.append(t[i + 1] - t[i] <= pd.Timedelta(minutes=30))
+            if sensor[i + 1] == "BED" and value[i + 1] == "OFF" and sensor[i] == "DOOR":
+                bed_after_door += 1
+    assert len(after_kitchen) > 5000
+    assert np.mean(after_kitchen) >= 0.995, f"{1 - np.mean(after_kitchen):.2%} unseen for 30 min after the kitchen"
+    assert bed_after_door == 0
