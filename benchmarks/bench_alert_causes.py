@@ -1,7 +1,7 @@
 """Why the alert rules miss falls and raise false alarms on the event twin, counted.
 
     python -m benchmarks.bench_alert_causes [--residents 200] [--days 60] [--seed 11]
-        [--chair-share 1] [--bedroom-chair-share 1] [--sensitivity 1.5 ...]
+        [--chair-share 1] [--bedroom-chair-share 1] [--fall-stir-share 0] [--sensitivity 1.5 ...]
         [--out benchmarks/results/alert_causes.json]
 
 The same twin and scoring as `twincare alerts evaluate` (`training.alerts_eval.replay` and
@@ -108,20 +108,22 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--chair-share", type=float, default=1.0)
     ap.add_argument("--bedroom-chair-share", type=float, default=1.0)
+    ap.add_argument("--fall-stir-share", type=float, default=0.0)
     ap.add_argument("--sensitivity", type=float, action="append", default=None)
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     frames = simulate_frames(args.residents, args.days, args.seed)
     twin = simulate_events(frames["residents"], frames["sensor_days"], seed=args.seed,
-                           config=EventTwinConfig(chair_share=args.chair_share, bedroom_chair_share=args.bedroom_chair_share))
+                           config=EventTwinConfig(chair_share=args.chair_share, bedroom_chair_share=args.bedroom_chair_share,
+                                                  fall_stir_share=args.fall_stir_share))
     homes = set(twin.events["resident_id"].astype(str))
     groups = kit_groups(homes, set(twin.chair_homes), set(twin.bedroom_chair_homes))
     # homes of two pay for the rule that waits longer while it is not known who is at home
     alone = set(frames["residents"].loc[frames["residents"]["lives_alone"].astype(bool), "resident_id"].astype(str))
     groups |= {"lives_alone": homes & alone, "lives_with_someone": homes - alone}
     doc = {"residents": len(homes), "seed": args.seed, "days": args.days, "chair_share": args.chair_share,
-           "bedroom_chair_share": args.bedroom_chair_share, "events": int(len(twin.events)), "settings": []}
+           "bedroom_chair_share": args.bedroom_chair_share, "fall_stir_share": args.fall_stir_share, "events": int(len(twin.events)), "settings": []}
     for sens in args.sensitivity or [1.5]:
         settings = replace(AlertSettings(), sensitivity=sens)
         rep = replay(twin.events, twin.sensor_map, settings)

@@ -100,6 +100,7 @@ def evaluate(
     caseload: Annotated[int, typer.Option(help="Residents per care manager, for the alert budget.")] = 50,
     chair_share: Annotated[float, typer.Option("--chair-share", help="Share of homes with a chair occupancy sensor (results also per group).")] = 0.5,
     bedroom_chair_share: Annotated[float, typer.Option("--bedroom-chair-share", help="Share of homes with an occupancy sensor on the bedroom's chair (drawn apart from the armchair's; results per kit).")] = 0.0,
+    fall_stir_share: Annotated[float, typer.Option("--fall-stir-share", help="Share of falls after which the resident stirs in view of a motion sensor (the twin's default: none).")] = 0.0,
     save_events: Annotated[Path | None, typer.Option("--save-events", help="Write the event twin here (events.parquet, truth/, sensor_map.json).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON result to this file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -121,11 +122,13 @@ def evaluate(
         frames = simulate_frames(residents, days, seed)
         res_df, sd = frames["residents"], frames["sensor_days"]
         ids = None
-    for name, share in (("--chair-share", chair_share), ("--bedroom-chair-share", bedroom_chair_share)):
+    for name, share in (("--chair-share", chair_share), ("--bedroom-chair-share", bedroom_chair_share),
+                        ("--fall-stir-share", fall_stir_share)):
         if not 0.0 <= share <= 1.0:
             _fail(f"{name} must be between 0 and 1")
     twin = simulate_events(res_df, sd, seed=seed, resident_ids=ids,
-                           config=EventTwinConfig(chair_share=chair_share, bedroom_chair_share=bedroom_chair_share))
+                           config=EventTwinConfig(chair_share=chair_share, bedroom_chair_share=bedroom_chair_share,
+                                                  fall_stir_share=fall_stir_share))
     t1 = time.perf_counter()
     if save_events is not None:
         (save_events / "truth").mkdir(parents=True, exist_ok=True)
@@ -146,6 +149,7 @@ def evaluate(
         "residents_with_chair_sensor": len(twin.chair_homes),
         "bedroom_chair_share": bedroom_chair_share,
         "residents_with_bedroom_chair_sensor": len(twin.bedroom_chair_homes),
+        "fall_stir_share": fall_stir_share,
         "events": int(len(twin.events)),
         "incidents": best["incidents"],
         "settings": results,

@@ -17,7 +17,8 @@ without them (`chair_share` 0 and `bedroom_chair_share` 0 give the motion-only h
 
 Planted incidents (true start times in `incidents`, the truth):
 - `fall_long_lie`: a fall during an activity (day, or a night-time toilet trip); nothing of the
-  resident's moves until someone arrives hours later;
+  resident's moves until someone arrives hours later, unless `fall_stir_share` has some of them stir
+  (one to three motion events in the room they lie in within the first hour);
 - `not_up`: acute illness, still in bed hours after the usual time (start = the planned wake time);
 - `night_exit`: a resident with cognitive impairment leaves by the front door at night;
 - `toilet_surge`: a night with many more toilet visits than usual (start = its first visit).
@@ -65,6 +66,7 @@ class EventTwinConfig:
     battery_rate: float = 0.004
     late_walker_share: float = 0.08  # residents who often step out late in the evening
     partner_home_rate: float = 0.85  # days a second person is at home, when not living alone
+    fall_stir_share: float = 0.0  # falls after which the resident stirs in view of a motion sensor
     chair_share: float = 0.5  # homes with an occupancy sensor on the living room's armchair
     bedroom_chair_share: float = 0.0  # homes with an occupancy sensor on the bedroom's chair
 
@@ -100,7 +102,7 @@ class _Home:
     """Events of one home being built (times in seconds since the twin's first midnight)."""
 
     def __init__(self) -> None:
-        self.ev: list[tuple[float, str, str, int]] = []  # time, sensor, value, who (0, 5 resident; 1 visitor; 2 helper; 3 partner; 4 gateway)
+        self.ev: list[tuple[float, str, str, int]] = []  # time, sensor, value, who (0, 5 resident; 1 visitor; 2 helper; 3 partner; 4 gateway; 6 the fallen resident stirring)
 
     def fire(self, t: float, sensor: str, who: int = 0, dur: float = 40.0) -> None:
         on, off = ("OPEN", "CLOSE") if sensor == "DOOR" else ("ON", "OFF")
@@ -128,7 +130,14 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
     wake_sd = float(rng.uniform(0.1, 0.35)) * H
     nap_rate = float(rng.uniform(0.0, 0.5))
     late_walker = rng.random() < cfg.late_walker_share
-    walk_rng = rng.spawn(1)[0]  # walks back to a sit: a stream of their own, the other draws unchanged
+    walk_rng, stir_rng = rng.spawn(2)  # walks back to a sit, stirs after a fall: streams of their own
+
+    def stir(room: str, start: float, lie: float) -> None:
+        """A share of the fallen (`fall_stir_share`) try to get up or crawl within the lie's first
+        hour, and the motion sensor of the room they lie in sees it once to three times."""
+        if stir_rng.random() < cfg.fall_stir_share:
+            for t in np.sort(stir_rng.uniform(2 * M, min(60 * M, lie - 10 * M), int(stir_rng.integers(1, 4)))):
+                home.fire(start + float(t), room, who=6)
     partner = not bool(res.get("lives_alone", True))
     cognitive = bool(res.get("cognitive_impairment", False))
     by_day = {int((pd.Timestamp(r["date"]) - day0).days): r for r in rows.to_dict("records")}
@@ -180,6 +189,7 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
             if i == fall_visit:
                 lie = float(rng.uniform(2, 8)) * H
                 incidents.append((rid, "fall_long_lie", tv + 30 + dur, tv + 30 + dur + lie, "BATH"))
+                stir("BATH", tv + 30 + dur, lie)
                 remove.append((tv + 30 + dur + 1, tv + 30 + dur + lie, frozenset({0})))
                 home.fire(tv + 30 + dur + lie, "DOOR", who=2)
                 home.fire(tv + 30 + dur + lie + 60, "HALL", who=2)
@@ -332,6 +342,7 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
                 t, room = own[int(rng.integers(len(own)))]
                 lie = float(rng.uniform(1.5, 8)) * H
                 incidents.append((rid, "fall_long_lie", t + 40, t + 40 + lie, room))
+                stir(room, t + 40, lie)
                 remove.append((t + 41, t + 40 + lie, frozenset({0})))
                 lying.append((t, t + 40 + lie))
                 home.fire(t + 40 + lie, "DOOR", who=2, dur=15)
@@ -352,7 +363,7 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
         if rng.random() < cfg.dropout_rate:
             s = midnight + float(rng.uniform(0, 20)) * H
             e = s + float(rng.uniform(2, 8)) * H
-            remove.append((s, e, frozenset({0, 1, 2, 3, 4})))
+            remove.append((s, e, frozenset({0, 1, 2, 3, 4, 6})))
             confounders.append((rid, "dropout", s, e))
         if rng.random() < cfg.battery_rate:
             sensor = ("BATH", "KITCHEN", "HALL", "LIVING")[int(rng.integers(4))]

@@ -208,3 +208,29 @@ def test_the_resident_is_seen_again_soon_after_the_kitchen_and_never_gets_out_of
     assert len(after_kitchen) > 5000
     assert np.mean(after_kitchen) >= 0.995, f"{1 - np.mean(after_kitchen):.2%} unseen for 30 min after the kitchen"
     assert bed_after_door == 0
+
+
+def _ons(twin, fall, lo_min: float, hi_min: float) -> pd.DataFrame:
+    ev = twin.events
+    return ev[(ev["resident_id"] == fall.resident_id) & (ev["value"] == "ON")
+              & (ev["time"] > fall.start + pd.Timedelta(seconds=1) + pd.Timedelta(minutes=lo_min))
+              & (ev["time"] < fall.start + pd.Timedelta(minutes=hi_min))]
+
+
+def test_fallen_residents_made_to_stir_are_seen_only_in_the_room_they_lie_in_within_the_first_hour(frames):
+    res, sd = frames["residents"], frames["sensor_days"]
+    cfg = {"fall_rate": 0.05, "battery_rate": 0.0, "dropout_rate": 0.0}
+    still = simulate_events(res, sd, seed=5, config=EventTwinConfig(**cfg))
+    stir = simulate_events(res, sd, seed=5, config=EventTwinConfig(fall_stir_share=1.0, **cfg))
+    pd.testing.assert_frame_equal(still.incidents, stir.incidents)
+    falls = stir.incidents[stir.incidents["kind"] == "fall_long_lie"]
+    assert len(falls) > 20
+    stirs = 0
+    for x in falls.itertuples():
+        lie = (x.end - x.start).total_seconds() / 60
+        added = len(_ons(stir, x, 0, 61)) - len(_ons(still, x, 0, 61))
+        assert 1 <= added <= 3, (x.resident_id, x.start, added)
+        assert set(_ons(stir, x, 0, 61)["sensor"]) - set(_ons(still, x, 0, 61)["sensor"]) <= {x.room}
+        assert len(_ons(stir, x, 61, lie)) == len(_ons(still, x, 61, lie))  # then still until help comes
+        stirs += added
+    assert len(stir.events) - len(still.events) == 2 * stirs  # nothing else of the homes changes
