@@ -7,7 +7,10 @@ bedroom chair's `BEDROOM_CHAIR` in a share drawn apart, `bedroom_chair_share`).
 A day is built around its own measures: in bed from bedtime to waking with the night's toilet
 visits, an outing as long as the day's time out of home, the day's kitchen activations, its
 longest stillness (reading or dozing in the living room's armchair) and its visitors; a day without
-a row is a day the gateway was offline (no events). A temperature reading every 30 minutes shows
+a row is a day the gateway was offline (no events). In between the resident moves about the home
+(short gaps, 20-60 minute sits in the living room and the bedroom), resumes as soon as an outing, a
+nap or the long sit ends, and walks back to the seat after a kitchen activation in the middle of a
+sit; a nap ends before what follows it. A temperature reading every 30 minutes shows
 the gateway is alive. Where the home has a chair sensor it is occupied while the resident sits in
 the armchair: the day's longest stillness and the 20-60 minute sits in the living room; where it
 has a bedroom chair sensor, during the 20-60 minute sits in the bedroom (the bedroom's motion sensor,
