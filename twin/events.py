@@ -212,21 +212,22 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
                 home.fire(t + 150 + out, "HALL")
                 home.ev.append((t + 240 + out, "BED", "ON", 0))
                 incidents.append((rid, "night_exit", t + 120, t + 120 + out, "DOOR"))
+        up = w  # when the day up and about begins
         if kind == "not_up":
-            getup = w + float(rng.uniform(2.5, 6)) * H
+            getup = up = w + float(rng.uniform(2.5, 6)) * H
             incidents.append((rid, "not_up", w, getup, "BED"))
             remove.append((w - 1, getup, frozenset({0})))
             home.ev.append((getup, "BED", "OFF", 0))
             home.fire(getup + 60, "BATH")
         home.ev.append((w, "BED", "OFF", 0))
 
-        # -- the day, awake at home from waking to the next bedtime
+        # -- the day, awake at home from waking (an ill resident: getting up late) to the next bedtime
         day_end = bed_start[d + 1] - 60
         busy: list[tuple[float, float]] = []
         out_end = min(day_end, midnight + 23 * H)
-        out_h = min(_num(row, "time_out_of_home", 0.0), max((out_end - w) / H - 1.1, 0.0))
+        out_h = min(_num(row, "time_out_of_home", 0.0), max((out_end - up) / H - 1.1, 0.0))
         if out_h >= 0.2:
-            s = float(rng.uniform(w + 0.5 * H, out_end - out_h * H - 0.5 * H))
+            s = float(rng.uniform(up + 0.5 * H, out_end - out_h * H - 0.5 * H))
             e = s + out_h * H
             busy.append((s - 60, e + 60))
             home.fire(s - 60, "HALL")
@@ -237,7 +238,7 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
             home.fire(e, "DOOR", dur=15)
             home.fire(e + 30, "HALL")
         still = _num(row, "longest_inactivity", 2.5) * H
-        free_span = [(w + 0.5 * H, day_end - 0.5 * H - still)]
+        free_span = [(up + 0.5 * H, day_end - 0.5 * H - still)]
         s = _free_times(rng, [(a - still, b) for a, b in busy], *free_span[0], 1)
         armchair: list[float] = []  # when the resident sat down in the armchair
         if len(s):
@@ -269,7 +270,7 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
                 busy.append((t - 60, t + walk + 30))
                 confounders.append((rid, "late_walk", t, t + walk))
         for _ in range(int(round(_num(row, "visitors_detected", 0.0)))):
-            vs = _free_times(rng, busy, w + H, day_end - 2 * H, 1)
+            vs = _free_times(rng, busy, up + H, day_end - 2 * H, 1)
             if not len(vs):
                 continue
             vs, vd = float(vs[0]), float(rng.uniform(30, 120)) * M
@@ -279,10 +280,10 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
             home.fire(vs + vd, "DOOR", who=1, dur=15)
             confounders.append((rid, "visitor", vs, vs + vd))
         k = int(round(_num(row, "kitchen_activity", 30.0)))
-        meals = np.concatenate([w + H + rng.normal(0, 0.6 * H, 2 * k + 2),
+        meals = np.concatenate([up + H + rng.normal(0, 0.6 * H, 2 * k + 2),
                                 midnight + 12.5 * H + rng.normal(0, 0.8 * H, 2 * k + 2),
                                 midnight + 18 * H + rng.normal(0, 0.8 * H, 2 * k + 2)])
-        meals = np.sort(meals[(meals > w + 60) & (meals < min(day_end, midnight + 22 * H) - 60)])
+        meals = np.sort(meals[(meals > up + 60) & (meals < min(day_end, midnight + 22 * H) - 60)])
         for a, b in busy:
             meals = meals[~((meals >= a - 120) & (meals < b + 120))]
         spaced: list[float] = []
@@ -300,7 +301,7 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
         gaps = np.where(sat, rng.uniform(20 * M, 60 * M, 300), rng.exponential(5 * M, 300))
         # out, napping or in the day's long sit the resident makes none of these moves, and
         # moves about again as soon as that ends
-        steps, times, t = np.minimum(gaps, cap) + 60, [], w + 60
+        steps, times, t = np.minimum(gaps, cap) + 60, [], up + 60
         for step in steps.tolist():
             for a, b in sorted(busy):
                 if a - 60 <= t < b + 60:
@@ -321,10 +322,12 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
         sit_end = np.append(ts[1:], day_end)
         for a, _ in busy:  # ... and the sit ends where an outing, a nap or the long sit begins
             sit_end = np.where((ts < a) & (sit_end > a - 60), a - 60, sit_end)
-        for t in kept:
+        for j, t in enumerate(kept):
             i = int(np.searchsorted(ts, t, side="right")) - 1
             if i >= 0 and sat[i] and t + 4 * M < sit_end[i]:
                 back = t + float(walk_rng.uniform(1, 3)) * M
+                if j + 1 < len(kept) and kept[j + 1] < back + 60:
+                    continue  # still in the kitchen: they walk back after the next activation
                 home.fire(back, _FILLER_ROOMS[rooms[i]])
                 (armchair if rooms[i] == 0 else bedroom_chair).append(back + 45)
         partner_home = partner and rng.random() < cfg.partner_home_rate
@@ -339,7 +342,7 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
         lying: list[tuple[float, float]] = []
         if kind == "fall_long_lie" and not night_fall and not partner_home:  # a partner would find them
             own = [(t, s) for t, s, v, who in home.ev[day_first_event:]
-                   if who == 0 and w + 0.5 * H < t < day_end - H and v in ("ON", "OPEN") and s not in ("BED", "DOOR", "CHAIR")
+                   if who == 0 and up + 0.5 * H < t < day_end - H and v in ("ON", "OPEN") and s not in ("BED", "DOOR", "CHAIR")
                    and not any(a <= t < b for a, b in busy)]
             if own:
                 t, room = own[int(rng.integers(len(own)))]

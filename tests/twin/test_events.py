@@ -234,3 +234,16 @@ def test_fallen_residents_made_to_stir_are_seen_only_in_the_room_they_lie_in_wit
         assert len(_ons(stir, x, 61, lie)) == len(_ons(still, x, 61, lie))  # then still until help comes
         stirs += added
     assert len(stir.events) - len(still.events) == 2 * stirs  # nothing else of the homes changes
+
+
+def test_an_ill_residents_day_begins_when_they_finally_get_up(frames):
+    """After getting up hours late the resident moves about as on any day (before, the day's
+    long sit and moves planned for the morning left them unseen for up to five hours after)."""
+    twin = simulate_events(frames["residents"], frames["sensor_days"], seed=5,
+                           config=EventTwinConfig(chair_share=1.0, bedroom_chair_share=1.0, not_up_rate=0.05))
+    ev = twin.events[(twin.events["sensor"] != "T001") & twin.events["value"].isin(["ON", "OPEN"])]
+    late = twin.incidents[twin.incidents["kind"] == "not_up"]
+    assert len(late) > 30
+    for x in late.itertuples():
+        after = ev[(ev["resident_id"] == x.resident_id) & (ev["time"] > x.end + pd.Timedelta(minutes=2))]
+        assert after["time"].iloc[0] - x.end < pd.Timedelta(minutes=30), (x.resident_id, x.end)
