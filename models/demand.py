@@ -368,14 +368,7 @@ def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame, panel: CountPanel,
             mean[use] = simple_forecast(m, rows.loc[use])
     coverage = float(loaded.extra["intervals"]["coverage"])
     lower, upper = apply_intervals(loaded.extra["intervals"], rows["demand_horizon"].to_numpy(), mean)
-    batched = np.zeros(len(rows), dtype=bool)  # rows given as requests arise, not as logged
-    if basis == "occurring" and len(rows):
-        origins = pd.to_datetime(rows["origin"])
-        uniq = origins.unique()
-        batched = pd.Series(logs_in_batches(panel, uniq), index=uniq).reindex(origins).to_numpy()
-        if batched.any():
-            mean[batched] = logged_rate(panel, rows.loc[batched])
-            lower[batched], upper[batched] = poisson_bounds(mean[batched], coverage)
+    batched = _as_arising(panel, rows, basis, mean, lower, upper, coverage)
     cycle = (chosen == "logging_cycle") & ~batched
     if cycle.any():  # a batch lands on one day: bounds from the cycle, not the booster's residuals
         lower[cycle], upper[cycle] = logging_cycle_bounds(panel, rows.loc[cycle], coverage)
@@ -387,6 +380,21 @@ def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame, panel: CountPanel,
         "lower": lower,
         "upper": upper,
     })
+
+
+def _as_arising(panel: CountPanel, rows: pd.DataFrame, basis: str, mean: np.ndarray, lower: np.ndarray,
+                upper: np.ndarray, coverage: float) -> np.ndarray:
+    """With `basis="occurring"`, the rows of series logged in batches get the series' logged rate
+    and its Poisson bounds (in place). Returns which rows those are."""
+    batched = np.zeros(len(rows), dtype=bool)
+    if basis == "occurring" and len(rows):
+        origins = pd.to_datetime(rows["origin"])
+        uniq = origins.unique()
+        batched = pd.Series(logs_in_batches(panel, uniq), index=uniq).reindex(origins).to_numpy()
+        if batched.any():
+            mean[batched] = logged_rate(panel, rows.loc[batched])
+            lower[batched], upper[batched] = poisson_bounds(mean[batched], coverage)
+    return batched
 
 
 def forecast(loaded: LoadedModel, counts: pd.DataFrame | CountPanel, horizon: int = MAX_HORIZON,
@@ -415,10 +423,17 @@ def poisson_bounds(mean: np.ndarray, coverage: float) -> tuple[np.ndarray, np.nd
     return lower, upper
 
 
-def naive_forecast(rows: pd.DataFrame, coverage: float = 0.8) -> pd.DataFrame:
-    """Seasonal naive with Poisson intervals: the fallback when history is too short to fit."""
+def naive_forecast(rows: pd.DataFrame, coverage: float = 0.8, panel: CountPanel | None = None,
+                   basis: str = "logged") -> pd.DataFrame:
+    """Seasonal naive with Poisson intervals: the fallback when history is too short to fit.
+    With `panel` and `basis="occurring"`, a series logged in batches gets its logged rate each
+    day instead, as `forecast_rows` gives it."""
+    if basis not in BASES:
+        raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
     mean = seasonal_naive(rows)
     lower, upper = poisson_bounds(mean, coverage)
+    if panel is not None:
+        _as_arising(panel, rows, basis, mean, lower, upper, coverage)
     return pd.DataFrame({
         "series_id": rows["series_id"].to_numpy(),
         "date": rows["date"].to_numpy(),

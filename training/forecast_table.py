@@ -30,7 +30,8 @@ def forecast_table(counts: pd.DataFrame, horizon: int = 14, params: demand.Deman
 
     Short tables still work: the backtest window shrinks to a quarter of the span (at least 14
     days), and when too little is known to fit the global model the forecast is seasonal naive
-    with Poisson intervals (`method` says which).
+    with Poisson intervals (`method` says which), or on the occurring basis a batch-logged
+    series' logged rate.
     """
     params = params or demand.DemandParams()
     backtest = backtest or BacktestConfig()
@@ -48,7 +49,7 @@ def forecast_table(counts: pd.DataFrame, horizon: int = 14, params: demand.Deman
         method = "lightgbm_global"
     except demand.NotEnoughHistory as exc:
         rows = demand_features(panel, [panel.dates[-1]], range(1, horizon + 1))
-        fc = demand.naive_forecast(rows, params.coverage).sort_values(["series_id", "date"])
+        fc = demand.naive_forecast(rows, params.coverage, panel, basis).sort_values(["series_id", "date"])
         method = "seasonal_naive"
         facts = {"note": str(exc)}
     return {

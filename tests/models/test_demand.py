@@ -135,6 +135,24 @@ def test_too_short_history_falls_back_to_seasonal_naive():
     assert "note" in out["backtest"]
 
 
+def test_a_young_bank_logging_weekly_gets_its_rate_as_requests_arise_from_the_fallback_too():
+    """Ten weeks of a coordinator entering 21 exchanges every Monday, shorter than the model's
+    warm-up: the record is forecast seasonal naive (21 on Mondays, 0 between); as the requests
+    arise, one flat rate of about 3 a day (the first Monday's batch covers days before the record)."""
+    from training.forecast_table import forecast_table
+
+    days = pd.date_range("2024-01-01", periods=70)  # a Monday
+    counts = _series("bank", "2024-01-01", np.where(days.day_of_week == 0, 21, 0).tolist())
+    params = demand.DemandParams(warmup_days=63)
+    logged = forecast_table(counts, horizon=7, params=params)
+    arising = forecast_table(counts, horizon=7, params=params, basis="occurring")
+    assert logged["method"] == arising["method"] == "seasonal_naive"
+    assert [r["forecast"] for r in logged["forecasts"]] == [21.0, 0, 0, 0, 0, 0, 0]
+    rate = {r["forecast"] for r in arising["forecasts"]}
+    assert len(rate) == 1 and abs(rate.pop() - 3.0) <= 0.15 * 3.0  # one flat rate, about 3 a day
+    assert all(r["lower"] < r["forecast"] < r["upper"] for r in arising["forecasts"])
+
+
 def test_a_record_of_nothing_but_zeros_falls_back_instead_of_failing():
     """A community with no request yet (every count zero) is told so, and forecast zero by the
     fallback; the booster's Poisson objective cannot fit on it."""
