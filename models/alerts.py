@@ -101,6 +101,7 @@ class AlertSettings:
     toilet_margin: float = 2.0
     offline_minutes: float = 45.0
     chair_days_share: float = 0.5  # the chair sensor counts when it fired on this share of the days
+    chair_every_day_share: float = 0.9  # ... and is sat in every day when it fired on this share
     # ... and fired within these hours; None: only its own learned longest quiet says its
     # battery is flat (a fixed 36 hours made a chair used two days in three untrusted on the
     # third, and stillness in its room waited for the room's longest, sits included)
@@ -625,6 +626,7 @@ class ResidentMonitor:
         if day == self._day:
             return
         self._today.night_toilet = self._night_toilet.pop(self._day, 0 if self._today.active else None)
+        self._distrust_silent_chairs(self._today)
         self.history.append(self._today)
         self.profile = Profile.learn(self.history)
         self._usual = {}
@@ -632,6 +634,19 @@ class ResidentMonitor:
         self._today = _Day()
         self._day = day
         self._night_toilet = {k: v for k, v in self._night_toilet.items() if k >= day - 1}
+
+    def _distrust_silent_chairs(self, day: _Day) -> None:
+        """A day a chair sat in nearly every day never fired (a flat battery?): its sits looked like
+        stillness with every chair empty, so that day's stillness is learned only as stillness,
+        not as the short stillness of someone neither sitting nor lying (a day-long sit in a silent
+        armchair taught a living room a limit of hours, and a fall there days later went unseen)."""
+        p = self.profile
+        if not day.active or p.days < self.settings.min_days_per_cell:
+            return
+        daily = [k for k, n in p.chairs.items() if n >= self.settings.chair_every_day_share * p.days]
+        if any(k not in day.chairs for k in daily):
+            day.unseated = {}
+            day.alerted = [(key, gap, False, since) for key, gap, _empty, since in day.alerted]
 
     # -- rules ---------------------------------------------------------------------------------
 

@@ -211,6 +211,24 @@ def test_a_home_whose_chair_sensor_went_quiet_falls_back_on_the_long_limit():
     assert not mon.has_chair(mon.seconds(DAY0 + timedelta(days=21, hours=14)))
 
 
+def test_a_day_in_a_silent_chair_does_not_teach_the_room_hours_of_stillness_with_chairs_empty():
+    # the armchair's battery went flat for a day and was replaced: that day's doze looked like
+    # stillness with bed and chair empty (one false alarm, unrated). A day the chair sat in every
+    # day never fired, its stillness is not learned as that of someone neither sitting nor lying,
+    # so a fall in the living room three days later is still alerted within minutes (it waited
+    # for the doze's length, over two hours, before)
+    mon = learned_home(chair=True)
+    assert len(_no_movement(mon, chair_day(20, chair=False), 23.9, 20)) == 1
+    for d in (21, 22):
+        assert feed(mon, chair_day(d)) == []
+    day = DAY0 + timedelta(days=23)
+    fall = sorted(chair_day(23, until=9.9) + [(day + timedelta(hours=10), "LIVING", "ON"),
+                                              (day + timedelta(hours=10, seconds=40), "LIVING", "OFF")])
+    alerts = _no_movement(mon, fall, 14, 23)
+    assert len(alerts) == 1 and alerts[0].at - alerts[0].since <= timedelta(minutes=20)
+    assert "bed and chair empty" in alerts[0].text
+
+
 def test_stillness_while_someone_else_moves_about_waits_longer():
     mon = learned_home(chair=True)
     # the resident sits down with company in the kitchen; the chair sensor misses the resident
