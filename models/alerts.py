@@ -297,6 +297,7 @@ class ResidentMonitor:
         self._room: str | None = None
         self._in_bed = False
         self._seat: str | None = None  # the chair sensor the resident sits on
+        self._seat_stale = False  # ... sat down before a silent gateway: the getting up may be lost
         self._chair_at: dict[str, float] = {}  # last event of each chair sensor
         self._awake = 0.0  # seconds out of bed and at home so far (the gateway alive)
         self._awake_move = 0.0  # ... at the last movement
@@ -485,6 +486,7 @@ class ResidentMonitor:
             # the gateway was silent: where the resident is (in bed? in the chair?) is unknown, so
             # stillness counts again from the next sign of them
             self._last_move, self._room = s, None
+            self._seat_stale = self._seat is not None
         elif self._last_any is not None and not self._in_bed and self._door is None:
             self._awake += s - self._last_any
         self._last_any = s
@@ -520,6 +522,7 @@ class ResidentMonitor:
                 self._seat = sensor
             elif self._seat == sensor:
                 self._seat = None
+            self._seat_stale = False
             return out
         if role == "bed":
             if v in ON_VALUES and not self._in_bed:
@@ -562,6 +565,12 @@ class ResidentMonitor:
         """A second person moves here: motion elsewhere while the resident lies in bed or sits in
         the chair. (Motion in two rooms within seconds is not used: one person sets off two
         sensors at a doorway, and the twin's resident does too.)"""
+        if self._seat_stale and not self._in_bed and room != self._chair_room:
+            # seated since before the gateway went silent: its getting up may have been lost, so
+            # movement elsewhere is the resident's own (taken for someone else's, a fall after it
+            # waited as long as a sit)
+            self._seat, self._seat_stale = None, False
+            return
         if (self._in_bed and room != "bedroom") or (
                 self._seated and self._chair_room is not None and room != self._chair_room
                 and self.has_chair(s, self._chair_room)):

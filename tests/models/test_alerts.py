@@ -229,6 +229,22 @@ def test_a_day_in_a_silent_chair_does_not_teach_the_room_hours_of_stillness_with
     assert "bed and chair empty" in alerts[0].text
 
 
+def test_a_resident_seated_before_a_silent_gateway_and_seen_in_the_hall_after_it_is_up():
+    # sat down in the armchair at 9:00, then the gateway was silent for two hours and the chair's
+    # getting up was lost. Movement in the hall at 11:00 is theirs, not someone else's, so a fall
+    # there is alerted as stillness in the hall (it waited as long as a sit, and longer, before)
+    mon = learned_home(chair=True)
+    day = DAY0 + timedelta(days=20)
+    at = lambda h: day + timedelta(hours=h)  # noqa: E731
+    ev = [e for e in chair_day(20, until=9.0) if e[1] != "T001"]
+    ev += [e for e in chair_day(20) if e[1] == "T001" and not 9.05 < (e[0] - day) / timedelta(hours=1) < 11.0]
+    ev += [(at(8.99), "LIVING", "ON"), (at(9.0), "CHAIR", "ON"),
+           (at(11.0), "HALL", "ON"), (at(11.01), "HALL", "OFF")]
+    alerts = _no_movement(mon, sorted(ev), 23.9, 20)
+    assert len(alerts) == 1 and alerts[0].since == at(11.01)
+    assert alerts[0].at - alerts[0].since <= timedelta(hours=1.5), alerts[0].text
+
+
 def test_stillness_while_someone_else_moves_about_waits_longer():
     mon = learned_home(chair=True)
     # the resident sits down with company in the kitchen; the chair sensor misses the resident
