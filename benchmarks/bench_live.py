@@ -214,7 +214,7 @@ async def paced(url: str, batches: list[tuple[str, dict]], keys: dict[str, str],
 
 def homes_with_events(home: Path, homes: int, days: int, workdir: Path | None = None):
     """A trained TWINCARE_HOME (copied from `workdir`, or the test twin simulated and trained), the
-    event twin of its first `homes` residents' last `days` days, their gateway keys and the sensor
+    event twin of the last `days` days of its first `homes` residents with days in them, their gateway keys and the sensor
     map; returns (event twin, resident id -> device key)."""
     from tests.serving.test_live import gateway_keys
     from twin.events import SENSOR_MAP, simulate_events
@@ -233,7 +233,7 @@ def homes_with_events(home: Path, homes: int, days: int, workdir: Path | None = 
     residents = hist.read("residents")
     sd = hist.read("sensor_days")
     sd = sd[sd["date"] > sd["date"].max() - pd.Timedelta(days=days)]
-    chosen = sorted(residents["resident_id"])[:homes]
+    chosen = sorted(set(sd["resident_id"]))[:homes]  # residents still at home in those days
     twin = simulate_events(residents, sd, seed=5, resident_ids=chosen)
     clear = gateway_keys(home, chosen)
     (home / "sensor_map.json").write_text(json.dumps(SENSOR_MAP))
