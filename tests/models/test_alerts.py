@@ -172,10 +172,11 @@ def _no_movement(mon: ResidentMonitor, events, until_hour: float, d: int = 20) -
     return [a for a in alerts if a.kind == "no_movement"]
 
 
-def _fall_in_the_living_room(chair: bool):
-    day = DAY0 + timedelta(days=20)
+def _fall_in_the_living_room(chair: bool = True, d: int = 20):
+    """Day `d` up to a last movement in the living room at 10:00, then nothing (a fall)."""
+    day = DAY0 + timedelta(days=d)
     last = [(day + timedelta(hours=10), "LIVING", "ON"), (day + timedelta(hours=10, seconds=40), "LIVING", "OFF")]
-    return sorted(chair_day(20, chair=chair, until=9.9) + last)
+    return sorted(chair_day(d, chair=chair, until=9.9) + last)
 
 
 def test_a_fall_in_the_living_room_with_bed_and_chair_empty_is_alerted_within_minutes():
@@ -221,10 +222,7 @@ def test_a_day_in_a_silent_chair_does_not_teach_the_room_hours_of_stillness_with
     assert len(_no_movement(mon, chair_day(20, chair=False), 23.9, 20)) == 1
     for d in (21, 22):
         assert feed(mon, chair_day(d)) == []
-    day = DAY0 + timedelta(days=23)
-    fall = sorted(chair_day(23, until=9.9) + [(day + timedelta(hours=10), "LIVING", "ON"),
-                                              (day + timedelta(hours=10, seconds=40), "LIVING", "OFF")])
-    alerts = _no_movement(mon, fall, 14, 23)
+    alerts = _no_movement(mon, _fall_in_the_living_room(d=23), 14, 23)
     assert len(alerts) == 1 and alerts[0].at - alerts[0].since <= timedelta(minutes=20)
     assert "bed and chair empty" in alerts[0].text
 
@@ -366,9 +364,7 @@ def test_a_bedroom_chair_left_unused_for_days_does_not_slow_the_alert_for_a_fall
     for d in (20, 21):  # no sit in the bedroom for two days: its chair is quiet, the armchair is not
         assert feed(mon, chair_day(d)) == []
     day = DAY0 + timedelta(days=22)
-    fall = sorted(chair_day(22, until=9.9) + [(day + timedelta(hours=10), "LIVING", "ON"),
-                                             (day + timedelta(hours=10, seconds=40), "LIVING", "OFF")])
-    alerts = _no_movement(mon, fall, 14, 22)
+    alerts = _no_movement(mon, _fall_in_the_living_room(d=22), 14, 22)
     assert len(alerts) == 1 and alerts[0].at - alerts[0].since <= timedelta(minutes=20)
     # stillness after motion in the bedroom may be a sit in its quiet chair: that waits longer
     assert mon.has_chair(mon.seconds(day + timedelta(hours=10)), "living")

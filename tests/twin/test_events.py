@@ -238,7 +238,7 @@ def test_fallen_residents_made_to_stir_are_seen_only_in_the_room_they_lie_in_wit
 
 def test_an_ill_residents_day_begins_when_they_finally_get_up(frames):
     """After getting up hours late the resident moves about as on any day (before, the day's
-    long sit and moves planned for the morning left them unseen for up to five hours after)."""
+    long sit and moves planned for the morning left them unseen for hours after)."""
     twin = simulate_events(frames["residents"], frames["sensor_days"], seed=5,
                            config=EventTwinConfig(chair_share=1.0, bedroom_chair_share=1.0, not_up_rate=0.05))
     ev = twin.events[(twin.events["sensor"] != "T001") & twin.events["value"].isin(["ON", "OPEN"])]
