@@ -302,8 +302,9 @@ def _resident_events(rid: str, rows: pd.DataFrame, day0: pd.Timestamp, res: pd.S
         # out, napping or in the day's long sit the resident makes none of these moves, and
         # moves about again as soon as that ends
         steps, times, t = np.minimum(gaps, cap) + 60, [], up + 60
+        spans = sorted(busy)
         for step in steps.tolist():
-            for a, b in sorted(busy):
+            for a, b in spans:
                 if a - 60 <= t < b + 60:
                     t = b + 60
             if t >= day_end:
