@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from features.registry import SIGNAL_BY_COLUMN, get_feature
+from features.registry import SIGNAL_BY_COLUMN, Z_FRESH_DAYS, get_feature
 
 
 def _missing(value) -> bool:
@@ -52,6 +52,15 @@ def reason_text(feature: str, row: Mapping[str, float], contribution: float = 0.
     sig = SIGNAL_BY_COLUMN.get(f.basis)
     label = sig.label if sig else f.description
 
+    if fam == "deviation" and sig is not None and f.window == f"z{Z_FRESH_DAYS}v90":
+        base = row.get(f.companion, float("nan"))
+        if _missing(value) or _missing(base):
+            return f"not enough {label} data to compare the last {Z_FRESH_DAYS} days with the usual"
+        if abs(value) < 0.5:
+            return f"{label} in the last {Z_FRESH_DAYS} days as usual (usually {_with_unit(_num(base, sig.unit), sig.unit)})"
+        side = "above" if value > 0 else "below"
+        return (f"{label} in the last {Z_FRESH_DAYS} days {abs(value):.1f} standard deviations {side} the usual "
+                f"{_with_unit(_num(base, sig.unit), sig.unit)}")
     if fam == "deviation" and sig is not None:
         recent = row.get(f"{sig.column}_7d", float("nan"))
         base = row.get(f.companion, float("nan"))

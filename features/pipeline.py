@@ -44,6 +44,7 @@ from features.registry import (
     SIGNALS,
     TREND_DAYS,
     Z_BASELINE_DAYS,
+    Z_FRESH_DAYS,
     Z_RECENT_DAYS,
     Feature,
     schema_hash,
@@ -339,7 +340,8 @@ def _sensor_block(values: dict[str, np.ndarray], keys: np.ndarray, q_code, q_day
     day = (keys & _DAY_MASK).astype(np.int64)
     wanted = [f for f in _group("sensor") if f.name in needed]
     windowed = [f.days for f in wanted if f.family in ("level", "missing")]
-    starts = {0, 7, 30, 90, TREND_DAYS, SD_DAYS, Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS, *windowed}
+    starts = {0, 7, 30, 90, TREND_DAYS, SD_DAYS, Z_RECENT_DAYS, Z_FRESH_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS,
+              *windowed}
     at = {w: rows.bound(q_code, q_day - w) for w in starts}  # prefix index of day T-w
     T = q_day.astype(np.int64)
     out: dict[str, np.ndarray] = {}
@@ -396,13 +398,15 @@ def _baseline(sw: _SignalWindows, f, s, T) -> np.ndarray:
 
 
 def _deviation(sw: _SignalWindows, f, s, T) -> np.ndarray:
-    """z-score of the last week against the 90 days before it (spread floored at `z_floor`)."""
+    """z-score of the last week (or last `Z_FRESH_DAYS` days) against the 90 days before the last
+    week (spread floored at `z_floor`)."""
     recent, base = Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS
-    n7, nb = sw.win("n", recent), sw.win("n", base, recent)
+    fresh = Z_FRESH_DAYS if f.window == f"z{Z_FRESH_DAYS}v90" else recent
+    n, nb = sw.win("n", fresh), sw.win("n", base, recent)
     mb = sw.mean(base, recent)
     sd = np.maximum(np.sqrt(sw.var(base, recent)), s.z_floor)
-    known = (n7 >= MIN_DAYS_Z_RECENT) & (nb >= MIN_DAYS_Z_BASELINE)
-    return np.where(known, (sw.mean(recent) - mb) / sd, np.nan)
+    known = (n >= min(MIN_DAYS_Z_RECENT, fresh - 1)) & (nb >= MIN_DAYS_Z_BASELINE)
+    return np.where(known, (sw.mean(fresh) - mb) / sd, np.nan)
 
 
 # Sensor features by family: (signal windows, feature, signal, as-of days) -> values.

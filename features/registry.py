@@ -183,6 +183,9 @@ SIGNAL_BY_COLUMN = {s.column: s for s in SIGNALS}
 
 # Windows of the z-score: the last 7 days against the 90 days before them.
 Z_RECENT_DAYS = 7
+# ... and the last 3 days against the same baseline: an episode that began days ago is diluted in
+# the week's mean, and its hazard is still to come
+Z_FRESH_DAYS = 3
 Z_BASELINE_DAYS = 90
 # Minimum days of data before a statistic is known (otherwise NaN).
 MIN_DAYS_SD = 3
@@ -262,11 +265,11 @@ def _declare() -> dict[str, Feature]:
 
     # --- rolling windows and deviation from own baseline, from sensor_days ("sensor") ------
     for s in SIGNALS:
-        def sensor(name, window, description, unit, family, companion="", s=s):
+        def sensor(name, window, description, unit, family, companion="", s=s, sets=s.sets):
             short = family in ("trend", "deviation") or (family == "level" and window == f"{Z_RECENT_DAYS}d")
             declared = s.recent if short and s.recent is not None else s.causes
-            causes = tuple(dict.fromkeys(c for n in s.sets for c in declared if c in FEATURE_SETS[n].causes))
-            add(name, "float", window, "sensor_days", description, s.sets, causes, unit, family,
+            causes = tuple(dict.fromkeys(c for n in sets for c in declared if c in FEATURE_SETS[n].causes))
+            add(name, "float", window, "sensor_days", description, sets, causes, unit, family,
                 s.column, companion, compute="sensor")
 
         for w in s.level_windows:
@@ -287,6 +290,10 @@ def _declare() -> dict[str, Feature]:
             sensor(f"{s.column}_z7v90", "z7v90",
                    f"change in {s.label} this week against own baseline (z-score of the last "
                    f"7 days vs. the previous 90)", "sd", "deviation", f"{s.column}_baseline_90d")
+            sensor(f"{s.column}_z{Z_FRESH_DAYS}v90", f"z{Z_FRESH_DAYS}v90",
+                   f"change in {s.label} in the last {Z_FRESH_DAYS} days against own baseline "
+                   f"(z-score of the last {Z_FRESH_DAYS} days vs. the 90 days before the last week)",
+                   "sd", "deviation", f"{s.column}_baseline_90d", sets=tuple(n for n in s.sets if n in F))
 
     # --- event history, from events ("events"); basis: the kind of event counted ----------
     def events(name, dtype, window, description, sets, causes, unit, family, basis, words=Wording()):

@@ -18,6 +18,14 @@ def test_deviation_is_told_against_the_own_baseline():
     assert reason_text("steps_z7v90", row, 0.2) == "daily steps fell from 4,200 to 1,800 steps this week"
 
 
+def test_the_last_3_days_are_told_against_the_own_baseline():
+    row = {"steps_z3v90": -2.34, "steps_baseline_90d": 4213.0}
+    assert reason_text("steps_z3v90", row, 0.2) == "daily steps in the last 3 days 2.3 standard deviations below the usual 4,213 steps"
+    row = {"gait_speed_z3v90": 0.2, "gait_speed_baseline_90d": 0.83}
+    assert reason_text("gait_speed_z3v90", row, 0.1) == "walking speed in the last 3 days as usual (usually 0.83 m/s)"
+    assert "not enough" in reason_text("steps_z3v90", {"steps_z3v90": NAN, "steps_baseline_90d": 4213.0}, 0.1)
+
+
 def test_event_static_and_assessment_reasons():
     assert reason_text("falls_365d", {"falls_365d": 2.0}, 0.5) == "fell twice in the last year"
     assert reason_text("falls_365d", {"falls_365d": 3.0}, 0.5) == "fell 3 times in the last year"

@@ -84,6 +84,25 @@ def test_deviation_from_own_baseline():
     assert row["night_toilet_visits_z7v90"] == pytest.approx(expected_z)
 
 
+def test_an_episode_three_days_old_stands_out_in_the_last_3_days_more_than_in_the_week():
+    # Baseline (days 8..97 before): 4,000 steps, alternating by 200; an episode began 3 days ago
+    # and halved them. In the week's mean it is diluted by the four usual days before it.
+    rows = {k: {"steps": 4000.0 + (200.0 if k % 2 else -200.0)} for k in range(8, 98)}
+    rows.update({k: {"steps": 4000.0} for k in range(4, 8)})
+    rows.update({k: {"steps": 2000.0} for k in range(1, 4)})
+    row = one(History(residents=residents(1), sensor_days=sensor(rows)))
+    base = [4000.0 + (200.0 if k % 2 else -200.0) for k in range(8, 98)]
+    sd = max(np.std(base, ddof=1), 300.0)
+    assert row["steps_z3v90"] == pytest.approx((2000.0 - np.mean(base)) / sd)
+    assert row["steps_z7v90"] == pytest.approx((np.mean([2000.0] * 3 + [4000.0] * 4) - np.mean(base)) / sd)
+    assert row["steps_z3v90"] < 2 * row["steps_z7v90"] < 0
+    # two of the three days known are enough; one is not
+    del rows[1]
+    assert not np.isnan(one(History(residents=residents(1), sensor_days=sensor(rows)))["steps_z3v90"])
+    del rows[2]
+    assert np.isnan(one(History(residents=residents(1), sensor_days=sensor(rows)))["steps_z3v90"])
+
+
 def test_deviation_needs_enough_days():
     rows = {k: {"steps": 3000.0} for k in range(8, 18)}  # 10 baseline days < 14
     rows.update({k: {"steps": 1000.0} for k in range(1, 8)})

@@ -24,7 +24,7 @@ def test_feature_sets_follow_registry_order_and_measure_their_causes():
     for model, causes in (("falls", FALL_CAUSES), ("loneliness", ISOLATION_CAUSES)):
         names = feature_names(model)
         assert names == sorted(names, key=order.index)
-        assert len(names) <= 75  # kept small: SHAP cost grows with the model
+        assert len(names) <= 80  # kept small: SHAP cost grows with the model
         measured = {c for n in names for c in FEATURES[n].causes}
         # Every planted cause of this model has at least one feature that measures it.
         assert set(causes) <= measured, f"{model}: no feature measures {set(causes) - measured}"
