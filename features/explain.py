@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from features.registry import SIGNAL_BY_COLUMN, Z_FRESH_DAYS, get_feature
+from features.registry import SIGNAL_BY_COLUMN, Z_RECENT_DAYS, get_feature
 
 
 def _missing(value) -> bool:
@@ -52,14 +52,15 @@ def reason_text(feature: str, row: Mapping[str, float], contribution: float = 0.
     sig = SIGNAL_BY_COLUMN.get(f.basis)
     label = sig.label if sig else f.description
 
-    if fam == "deviation" and sig is not None and f.window == f"z{Z_FRESH_DAYS}v90":
+    if fam == "deviation" and sig is not None and f.recent_days != Z_RECENT_DAYS:  # no level of the span to show
+        days = f.recent_days
         base = row.get(f.companion, float("nan"))
         if _missing(value) or _missing(base):
-            return f"not enough {label} data to compare the last {Z_FRESH_DAYS} days with the usual"
+            return f"not enough {label} data to compare the last {days} days with the usual"
         if abs(value) < 0.5:
-            return f"{label} in the last {Z_FRESH_DAYS} days as usual (usually {_with_unit(_num(base, sig.unit), sig.unit)})"
+            return f"{label} in the last {days} days as usual (usually {_with_unit(_num(base, sig.unit), sig.unit)})"
         side = "above" if value > 0 else "below"
-        return (f"{label} in the last {Z_FRESH_DAYS} days {abs(value):.1f} standard deviations {side} the usual "
+        return (f"{label} in the last {days} days {abs(value):.1f} standard deviations {side} the usual "
                 f"{_with_unit(_num(base, sig.unit), sig.unit)}")
     if fam == "deviation" and sig is not None:
         recent = row.get(f"{sig.column}_7d", float("nan"))

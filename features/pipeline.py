@@ -44,7 +44,6 @@ from features.registry import (
     SIGNALS,
     TREND_DAYS,
     Z_BASELINE_DAYS,
-    Z_FRESH_DAYS,
     Z_RECENT_DAYS,
     Feature,
     schema_hash,
@@ -340,8 +339,8 @@ def _sensor_block(values: dict[str, np.ndarray], keys: np.ndarray, q_code, q_day
     day = (keys & _DAY_MASK).astype(np.int64)
     wanted = [f for f in _group("sensor") if f.name in needed]
     windowed = [f.days for f in wanted if f.family in ("level", "missing")]
-    starts = {0, 7, 30, 90, TREND_DAYS, SD_DAYS, Z_RECENT_DAYS, Z_FRESH_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS,
-              *windowed}
+    windowed += [f.recent_days for f in wanted if f.family == "deviation"]
+    starts = {0, 7, 30, 90, TREND_DAYS, SD_DAYS, Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS, *windowed}
     at = {w: rows.bound(q_code, q_day - w) for w in starts}  # prefix index of day T-w
     T = q_day.astype(np.int64)
     out: dict[str, np.ndarray] = {}
@@ -398,10 +397,10 @@ def _baseline(sw: _SignalWindows, f, s, T) -> np.ndarray:
 
 
 def _deviation(sw: _SignalWindows, f, s, T) -> np.ndarray:
-    """z-score of the last week (or last `Z_FRESH_DAYS` days) against the 90 days before the last
-    week (spread floored at `z_floor`)."""
+    """z-score of the feature's recent span (the last week, or the last `Z_FRESH_DAYS` days)
+    against the 90 days before the last week (spread floored at `z_floor`)."""
     recent, base = Z_RECENT_DAYS, Z_RECENT_DAYS + Z_BASELINE_DAYS
-    fresh = Z_FRESH_DAYS if f.window == f"z{Z_FRESH_DAYS}v90" else recent
+    fresh = f.recent_days
     n, nb = sw.win("n", fresh), sw.win("n", base, recent)
     mb = sw.mean(base, recent)
     sd = np.maximum(np.sqrt(sw.var(base, recent)), s.z_floor)

@@ -121,6 +121,11 @@ class Feature:
         """The window in days ("30d" -> 30)."""
         return int(self.window.removesuffix("d"))
 
+    @property
+    def recent_days(self) -> int:
+        """A deviation's recent span in days, compared with the own baseline ("z3v90" -> 3)."""
+        return int(self.window.removeprefix("z").split("v")[0])
+
 
 @dataclass(frozen=True)
 class Signal:
