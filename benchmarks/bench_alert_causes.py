@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_alert_causes [--residents 200] [--days 60] [--seed 11]
         [--chair-share 1] [--bedroom-chair-share 1] [--fall-stir-share 0] [--sensitivity 1.5 ...]
-        [--out benchmarks/results/alert_causes.json]
+        [--rated 1] [--rating-delay-min 60] [--out benchmarks/results/alert_causes.json]
 
 The same twin and scoring as `twincare alerts evaluate` (`training.alerts_eval.replay` and
 `score`, per kit of homes), and for each sensitivity:
@@ -62,9 +62,12 @@ def falls_by_room(falls: pd.DataFrame, alerts: pd.DataFrame) -> dict:
     return out
 
 
-def missed_falls(events: pd.DataFrame, truth, sensor_map: dict, settings, alerts: pd.DataFrame) -> list[dict]:
-    """The falls no no_movement alert found, with what the home's monitor believed at the fall."""
+def missed_falls(events: pd.DataFrame, truth, sensor_map: dict, settings, alerts: pd.DataFrame,
+                 ratings=None) -> list[dict]:
+    """The falls no no_movement alert found, with what the home's monitor believed at the fall
+    (its events replayed up to the fall, with the same `ratings` fed back as in the replay)."""
     from models.alerts import ResidentMonitor
+    from training.alerts_eval import Rater, feed_home
 
     falls = truth.incidents[truth.incidents["kind"] == "fall_long_lie"]
     out = []
@@ -76,8 +79,9 @@ def missed_falls(events: pd.DataFrame, truth, sensor_map: dict, settings, alerts
             continue
         ev = events[(events["resident_id"] == x.resident_id) & (events["time"] <= x.start + pd.Timedelta(seconds=1))]
         mon = ResidentMonitor(x.resident_id, sensor_map, settings, epoch=epoch)
-        for t, s, v in zip(ev["time"], ev["sensor"].astype(str), ev["value"].astype(str), strict=True):
-            mon.observe(t.to_pydatetime(), s, v)
+        rater = None if ratings is None else Rater(ratings, mon, ratings.windows().get(x.resident_id))
+        feed_home(mon, (ev["time"] - pd.Timestamp(epoch)).dt.total_seconds().to_numpy(),
+                  ev["sensor"].astype(str).to_numpy(), ev["value"].astype(str).to_numpy(), rater)
         c = truth.confounders
         touching = c[(c["resident_id"] == x.resident_id) & (c["start"] < x.end) & (c["end"] > x.start)]["kind"]
         s = mon.seconds(x.start.to_pydatetime())
@@ -97,7 +101,7 @@ def missed_falls(events: pd.DataFrame, truth, sensor_map: dict, settings, alerts
 
 def main(argv: list[str] | None = None) -> dict:
     from models.alerts import AlertSettings
-    from training.alerts_eval import match_incidents, replay, score
+    from training.alerts_eval import Ratings, match_incidents, replay, score
     from training.cmd_alerts import kit_groups
     from twin.events import EventTwinConfig, simulate_events
     from twin.simulate import simulate_frames
@@ -110,6 +114,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--bedroom-chair-share", type=float, default=1.0)
     ap.add_argument("--fall-stir-share", type=float, default=0.0)
     ap.add_argument("--sensitivity", type=float, action="append", default=None)
+    ap.add_argument("--rated", type=float, default=1.0,
+                    help="share of alerts rated by the truth an hour after each (as `twincare alerts evaluate`)")
+    ap.add_argument("--rating-delay-min", type=float, default=60.0)
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -123,10 +130,12 @@ def main(argv: list[str] | None = None) -> dict:
     alone = set(frames["residents"].loc[frames["residents"]["lives_alone"].astype(bool), "resident_id"].astype(str))
     groups |= {"lives_alone": homes & alone, "lives_with_someone": homes - alone}
     doc = {"residents": len(homes), "seed": args.seed, "days": args.days, "chair_share": args.chair_share,
-           "bedroom_chair_share": args.bedroom_chair_share, "fall_stir_share": args.fall_stir_share, "events": int(len(twin.events)), "settings": []}
+           "bedroom_chair_share": args.bedroom_chair_share, "fall_stir_share": args.fall_stir_share,
+           "rated": args.rated, "rating_delay_min": args.rating_delay_min, "events": int(len(twin.events)), "settings": []}
+    ratings = Ratings(twin.incidents, pd.Timedelta(minutes=args.rating_delay_min), args.rated) if args.rated > 0 else None
     for sens in args.sensitivity or [1.5]:
         settings = replace(AlertSettings(), sensitivity=sens)
-        rep = replay(twin.events, twin.sensor_map, settings)
+        rep = replay(twin.events, twin.sensor_map, settings, ratings)
         row = {"sensitivity": sens} | score(rep, twin.incidents)
         row["groups"] = {k: score(rep, twin.incidents, residents=v) for k, v in groups.items()}
         alerts = pd.DataFrame([a.to_dict() | {"at": a.at, "since": a.since} for a in rep.alerts])
@@ -136,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
         row["false_alarms_by"] = false_alarm_causes(alerts[~explained], twin.confounders)
         eligible = twin.incidents["start"] >= twin.incidents["resident_id"].map(rep.eligible_from)
         row["missed_falls"] = missed_falls(twin.events, replace(twin, incidents=twin.incidents[eligible]),
-                                           twin.sensor_map, settings, alerts)
+                                           twin.sensor_map, settings, alerts, ratings)
         falls = twin.incidents[eligible & (twin.incidents["kind"] == "fall_long_lie")]
         row["falls_by_room"] = falls_by_room(falls, alerts)
         doc["settings"].append(row)

@@ -25,7 +25,9 @@ What a monitor learns, over a rolling window of its last `history_days` observed
 - night-time toilet visits (22:00-06:00) and front-door exits at night.
 No alert is raised during the first `learning_days` observed days.
 
-The rules (each threshold times `sensitivity` and the resident's rating-tuned factor):
+The rules (each threshold times `sensitivity` and the resident's rating-tuned factor: for
+`no_movement`, the factor of the place and time of day of the stillness that was rated, so a false
+alarm after the hall's stillness in the day makes that wait longer, not the bedroom's at night):
 - `no_movement`: awake, at home and the gateway alive, but no movement for longer than the limit
   of the room and time of day. With a trusted chair sensor the limit depends on where the
   resident is: bed and chair empty (someone lying on the floor), the short limit learned for
@@ -58,7 +60,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from twin.ingest_events import (  # what a sensor line says when it fires or rests
@@ -132,6 +134,7 @@ class StillRule:
     company: bool  # someone else was seen lately
     blind_room: str | None  # a room whose motion sensor went quiet made it wait
     unsure: bool  # after the front door in a home of two: who is at home is not known
+    cell: str  # the place and time of day whose limit it is (`stillness_cell`): what a rating tunes
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,9 @@ class Alert:
     at: datetime
     since: datetime
     text: str
+    # no_movement: the place and time of day whose limit the stillness passed (`stillness_cell`),
+    # which a rating of the alert tunes
+    cell: str | None = None
 
     @property
     def urgent(self) -> bool:
@@ -150,7 +156,8 @@ class Alert:
 
     def to_dict(self) -> dict:
         return {"resident_id": self.resident_id, "kind": self.kind, "at": self.at.isoformat(timespec="seconds"),
-                "since": self.since.isoformat(timespec="seconds"), "text": self.text, "urgent": self.urgent}
+                "since": self.since.isoformat(timespec="seconds"), "text": self.text, "urgent": self.urgent,
+                "cell": self.cell}
 
 
 @dataclass
@@ -243,6 +250,12 @@ def _rare_longest(daily: list[float], once_in_days: float) -> float:
     return max(mu - beta * math.log(-math.log(1 - 1 / once_in_days)), max(daily))
 
 
+def _tuned(factor: float, real: bool) -> float:
+    """A threshold factor after one rating: 1.25 times longer after a false alarm, 0.9 after a
+    real one, kept within 0.7-3."""
+    return float(min(max(factor * (0.9 if real else 1.25), 0.7), 3.0))
+
+
 def _quantile(values: list, q: float) -> float:
     """Linear-interpolation quantile (numpy's default), without numpy's per-call overhead."""
     v = sorted(values)
@@ -276,6 +289,12 @@ def _block(t: float) -> int:
     return int((t % DAY) // 21600.0)
 
 
+def stillness_cell(place: str, night: bool) -> str:
+    """The key of a place's stillness limit at night (up from bed, 00:00-06:00) or in the day:
+    what a `no_movement` alert names as its `cell` and a rating of it tunes."""
+    return f"{place}/{'night' if night else 'day'}"
+
+
 class ResidentMonitor:
     """The alert rules for one home; feed it that home's events in time order."""
 
@@ -286,6 +305,7 @@ class ResidentMonitor:
         self.settings = settings or AlertSettings()
         self.epoch = epoch
         self.tuning = {k: 1.0 for k in ALERT_KINDS} | dict(tuning or {})
+        self.cell_tuning: dict[str, float] = {}  # no_movement's factor per rated cell (`stillness_cell`)
         self.history: deque[_Day] = deque(maxlen=self.settings.history_days)
         self.profile = Profile.learn([])
         self.away: list[tuple[float, float]] = []
@@ -336,24 +356,36 @@ class ResidentMonitor:
         """Away mode: nothing is raised between start and end (a stay with family, hospital)."""
         self.away.append((self.seconds(start), self.seconds(end)))
 
-    def rate(self, kind: str, real: bool, since: datetime | None = None) -> float:
-        """A care manager's rating of an alert: a false alarm makes that kind wait longer for this
-        resident, a real one a little less. A no_movement alert rated real (given when its
+    def rate(self, kind: str, real: bool, since: datetime | None = None, cell: str | None = None) -> float:
+        """A care manager's rating of an alert: a false alarm makes it wait longer for this
+        resident, a real one a little less. A no_movement alert's rating tunes the limit of its
+        `cell` (the place and time of day of the stillness) alone: a false alarm there says that
+        stillness was this resident's routine, not that their stillness anywhere is; tuning the
+        whole kind on each one raised every limit of a home after a missed door event or a nap
+        (measured in docs/results/alerts.md). A no_movement alert rated real (given when its
         stillness began) was a fall: that lie is not learned as the room's usual stillness, or the
-        next fall there would wait as long. Returns the new factor."""
+        next fall there would wait as long. Other kinds, and a no_movement alert without a cell
+        (stored before cells were), tune the kind. Returns the new factor."""
         if kind not in ALERT_KINDS:
             raise ValueError(f"unknown alert kind {kind!r}")
         if real and kind == "no_movement" and since is not None:
             self.confirmed.add(round(self.seconds(since)))
             self._usual = {}
-        f = self.tuning[kind] * (0.9 if real else 1.25)
-        self.tuning[kind] = float(min(max(f, 0.7), 3.0))
+        if kind == "no_movement" and cell:
+            self.cell_tuning[cell] = _tuned(self.cell_tuning.get(cell, 1.0), real)
+            return self.cell_tuning[cell]
+        self.tuning[kind] = _tuned(self.tuning[kind], real)
         return self.tuning[kind]
 
     # -- thresholds ----------------------------------------------------------------------------
 
     def _factor(self, kind: str) -> float:
         return self.settings.sensitivity * self.tuning[kind]
+
+    def _still_factor(self, place: str | None, night: bool) -> float:
+        """no_movement's factor for stillness at `place` (room or chair) by night or day."""
+        tuned = self.cell_tuning.get(stillness_cell(place, night), 1.0) if place and self.cell_tuning else 1.0
+        return self._factor("no_movement") * tuned
 
     def stillness_limit(self, room: str | None, t: float, *, unseated: bool = False) -> float | None:
         """Seconds of stillness after activity in `room` at time t that raise `no_movement`:
@@ -362,7 +394,7 @@ class ResidentMonitor:
         usual = self._usual_stillness(room, _block(t), unseated)
         if usual is None:
             return None
-        return max(usual, self.settings.stillness_floor_minutes * 60) * self._factor("no_movement")
+        return max(usual, self.settings.stillness_floor_minutes * 60) * self._still_factor(room, _block(t) == 0)
 
     def _usual_stillness(self, room: str | None, block: int, unseated: bool = False) -> float | None:
         key = (room, block == 0, unseated)
@@ -659,14 +691,14 @@ class ResidentMonitor:
 
     # -- rules ---------------------------------------------------------------------------------
 
-    def _raise(self, kind: str, at: float, since: float, text: str) -> list[Alert]:
+    def _raise(self, kind: str, at: float, since: float, text: str, cell: str | None = None) -> list[Alert]:
         key = (kind, since)
         if key in self._alerted or self.learning or self._in_away_mode(at):
             return []
         self._alerted.add(key)
         if len(self._alerted) > 256:
             self._alerted = {k for k in self._alerted if k[1] > at - 2 * DAY}
-        alert = Alert(self.resident_id, kind, self.when(at), self.when(since), text)
+        alert = Alert(self.resident_id, kind, self.when(at), self.when(since), text, cell)
         if kind not in URGENT_KINDS and self._quiet(at):
             self._held.append(alert)
             return []
@@ -700,7 +732,7 @@ class ResidentMonitor:
             return []
         held, self._held = self._held, []
         end = self.settings.quiet_end_hour * 3600
-        return [Alert(a.resident_id, a.kind, max(a.at, self.when(s // DAY * DAY + end)), a.since, a.text)
+        return [replace(a, at=max(a.at, self.when(s // DAY * DAY + end)))
                 if a.at < self.when(s // DAY * DAY + end) else a for a in held]
 
     def still_rule(self) -> StillRule | None:
@@ -714,8 +746,9 @@ class ResidentMonitor:
         at, night = cell * 21600.0, cell == 0
         chair = self.has_chair(self._last_move, self._room)
         unseated = chair and not self._seated
+        place = _chair_place(self._seat) if chair and self._seat is not None else self._room
         if chair and self._seat is not None:
-            limit = self.stillness_limit(_chair_place(self._seat), at)
+            limit = self.stillness_limit(place, at)
             limit = None if limit is None else limit * self.settings.seated_margin
         else:
             limit = self.stillness_limit(self._room, at, unseated=unseated)
@@ -732,7 +765,7 @@ class ResidentMonitor:
         if company:  # the stillness may be the other person's: wait as long as for sitting, and more
             sits = self._chair_limit(at) if chair or self.profile.chair_days else self.stillness_limit(self._room, at)
             limit = max(limit, sits or 0.0) * self.settings.company_margin
-        usual = limit / self._factor("no_movement") / (self.settings.seated_margin if chair and self._seated else 1)
+        usual = limit / self._still_factor(place, night) / (self.settings.seated_margin if chair and self._seated else 1)
         usual /= self.settings.company_margin if company else 1
         usual /= self.settings.entrance_margin if entrance else 1
         # a motion sensor gone quiet (a flat battery?): in the day the resident may be moving in its
@@ -744,7 +777,8 @@ class ResidentMonitor:
         unsure = self._unsure_at is not None
         if unsure:  # the resident may have gone out and the stillness be the other person's
             limit = max(limit, self._unsure_limit(at) or 0.0)
-        return StillRule(limit, usual, night, unseated, entrance, company, blind_room, unsure)
+        return StillRule(limit, usual, night, unseated, entrance, company, blind_room, unsure,
+                         stillness_cell(place, night))
 
     def _check_still(self, s: float) -> list[Alert]:
         rule = self.still_rule()
@@ -780,7 +814,7 @@ class ResidentMonitor:
         if rule.unsure:
             text += (f"; someone went out or came in by the front door at {_clock(self._unsure_at)} and it is not "
                      f"known who is at home: waited {_duration(rule.limit)}, as for the stillness usual then")
-        return self._raise("no_movement", due, self._last_move, text)
+        return self._raise("no_movement", due, self._last_move, text, cell=rule.cell)
 
     def _check_not_up(self, s: float) -> list[Alert]:
         p = self.profile

@@ -195,8 +195,8 @@ class LiveAlerts:
         """A monitor that has read the resident's stored events of its learning window, with the
         thresholds the care managers' ratings have tuned."""
         mon = ResidentMonitor(resident_id, self.sensor_map, self.settings)
-        for kind, real, since in self.live.ratings(resident_id):
-            mon.rate(kind, real, since=since)
+        for kind, real, since, cell in self.live.ratings(resident_id):
+            mon.rate(kind, real, since=since, cell=cell)
         self._apply_home_settings(resident_id, mon)
         last = self.live.last_event_time(resident_id)
         home = _Home(mon, None, None, None, time.monotonic())
@@ -350,7 +350,7 @@ class LiveAlerts:
         out = []
         for a, raised in alerts:
             stored, created = self.live.add_alert(a.resident_id, a.kind, a.since, a.at, max(a.at, raised), a.text,
-                                                  a.urgent)
+                                                  a.urgent, a.cell)
             if created:
                 if stored.urgent:
                     stored = self._open_visit(stored)
@@ -372,7 +372,7 @@ class LiveAlerts:
                 home = self._homes.get(alert.resident_id)
             if home is not None:
                 with home.lock:
-                    home.monitor.rate(alert.kind, rating == "real", since=alert.since)
+                    home.monitor.rate(alert.kind, rating == "real", since=alert.since, cell=alert.cell)
         return alert
 
     # -- per-home settings: away spans and quiet hours ---------------------------------------
@@ -436,12 +436,14 @@ class LiveAlerts:
             "away": [s.to_dict() for s in self.live.settings.away_spans(resident_id)],
             "quiet_hours": {"start": f"{start // 60:02d}:{start % 60:02d}", "end": f"{end // 60:02d}:{end % 60:02d}",
                             "default": quiet is None},
-            "tuning": self.tuning(resident_id),
+            **self.tuning(resident_id),
         }
 
-    def tuning(self, resident_id: str) -> dict[str, float]:
-        """The resident's threshold factors per alert kind (1: as learned)."""
-        return dict(self._home(resident_id).monitor.tuning)
+    def tuning(self, resident_id: str) -> dict[str, dict[str, float]]:
+        """The resident's threshold factors from ratings (1: as learned): per alert kind
+        (`tuning`), and no_movement's per rated place and time of day (`cell_tuning`)."""
+        mon = self._home(resident_id).monitor
+        return {"tuning": dict(mon.tuning), "cell_tuning": dict(mon.cell_tuning)}
 
     # -- the clock -------------------------------------------------------------------------------
 

@@ -1,15 +1,19 @@
 """Replay sensor events through the alert rules and score them against a twin's planted incidents.
 
 `replay(events, sensor_map, settings)` runs `models.alerts.ResidentMonitor` (the code the service
-runs) over every home's events in time order. `evaluate(twin, sensitivities)` replays a twin's
-events at several sensitivities and reports per incident kind: recall, detection delay (median,
-p90, from the true start), false alarms per resident-month, and the alert budget (alerts per care
-manager per week).
+runs) over every home's events in time order; with `ratings`, care managers rate the alerts as
+they would after the visit each one opens (real when an incident of the resident explains it),
+some time after it is raised, and the ratings tune the monitor as the service's do.
+`evaluate(twin, sensitivities)` replays a twin's events at several sensitivities and reports per
+incident kind: recall, detection delay (median, p90, from the true start), false alarms per
+resident-month, and the alert budget (alerts per care manager per week).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import zlib
+from collections import deque
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -25,6 +29,34 @@ GRACE = {"fall_long_lie": pd.Timedelta(minutes=30), "not_up": pd.Timedelta(minut
          "night_exit": pd.Timedelta(minutes=30), "toilet_surge": pd.Timedelta(hours=6)}
 
 
+RATING_DELAY = pd.Timedelta(hours=1)  # from an alert to its rating: the visit it opens has been
+
+
+@dataclass(frozen=True)
+class Ratings:
+    """Care managers rating alerts in a replay: each alert is rated `delay` after it is raised
+    (the visit it opens has been), real when one of the resident's incidents explains it (the
+    window `match_incidents` counts), else false; a share `rated` of the alerts, drawn at random
+    (`seed`), the rest left unrated."""
+
+    incidents: pd.DataFrame  # resident_id, kind, start, end
+    delay: pd.Timedelta = RATING_DELAY
+    rated: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rated <= 1.0:
+            raise ValueError(f"the share of alerts rated must be in [0, 1], got {self.rated}")
+        if self.delay < pd.Timedelta(0):
+            raise ValueError("a rating cannot come before its alert")
+
+    def windows(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per resident, the times (from, to) within which an alert is explained by an incident."""
+        lo, hi = incident_windows(self.incidents)
+        rid = self.incidents["resident_id"].astype(str).to_numpy()
+        return {r: (lo[rid == r], hi[rid == r]) for r in np.unique(rid)}
+
+
 @dataclass
 class Replay:
     """Alerts raised, and per resident the observed days and when alerts became possible."""
@@ -33,15 +65,21 @@ class Replay:
     days: dict[str, int]
     eligible_from: dict[str, datetime]  # end of the learning period
     last_seen: dict[str, datetime]
+    # per resident, the factors ratings left (kinds and no_movement's cells not at 1)
+    tuning: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def replay(events: pd.DataFrame, sensor_map: dict[str, str], settings: AlertSettings | None = None) -> Replay:
-    """Run every resident's events (resident_id, time, sensor, value) through a monitor."""
+def replay(events: pd.DataFrame, sensor_map: dict[str, str], settings: AlertSettings | None = None,
+           ratings: Ratings | None = None) -> Replay:
+    """Run every resident's events (resident_id, time, sensor, value) through a monitor, with
+    the care managers' `ratings` of its alerts fed back to it when given."""
     settings = settings or AlertSettings()
+    windows = ratings.windows() if ratings is not None else {}
     out: list[Alert] = []
     days: dict[str, int] = {}
     eligible: dict[str, datetime] = {}
     last_seen: dict[str, datetime] = {}
+    tuning: dict[str, dict[str, float]] = {}
     ev = events.sort_values(["resident_id", "time"], kind="stable")
     epoch = pd.Timestamp(ev["time"].min()).normalize().to_pydatetime() if len(ev) else datetime(2000, 1, 1)
     secs = (ev["time"] - pd.Timestamp(epoch)).dt.total_seconds().to_numpy()
@@ -52,16 +90,70 @@ def replay(events: pd.DataFrame, sensor_map: dict[str, str], settings: AlertSett
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         rid = str(rids[a])
         mon = ResidentMonitor(rid, sensor_map, settings, epoch=epoch)
-        observe = mon.observe
-        for i in range(a, b):
-            out.extend(observe(float(secs[i]), sensors[i], values[i]))
-            if rid not in eligible and not mon.learning:
-                eligible[rid] = mon.when(float(secs[i]))
+        rater = None if ratings is None else Rater(ratings, mon, windows.get(rid))
+        raised, learned_at = feed_home(mon, secs[a:b], sensors[a:b], values[a:b], rater)
+        out.extend(raised)
+        if learned_at is not None:
+            eligible[rid] = learned_at
         end = float(secs[b - 1])
         out.extend(mon.advance((end // 86400 + 1) * 86400))
         days[rid] = mon.profile.days + 1
         last_seen[rid] = mon.when(end)
-    return Replay(out, days, eligible, last_seen)
+        if tuned := {k: v for k, v in mon.tuning.items() if v != 1.0} | mon.cell_tuning:
+            tuning[rid] = tuned
+    return Replay(out, days, eligible, last_seen, tuning)
+
+
+class Rater:
+    """A replay's care manager for one home: rates each alert of its monitor `Ratings.delay`
+    after it is raised, real when one of the home's incidents explains it, and feeds the rating
+    back when that time comes. Whether an alert is rated (a share `Ratings.rated`) is drawn from
+    the alert itself, so a replay of part of a home's events rates the same alerts."""
+
+    def __init__(self, ratings: Ratings, monitor: ResidentMonitor,
+                 windows: tuple[np.ndarray, np.ndarray] | None):
+        self.ratings, self.monitor = ratings, monitor
+        none = np.array([], "datetime64[ns]")
+        self.lo, self.hi = windows if windows is not None else (none, none)
+        self.lag = ratings.delay.total_seconds()
+        self.pending: deque[tuple[float, Alert, bool]] = deque()  # (due, alert, real), in time order
+
+    def due(self, s: float) -> None:
+        """Feed back the ratings due by time s (seconds after the monitor's epoch)."""
+        while self.pending and self.pending[0][0] <= s:
+            _, alert, real = self.pending.popleft()
+            self.monitor.rate(alert.kind, real, since=alert.since, cell=alert.cell)
+
+    def raised(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            key = f"{alert.resident_id}|{alert.kind}|{alert.since.isoformat()}".encode()
+            if self.ratings.rated < 1 and \
+                    np.random.default_rng([self.ratings.seed, zlib.crc32(key)]).random() >= self.ratings.rated:
+                continue
+            at = np.datetime64(alert.at, "ns")
+            real = bool(((self.lo <= at) & (at <= self.hi)).any())
+            self.pending.append((self.monitor.seconds(alert.at) + self.lag, alert, real))
+
+
+def feed_home(mon: ResidentMonitor, secs: np.ndarray, sensors: np.ndarray, values: np.ndarray,
+              rater: Rater | None = None) -> tuple[list[Alert], datetime | None]:
+    """Feed one home's events (seconds after the monitor's epoch, in time order) to its monitor,
+    and the ratings of its alerts through `rater`; the alerts raised, and when it stopped learning."""
+    out: list[Alert] = []
+    learned_at: datetime | None = None
+    observe = mon.observe
+    for i in range(len(secs)):
+        s = float(secs[i])
+        if rater is not None:
+            rater.due(s)
+        raised = observe(s, sensors[i], values[i])
+        if raised:
+            out.extend(raised)
+            if rater is not None:
+                rater.raised(raised)
+        if learned_at is None and not mon.learning:
+            learned_at = mon.when(s)
+    return out, learned_at
 
 
 def score(rep: Replay, incidents: pd.DataFrame, caseload: int = 50, residents=None,
@@ -116,16 +208,25 @@ def match_incidents(alerts: pd.DataFrame, incidents: pd.DataFrame) -> tuple[np.n
     explained = np.zeros(len(alerts), dtype=bool)
     delay = np.full(len(incidents), np.nan)
     by_res = {r: g for r, g in alerts.groupby("resident_id")} if len(alerts) else {}
+    lo, hi = incident_windows(incidents)
     for i, x in enumerate(incidents.itertuples(index=False)):
         g = by_res.get(x.resident_id)
         if g is None:
             continue
-        hit = g[(g["at"] >= x.start - pd.Timedelta(minutes=5)) & (g["at"] <= x.end + GRACE[x.kind])]
+        hit = g[(g["at"] >= lo[i]) & (g["at"] <= hi[i])]
         explained[alerts.index.get_indexer(hit.index)] = True
         hit = hit[hit["kind"].map(INCIDENT_OF) == x.kind]
         if len(hit):
             delay[i] = max((hit["at"].min() - x.start).total_seconds() / 60, 0.0)
     return delay, explained
+
+
+def incident_windows(incidents: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per incident, the times within which an alert of any kind is explained by it: from 5
+    minutes before its start to `GRACE` after its end."""
+    lo = (pd.to_datetime(incidents["start"]) - pd.Timedelta(minutes=5)).to_numpy("datetime64[ns]")
+    hi = (pd.to_datetime(incidents["end"]) + pd.to_timedelta(incidents["kind"].map(GRACE))).to_numpy("datetime64[ns]")
+    return lo, hi
 
 
 def _intervals(out: dict, found: list[tuple[str, str, float]], false: pd.DataFrame,
@@ -168,13 +269,17 @@ def _intervals(out: dict, found: list[tuple[str, str, float]], false: pd.DataFra
 
 def evaluate(events: pd.DataFrame, incidents: pd.DataFrame, sensor_map: dict[str, str],
              sensitivities=(1.0, 1.25, 1.5, 2.0), settings: AlertSettings | None = None,
-             caseload: int = 50, groups: dict[str, set[str]] | None = None) -> list[dict]:
+             caseload: int = 50, groups: dict[str, set[str]] | None = None,
+             rated: float = 0.0, rating_delay: pd.Timedelta = RATING_DELAY) -> list[dict]:
     """One scored replay per sensitivity (the alert-budget curve), over all homes and, under
-    `groups`, over each named group of homes (e.g. with and without a chair sensor)."""
+    `groups`, over each named group of homes (e.g. with and without a chair sensor); with
+    `rated` above 0, that share of the alerts is rated by the truth `rating_delay` after it is
+    raised and fed back (`Ratings`)."""
     base = settings or AlertSettings()
+    ratings = Ratings(incidents, rating_delay, rated) if rated > 0 else None
     out = []
     for s in sensitivities:
-        rep = replay(events, sensor_map, replace(base, sensitivity=float(s)))
+        rep = replay(events, sensor_map, replace(base, sensitivity=float(s)), ratings)
         row = {"sensitivity": float(s)} | score(rep, incidents, caseload)
         if groups:
             row["groups"] = {name: score(rep, incidents, caseload, residents=ids) for name, ids in groups.items()}

@@ -101,6 +101,8 @@ def evaluate(
     chair_share: Annotated[float, typer.Option("--chair-share", help="Share of homes with a chair occupancy sensor (results also per group).")] = 0.5,
     bedroom_chair_share: Annotated[float, typer.Option("--bedroom-chair-share", help="Share of homes with an occupancy sensor on the bedroom's chair (drawn apart from the armchair's; results per kit).")] = 0.0,
     fall_stir_share: Annotated[float, typer.Option("--fall-stir-share", help="Share of falls after which the resident stirs in view of a motion sensor (the twin's default: none).")] = 0.0,
+    rated: Annotated[float, typer.Option("--rated", help="Share of alerts the care managers rate, real or false by the truth, --rating-delay-min after each is raised; the ratings tune the rules as the service's do (0: none rated).")] = 1.0,
+    rating_delay_min: Annotated[float, typer.Option("--rating-delay-min", help="Minutes from an alert to its rating (the visit it opens).")] = 60.0,
     save_events: Annotated[Path | None, typer.Option("--save-events", help="Write the event twin here (events.parquet, truth/, sensor_map.json).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON result to this file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -123,9 +125,11 @@ def evaluate(
         res_df, sd = frames["residents"], frames["sensor_days"]
         ids = None
     for name, share in (("--chair-share", chair_share), ("--bedroom-chair-share", bedroom_chair_share),
-                        ("--fall-stir-share", fall_stir_share)):
+                        ("--fall-stir-share", fall_stir_share), ("--rated", rated)):
         if not 0.0 <= share <= 1.0:
             _fail(f"{name} must be between 0 and 1")
+    if not rating_delay_min >= 0:
+        _fail("--rating-delay-min must be 0 or more")
     twin = simulate_events(res_df, sd, seed=seed, resident_ids=ids,
                            config=EventTwinConfig(chair_share=chair_share, bedroom_chair_share=bedroom_chair_share,
                                                   fall_stir_share=fall_stir_share))
@@ -140,7 +144,7 @@ def evaluate(
     groups = kit_groups(homes, set(twin.chair_homes), set(twin.bedroom_chair_homes))
     results = evaluate_twin(twin.events, twin.incidents, twin.sensor_map,
                             sensitivities=tuple(sensitivity or (1.0, 1.25, 1.5, 2.0)), caseload=caseload,
-                            groups=groups)
+                            groups=groups, rated=rated, rating_delay=pd.Timedelta(minutes=rating_delay_min))
     t2 = time.perf_counter()
     best = results[0]
     doc = {
@@ -150,6 +154,8 @@ def evaluate(
         "bedroom_chair_share": bedroom_chair_share,
         "residents_with_bedroom_chair_sensor": len(twin.bedroom_chair_homes),
         "fall_stir_share": fall_stir_share,
+        "rated": rated,
+        "rating_delay_min": rating_delay_min,
         "events": int(len(twin.events)),
         "incidents": best["incidents"],
         "settings": results,

@@ -81,6 +81,8 @@ class AlertView(BaseModel):
     rating: str | None = Field(description="real or false, once rated.")
     rated_at: str | None
     rated_by: str | None
+    cell: str | None = Field(None, description="no_movement: the place and time of day whose stillness limit "
+                                               "it passed (e.g. \"living/day\"); rating it tunes that limit.")
 
 
 class AlertList(BaseModel):
@@ -96,6 +98,8 @@ class Rating(BaseModel):
 class RatedAlert(BaseModel):
     alert: AlertView
     tuning: dict[str, float] = Field(description="The resident's threshold factor per alert kind after the rating.")
+    cell_tuning: dict[str, float] = Field(description="no_movement's factor per rated place and time of day "
+                                                      "(e.g. \"living/day\"), after the rating.")
 
 
 class AwaySpanIn(BaseModel):
@@ -138,6 +142,8 @@ class HomeAlertSettings(BaseModel):
     away: list[AwaySpanView] = Field(description="Away spans not cancelled, in the order they were set.")
     quiet_hours: QuietHoursView
     tuning: dict[str, float] = Field(description="The home's threshold factor per alert kind, from ratings.")
+    cell_tuning: dict[str, float] = Field(description="no_movement's factor per rated place and time of day, "
+                                                      "from ratings (a place not named: 1).")
 
 
 def _minutes(clock: str) -> int:
@@ -236,7 +242,7 @@ def rate(request: Request, alert_id: AlertIdPath, body: Rating):
     if rt.live is None:
         return error(404, f"no such alert: {alert_id}")
     alert = rt.live.rate(alert_id, body.rating, principal_of(request))
-    return RatedAlert(alert=_view(alert), tuning=rt.live.tuning(alert.resident_id))
+    return RatedAlert(alert=_view(alert), **rt.live.tuning(alert.resident_id))
 
 
 NO_HOME = {404: {"model": schemas.ErrorBody, "description": "Unknown resident, or live alerts are off."}}

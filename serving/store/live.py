@@ -68,6 +68,7 @@ class StoredAlert:
     rating: str | None
     rated_at: datetime | None
     rated_by: str | None
+    cell: str | None = None  # no_movement: the place and time of day whose limit it passed
 
     @property
     def status(self) -> str:
@@ -206,7 +207,7 @@ class LiveStore:
     # -- alerts ----------------------------------------------------------------------------------
 
     def add_alert(self, resident_id: str, kind: str, since: datetime, due_at: datetime, raised_at: datetime,
-                  text: str, urgent: bool) -> tuple[StoredAlert, bool]:
+                  text: str, urgent: bool, cell: str | None = None) -> tuple[StoredAlert, bool]:
         """Store an alert (a non-urgent one with its `alert.raised` webhook event); (alert, False)
         if already stored."""
         aid = alert_id_for(resident_id, kind, since)
@@ -217,7 +218,7 @@ class LiveStore:
             now = self.now()
             conn.execute(alerts_table.insert().values(
                 alert_id=aid, resident_id=resident_id, kind=kind, since=since, due_at=due_at, raised_at=raised_at,
-                created_at=now, text=text, urgent=urgent))
+                created_at=now, text=text, urgent=urgent, cell=cell))
             alert = _alert(conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == aid)).one())
             if not urgent:  # an urgent one is announced with its visit (`link_task`)
                 _emit(conn, "alert.raised", alert, now)
@@ -293,13 +294,13 @@ class LiveStore:
             audit.record(conn, actor, "alert.rate", r.resident_id, {"alert_id": alert_id, "rating": rating}, now)
             return _alert(conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)).one()), True
 
-    def ratings(self, resident_id: str) -> list[tuple[str, bool, datetime]]:
-        """(kind, real, since) of a resident's rated alerts, in the order they were rated."""
+    def ratings(self, resident_id: str) -> list[tuple[str, bool, datetime, str | None]]:
+        """(kind, real, since, cell) of a resident's rated alerts, in the order they were rated."""
         a = alerts_table
-        q = (sa.select(a.c.kind, a.c.rating, a.c.since).where(a.c.resident_id == resident_id, a.c.rating.is_not(None))
-             .order_by(a.c.rated_at, a.c.seq))
+        q = (sa.select(a.c.kind, a.c.rating, a.c.since, a.c.cell)
+             .where(a.c.resident_id == resident_id, a.c.rating.is_not(None)).order_by(a.c.rated_at, a.c.seq))
         with self._read() as conn:
-            return [(k, r == "real", since) for k, r, since in conn.execute(q)]
+            return [(k, r == "real", since, cell) for k, r, since, cell in conn.execute(q)]
 
     def escalate_due(self, before: datetime) -> list[StoredAlert]:
         """Escalate every urgent alert created before `before` that no one has acknowledged and

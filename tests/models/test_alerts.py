@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from models.alerts import AlertSettings, ResidentMonitor
+from models.alerts import AlertSettings, ResidentMonitor, stillness_cell
 
 ROLES = {"BED": "bed", "BATH": "toilet", "KITCHEN": "kitchen", "LIVING": "living", "HALL": "motion",
          "DOOR": "front_door", "T001": "other"}
@@ -125,18 +125,32 @@ def test_a_toilet_surge_in_quiet_hours_is_held_until_they_end():
     assert surge[0].since == DAY0 + timedelta(days=19, hours=22)
 
 
-def test_false_alarm_ratings_make_that_residents_alerts_wait_longer():
+def test_a_false_alarm_rating_makes_that_place_and_time_of_day_wait_longer_and_no_other():
     mon = learned()
-    before = mon.stillness_limit("kitchen", 10 * 3600.0)
-    assert mon.rate("no_movement", real=False) == pytest.approx(1.25)
-    after = mon.stillness_limit("kitchen", 10 * 3600.0)
-    assert after == pytest.approx(before * 1.25)
+    day, night = 10 * 3600.0, 2 * 3600.0
+    before = {(room, t): mon.stillness_limit(room, t) for room in ("kitchen", "living") for t in (day, night)}
+    assert before[("kitchen", day)] is not None and before[("living", day)] is not None
+    assert mon.rate("no_movement", real=False, cell=stillness_cell("kitchen", night=False)) == pytest.approx(1.25)
+    after = {k: mon.stillness_limit(*k) for k in before}
+    assert after[("kitchen", day)] == pytest.approx(before[("kitchen", day)] * 1.25)
+    assert {k: v for k, v in after.items() if k != ("kitchen", day)} == \
+        {k: v for k, v in before.items() if k != ("kitchen", day)}
+    assert mon.tuning["no_movement"] == 1.0
     for _ in range(20):
-        mon.rate("no_movement", real=False)
-    assert mon.tuning["no_movement"] == 3.0  # capped
+        mon.rate("no_movement", real=False, cell="kitchen/day")
+    assert mon.cell_tuning == {"kitchen/day": 3.0}  # capped
     assert mon.tuning["not_up"] == 1.0  # other kinds untouched
     with pytest.raises(ValueError):
         mon.rate("burglary", real=True)
+
+
+def test_a_rating_without_a_place_tunes_the_whole_kind_as_before():
+    # an alert stored before alerts named their place and time of day
+    mon = learned()
+    before = mon.stillness_limit("living", 10 * 3600.0)
+    assert mon.rate("no_movement", real=False) == pytest.approx(1.25)
+    assert mon.stillness_limit("living", 10 * 3600.0) == pytest.approx(before * 1.25)
+    assert mon.rate("not_up", real=False) == pytest.approx(1.25) and mon.cell_tuning == {}
 
 
 ROLES_CHAIR = ROLES | {"CHAIR": "chair"}
@@ -542,3 +556,18 @@ def test_a_fall_rated_real_is_not_learned_as_the_usual_stillness():
 
     assert second_fall(rated=True) <= timedelta(minutes=20)
     assert second_fall(rated=False) >= timedelta(hours=2.5)
+
+
+def test_a_no_movement_alert_names_its_place_and_rating_it_false_lengthens_that_wait_alone():
+    mon = learned_home(chair=True)
+    day = DAY0 + timedelta(days=20)
+    ev = chair_day(20, until=9.9) + [(day + timedelta(hours=10), "LIVING", "ON"),
+                                     (day + timedelta(hours=10, seconds=40), "LIVING", "OFF")]
+    [alert] = [a for a in feed(mon, sorted(ev)) if a.kind == "no_movement"]
+    assert alert.cell == "living/day" and alert.to_dict()["cell"] == "living/day"
+    living, kitchen = (mon.stillness_limit(r, 10 * 3600.0, unseated=True) for r in ("living", "kitchen"))
+    assert living is not None and kitchen is not None
+    mon.rate("no_movement", False, since=alert.since, cell=alert.cell)
+    assert mon.stillness_limit("living", 10 * 3600.0, unseated=True) == pytest.approx(living * 1.25)
+    assert mon.stillness_limit("kitchen", 10 * 3600.0, unseated=True) == kitchen
+

@@ -214,16 +214,19 @@ def test_a_planted_fall_is_alerted_within_minutes_opens_an_urgent_visit_and_esca
     assert mine["status"] == "escalated" and mine["escalated_at"]
     assert "alert.escalated" in {e.event_type for e in rt.store.events(task_id=alert["task_id"])}
 
-    # acknowledged, then rated a false alarm: this resident's stillness limit grows
+    # acknowledged, then rated a false alarm: this resident's stillness limit of that place and
+    # time of day grows, and no other
     r = client.post(f"/alerts/{alert['alert_id']}/acknowledge", headers=care)
     assert r.status_code == 200 and r.json()["status"] == "acknowledged"
+    assert alert["cell"] and alert["cell"].endswith(("/day", "/night"))
     r = client.post(f"/alerts/{alert['alert_id']}/rate", json={"rating": "false"}, headers=care)
     assert r.status_code == 200, r.text
-    assert r.json()["alert"]["rating"] == "false" and r.json()["tuning"]["no_movement"] == pytest.approx(1.25)
+    assert r.json()["alert"]["rating"] == "false" and r.json()["cell_tuning"] == {alert["cell"]: pytest.approx(1.25)}
+    assert r.json()["tuning"]["no_movement"] == 1.0
     assert client.post(f"/alerts/{alert['alert_id']}/rate", json={"rating": "real"}, headers=care).status_code == 409
     assert client.post("/alerts/Anone/acknowledge", headers=care).status_code == 404
     # kept with when the stillness began: a no_movement alert rated real is a lie not to learn
-    assert rt.live.live.ratings(rid) == [("no_movement", False, datetime.fromisoformat(alert["since"]))]
+    assert rt.live.live.ratings(rid) == [("no_movement", False, datetime.fromisoformat(alert["since"]), alert["cell"])]
 
 
 def test_an_acknowledged_alert_is_not_escalated(live):

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 DESK_A = Principal("desk-a", "timebank")
 DESK_B = Principal("desk-b", "timebank")
 ADMIN = Principal("ops", "admin")
-HEAD = "0005"  # the newest revision
+HEAD = "0006"  # the newest revision
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -68,7 +68,7 @@ def _diff(url: str, md: sa.MetaData) -> list:
 
 
 # columns later revisions added to tables that are older than them
-ADDED_COLUMNS = {"0005": {("risk_scores", "missing_data")}}
+ADDED_COLUMNS = {"0005": {("risk_scores", "missing_data")}, "0006": {("alerts", "cell")}}
 
 
 def _metadata_at(revision: str, without: set[str]) -> sa.MetaData:
@@ -458,5 +458,43 @@ def test_revision_0005_keeps_the_missing_data_of_a_score_and_old_scores_read_as_
         assert _revision(empty_url) == HEAD and _diff(empty_url, metadata) == []
         [kept] = s.latest_scores("fall_risk")
         assert (kept.probability, kept.reasons, kept.missing_data) == (0.41, [{"feature": "falls_365d"}], [])
+    finally:
+        s.close()
+
+
+# --- revision 0006: a no-movement alert keeps the place and time of day a rating tunes ----------------
+
+
+def test_revision_0006_keeps_an_alerts_place_and_an_older_alert_rated_tunes_the_whole_kind(empty_url):
+    from datetime import datetime
+
+    from models.alerts import ResidentMonitor
+    from serving.store.live import LiveStore
+
+    since = datetime(2026, 1, 1, 10)
+    s = TimeBankStore(empty_url)
+    live = LiveStore(s)
+    live.add_alert("R1", "no_movement", since, datetime(2026, 1, 1, 10, 40), datetime(2026, 1, 1, 10, 41),
+                   "no movement since 10:00 (last in the living)", True, "living/day")
+    [alert] = live.list_alerts()
+    assert alert.cell == "living/day"
+    live.rate(alert.alert_id, "false", ADMIN)
+    assert live.ratings("R1") == [("no_movement", False, since, "living/day")]
+    s.close()
+
+    _downgrade(empty_url, "0005")
+    assert _revision(empty_url) == "0005"
+    engine = make_engine(empty_url)
+    assert "cell" not in {c["name"] for c in sa.inspect(engine).get_columns("alerts")}
+    engine.dispose()
+
+    s = TimeBankStore(empty_url)  # upgraded again: the alert and its rating are kept, its place was dropped
+    try:
+        assert _revision(empty_url) == HEAD and _diff(empty_url, metadata) == []
+        [(kind, real, when, cell)] = LiveStore(s).ratings("R1")
+        assert (kind, real, when, cell) == ("no_movement", False, since, None)
+        mon = ResidentMonitor("R1", {})
+        mon.rate(kind, real, since=when, cell=cell)  # as a monitor is rebuilt from stored ratings
+        assert mon.tuning["no_movement"] == 1.25 and mon.cell_tuning == {}
     finally:
         s.close()

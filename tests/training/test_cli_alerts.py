@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from training.cli import app
@@ -76,3 +77,33 @@ def test_evaluate_scores_each_sensor_kit_apart():
                       "both_chair_sensors": {"R2"}, "motion_only": {"R4", "R5", "R6", "R7"}}
     # homes without bedroom chair sensors are grouped as they always were
     assert kit_groups(homes, {"R0"}, set()) == {"chair_sensor": {"R0"}, "motion_only": homes - {"R0"}}
+
+
+def test_ratings_in_a_replay_tune_the_place_and_time_of_day_each_false_alarm_named():
+    """Care managers rating every alert an hour after it is raised (real when an incident explains
+    it): each rating reaches the monitor, a no_movement one tuning its own place and time of day."""
+    from training.alerts_eval import Ratings, match_incidents, replay
+    from twin.events import EventTwinConfig
+
+    frames = simulate_frames(30, 45, 3)
+    twin = simulate_events(frames["residents"], frames["sensor_days"], seed=3,
+                           config=EventTwinConfig(chair_share=1, bedroom_chair_share=1))
+    rep = replay(twin.events, twin.sensor_map, ratings=Ratings(twin.incidents, pd.Timedelta(hours=1)))
+    alerts = pd.DataFrame([a.to_dict() | {"at": a.at} for a in rep.alerts])
+    _, real = match_incidents(alerts, twin.incidents)
+    last = twin.events.groupby(twin.events["resident_id"].astype(str))["time"].max()
+    expected: dict[str, dict[str, float]] = {}
+    for a, is_real in zip(rep.alerts, real, strict=True):
+        if pd.Timestamp(a.at) + pd.Timedelta(hours=1) > last[a.resident_id]:
+            continue  # not rated before the home's last event
+        key = a.cell if a.kind == "no_movement" else a.kind
+        mine = expected.setdefault(a.resident_id, {})
+        mine[key] = min(max(mine.get(key, 1.0) * (0.9 if is_real else 1.25), 0.7), 3.0)
+    expected = {r: {k: v for k, v in t.items() if v != 1.0} for r, t in expected.items()}
+    assert {r: t for r, t in expected.items() if t} == {r: pytest.approx(t) for r, t in rep.tuning.items()}
+    false_cells = [a.cell for a, is_real in zip(rep.alerts, real, strict=True) if a.kind == "no_movement" and not is_real]
+    assert false_cells and all(c.endswith(("/day", "/night")) for c in false_cells)
+    assert any("/" in k for t in rep.tuning.values() for k in t)  # a place tuned
+    assert all("no_movement" not in t for t in rep.tuning.values())  # never the whole kind
+    # unrated, nothing is tuned
+    assert replay(twin.events, twin.sensor_map).tuning == {}
