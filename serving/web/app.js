@@ -431,6 +431,8 @@ function drawHomeAlerts(home) {
   if (home.error) { mark("home-alerts"); return; }
   const [settings, alerts] = home;
   $("#resident-alerts").replaceChildren(...(alerts.items.length ? alerts.items.map(alertCard) : [el("li", { class: "muted" }, "No alerts.")]));
+  const tuned = tuningItems(settings);
+  $("#tuning-list").replaceChildren(...(tuned.length ? tuned : [el("li", { class: "muted" }, "Nothing yet: every wait is as learned from the home's own days.")]));
   $("#away-list").replaceChildren(...(settings.away.length ? settings.away.map(awayItem) : [el("li", { class: "muted" }, "No away time set.")]));
   const q = settings.quiet_hours;
   $("#quiet-now").textContent = `${q.start} to ${q.end}, ${q.default ? "the service's default" : "set for this home"}.`;
@@ -438,6 +440,27 @@ function drawHomeAlerts(home) {
   $("#quiet-end").value = q.end;
   $("#quiet-clear").hidden = q.default;
   mark("home-alerts");
+}
+
+// A rating of an alert makes that wait longer (a false alarm) or shorter (real): for no movement,
+// the wait after stillness in one place by day or at night (its cell, "living/day"); else the kind's
+const PLACE_WORDS = { motion: "the hall", living: "the living room", bedroom: "the bedroom", kitchen: "the kitchen",
+  bathroom: "the bathroom", toilet: "the toilet", bed: "getting out of bed" };
+const KIND_WORDS = { no_movement: "No movement", not_up: "Not up", night_exit: "Night exit", toilet_surge: "Toilet visits at night" };
+
+function cellWords(cell) {
+  const [place, time] = cell.split("/");
+  const where = place.startsWith("chair ") ? `sitting (${place.slice(6)})` : (PLACE_WORDS[place] ?? place.replace(/_/g, " "));
+  return `after ${where} ${time === "night" ? "when up at night" : "during the day"}`;
+}
+
+function tuningItems(settings) {
+  const factor = (f) => `waits ${+f.toFixed(2)}× as long as learned`;
+  const kinds = Object.entries(settings.tuning || {}).filter(([, f]) => f !== 1)
+    .map(([kind, f]) => el("li", { "data-tuned": kind }, `${KIND_WORDS[kind] ?? kind}: ${factor(f)}`));
+  const cells = Object.entries(settings.cell_tuning || {}).filter(([, f]) => f !== 1)
+    .map(([cell, f]) => el("li", { "data-tuned": cell }, `No movement ${cellWords(cell)}: ${factor(f)}`));
+  return [...cells, ...kinds];
 }
 
 function awayItem(s) {

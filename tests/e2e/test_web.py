@@ -349,3 +349,46 @@ def test_a_care_manager_sets_a_homes_away_time_and_quiet_hours_on_the_resident_p
     assert page.locator("#home-alerts-body").is_hidden()
     assert "Could not load" not in page.inner_text("#status")
     context.close()
+
+
+def test_a_false_alarm_rated_on_the_resident_page_says_which_wait_it_lengthened(cockpit_server, browser):
+    """A no-movement alert rated a false alarm from the resident's page: the page then says which
+    wait the rating lengthened (that place by day, no other), as the settings route does."""
+    from datetime import datetime
+
+    from serving.store import TimeBankStore
+    from serving.store.live import LiveStore
+
+    server, keys = cockpit_server
+    api = httpx.Client(base_url=server.url, headers={"X-API-Key": keys["care_manager"]}, timeout=30)
+    ranked = [i["resident_id"] for i in api.get("/cockpit/at-risk", params={"limit": 5}).json()["items"]]
+    rid = [r for r in ranked if r != MARKUP_ID][1]  # not the resident the settings test uses
+    store = TimeBankStore(f"sqlite:///{server.home / 'timebank.db'}")  # as the home's gateway raised it
+    try:
+        LiveStore(store).add_alert(rid, "no_movement", datetime(2030, 3, 2, 10, 0), datetime(2030, 3, 2, 10, 40),
+                                   datetime(2030, 3, 2, 10, 41), "no movement since 10:00 (last in the living)",
+                                   True, "living/day")
+    finally:
+        store.close()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    serve_axe(page)
+    page.goto(server.url + "/")
+    page.fill("#api-key", keys["care_manager"])
+    page.click("#sign-in")
+    wait_drawn(page, "at-risk")
+    page.evaluate("(h) => { location.hash = h; }", f"#/resident/{rid}")
+    wait_drawn(page, "home-alerts")
+    assert page.inner_text("#tuning-list") == "Nothing yet: every wait is as learned from the home's own days."
+    card = page.locator("#resident-alerts li[data-alert]").filter(has_text="no movement since 10:00")
+    card.get_by_role("button", name="False alarm").click()
+    tuned = page.locator("#tuning-list li[data-tuned='living/day']")
+    tuned.wait_for()
+    assert tuned.inner_text() == "No movement after the living room during the day: waits 1.25× as long as learned"
+    assert page.locator("#tuning-list li").count() == 1
+    card.filter(has_text="rated a false alarm").wait_for()
+    settings = api.get(f"/residents/{rid}/alert_settings").json()
+    assert settings["cell_tuning"] == {"living/day": 1.25} and set(settings["tuning"].values()) == {1.0}
+    assert axe_violations(page) == []
+    context.close()
