@@ -14,6 +14,28 @@ from collections.abc import Mapping
 
 from features.registry import SIGNAL_BY_COLUMN, Z_RECENT_DAYS, get_feature
 
+# the planted causes in a care manager's words: what a model's per-cause attribution is about
+CAUSE_WORDS = {
+    "acute_episode": "a recent change in health (an infection or a new medicine)",
+    "previous_fall": "falls on record",
+    "gait_balance": "walking and balance",
+    "polypharmacy": "many medicines",
+    "fear_of_falling": "fear of falling",
+    "cognitive_impairment": "memory and thinking",
+    "poor_vision": "poor eyesight",
+    "frailty": "frailty",
+    "lives_alone": "living alone",
+    "bereavement": "a bereavement",
+    "low_mobility": "getting out less",
+    "few_visits": "few visits",
+    "trait": "long-standing loneliness",
+}
+
+
+def cause_text(cause: str) -> str:
+    """A cause in plain words (the cause's name, spaced, when it has no words yet)."""
+    return CAUSE_WORDS.get(cause, cause.replace("_", " "))
+
 
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))

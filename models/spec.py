@@ -224,10 +224,13 @@ class RiskSpec(_Named):
         c = contrib[:, :-1]
         causes, share, missing_family = _cause_shares(self.feature_set, tuple(loaded.feature_names))
         unknown = np.isnan(matrix) | missing_family
-        idx, vals = top_positive(np.where(unknown, 0.0, c), k)
+        known = np.where(unknown, 0.0, c)
+        idx, vals = top_positive(known, k)
         midx, mvals = top_positive(np.where(unknown, c, 0.0), k)
+        # a cause is attributed what its features' known values contribute; what an unknown value
+        # contributes is missing data, told apart (as in the reasons)
         return Explained(probability, np.asarray(self.bands.bands(probability), dtype=object), idx, vals,
-                         causes, c @ share, midx, mvals)
+                         causes, known @ share, midx, mvals)
 
     def contributions(self, loaded: LoadedModel, X, num_threads: int = 1) -> np.ndarray:
         """Every input's TreeSHAP contribution to each row's raw score, (n, features): the signed

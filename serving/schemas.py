@@ -182,6 +182,15 @@ class Reason(BaseModel):
     text: str = Field(description="Plain-language reason.")
 
 
+class CauseShare(BaseModel):
+    """How much of the score one planted cause accounts for: the SHAP contributions of the features
+    that measure it (each feature measures at most one cause), summed."""
+
+    cause: str = Field(description="Cause, as the feature registry names it (e.g. acute_episode, previous_fall).")
+    attribution: float = Field(description="Its share of the raw score (log-odds), above the community's average.")
+    text: str = Field(description="The cause in plain words.")
+
+
 class ModelAssessment(BaseModel):
     """One model's verdict on one resident."""
 
@@ -196,6 +205,9 @@ class ModelAssessment(BaseModel):
     band: Band = Field(description="Risk band from the model's decision thresholds.")
     reasons: list[Reason] = Field(description="Top reasons, strongest push towards risk first.")
     missing_data: list[Reason] = Field(default_factory=list, description=MISSING_DATA)
+    causes: list[CauseShare] = Field(default_factory=list, description="Every planted cause that raises the "
+                                     "risk, with its summed attribution, strongest first (the first is the "
+                                     "leading cause); the reasons are its features.")
 
 
 class ActionTaken(BaseModel):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.explain import reason_text
+from features.explain import cause_text, reason_text
 from features.registry import FEATURES
 from models.base import LOCAL_KIND, LoadedModel, kind_of
 from models.spec import ModelSpec
@@ -68,6 +68,10 @@ class ModelScores:
     missing_features: np.ndarray
     missing_contributions: np.ndarray
     kind: str = LOCAL_KIND  # local model or the baseline served as a model
+    # the planted causes of the model's feature set and each row's log-odds attributed to each
+    # (SHAP summed over the features that measure it)
+    causes: tuple[str, ...] = ()
+    cause_contributions: np.ndarray | None = None  # (n, len(causes))
 
 
 @dataclass
@@ -98,6 +102,15 @@ class ChunkScores:
     def reasons(self, model: str, i: int) -> list[dict[str, Any]]:
         """Worded top reasons of row i for one model (worded once: actions and replies share them)."""
         return self._worded(model, i, missing=False)
+
+    def causes(self, model: str, i: int) -> list[dict[str, Any]]:
+        """Row i's log-odds per planted cause that raises its risk (SHAP summed over the features
+        measuring each), strongest first: the first is the leading cause."""
+        s = self.by_model[model]
+        if s.cause_contributions is None:
+            return []
+        shares = sorted(zip(s.causes, s.cause_contributions[i].tolist(), strict=True), key=lambda x: -x[1])
+        return [{"cause": c, "attribution": a, "text": cause_text(c)} for c, a in shares if a > 0]
 
     def missing_data(self, model: str, i: int) -> list[dict[str, Any]]:
         """Worded missing data that raised row i's risk for one model (unknown values and
@@ -145,6 +158,8 @@ def score_model(champion: Champion, X: np.ndarray, top_k: int) -> ModelScores:
         kind=kind_of(champion.loaded),
         missing_features=e.missing_features,
         missing_contributions=e.missing_contributions,
+        causes=e.causes,
+        cause_contributions=e.cause_contributions,
     )
 
 

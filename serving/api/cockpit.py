@@ -140,6 +140,7 @@ def resident(request: Request, resident_id: ResidentIdPath) -> dict[str, Any]:
                 "band": str(s.band[0]),
                 "bands": {"medium": champion.spec.bands.medium, "high": champion.spec.bands.high},
                 "reasons": cockpit.signed_reasons(np.asarray(contrib), champion.feature_names, row),
+                "causes": chunk.causes(m, 0),
                 "trend": trend,
                 "newly_high": cockpit.newly_high(trend),
             }

@@ -83,6 +83,7 @@ def assessments_of(chunk: ChunkScores, i: int) -> list[schemas.ModelAssessment]:
             band=str(s.band[i]),
             reasons=chunk.reasons(name, i),
             missing_data=chunk.missing_data(name, i),
+            causes=chunk.causes(name, i),
         )
         for name, s in chunk.by_model.items()
     ]

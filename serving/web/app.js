@@ -228,6 +228,14 @@ function riskChart(container, risk) {
   }, `${risk.title} over time: ${t.map((p) => `${p.as_of} ${pct(p.probability)}`).join("; ")}`);
 }
 
+// The causes that raise a risk (SHAP summed over the features measuring each), strongest first
+function causeLine(causes) {
+  if (!causes || !causes.length) return el("p", { class: "causes muted" }, "No cause raises it above the community's average.");
+  const [first, ...rest] = causes;
+  return el("p", { class: "causes" }, "Mostly ", el("strong", { "data-cause": first.cause }, first.text),
+    rest.length ? el("span", { class: "muted" }, `; also ${rest.slice(0, 2).map((c) => c.text).join(", ")}`) : null, ".");
+}
+
 function reasonsChart(container, risk) {
   const rs = [...risk.reasons].reverse(); // strongest at the top
   const wrap = narrow() ? 120 : 260;
@@ -283,6 +291,7 @@ async function drawResident(id, ticket, metaReady) {
       el("h2", {}, `${r.title} `, bandBadge(r.band), r.newly_high ? el("span", { class: "new" }, "newly high") : null),
       el("p", { class: "prob" }, pct(r.probability), el("span", { class: "muted" }, ` model ${r.model} v${r.version}, `),
         el("span", { class: "muted model-kind", "data-kind": r.kind }, kindText(r.kind))),
+      causeLine(r.causes),
       el("h3", {}, "Risk over time"), over,
       el("h3", {}, "What raises and lowers it"), why,
       el("ul", { class: "reasons signed" }, ...r.reasons.map((x) => el("li", { class: x.direction },

@@ -212,6 +212,12 @@ def test_cockpit_in_a_real_browser(cockpit_server, browser):
     assert page.locator("#risk-cards .model-kind").all_inner_texts() == ["trained on this community"] * cards.count()
     assert page.locator("#risk-cards .reasons-chart svg path").count() > 3
     assert page.locator("#risk-cards ul.signed li").count() >= 2
+    # each card names the cause that raises the risk most, as the resident's route does
+    page_causes = {r["model"]: r["causes"] for r in api.get(f"/cockpit/residents/{target}").json()["risks"]}
+    for model, causes in page_causes.items():
+        line = page.locator(f"#risk-cards .card[data-model={model}] p.causes").inner_text()
+        assert line.startswith(f"Mostly {causes[0]['text']}") if causes else line.startswith("No cause")
+    assert any(page_causes.values())
     assert page.locator("#sensor-charts .sensor-chart svg").count() >= 2
     assert page.locator("#timeline li").count() >= 1
     assert page.locator("#data-gaps").is_visible()

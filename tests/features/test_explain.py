@@ -52,3 +52,12 @@ def test_every_feature_has_a_reason_for_a_real_row(small_history):
         for name in FEATURES:
             text = reason_text(name, row, 0.1)
             assert text and "nan" not in text.lower(), (name, text)
+
+
+def test_every_planted_cause_is_told_in_words_not_by_its_name():
+    from features.explain import CAUSE_WORDS, cause_text
+    from features.registry import FEATURE_SETS
+
+    causes = {c for s in FEATURE_SETS.values() for c in s.causes}
+    assert causes and causes <= set(CAUSE_WORDS)
+    assert all("_" not in cause_text(c) for c in causes)

@@ -266,6 +266,9 @@ def test_openapi_docs_describe_every_route(api):
 
 
 def test_assess_by_resident_ids(api):
+    from features.registry import FEATURE_SETS
+    from models.registry import risk_specs
+
     client, keys, home = api
     ids = _ids(home)[:3]
     r = client.post("/assess", json={"resident_ids": ids, "act": False}, headers=H(keys, "care_manager"))
@@ -285,7 +288,39 @@ def test_assess_by_resident_ids(api):
             assert all(c > 0 for c in contributions)
             assert contributions == sorted(contributions, reverse=True)
             assert all(x["text"] and x["feature"] for x in a["reasons"])
+            # the causes that raise the risk, each with its summed attribution, strongest first
+            shares = [x["attribution"] for x in a["causes"]]
+            assert all(x > 0 for x in shares) and shares == sorted(shares, reverse=True)
+            assert {x["cause"] for x in a["causes"]} <= set(FEATURE_SETS[risk_specs()[a["model"]].feature_set].causes)
+            assert all(x["text"] for x in a["causes"])
         assert res["actions"] == []
+
+
+def test_falls_on_record_are_told_as_the_leading_cause_with_their_share(api):
+    """A resident with three falls in the year, one of them last week: the fall model says falls on
+    record lead the risk, and by how much more than for the same resident with none."""
+    client, keys, home = api
+    from features.online import OnlineStore
+
+    rid = _ids(home)[0]
+    feats = OnlineStore(home / "online.db").get([rid])
+    row = {k: (None if math.isnan(v) else float(v)) for k, v in feats.iloc[0].drop(["resident_id", "as_of_date"]).items()}
+    never = row | {"falls_30d": 0.0, "falls_365d": 0.0, "injurious_falls_365d": 0.0, "days_since_last_fall": None,
+                   "steadi_fell_past_year_last": 0.0}
+    fell = never | {"falls_30d": 1.0, "falls_365d": 3.0, "injurious_falls_365d": 1.0, "days_since_last_fall": 6.0,
+                    "steadi_fell_past_year_last": 1.0}
+
+    def assessed(features):
+        r = client.post("/assess", json={"rows": [{"resident_id": rid, "features": features}], "act": False,
+                                         "models": ["fall_risk"]}, headers=H(keys, "care_manager"))
+        assert r.status_code == 200, r.text
+        return r.json()["results"][0]["assessments"][0]
+
+    a, b = assessed(never), assessed(fell)
+    assert b["causes"][0]["cause"] == "previous_fall" and b["causes"][0]["text"] == "falls on record"
+    share = {x["cause"]: x["attribution"] for x in a["causes"]}.get("previous_fall", 0.0)
+    assert b["causes"][0]["attribution"] > share
+    assert b["probability"] > a["probability"]
 
 
 def test_assess_explicit_rows_match_the_online_store(api):

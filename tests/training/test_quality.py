@@ -263,8 +263,11 @@ def test_the_explanation_keeps_missing_data_apart_and_attributes_causes():
     assert not np.any((e.top_features[unknown_rows] == 0) & ~np.isnan(e.top_contributions[unknown_rows]))
     assert np.any((e.missing_features[unknown_rows] == 0) & ~np.isnan(e.missing_contributions[unknown_rows]))
     contrib = booster.predict(X, pred_contrib=True)[:, :-1]
-    measured = contrib[:, [j for j, n in enumerate(names) if any(c in e.causes for c in _causes(n))]]
+    # a cause is attributed what its features' known values contribute
+    measured = np.where(np.isnan(X), 0.0, contrib)[:, [j for j, n in enumerate(names)
+                                                        if any(c in e.causes for c in _causes(n))]]
     assert np.allclose(e.cause_contributions.sum(axis=1), measured.sum(axis=1))
+    assert _causes(names[0]) and not np.allclose(contrib[unknown_rows, 0], 0.0)  # it did contribute
     assert set(e.leading_cause()) <= set(e.causes)
 
 
