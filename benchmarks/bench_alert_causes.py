@@ -79,7 +79,8 @@ def missed_falls(events: pd.DataFrame, truth, sensor_map: dict, settings, alerts
             continue
         ev = events[(events["resident_id"] == x.resident_id) & (events["time"] <= x.start + pd.Timedelta(seconds=1))]
         mon = ResidentMonitor(x.resident_id, sensor_map, settings, epoch=epoch)
-        rater = None if ratings is None else Rater(ratings, mon, ratings.windows().get(x.resident_id))
+        rater = None if ratings is None else Rater(ratings, mon, ratings.windows().get(x.resident_id),
+                                                   ratings.outings().get(x.resident_id))
         feed_home(mon, (ev["time"] - pd.Timestamp(epoch)).dt.total_seconds().to_numpy(),
                   ev["sensor"].astype(str).to_numpy(), ev["value"].astype(str).to_numpy(), rater)
         c = truth.confounders
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
     doc = {"residents": len(homes), "seed": args.seed, "days": args.days, "chair_share": args.chair_share,
            "bedroom_chair_share": args.bedroom_chair_share, "fall_stir_share": args.fall_stir_share,
            "rated": args.rated, "rating_delay_min": args.rating_delay_min, "events": int(len(twin.events)), "settings": []}
-    ratings = Ratings(twin.incidents, pd.Timedelta(minutes=args.rating_delay_min), args.rated) if args.rated > 0 else None
+    ratings = (Ratings(twin.incidents, pd.Timedelta(minutes=args.rating_delay_min), args.rated,
+                       confounders=twin.confounders) if args.rated > 0 else None)
     for sens in args.sensitivity or [1.5]:
         settings = replace(AlertSettings(), sensitivity=sens)
         rep = replay(twin.events, twin.sensor_map, settings, ratings)

@@ -77,6 +77,9 @@ INCIDENT_OF = {
     "night_exit": "night_exit",
     "toilet_surge": "toilet_surge",
 }
+# why a false alarm was false, when the care manager says: "out", the resident was out of the
+# home (the front door's sensor missed the opening)
+RATING_REASONS = ("out",)
 MOTION_ROLES = frozenset({"toilet", "bathroom", "kitchen", "living", "bedroom", "motion"})
 TOILET_ROLES = frozenset({"toilet", "bathroom"})
 DAY = 86400.0
@@ -306,6 +309,7 @@ class ResidentMonitor:
         self.epoch = epoch
         self.tuning = {k: 1.0 for k in ALERT_KINDS} | dict(tuning or {})
         self.cell_tuning: dict[str, float] = {}  # no_movement's factor per rated cell (`stillness_cell`)
+        self.door_missed = 0  # false alarms rated "out": the front door's sensor missed the outing
         self.history: deque[_Day] = deque(maxlen=self.settings.history_days)
         self.profile = Profile.learn([])
         self.away: list[tuple[float, float]] = []
@@ -356,7 +360,8 @@ class ResidentMonitor:
         """Away mode: nothing is raised between start and end (a stay with family, hospital)."""
         self.away.append((self.seconds(start), self.seconds(end)))
 
-    def rate(self, kind: str, real: bool, since: datetime | None = None, cell: str | None = None) -> float:
+    def rate(self, kind: str, real: bool, since: datetime | None = None, cell: str | None = None,
+             reason: str | None = None) -> float:
         """A care manager's rating of an alert: a false alarm makes it wait longer for this
         resident, a real one a little less. A no_movement alert's rating tunes the limit of its
         `cell` (the place and time of day of the stillness) alone: a false alarm there says that
@@ -365,9 +370,17 @@ class ResidentMonitor:
         (measured in docs/results/alerts.md). A no_movement alert rated real (given when its
         stillness began) was a fall: that lie is not learned as the room's usual stillness, or the
         next fall there would wait as long. Other kinds, and a no_movement alert without a cell
-        (stored before cells were), tune the kind. Returns the new factor."""
+        (stored before cells were), tune the kind. A false alarm rated with the reason "out" (the
+        resident was out: the front door's sensor missed the opening) tunes nothing, since the
+        stillness was nobody's, and is counted against the door's sensor (`door_missed`).
+        Returns the factor after the rating."""
         if kind not in ALERT_KINDS:
             raise ValueError(f"unknown alert kind {kind!r}")
+        if reason is not None and reason not in RATING_REASONS:
+            raise ValueError(f"unknown rating reason {reason!r}; known: {', '.join(RATING_REASONS)}")
+        if reason == "out" and not real:
+            self.door_missed += 1
+            return self.cell_tuning.get(cell, 1.0) if kind == "no_movement" and cell else self.tuning[kind]
         if real and kind == "no_movement" and since is not None:
             self.confirmed.add(round(self.seconds(since)))
             self._usual = {}

@@ -195,8 +195,8 @@ class LiveAlerts:
         """A monitor that has read the resident's stored events of its learning window, with the
         thresholds the care managers' ratings have tuned."""
         mon = ResidentMonitor(resident_id, self.sensor_map, self.settings)
-        for kind, real, since, cell in self.live.ratings(resident_id):
-            mon.rate(kind, real, since=since, cell=cell)
+        for kind, real, since, cell, reason in self.live.ratings(resident_id):
+            mon.rate(kind, real, since=since, cell=cell, reason=reason)
         self._apply_home_settings(resident_id, mon)
         last = self.live.last_event_time(resident_id)
         home = _Home(mon, None, None, None, time.monotonic())
@@ -364,15 +364,17 @@ class LiveAlerts:
         res = self.store.open_task(spec, idempotency_key=f"alert-{alert.alert_id}")
         return self.live.link_task(alert.alert_id, res.task.task_id)
 
-    def rate(self, alert_id: str, rating: str, actor: Any) -> StoredAlert:
-        """Store a care manager's rating and tune that resident's threshold for that kind."""
-        alert, changed = self.live.rate(alert_id, rating, actor)
+    def rate(self, alert_id: str, rating: str, actor: Any, reason: str | None = None) -> StoredAlert:
+        """Store a care manager's rating (a false one with an optional reason) and tune the wait
+        it rates (`ResidentMonitor.rate`)."""
+        alert, changed = self.live.rate(alert_id, rating, actor, reason)
         if changed:
             with self._lock:
                 home = self._homes.get(alert.resident_id)
             if home is not None:
                 with home.lock:
-                    home.monitor.rate(alert.kind, rating == "real", since=alert.since, cell=alert.cell)
+                    home.monitor.rate(alert.kind, rating == "real", since=alert.since, cell=alert.cell,
+                                      reason=reason)
         return alert
 
     # -- per-home settings: away spans and quiet hours ---------------------------------------
@@ -441,9 +443,10 @@ class LiveAlerts:
 
     def tuning(self, resident_id: str) -> dict[str, dict[str, float]]:
         """The resident's threshold factors from ratings (1: as learned): per alert kind
-        (`tuning`), and no_movement's per rated place and time of day (`cell_tuning`)."""
+        (`tuning`), and no_movement's per rated place and time of day (`cell_tuning`); and how
+        many false alarms were rated "out" (`door_missed`: the front door's sensor missed them)."""
         mon = self._home(resident_id).monitor
-        return {"tuning": dict(mon.tuning), "cell_tuning": dict(mon.cell_tuning)}
+        return {"tuning": dict(mon.tuning), "cell_tuning": dict(mon.cell_tuning), "door_missed": mon.door_missed}
 
     # -- the clock -------------------------------------------------------------------------------
 

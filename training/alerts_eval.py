@@ -43,12 +43,27 @@ class Ratings:
     delay: pd.Timedelta = RATING_DELAY
     rated: float = 1.0
     seed: int = 0
+    # the twin's confounders (resident_id, kind, start, end): a false alarm whose stillness an
+    # outing with a missed door event spans is rated with the reason "out" (the visit finds the
+    # resident out, or back and saying so); None: false alarms get no reason
+    confounders: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rated <= 1.0:
             raise ValueError(f"the share of alerts rated must be in [0, 1], got {self.rated}")
         if self.delay < pd.Timedelta(0):
             raise ValueError("a rating cannot come before its alert")
+
+    def outings(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per resident, the outings whose door event was missed (start, end)."""
+        c = self.confounders
+        if c is None or c.empty:
+            return {}
+        c = c[c["kind"] == "missed_door"]
+        rid = c["resident_id"].astype(str).to_numpy()
+        lo = pd.to_datetime(c["start"]).to_numpy("datetime64[ns]")
+        hi = pd.to_datetime(c["end"]).to_numpy("datetime64[ns]")
+        return {r: (lo[rid == r], hi[rid == r]) for r in np.unique(rid)}
 
     def windows(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per resident, the times (from, to) within which an alert is explained by an incident."""
@@ -67,6 +82,7 @@ class Replay:
     last_seen: dict[str, datetime]
     # per resident, the factors ratings left (kinds and no_movement's cells not at 1)
     tuning: dict[str, dict[str, float]] = field(default_factory=dict)
+    door_missed: dict[str, int] = field(default_factory=dict)  # per resident, false alarms rated "out"
 
 
 def replay(events: pd.DataFrame, sensor_map: dict[str, str], settings: AlertSettings | None = None,
@@ -75,11 +91,13 @@ def replay(events: pd.DataFrame, sensor_map: dict[str, str], settings: AlertSett
     the care managers' `ratings` of its alerts fed back to it when given."""
     settings = settings or AlertSettings()
     windows = ratings.windows() if ratings is not None else {}
+    outings = ratings.outings() if ratings is not None else {}
     out: list[Alert] = []
     days: dict[str, int] = {}
     eligible: dict[str, datetime] = {}
     last_seen: dict[str, datetime] = {}
     tuning: dict[str, dict[str, float]] = {}
+    door_missed: dict[str, int] = {}
     ev = events.sort_values(["resident_id", "time"], kind="stable")
     epoch = pd.Timestamp(ev["time"].min()).normalize().to_pydatetime() if len(ev) else datetime(2000, 1, 1)
     secs = (ev["time"] - pd.Timestamp(epoch)).dt.total_seconds().to_numpy()
@@ -90,7 +108,7 @@ def replay(events: pd.DataFrame, sensor_map: dict[str, str], settings: AlertSett
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         rid = str(rids[a])
         mon = ResidentMonitor(rid, sensor_map, settings, epoch=epoch)
-        rater = None if ratings is None else Rater(ratings, mon, windows.get(rid))
+        rater = None if ratings is None else Rater(ratings, mon, windows.get(rid), outings.get(rid))
         raised, learned_at = feed_home(mon, secs[a:b], sensors[a:b], values[a:b], rater)
         out.extend(raised)
         if learned_at is not None:
@@ -101,7 +119,9 @@ def replay(events: pd.DataFrame, sensor_map: dict[str, str], settings: AlertSett
         last_seen[rid] = mon.when(end)
         if tuned := {k: v for k, v in mon.tuning.items() if v != 1.0} | mon.cell_tuning:
             tuning[rid] = tuned
-    return Replay(out, days, eligible, last_seen, tuning)
+        if mon.door_missed:
+            door_missed[rid] = mon.door_missed
+    return Replay(out, days, eligible, last_seen, tuning, door_missed)
 
 
 class Rater:
@@ -111,18 +131,21 @@ class Rater:
     the alert itself, so a replay of part of a home's events rates the same alerts."""
 
     def __init__(self, ratings: Ratings, monitor: ResidentMonitor,
-                 windows: tuple[np.ndarray, np.ndarray] | None):
+                 windows: tuple[np.ndarray, np.ndarray] | None,
+                 outings: tuple[np.ndarray, np.ndarray] | None = None):
         self.ratings, self.monitor = ratings, monitor
         none = np.array([], "datetime64[ns]")
         self.lo, self.hi = windows if windows is not None else (none, none)
+        self.out_lo, self.out_hi = outings if outings is not None else (none, none)
         self.lag = ratings.delay.total_seconds()
-        self.pending: deque[tuple[float, Alert, bool]] = deque()  # (due, alert, real), in time order
+        # (due, alert, real, reason), in time order
+        self.pending: deque[tuple[float, Alert, bool, str | None]] = deque()
 
     def due(self, s: float) -> None:
         """Feed back the ratings due by time s (seconds after the monitor's epoch)."""
         while self.pending and self.pending[0][0] <= s:
-            _, alert, real = self.pending.popleft()
-            self.monitor.rate(alert.kind, real, since=alert.since, cell=alert.cell)
+            _, alert, real, reason = self.pending.popleft()
+            self.monitor.rate(alert.kind, real, since=alert.since, cell=alert.cell, reason=reason)
 
     def raised(self, alerts: list[Alert]) -> None:
         for alert in alerts:
@@ -130,9 +153,10 @@ class Rater:
             if self.ratings.rated < 1 and \
                     np.random.default_rng([self.ratings.seed, zlib.crc32(key)]).random() >= self.ratings.rated:
                 continue
-            at = np.datetime64(alert.at, "ns")
+            at, since = np.datetime64(alert.at, "ns"), np.datetime64(alert.since, "ns")
             real = bool(((self.lo <= at) & (at <= self.hi)).any())
-            self.pending.append((self.monitor.seconds(alert.at) + self.lag, alert, real))
+            out = not real and bool(((self.out_lo <= at) & (since <= self.out_hi)).any())
+            self.pending.append((self.monitor.seconds(alert.at) + self.lag, alert, real, "out" if out else None))
 
 
 def feed_home(mon: ResidentMonitor, secs: np.ndarray, sensors: np.ndarray, values: np.ndarray,
@@ -270,13 +294,15 @@ def _intervals(out: dict, found: list[tuple[str, str, float]], false: pd.DataFra
 def evaluate(events: pd.DataFrame, incidents: pd.DataFrame, sensor_map: dict[str, str],
              sensitivities=(1.0, 1.25, 1.5, 2.0), settings: AlertSettings | None = None,
              caseload: int = 50, groups: dict[str, set[str]] | None = None,
-             rated: float = 0.0, rating_delay: pd.Timedelta = RATING_DELAY) -> list[dict]:
+             rated: float = 0.0, rating_delay: pd.Timedelta = RATING_DELAY,
+             confounders: pd.DataFrame | None = None) -> list[dict]:
     """One scored replay per sensitivity (the alert-budget curve), over all homes and, under
     `groups`, over each named group of homes (e.g. with and without a chair sensor); with
     `rated` above 0, that share of the alerts is rated by the truth `rating_delay` after it is
-    raised and fed back (`Ratings`)."""
+    raised and fed back (`Ratings`; with `confounders`, a false alarm during an outing whose door
+    event was missed is rated "out")."""
     base = settings or AlertSettings()
-    ratings = Ratings(incidents, rating_delay, rated) if rated > 0 else None
+    ratings = Ratings(incidents, rating_delay, rated, confounders=confounders) if rated > 0 else None
     out = []
     for s in sensitivities:
         rep = replay(events, sensor_map, replace(base, sensitivity=float(s)), ratings)

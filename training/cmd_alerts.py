@@ -101,7 +101,7 @@ def evaluate(
     chair_share: Annotated[float, typer.Option("--chair-share", help="Share of homes with a chair occupancy sensor (results also per group).")] = 0.5,
     bedroom_chair_share: Annotated[float, typer.Option("--bedroom-chair-share", help="Share of homes with an occupancy sensor on the bedroom's chair (drawn apart from the armchair's; results per kit).")] = 0.0,
     fall_stir_share: Annotated[float, typer.Option("--fall-stir-share", help="Share of falls after which the resident stirs in view of a motion sensor (the twin's default: none).")] = 0.0,
-    rated: Annotated[float, typer.Option("--rated", help="Share of alerts the care managers rate, real or false by the truth, --rating-delay-min after each is raised; the ratings tune the rules as the service's do (0: none rated).")] = 1.0,
+    rated: Annotated[float, typer.Option("--rated", help="Share of alerts the care managers rate, real or false by the truth (false 'out' during an outing whose door event was missed), --rating-delay-min after each is raised; the ratings tune the rules as the service's do (0: none rated).")] = 1.0,
     rating_delay_min: Annotated[float, typer.Option("--rating-delay-min", help="Minutes from an alert to its rating (the visit it opens).")] = 60.0,
     save_events: Annotated[Path | None, typer.Option("--save-events", help="Write the event twin here (events.parquet, truth/, sensor_map.json).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON result to this file.")] = None,
@@ -144,7 +144,8 @@ def evaluate(
     groups = kit_groups(homes, set(twin.chair_homes), set(twin.bedroom_chair_homes))
     results = evaluate_twin(twin.events, twin.incidents, twin.sensor_map,
                             sensitivities=tuple(sensitivity or (1.0, 1.25, 1.5, 2.0)), caseload=caseload,
-                            groups=groups, rated=rated, rating_delay=pd.Timedelta(minutes=rating_delay_min))
+                            groups=groups, rated=rated, rating_delay=pd.Timedelta(minutes=rating_delay_min),
+                            confounders=twin.confounders)
     t2 = time.perf_counter()
     best = results[0]
     doc = {

@@ -83,6 +83,7 @@ class AlertView(BaseModel):
     rated_by: str | None
     cell: str | None = Field(None, description="no_movement: the place and time of day whose stillness limit "
                                                "it passed (e.g. \"living/day\"); rating it tunes that limit.")
+    rating_reason: str | None = Field(None, description="Why a false alarm was false, when said: out.")
 
 
 class AlertList(BaseModel):
@@ -93,6 +94,9 @@ class Rating(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rating: Literal["real", "false"] = Field(description="real: something was wrong; false: a false alarm.")
+    reason: Literal["out"] | None = Field(None, description="With false, why: out, the resident was out (the "
+                                          "front door's sensor missed the opening): no wait is lengthened, and "
+                                          "the home's door is counted as missing openings.")
 
 
 class RatedAlert(BaseModel):
@@ -100,6 +104,7 @@ class RatedAlert(BaseModel):
     tuning: dict[str, float] = Field(description="The resident's threshold factor per alert kind after the rating.")
     cell_tuning: dict[str, float] = Field(description="no_movement's factor per rated place and time of day "
                                                       "(e.g. \"living/day\"), after the rating.")
+    door_missed: int = Field(description="False alarms rated out: the front door's sensor missed the outing.")
 
 
 class AwaySpanIn(BaseModel):
@@ -144,6 +149,8 @@ class HomeAlertSettings(BaseModel):
     tuning: dict[str, float] = Field(description="The home's threshold factor per alert kind, from ratings.")
     cell_tuning: dict[str, float] = Field(description="no_movement's factor per rated place and time of day, "
                                                       "from ratings (a place not named: 1).")
+    door_missed: int = Field(description="False alarms rated out: outings the front door's sensor missed "
+                                         "(check its battery and placement).")
 
 
 def _minutes(clock: str) -> int:
@@ -235,13 +242,16 @@ def acknowledge(request: Request, alert_id: AlertIdPath):
 @router.post("/alerts/{alert_id}/rate", response_model=RatedAlert, tags=["care managers"],
              summary="Rate an alert real or a false alarm (tunes that resident's threshold)",
              responses={404: {"model": schemas.ErrorBody, "description": "No such alert."},
-                        409: {"model": schemas.ErrorBody, "description": "Already rated otherwise."}})
+                        409: {"model": schemas.ErrorBody, "description": "Already rated otherwise."},
+                        422: {"model": schemas.ErrorBody, "description": "A reason with a rating other than false."}})
 @allow(*CARE)
 def rate(request: Request, alert_id: AlertIdPath, body: Rating):
     rt = runtime_of(request)
     if rt.live is None:
         return error(404, f"no such alert: {alert_id}")
-    alert = rt.live.rate(alert_id, body.rating, principal_of(request))
+    if body.reason is not None and body.rating != "false":
+        return invalid("reason", "a reason goes only with the rating false")
+    alert = rt.live.rate(alert_id, body.rating, principal_of(request), body.reason)
     return RatedAlert(alert=_view(alert), **rt.live.tuning(alert.resident_id))
 
 

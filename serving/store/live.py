@@ -19,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from models.alerts import RATING_REASONS
 from serving.store import audit
 from serving.store.errors import Conflict, InvalidInput, NotFound
 from serving.store.records import SYSTEM, Actor, jsonable
@@ -69,6 +70,7 @@ class StoredAlert:
     rated_at: datetime | None
     rated_by: str | None
     cell: str | None = None  # no_movement: the place and time of day whose limit it passed
+    rating_reason: str | None = None  # why a false alarm was false: out
 
     @property
     def status(self) -> str:
@@ -273,34 +275,40 @@ class LiveStore:
                 audit.record(conn, actor, "alert.acknowledge", r.resident_id, {"alert_id": alert_id}, now)
             return _alert(conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)).one())
 
-    def rate(self, alert_id: str, rating: str, actor: Actor) -> tuple[StoredAlert, bool]:
-        """Rate an alert real or false (acknowledging it too); (alert, changed). Rating an alert
-        again with the same rating changes nothing; with another rating it is a conflict."""
+    def rate(self, alert_id: str, rating: str, actor: Actor, reason: str | None = None) -> tuple[StoredAlert, bool]:
+        """Rate an alert real or false, a false one with an optional reason (acknowledging it
+        too); (alert, changed). Rating an alert again with the same rating and reason changes
+        nothing; with another it is a conflict."""
         if rating not in RATINGS:
             raise InvalidInput(f"rating must be one of {', '.join(RATINGS)}")
+        if reason is not None and (rating != "false" or reason not in RATING_REASONS):
+            raise InvalidInput(f"a reason ({', '.join(RATING_REASONS)}) goes only with the rating false")
         with self.engine.begin() as conn:
             r = conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)).first()
             if r is None:
                 raise NotFound(f"no such alert: {alert_id}")
-            if r.rating == rating:
+            if r.rating == rating and r.rating_reason == reason:
                 return _alert(r), False
             if r.rating is not None:
-                raise Conflict(f"alert {alert_id} is already rated {r.rating!r}")
+                said = r.rating + (f" ({r.rating_reason})" if r.rating_reason else "")
+                raise Conflict(f"alert {alert_id} is already rated {said!r}")
             now = self.now()
-            values = {"rating": rating, "rated_at": now, "rated_by": actor.name}
+            values = {"rating": rating, "rating_reason": reason, "rated_at": now, "rated_by": actor.name}
             if r.acknowledged_at is None:
                 values |= {"acknowledged_at": now, "acknowledged_by": actor.name}
             conn.execute(alerts_table.update().where(alerts_table.c.alert_id == alert_id).values(**values))
-            audit.record(conn, actor, "alert.rate", r.resident_id, {"alert_id": alert_id, "rating": rating}, now)
+            audit.record(conn, actor, "alert.rate", r.resident_id,
+                         {"alert_id": alert_id, "rating": rating, "reason": reason}, now)
             return _alert(conn.execute(sa.select(alerts_table).where(alerts_table.c.alert_id == alert_id)).one()), True
 
-    def ratings(self, resident_id: str) -> list[tuple[str, bool, datetime, str | None]]:
-        """(kind, real, since, cell) of a resident's rated alerts, in the order they were rated."""
+    def ratings(self, resident_id: str) -> list[tuple[str, bool, datetime, str | None, str | None]]:
+        """(kind, real, since, cell, reason) of a resident's rated alerts, in the order they were
+        rated."""
         a = alerts_table
-        q = (sa.select(a.c.kind, a.c.rating, a.c.since, a.c.cell)
+        q = (sa.select(a.c.kind, a.c.rating, a.c.since, a.c.cell, a.c.rating_reason)
              .where(a.c.resident_id == resident_id, a.c.rating.is_not(None)).order_by(a.c.rated_at, a.c.seq))
         with self._read() as conn:
-            return [(k, r == "real", since, cell) for k, r, since, cell in conn.execute(q)]
+            return [(k, r == "real", since, cell, why) for k, r, since, cell, why in conn.execute(q)]
 
     def escalate_due(self, before: datetime) -> list[StoredAlert]:
         """Escalate every urgent alert created before `before` that no one has acknowledged and

@@ -197,6 +197,7 @@ alerts_table = sa.Table(
     sa.Column("rated_at", sa.DateTime),
     sa.Column("rated_by", sa.String(128)),
     sa.Column("cell", sa.String(80)),  # no_movement: the place and time of day a rating tunes (0006)
+    sa.Column("rating_reason", sa.String(16)),  # why a false alarm was false: out (0007)
     sa.CheckConstraint("rating IS NULL OR rating IN ('real','false')", name="ck_alerts_rating"),
 )
 sa.Index("ix_alerts_resident", alerts_table.c.resident_id, alerts_table.c.seq)

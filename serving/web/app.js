@@ -407,11 +407,12 @@ function alertCard(a) {
       a.status === "escalated" ? el("span", { class: "overdue-badge" }, "escalated") : null),
     el("div", {}, a.text),
     el("div", { class: "muted" }, `raised ${a.raised_at.replace("T", " ")} (home clock) · ${a.status}`
-      + (a.acknowledged_by ? ` by ${a.acknowledged_by}` : "") + (a.rating ? ` · rated ${a.rating === "real" ? "real" : "a false alarm"}` : "")),
+      + (a.acknowledged_by ? ` by ${a.acknowledged_by}` : "") + (a.rating ? ` · rated ${a.rating === "real" ? "real" : "a false alarm"}${a.rating_reason === "out" ? " (was out)" : ""}` : "")),
     el("div", { class: "actions" },
       a.status !== "acknowledged" ? act("Acknowledge", "acknowledge") : null,
       a.rating ? null : act("Real", "rate", { rating: "real" }),
-      a.rating ? null : act("False alarm", "rate", { rating: "false" })));
+      a.rating ? null : act("False alarm", "rate", { rating: "false" }),
+      a.rating || a.kind !== "no_movement" ? null : act("False: was out", "rate", { rating: "false", reason: "out" })));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -469,7 +470,9 @@ function tuningItems(settings) {
     .map(([kind, f]) => el("li", { "data-tuned": kind }, `${KIND_WORDS[kind] ?? kind}: ${factor(f)}`));
   const cells = Object.entries(settings.cell_tuning || {}).filter(([, f]) => f !== 1)
     .map(([cell, f]) => el("li", { "data-tuned": cell }, `No movement ${cellWords(cell)}: ${factor(f)}`));
-  return [...cells, ...kinds];
+  const door = settings.door_missed ? [el("li", { "data-tuned": "door" },
+    `Front door: its sensor missed ${settings.door_missed} outing${settings.door_missed === 1 ? "" : "s"} rated "was out" (check its battery and placement); no wait lengthened for ${settings.door_missed === 1 ? "it" : "them"}`)] : [];
+  return [...cells, ...kinds, ...door];
 }
 
 function awayItem(s) {

@@ -374,6 +374,9 @@ def test_a_false_alarm_rated_on_the_resident_page_says_which_wait_it_lengthened(
         LiveStore(store).add_alert(rid, "no_movement", datetime(2030, 3, 2, 10, 0), datetime(2030, 3, 2, 10, 40),
                                    datetime(2030, 3, 2, 10, 41), "no movement since 10:00 (last in the living)",
                                    True, "living/day")
+        LiveStore(store).add_alert(rid, "no_movement", datetime(2030, 3, 3, 9, 0), datetime(2030, 3, 3, 10, 10),
+                                   datetime(2030, 3, 3, 10, 11), "no movement since 09:00 (last in the motion)",
+                                   True, "motion/day")
     finally:
         store.close()
 
@@ -396,5 +399,13 @@ def test_a_false_alarm_rated_on_the_resident_page_says_which_wait_it_lengthened(
     card.filter(has_text="rated a false alarm").wait_for()
     settings = api.get(f"/residents/{rid}/alert_settings").json()
     assert settings["cell_tuning"] == {"living/day": 1.25} and set(settings["tuning"].values()) == {1.0}
+
+    # the hall's alert: the resident was out and the door's sensor missed it; no wait lengthens
+    hall = page.locator("#resident-alerts li[data-alert]").filter(has_text="no movement since 09:00")
+    hall.get_by_role("button", name="False: was out").click()
+    page.locator("#tuning-list li[data-tuned='door']").filter(has_text="missed 1 outing").wait_for()
+    hall.filter(has_text="rated a false alarm (was out)").wait_for()
+    settings = api.get(f"/residents/{rid}/alert_settings").json()
+    assert settings["cell_tuning"] == {"living/day": 1.25} and settings["door_missed"] == 1
     assert axe_violations(page) == []
     context.close()

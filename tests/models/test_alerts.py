@@ -144,6 +144,17 @@ def test_a_false_alarm_rating_makes_that_place_and_time_of_day_wait_longer_and_n
         mon.rate("burglary", real=True)
 
 
+def test_a_false_alarm_rated_out_lengthens_no_wait_and_counts_against_the_front_door():
+    # the resident was out and the door's sensor missed it: the hall's stillness was nobody's
+    mon = learned()
+    before = mon.stillness_limit("kitchen", 10 * 3600.0)
+    assert mon.rate("no_movement", real=False, cell="kitchen/day", reason="out") == 1.0
+    assert mon.stillness_limit("kitchen", 10 * 3600.0) == before
+    assert mon.cell_tuning == {} and mon.tuning["no_movement"] == 1.0 and mon.door_missed == 1
+    with pytest.raises(ValueError, match="reason"):
+        mon.rate("no_movement", real=False, cell="kitchen/day", reason="napping")
+
+
 def test_a_rating_without_a_place_tunes_the_whole_kind_as_before():
     # an alert stored before alerts named their place and time of day
     mon = learned()

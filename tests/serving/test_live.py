@@ -224,9 +224,12 @@ def test_a_planted_fall_is_alerted_within_minutes_opens_an_urgent_visit_and_esca
     assert r.json()["alert"]["rating"] == "false" and r.json()["cell_tuning"] == {alert["cell"]: pytest.approx(1.25)}
     assert r.json()["tuning"]["no_movement"] == 1.0
     assert client.post(f"/alerts/{alert['alert_id']}/rate", json={"rating": "real"}, headers=care).status_code == 409
+    r = client.post(f"/alerts/{alert['alert_id']}/rate", json={"rating": "real", "reason": "out"}, headers=care)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "reason"]
     assert client.post("/alerts/Anone/acknowledge", headers=care).status_code == 404
     # kept with when the stillness began: a no_movement alert rated real is a lie not to learn
-    assert rt.live.live.ratings(rid) == [("no_movement", False, datetime.fromisoformat(alert["since"]), alert["cell"])]
+    assert rt.live.live.ratings(rid) == [("no_movement", False, datetime.fromisoformat(alert["since"]), alert["cell"],
+                                          None)]
 
 
 def test_an_acknowledged_alert_is_not_escalated(live):

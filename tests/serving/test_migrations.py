@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 DESK_A = Principal("desk-a", "timebank")
 DESK_B = Principal("desk-b", "timebank")
 ADMIN = Principal("ops", "admin")
-HEAD = "0006"  # the newest revision
+HEAD = "0007"  # the newest revision
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -68,7 +68,8 @@ def _diff(url: str, md: sa.MetaData) -> list:
 
 
 # columns later revisions added to tables that are older than them
-ADDED_COLUMNS = {"0005": {("risk_scores", "missing_data")}, "0006": {("alerts", "cell")}}
+ADDED_COLUMNS = {"0005": {("risk_scores", "missing_data")}, "0006": {("alerts", "cell")},
+                 "0007": {("alerts", "rating_reason")}}
 
 
 def _metadata_at(revision: str, without: set[str]) -> sa.MetaData:
@@ -479,7 +480,7 @@ def test_revision_0006_keeps_an_alerts_place_and_an_older_alert_rated_tunes_the_
     [alert] = live.list_alerts()
     assert alert.cell == "living/day"
     live.rate(alert.alert_id, "false", ADMIN)
-    assert live.ratings("R1") == [("no_movement", False, since, "living/day")]
+    assert live.ratings("R1") == [("no_movement", False, since, "living/day", None)]
     s.close()
 
     _downgrade(empty_url, "0005")
@@ -491,10 +492,47 @@ def test_revision_0006_keeps_an_alerts_place_and_an_older_alert_rated_tunes_the_
     s = TimeBankStore(empty_url)  # upgraded again: the alert and its rating are kept, its place was dropped
     try:
         assert _revision(empty_url) == HEAD and _diff(empty_url, metadata) == []
-        [(kind, real, when, cell)] = LiveStore(s).ratings("R1")
-        assert (kind, real, when, cell) == ("no_movement", False, since, None)
+        [(kind, real, when, cell, reason)] = LiveStore(s).ratings("R1")
+        assert (kind, real, when, cell, reason) == ("no_movement", False, since, None, None)
         mon = ResidentMonitor("R1", {})
         mon.rate(kind, real, since=when, cell=cell)  # as a monitor is rebuilt from stored ratings
         assert mon.tuning["no_movement"] == 1.25 and mon.cell_tuning == {}
+    finally:
+        s.close()
+
+
+# --- revision 0007: a false alarm's rating may say the resident was out -------------------------------
+
+
+def test_revision_0007_keeps_why_a_false_alarm_was_false_and_older_ratings_have_no_reason(empty_url):
+    from datetime import datetime
+
+    from serving.store.errors import InvalidInput
+    from serving.store.live import LiveStore
+
+    since = datetime(2026, 1, 1, 10)
+    s = TimeBankStore(empty_url)
+    live = LiveStore(s)
+    for i, cell in enumerate(("motion/day", "living/day")):
+        live.add_alert("R1", "no_movement", since.replace(hour=10 + i), since.replace(hour=10 + i, minute=40),
+                       since.replace(hour=10 + i, minute=41), "no movement since 10:00 (last in the hall)", True, cell)
+    first, second = sorted(live.list_alerts(), key=lambda a: a.since)
+    with pytest.raises(InvalidInput, match="only with the rating false"):
+        live.rate(first.alert_id, "real", ADMIN, "out")
+    assert live.rate(first.alert_id, "false", ADMIN, "out")[0].rating_reason == "out"
+    live.rate(second.alert_id, "false", ADMIN)
+    assert [r[4] for r in live.ratings("R1")] == ["out", None]
+    s.close()
+
+    _downgrade(empty_url, "0006")
+    engine = make_engine(empty_url)
+    assert "rating_reason" not in {c["name"] for c in sa.inspect(engine).get_columns("alerts")}
+    engine.dispose()
+
+    s = TimeBankStore(empty_url)  # upgraded again: the ratings are kept, their reasons were dropped
+    try:
+        assert _revision(empty_url) == HEAD and _diff(empty_url, metadata) == []
+        assert [(r[1], r[3], r[4]) for r in LiveStore(s).ratings("R1")] == [(False, "motion/day", None),
+                                                                           (False, "living/day", None)]
     finally:
         s.close()

@@ -88,19 +88,27 @@ def test_ratings_in_a_replay_tune_the_place_and_time_of_day_each_false_alarm_nam
     frames = simulate_frames(30, 45, 3)
     twin = simulate_events(frames["residents"], frames["sensor_days"], seed=3,
                            config=EventTwinConfig(chair_share=1, bedroom_chair_share=1))
-    rep = replay(twin.events, twin.sensor_map, ratings=Ratings(twin.incidents, pd.Timedelta(hours=1)))
+    rep = replay(twin.events, twin.sensor_map,
+                 ratings=Ratings(twin.incidents, pd.Timedelta(hours=1), confounders=twin.confounders))
     alerts = pd.DataFrame([a.to_dict() | {"at": a.at} for a in rep.alerts])
     _, real = match_incidents(alerts, twin.incidents)
     last = twin.events.groupby(twin.events["resident_id"].astype(str))["time"].max()
+    missed = twin.confounders[twin.confounders["kind"] == "missed_door"]
     expected: dict[str, dict[str, float]] = {}
+    door: dict[str, int] = {}
     for a, is_real in zip(rep.alerts, real, strict=True):
         if pd.Timestamp(a.at) + pd.Timedelta(hours=1) > last[a.resident_id]:
             continue  # not rated before the home's last event
+        mine = missed[missed["resident_id"].astype(str) == a.resident_id]
+        if not is_real and ((mine["start"] <= pd.Timestamp(a.at)) & (mine["end"] >= pd.Timestamp(a.since))).any():
+            door[a.resident_id] = door.get(a.resident_id, 0) + 1  # rated "out": no wait tuned
+            continue
         key = a.cell if a.kind == "no_movement" else a.kind
         mine = expected.setdefault(a.resident_id, {})
         mine[key] = min(max(mine.get(key, 1.0) * (0.9 if is_real else 1.25), 0.7), 3.0)
     expected = {r: {k: v for k, v in t.items() if v != 1.0} for r, t in expected.items()}
     assert {r: t for r, t in expected.items() if t} == {r: pytest.approx(t) for r, t in rep.tuning.items()}
+    assert door and rep.door_missed == door  # outings whose door event was missed, rated "out"
     false_cells = [a.cell for a, is_real in zip(rep.alerts, real, strict=True) if a.kind == "no_movement" and not is_real]
     assert false_cells and all(c.endswith(("/day", "/night")) for c in false_cells)
     assert any("/" in k for t in rep.tuning.values() for k in t)  # a place tuned
