@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -90,11 +91,17 @@ class AlertList(BaseModel):
     items: list[AlertView]
 
 
+class RatingReason(StrEnum):
+    """Why a false alarm was false (an enum, not a one-value literal: OpenAPI 3.0 has no const)."""
+
+    out = "out"
+
+
 class Rating(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rating: Literal["real", "false"] = Field(description="real: something was wrong; false: a false alarm.")
-    reason: Literal["out"] | None = Field(None, description="With false, why: out, the resident was out (the "
+    reason: RatingReason | None = Field(None, description="With false, why: out, the resident was out (the "
                                           "front door's sensor missed the opening): no wait is lengthened, and "
                                           "the home's door is counted as missing openings.")
 
@@ -251,7 +258,7 @@ def rate(request: Request, alert_id: AlertIdPath, body: Rating):
         return error(404, f"no such alert: {alert_id}")
     if body.reason is not None and body.rating != "false":
         return invalid("reason", "a reason goes only with the rating false")
-    alert = rt.live.rate(alert_id, body.rating, principal_of(request), body.reason)
+    alert = rt.live.rate(alert_id, body.rating, principal_of(request), body.reason.value if body.reason else None)
     return RatedAlert(alert=_view(alert), **rt.live.tuning(alert.resident_id))
 
 
