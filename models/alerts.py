@@ -336,7 +336,9 @@ class ResidentMonitor:
         self._wake_candidate: float | None = None
         self._toilet_end = -math.inf
         self._alerted: set[tuple[str, float]] = set()
-        self.confirmed: set[int] = set()  # when no_movement alerts rated real began (whole seconds)
+        # when no_movement alerts rated real (a fall) or "out" (nobody at home) began, whole
+        # seconds: stillness not to learn as the room's usual
+        self.confirmed: set[int] = set()
         self._held: list[Alert] = []
         self._usual: dict[tuple[str | None, bool, bool], float | None] = {}
         self._bed_off_at: float | None = None
@@ -371,8 +373,9 @@ class ResidentMonitor:
         stillness began) was a fall: that lie is not learned as the room's usual stillness, or the
         next fall there would wait as long. Other kinds, and a no_movement alert without a cell
         (stored before cells were), tune the kind. A false alarm rated with the reason "out" (the
-        resident was out: the front door's sensor missed the opening) tunes nothing, since the
-        stillness was nobody's, and is counted against the door's sensor (`door_missed`).
+        resident was out: the front door's sensor missed the opening) tunes nothing and is not
+        learned as the room's stillness, since it was nobody's, and is counted against the door's
+        sensor (`door_missed`).
         Returns the factor after the rating."""
         if kind not in ALERT_KINDS:
             raise ValueError(f"unknown alert kind {kind!r}")
@@ -380,6 +383,9 @@ class ResidentMonitor:
             raise ValueError(f"unknown rating reason {reason!r}; known: {', '.join(RATING_REASONS)}")
         if reason == "out" and not real:
             self.door_missed += 1
+            if kind == "no_movement" and since is not None:  # nobody's stillness: not to learn
+                self.confirmed.add(round(self.seconds(since)))
+                self._usual = {}
             return self.cell_tuning.get(cell, 1.0) if kind == "no_movement" and cell else self.tuning[kind]
         if real and kind == "no_movement" and since is not None:
             self.confirmed.add(round(self.seconds(since)))

@@ -553,12 +553,12 @@ def test_a_fall_rated_real_is_not_learned_as_the_usual_stillness():
                 + [e for e in chair_day(d) if e[0] > at(up + 0.1)]
         return sorted(ev)
 
-    def second_fall(rated: bool):
+    def second_fall(rated: bool, reason: str | None = None):
         mon = learned_home(chair=True)
         first = [a for a in feed(mon, fall(20, up=13.0)) if a.kind == "no_movement"]
         assert len(first) == 1 and first[0].at - first[0].since <= timedelta(minutes=20)
         if rated:
-            mon.rate("no_movement", True, since=first[0].since)
+            mon.rate("no_movement", reason is None, since=first[0].since, cell=first[0].cell, reason=reason)
         for d in (21, 22):
             assert feed(mon, chair_day(d)) == []
         again = _no_movement(mon, fall(23), 14, 23)
@@ -567,6 +567,9 @@ def test_a_fall_rated_real_is_not_learned_as_the_usual_stillness():
 
     assert second_fall(rated=True) <= timedelta(minutes=20)
     assert second_fall(rated=False) >= timedelta(hours=2.5)
+    # rated a false alarm because the resident was out (both door events missed): those hours
+    # were nobody's stillness, and are not learned either
+    assert second_fall(rated=True, reason="out") <= timedelta(minutes=20)
 
 
 def test_a_no_movement_alert_names_its_place_and_rating_it_false_lengthens_that_wait_alone():
