@@ -79,8 +79,7 @@ def missed_falls(events: pd.DataFrame, truth, sensor_map: dict, settings, alerts
             continue
         ev = events[(events["resident_id"] == x.resident_id) & (events["time"] <= x.start + pd.Timedelta(seconds=1))]
         mon = ResidentMonitor(x.resident_id, sensor_map, settings, epoch=epoch)
-        rater = None if ratings is None else Rater(ratings, mon, ratings.windows().get(x.resident_id),
-                                                   ratings.outings().get(x.resident_id))
+        rater = None if ratings is None else Rater(ratings, mon)
         feed_home(mon, (ev["time"] - pd.Timestamp(epoch)).dt.total_seconds().to_numpy(),
                   ev["sensor"].astype(str).to_numpy(), ev["value"].astype(str).to_numpy(), rater)
         c = truth.confounders

@@ -15,6 +15,7 @@ import zlib
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -54,22 +55,26 @@ class Ratings:
         if self.delay < pd.Timedelta(0):
             raise ValueError("a rating cannot come before its alert")
 
+    @cached_property
     def outings(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per resident, the outings whose door event was missed (start, end)."""
         c = self.confounders
         if c is None or c.empty:
             return {}
         c = c[c["kind"] == "missed_door"]
-        rid = c["resident_id"].astype(str).to_numpy()
-        lo = pd.to_datetime(c["start"]).to_numpy("datetime64[ns]")
-        hi = pd.to_datetime(c["end"]).to_numpy("datetime64[ns]")
-        return {r: (lo[rid == r], hi[rid == r]) for r in np.unique(rid)}
+        return _per_resident(c, pd.to_datetime(c["start"]).to_numpy("datetime64[ns]"),
+                             pd.to_datetime(c["end"]).to_numpy("datetime64[ns]"))
 
+    @cached_property
     def windows(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per resident, the times (from, to) within which an alert is explained by an incident."""
-        lo, hi = incident_windows(self.incidents)
-        rid = self.incidents["resident_id"].astype(str).to_numpy()
-        return {r: (lo[rid == r], hi[rid == r]) for r in np.unique(rid)}
+        return _per_resident(self.incidents, *incident_windows(self.incidents))
+
+
+def _per_resident(frame: pd.DataFrame, lo: np.ndarray, hi: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The spans (lo, hi) of a frame's rows, split by its resident_id."""
+    rid = frame["resident_id"].astype(str).to_numpy()
+    return {r: (lo[rid == r], hi[rid == r]) for r in np.unique(rid)}
 
 
 @dataclass
@@ -90,8 +95,6 @@ def replay(events: pd.DataFrame, sensor_map: dict[str, str], settings: AlertSett
     """Run every resident's events (resident_id, time, sensor, value) through a monitor, with
     the care managers' `ratings` of its alerts fed back to it when given."""
     settings = settings or AlertSettings()
-    windows = ratings.windows() if ratings is not None else {}
-    outings = ratings.outings() if ratings is not None else {}
     out: list[Alert] = []
     days: dict[str, int] = {}
     eligible: dict[str, datetime] = {}
@@ -108,7 +111,7 @@ def replay(events: pd.DataFrame, sensor_map: dict[str, str], settings: AlertSett
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         rid = str(rids[a])
         mon = ResidentMonitor(rid, sensor_map, settings, epoch=epoch)
-        rater = None if ratings is None else Rater(ratings, mon, windows.get(rid), outings.get(rid))
+        rater = None if ratings is None else Rater(ratings, mon)
         raised, learned_at = feed_home(mon, secs[a:b], sensors[a:b], values[a:b], rater)
         out.extend(raised)
         if learned_at is not None:
@@ -130,13 +133,11 @@ class Rater:
     back when that time comes. Whether an alert is rated (a share `Ratings.rated`) is drawn from
     the alert itself, so a replay of part of a home's events rates the same alerts."""
 
-    def __init__(self, ratings: Ratings, monitor: ResidentMonitor,
-                 windows: tuple[np.ndarray, np.ndarray] | None,
-                 outings: tuple[np.ndarray, np.ndarray] | None = None):
+    def __init__(self, ratings: Ratings, monitor: ResidentMonitor):
         self.ratings, self.monitor = ratings, monitor
-        none = np.array([], "datetime64[ns]")
-        self.lo, self.hi = windows if windows is not None else (none, none)
-        self.out_lo, self.out_hi = outings if outings is not None else (none, none)
+        none = (np.array([], "datetime64[ns]"),) * 2
+        self.lo, self.hi = ratings.windows.get(monitor.resident_id, none)
+        self.out_lo, self.out_hi = ratings.outings.get(monitor.resident_id, none)
         self.lag = ratings.delay.total_seconds()
         # (due, alert, real, reason), in time order
         self.pending: deque[tuple[float, Alert, bool, str | None]] = deque()

@@ -99,6 +99,21 @@ def drawn_at(page, view: str) -> float:
     return page.evaluate("(v) => (window.twincareDrawn && window.twincareDrawn[v]) || 0", view)
 
 
+def open_resident(browser, server: Server, key: str, rid: str, view: str):
+    """A fresh page (axe served) signed in with `key` and on the resident's view, once its part
+    `view` is drawn; (context, page)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    serve_axe(page)
+    page.goto(server.url + "/")
+    page.fill("#api-key", key)
+    page.click("#sign-in")
+    wait_drawn(page, "at-risk")
+    page.evaluate("(h) => { location.hash = h; }", f"#/resident/{rid}")
+    wait_drawn(page, view)
+    return context, page
+
+
 def serve_axe(page) -> None:
     """axe-core as a script of the page's own origin: the page's CSP refuses inline scripts, so
     the test loads it the way the page loads its own files."""
@@ -287,15 +302,7 @@ def test_a_care_manager_sets_a_homes_away_time_and_quiet_hours_on_the_resident_p
     def settings() -> dict:
         return api.get(f"/residents/{rid}/alert_settings").json()
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    serve_axe(page)
-    page.goto(server.url + "/")
-    page.fill("#api-key", keys["care_manager"])
-    page.click("#sign-in")
-    wait_drawn(page, "at-risk")
-    page.evaluate("(h) => { location.hash = h; }", f"#/resident/{rid}")
-    wait_drawn(page, "resident")
+    context, page = open_resident(browser, server, keys["care_manager"], rid, "resident")
     assert page.inner_text("#resident-id") == rid and page.locator("#home-alerts").is_visible()
     assert page.inner_text("#resident-alerts") == "No alerts."
     assert page.inner_text("#away-list") == "No away time set."
@@ -380,15 +387,7 @@ def test_a_false_alarm_rated_on_the_resident_page_says_which_wait_it_lengthened(
     finally:
         store.close()
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    serve_axe(page)
-    page.goto(server.url + "/")
-    page.fill("#api-key", keys["care_manager"])
-    page.click("#sign-in")
-    wait_drawn(page, "at-risk")
-    page.evaluate("(h) => { location.hash = h; }", f"#/resident/{rid}")
-    wait_drawn(page, "home-alerts")
+    context, page = open_resident(browser, server, keys["care_manager"], rid, "home-alerts")
     assert page.inner_text("#tuning-list") == "Nothing yet: every wait is as learned from the home's own days."
     card = page.locator("#resident-alerts li[data-alert]").filter(has_text="no movement since 10:00")
     card.get_by_role("button", name="False alarm").click()
