@@ -95,6 +95,14 @@ def _revision(url: str) -> str | None:
         engine.dispose()
 
 
+def _columns(url: str, table: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {c["name"] for c in sa.inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
 def _downgrade(url: str, revision: str) -> None:
     engine = make_engine(url)
     try:
@@ -450,9 +458,7 @@ def test_revision_0005_keeps_the_missing_data_of_a_score_and_old_scores_read_as_
 
     _downgrade(empty_url, "0004")
     assert _revision(empty_url) == "0004"
-    engine = make_engine(empty_url)
-    assert "missing_data" not in {c["name"] for c in sa.inspect(engine).get_columns("risk_scores")}
-    engine.dispose()
+    assert "missing_data" not in _columns(empty_url, "risk_scores")
 
     s = TimeBankStore(empty_url)  # upgraded again on opening: the score is kept, its missing data was dropped
     try:
@@ -485,9 +491,7 @@ def test_revision_0006_keeps_an_alerts_place_and_an_older_alert_rated_tunes_the_
 
     _downgrade(empty_url, "0005")
     assert _revision(empty_url) == "0005"
-    engine = make_engine(empty_url)
-    assert "cell" not in {c["name"] for c in sa.inspect(engine).get_columns("alerts")}
-    engine.dispose()
+    assert "cell" not in _columns(empty_url, "alerts")
 
     s = TimeBankStore(empty_url)  # upgraded again: the alert and its rating are kept, its place was dropped
     try:
@@ -525,9 +529,7 @@ def test_revision_0007_keeps_why_a_false_alarm_was_false_and_older_ratings_have_
     s.close()
 
     _downgrade(empty_url, "0006")
-    engine = make_engine(empty_url)
-    assert "rating_reason" not in {c["name"] for c in sa.inspect(engine).get_columns("alerts")}
-    engine.dispose()
+    assert "rating_reason" not in _columns(empty_url, "alerts")
 
     s = TimeBankStore(empty_url)  # upgraded again: the ratings are kept, their reasons were dropped
     try:
