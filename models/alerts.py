@@ -81,6 +81,9 @@ INCIDENT_OF = {
 # home (the front door's sensor missed the opening)
 RATING_REASONS = ("out",)
 MOTION_ROLES = frozenset({"toilet", "bathroom", "kitchen", "living", "bedroom", "motion"})
+# a motion sensor's role in the words a care manager reads (the role `motion` is the hall's, or
+# another room's without a role of its own: the sensor map's `hall`, `hallway`, `other motion`)
+ROOM_WORDS = {"motion": "hall", "living": "living room"}
 TOILET_ROLES = frozenset({"toilet", "bathroom"})
 DAY = 86400.0
 
@@ -281,6 +284,11 @@ def _duration(seconds: float) -> str:
 def _chair_place(sensor: str) -> str:
     """Where a resident sits on a chair sensor, as a place whose stillness is learned."""
     return f"chair {sensor}"
+
+
+def room_words(role: str) -> str:
+    """A motion sensor's role as the room it watches, e.g. `living` -> "living room"."""
+    return ROOM_WORDS.get(role, role.replace("_", " "))
 
 
 def _is_room(place: str | None) -> bool:
@@ -807,9 +815,9 @@ class ResidentMonitor:
         if s < due or not self._online_at(due):
             return []
         where = "when up at night" if rule.night else "during the day"
-        last = f"last in the {self._room.replace('_', ' ')}"
+        last = f"last in the {room_words(self._room)}"
         several = len(self.chairs()) > 1
-        chair_words = f"the chair in the {self._chair_room}" if several and self._chair_room else "the chair"
+        chair_words = f"the chair in the {room_words(self._chair_room)}" if several and self._chair_room else "the chair"
         if self._seated:
             last = f"sitting in {chair_words}"
         elif self._room == "bed":
@@ -826,7 +834,7 @@ class ResidentMonitor:
         if rule.entrance:
             text += "; waited longer, as the resident usually leaves home from there"
         if rule.blind_room is not None:
-            text += (f"; the {rule.blind_room.replace('_', ' ')}'s sensor has been quiet for longer than ever (a flat "
+            text += (f"; the {room_words(rule.blind_room)}'s sensor has been quiet for longer than ever (a flat "
                      f"battery?), so the resident may be there unseen: waited {_duration(rule.limit)}, as for stillness there")
         if rule.company:
             text += f"; someone else was at home at {_clock(self._company_at)}"

@@ -379,10 +379,10 @@ def test_a_false_alarm_rated_on_the_resident_page_says_which_wait_it_lengthened(
     store = TimeBankStore(f"sqlite:///{server.home / 'timebank.db'}")  # as the home's gateway raised it
     try:
         LiveStore(store).add_alert(rid, "no_movement", datetime(2030, 3, 2, 10, 0), datetime(2030, 3, 2, 10, 40),
-                                   datetime(2030, 3, 2, 10, 41), "no movement since 10:00 (last in the living)",
+                                   datetime(2030, 3, 2, 10, 41), "no movement since 10:00 (last in the living room)",
                                    True, "living/day")
         LiveStore(store).add_alert(rid, "no_movement", datetime(2030, 3, 3, 9, 0), datetime(2030, 3, 3, 10, 10),
-                                   datetime(2030, 3, 3, 10, 11), "no movement since 09:00 (last in the motion)",
+                                   datetime(2030, 3, 3, 10, 11), "no movement since 09:00 (last in the hall)",
                                    True, "motion/day")
     finally:
         store.close()

@@ -210,7 +210,7 @@ def test_a_fall_in_the_living_room_with_bed_and_chair_empty_is_alerted_within_mi
     assert len(fall) == 1
     assert fall[0].since == DAY0 + timedelta(days=20, hours=10, seconds=40)
     assert fall[0].at - fall[0].since <= timedelta(minutes=20)
-    assert "(last in the living), bed and chair empty" in fall[0].text
+    assert "(last in the living room), bed and chair empty" in fall[0].text
     # the same fall seen by motion sensors alone: the afternoon dozes make stillness in the
     # living room of up to two and a half hours look usual
     mon = learned_home(chair=False)
@@ -310,7 +310,7 @@ def test_stillness_after_the_hall_one_leaves_home_from_waits_longer_than_in_othe
     ev = _with_outing(chair_day(20), 20, until=10.5)
     assert _no_movement(mon, [e for e in ev if e[0] < day + timedelta(hours=10, minutes=50)], 10.5 + 20 / 60) == []
     late = [a for a in feed(mon, [e for e in ev if e[0] >= day + timedelta(hours=10, minutes=50)]) if a.kind == "no_movement"]
-    assert len(late) == 1 and "(last in the motion)" in late[0].text and "leaves home from there" in late[0].text
+    assert len(late) == 1 and "(last in the hall)" in late[0].text and "leaves home from there" in late[0].text
     assert timedelta(minutes=20) < late[0].at - late[0].since <= timedelta(minutes=25)
 
     mon = ResidentMonitor("R1", ROLES_CHAIR, AlertSettings(), epoch=DAY0)

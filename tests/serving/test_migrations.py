@@ -482,7 +482,7 @@ def test_revision_0006_keeps_an_alerts_place_and_an_older_alert_rated_tunes_the_
     s = TimeBankStore(empty_url)
     live = LiveStore(s)
     live.add_alert("R1", "no_movement", since, datetime(2026, 1, 1, 10, 40), datetime(2026, 1, 1, 10, 41),
-                   "no movement since 10:00 (last in the living)", True, "living/day")
+                   "no movement since 10:00 (last in the living room)", True, "living/day")
     [alert] = live.list_alerts()
     assert alert.cell == "living/day"
     live.rate(alert.alert_id, "false", ADMIN)
