@@ -78,6 +78,16 @@ def cause_attribution(spec, loaded, test: pd.DataFrame, train: pd.DataFrame, cau
     out["over_most_common"] = out["per_cause_attribution"] - out["most_common_cause_rate"]
     out["over_best_constant"] = out["per_cause_attribution"] - out["best_constant_rate"]
     out.update(_attribution_intervals(te["resident_id"].to_numpy(), named, cause, common, boot, seed))
+    if served.likely_causes is not None:  # the cause reader's likely cause, as the service names it first
+        likely = served.likely_causes
+        reader = {"right": float(np.mean(likely == cause)), "learned_from": loaded.cause_reader.trained_on.get("history"),
+                  "mean_probability": float(np.mean(served.likely_probability)),
+                  "per_cause_right": {c: round(float(np.mean(likely[cause == c] == c)), 3) for c in sorted(set(cause))}}
+        reader["over_most_common"] = reader["right"] - out["most_common_cause_rate"]
+        reader["over_best_constant"] = reader["right"] - out["best_constant_rate"]
+        ci = _attribution_intervals(te["resident_id"].to_numpy(), likely, cause, common, boot, seed)
+        reader.update({k.replace("per_cause_attribution", "right"): v for k, v in ci.items()})
+        out["cause_reader"] = reader
     tr = tr[tr["cause"].notna()].reset_index(drop=True)
     out["evidence_ceiling"] = evidence_ceiling(spec, loaded, tr, te, served, seed)
     if "cause_absolute" in te.columns:
@@ -137,7 +147,7 @@ def _causes_of(feature: str) -> tuple[str, ...]:
 
 
 def risk_cell(spec, history, history_dir: Path, causes: pd.DataFrame | None, boot: int, seed: int,
-              booster_seed: int | None = None) -> dict:
+              booster_seed: int | None = None, reader=None) -> dict:
     from models.base import BoosterParams
     from training import evaluate as ev
     from training.config import SplitConfig
@@ -148,6 +158,7 @@ def risk_cell(spec, history, history_dir: Path, causes: pd.DataFrame | None, boo
     t = time.perf_counter()
     ds = risk_dataset(spec.name, history, SplitConfig())
     res = fit_risk(ds, BoosterParams(seed=seed if booster_seed is None else booster_seed))
+    res.loaded.cause_reader = reader  # a reader learned on another twin (--cause-twin), as a real community's
     test = ds.part("test")
     y = test["label"].to_numpy(int)
     scores = {"model": res.test_scores["model"].to_numpy()}
@@ -214,9 +225,10 @@ def _ci(s: dict, key: str, digits: int = 3) -> str:
 def table(result: dict) -> str:
     """The README table: one line per seed x window x model."""
     lines = ["| seed | window | model | AUROC [95% CI] | gain over baseline | knowable ceiling | model - ceiling "
-             "| path oracle | Brier | leading cause right (most common / best constant) | right - best constant "
+             "| path oracle | Brier | largest SHAP sum right (most common / best constant) | right - best constant "
+             "| likely cause right (reader from another twin) | reader - best constant "
              "| cause the evidence holds: attributions / features |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in result["cells"]:
         for name, m in c["models"].items():
             sc = m["scores"]
@@ -228,7 +240,8 @@ def table(result: dict) -> str:
                 f"{_ci(sc['model'], 'auroc_gain')} | {_ci(sc.get('ceiling_knowable', {}), 'auroc')} | "
                 f"{_ci(sc.get('model_minus_knowable_ceiling', {}), 'auroc_diff')} | "
                 f"{_ci(sc.get('ceiling_path_oracle', {}), 'auroc')} | {_ci(sc['model'], 'brier', 4)} | {expl} | "
-                f"{_ci(e, 'over_best_constant', 2) if e.get('rows') else '-'} | {_evidence(e)} |")
+                f"{_ci(e, 'over_best_constant', 2) if e.get('rows') else '-'} | {_reader(e, 'right')} | "
+                f"{_reader(e, 'over_best_constant')} | {_evidence(e)} |")
     lines += ["", "| seed | window | counts | weekly WAPE model | best simple | model / best simple "
               "| daily WAPE model | daily best simple | naive worse than zero |", "|---|---|---|---|---|---|---|---|---|"]
     for c in result["cells"]:
@@ -238,6 +251,11 @@ def table(result: dict) -> str:
                          f"{w['wape_best_simple']:.3f} | {w['model_over_best_simple']:.3f} | {dd['wape_model']:.3f} "
                          f"| {dd['best_simple']} {dd['wape_best_simple']:.3f} | {dd['naive_worse_than_zero']} |")
     return "\n".join(lines)
+
+
+def _reader(e: dict, key: str) -> str:
+    r = e.get("cause_reader")
+    return _ci(r, key, 2) if r else "-"
 
 
 def _evidence(e: dict) -> str:
@@ -278,6 +296,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--booster-seed", type=int, default=None,
                     help="LightGBM's own seed (default: the twin's), to see a figure hold over it")
     ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--cause-twin", type=Path, default=None,
+                    help="a twin history whose planted causes teach each model's cause reader, scored on the "
+                         "seeds' twins as a real community's would be (default: no reader)")
     ap.add_argument("--merge", type=Path, nargs="+", help="join single-seed results into --out and print the table")
     args = ap.parse_args(argv)
     if args.merge:
@@ -297,13 +318,25 @@ def main(argv: list[str] | None = None) -> dict:
                     "machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()[0]},
                     "cells": []}
     causes: dict = {}
+    readers: dict = {}
+    if args.cause_twin is not None:
+        from features.registry import feature_names
+        from training.config import SplitConfig
+        from training.risk import reader_from_twin
+
+        for name, spec in risk_specs().items():
+            t = time.perf_counter()
+            readers[name] = reader_from_twin(name, args.cause_twin, SplitConfig(), feature_names(spec.feature_set))
+            print(f"{name}: cause reader from {args.cause_twin} in {time.perf_counter() - t:.0f}s", flush=True)
+        result["config"]["cause_twin"] = str(args.cause_twin)
     for seed, twin, k, end in twin_windows(args):
         if seed not in causes:
             causes[seed] = read_causes(twin)
         history = load_history(twin, end=end)
         cell = {"seed": seed, "window": k, "history_end": str(end.date()), "models": {}}
         for name, spec in risk_specs().items():
-            cell["models"][name] = risk_cell(spec, history, twin, causes[seed], args.boot, seed, args.booster_seed)
+            cell["models"][name] = risk_cell(spec, history, twin, causes[seed], args.boot, seed, args.booster_seed,
+                                             readers.get(name))
             print(f"seed {seed} window {k} {name}: {json.dumps(cell['models'][name]['scores']['model'])}",
                   flush=True)
         if not args.no_demand:

@@ -95,6 +95,9 @@ class LoadedModel:
     calibration: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
+    # a classifier of the same inputs naming the likely cause (models.causes), when the version
+    # was trained with a twin's planted causes at hand
+    cause_reader: Any = None
 
 
 # what kind of model a version is: trained on this community's history, a reference community's

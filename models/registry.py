@@ -25,6 +25,9 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in (fall_risk.SPEC, isolation.SPE
 METADATA_KEY = "twincare"
 BOOSTER_FILE = "model.lgb"
 CHECKSUM_TAG = "model_sha256"
+# a version trained with a twin's planted causes at hand carries a cause reader (models.causes),
+# a file of its run; the registry keeps its digest, as the booster's
+READER_CHECKSUM_TAG = "cause_reader_sha256"
 
 
 def default_tracking_uri(workdir: str | Path) -> str:
@@ -178,16 +181,50 @@ def load_version(name: str, tracking_uri: str, alias: str = "champion",
         )
     booster = _verified_booster(name, str(mv.version), alias, Path(local) / BOOSTER_FILE,
                                 (mv.tags or {}).get(CHECKSUM_TAG))
+    feature_names = list(meta["feature_names"])
+    reader_digest = (mv.tags or {}).get(READER_CHECKSUM_TAG)
     return LoadedModel(
         name=name,
         version=str(mv.version),
         booster=booster,
-        feature_names=list(meta["feature_names"]),
+        feature_names=feature_names,
         schema_hash=str(meta["feature_schema_hash"]),
         calibration=dict(meta.get("calibration") or {}),
         extra=dict(meta.get("extra") or {}),
         run_id=mv.run_id,
+        cause_reader=(_verified_reader(name, str(mv.version), alias, mv.run_id, tracking_uri, reader_digest,
+                                       feature_names) if reader_digest else None),
     )
+
+
+def _verified_reader(name: str, version: str, alias: str, run_id: str, tracking_uri: str, recorded: str,
+                     feature_names: list[str]):
+    """The version's cause reader, after checking it is the file registered and reads this
+    model's inputs; a missing, changed or unreadable file is refused by name."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    from models.causes import READER_FILE, CauseReader, CauseReaderError
+
+    where = f"model {name!r} version {version} (@{alias}): {READER_FILE}"
+    try:
+        path = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run_id}/{READER_FILE}",
+                                                        tracking_uri=tracking_uri))
+    except (MlflowException, OSError) as exc:
+        raise ChampionError(f"{where} cannot be read: {exc}") from None
+    actual = file_sha256(path)
+    if actual != recorded:
+        raise ChampionError(f"{where} does not match the checksum recorded at registration "
+                            f"({actual[:12]} != {recorded[:12]}): it was changed or truncated; retrain or restore it")
+    from features.registry import feature_set
+
+    spec = get_spec(name)
+    causes = tuple(feature_set(spec.feature_set).causes) if isinstance(spec, RiskSpec) else None
+    try:
+        return CauseReader.from_json(path.read_text(encoding="utf-8", errors="replace"), model=name,
+                                     feature_names=feature_names, causes=causes, where=where)
+    except CauseReaderError as exc:
+        raise ChampionError(str(exc)) from None
 
 
 def check_schema(loaded: LoadedModel, alias: str = "champion") -> LoadedModel:

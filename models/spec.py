@@ -97,12 +97,21 @@ class Explained:
     # reasons that are missing data ("no heart-rate data"), apart from the risk reasons
     missing_features: np.ndarray | None = None  # (n, k) like top_features
     missing_contributions: np.ndarray | None = None
+    # the likely cause and its probability, from the version's cause reader (models.causes);
+    # None when the version has none
+    likely_causes: np.ndarray | None = None  # (n,) cause names
+    likely_probability: np.ndarray | None = None  # (n,)
 
     def leading_cause(self) -> np.ndarray:
         """The cause with the largest attribution per row."""
         if self.cause_contributions is None or not self.causes:
             return np.full(len(self.probability), None, dtype=object)
         return np.asarray(self.causes, dtype=object)[self.cause_contributions.argmax(axis=1)]
+
+    def named_cause(self) -> np.ndarray:
+        """The cause the service names first: the cause reader's likely cause when the version
+        has a reader, else the cause with the largest attribution."""
+        return self.likely_causes if self.likely_causes is not None else self.leading_cause()
 
     def reasons_of(self, i: int) -> list[tuple[int, float]]:
         """(feature index, contribution) of row i's reasons, strongest first."""
@@ -229,8 +238,11 @@ class RiskSpec(_Named):
         midx, mvals = top_positive(np.where(unknown, c, 0.0), k)
         # a cause is attributed what its features' known values contribute; what an unknown value
         # contributes is missing data, told apart (as in the reasons)
+        likely = (None, None)
+        if loaded.cause_reader is not None:
+            likely = loaded.cause_reader.likely(matrix, num_threads)
         return Explained(probability, np.asarray(self.bands.bands(probability), dtype=object), idx, vals,
-                         causes, known @ share, midx, mvals)
+                         causes, known @ share, midx, mvals, *likely)
 
     def contributions(self, loaded: LoadedModel, X, num_threads: int = 1) -> np.ndarray:
         """Every input's TreeSHAP contribution to each row's raw score, (n, features): the signed

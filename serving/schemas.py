@@ -191,6 +191,17 @@ class CauseShare(BaseModel):
     text: str = Field(description="The cause in plain words.")
 
 
+class LikelyCause(BaseModel):
+    """The cause a classifier of the model's inputs, trained on a twin's planted causes, finds most
+    likely to dominate this resident's risk (models.causes); beside the SHAP sums, which say what
+    moved the score."""
+
+    cause: str = Field(description="Cause, as the feature registry names it.")
+    probability: float = Field(description="The reader's probability that this cause dominates.")
+    text: str = Field(description="The cause in plain words.")
+    learned_from: str = Field(description="What the reader was trained on.")
+
+
 class ModelAssessment(BaseModel):
     """One model's verdict on one resident."""
 
@@ -208,6 +219,8 @@ class ModelAssessment(BaseModel):
     causes: list[CauseShare] = Field(default_factory=list, description="Every planted cause that raises the "
                                      "risk, with its summed attribution, strongest first (the first is the "
                                      "leading cause); the reasons are its features.")
+    likely_cause: LikelyCause | None = Field(default=None, description="The likely cause, when the version "
+                                             "has a cause reader (null otherwise).")
 
 
 class ActionTaken(BaseModel):

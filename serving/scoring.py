@@ -72,6 +72,11 @@ class ModelScores:
     # (SHAP summed over the features that measure it)
     causes: tuple[str, ...] = ()
     cause_contributions: np.ndarray | None = None  # (n, len(causes))
+    # the version's cause reader's likely cause per row and its probability (models.causes), and
+    # the twin it learned from; None when the version has no reader
+    likely_causes: np.ndarray | None = None
+    likely_probability: np.ndarray | None = None
+    reader_learned_from: str | None = None
 
 
 @dataclass
@@ -111,6 +116,15 @@ class ChunkScores:
             return []
         shares = sorted(zip(s.causes, s.cause_contributions[i].tolist(), strict=True), key=lambda x: -x[1])
         return [{"cause": c, "attribution": a, "text": cause_text(c)} for c, a in shares if a > 0]
+
+    def likely_cause(self, model: str, i: int) -> dict[str, Any] | None:
+        """Row i's likely cause as the version's cause reader names it, or None without a reader."""
+        s = self.by_model[model]
+        if s.likely_causes is None:
+            return None
+        cause = str(s.likely_causes[i])
+        return {"cause": cause, "probability": float(s.likely_probability[i]), "text": cause_text(cause),
+                "learned_from": s.reader_learned_from or "a twin's planted causes"}
 
     def missing_data(self, model: str, i: int) -> list[dict[str, Any]]:
         """Worded missing data that raised row i's risk for one model (unknown values and
@@ -160,7 +174,19 @@ def score_model(champion: Champion, X: np.ndarray, top_k: int) -> ModelScores:
         missing_contributions=e.missing_contributions,
         causes=e.causes,
         cause_contributions=e.cause_contributions,
+        likely_causes=e.likely_causes,
+        likely_probability=e.likely_probability,
+        reader_learned_from=_learned_from(champion.loaded.cause_reader),
     )
+
+
+def _learned_from(reader) -> str | None:
+    """Where a cause reader learned the causes, in words: the twin it was trained on."""
+    if reader is None:
+        return None
+    facts = reader.trained_on
+    twin = facts.get("twin_id") or facts.get("history")
+    return f"the planted causes of twin {twin}" if twin else "a twin's planted causes"
 
 
 @lru_cache(maxsize=64)

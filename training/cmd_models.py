@@ -79,6 +79,7 @@ def register(app: typer.Typer) -> None:
         engine: Annotated[str, typer.Option(help="pandas, or dask (features and lightgbm.dask on a LocalCluster)")] = "pandas",
         scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (engine dask)")] = None,
         features: Annotated[Path | None, typer.Option(help="feature table folder (`twincare features --out`) to reuse when it was built from this history")] = None,
+        cause_twin: Annotated[Path | None, typer.Option(help="a twin history whose planted causes teach the version's cause reader, when this history has none (a real community's)")] = None,
     ) -> None:
         """Train one model (seeded), evaluate it on the latest window and register it in MLflow."""
         from training.train import model_name
@@ -90,8 +91,11 @@ def register(app: typer.Typer) -> None:
             model_name(model)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
+        if cause_twin is not None and not (cause_twin / "truth" / "causes.parquet").exists():
+            raise typer.BadParameter(f"{cause_twin} has no truth/causes.parquet: it is not a twin history with "
+                                     "planted causes", param_hint="--cause-twin")
         summary = run_train(model, _history(history), _uri(tracking_uri), _params(params), engine=engine,
-                            scheduler=scheduler, features_dir=features)
+                            scheduler=scheduler, features_dir=features, cause_twin=cause_twin)
         _print(summary.headline())
 
     @app.command()

@@ -171,6 +171,7 @@ def card_sections(name: str, version: str, tracking_uri: str) -> list[Section]:
             f"rows checked: {ex.get('rows', 0)} ({ex.get('selection', '—')})",
             f"top-3 hit rate {_num(ex.get('hit_rate'))}, top-1 {_num(ex.get('top1_hit_rate'))}, "
             f"three reasons drawn at random {_num(ex.get('chance_rate'))}",
+            *_naming(ex.get("naming") or {}),
         ] if ex.get("rows") else [ex.get("note", "not run (the history has no planted causes)")]))
     else:
         bt = art["backtest.json"] or {}
@@ -307,3 +308,13 @@ def log_all_cards(tracking_uri: str, names: list[str] | None = None) -> dict[str
         out[n] = vs
     return out
 
+
+def _naming(n: dict) -> list[str]:
+    """The cause named first on high-band test rows, against the largest SHAP sum and the most
+    common cause."""
+    if not n.get("rows"):
+        return []
+    by = "the cause reader" if n.get("named_by") == "cause_reader" else "the largest SHAP sum"
+    return [f"cause named first ({by}) right for {_num(n.get('named_right'))} of {n['rows']} high-band rows; "
+            f"largest SHAP sum {_num(n.get('largest_attribution_right'))}, always the most common cause "
+            f"{_num(n.get('most_common_share'))}"]

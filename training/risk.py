@@ -217,3 +217,63 @@ def read_causes(history_dir: str | Path) -> pd.DataFrame | None:
     names = set(pq.read_schema(path).names)
     cols = ["resident_id", "date", "model", "cause"] + [c for c in ("cause_absolute",) if c in names]
     return pd.read_parquet(path, columns=cols)
+
+
+def cause_rows(frame: pd.DataFrame, causes: pd.DataFrame, model: str) -> pd.DataFrame:
+    """The rows of `frame` the twin recorded a dominant planted cause for (as of that date), with
+    it as `cause`."""
+    truth = causes.loc[causes["model"] == model, ["resident_id", "date", "cause"]].copy()
+    truth["resident_id"] = truth["resident_id"].astype(str)
+    truth["date"] = pd.to_datetime(truth["date"]).astype("datetime64[ns]")
+    rows = frame.copy()
+    rows["resident_id"] = rows["resident_id"].astype(str)
+    rows = rows.merge(truth.rename(columns={"date": "as_of_date"}), how="left", on=["resident_id", "as_of_date"])
+    return rows[rows["cause"].notna()].reset_index(drop=True)
+
+
+def fit_reader(ds: RiskDataset, causes: pd.DataFrame, feature_names: list[str], seed: int = 7,
+               trained_on: dict[str, Any] | None = None):
+    """A cause reader (models.causes) for `ds.model`, fitted on the training rows' planted causes
+    and early-stopped on the validation rows'; None when those hold fewer than two causes."""
+    from features.registry import feature_set
+    from models.causes import ReaderParams, fit_cause_reader
+
+    spec = risk_spec(ds.model)
+    return fit_cause_reader(ds.model, cause_rows(ds.part("train"), causes, ds.model), feature_names,
+                            tuple(feature_set(spec.feature_set).causes),
+                            valid=cause_rows(ds.part("val"), causes, ds.model), params=ReaderParams(seed=seed),
+                            trained_on=trained_on)
+
+
+def reader_from_twin(model: str, twin_dir: str | Path, split, feature_names: list[str], seed: int = 7):
+    """A cause reader trained on another history that has the twin's planted causes (a reference
+    twin), for a community whose own history has none; refused by name when it has none."""
+    from features.pipeline import load_history
+    from training.data import risk_dataset
+    from training.tracking import read_manifest
+
+    causes = read_causes(twin_dir)
+    if causes is None:
+        raise ValueError(f"{twin_dir}: no truth/causes.parquet, so no planted causes to learn a cause reader from")
+    ds = risk_dataset(model, load_history(twin_dir), split)
+    return fit_reader(ds, causes, feature_names, seed,
+                      {"history": str(twin_dir), "twin_id": str(read_manifest(twin_dir).get("twin_id", "")),
+                       "as_of": list(ds.plan.describe()["train_as_of"])})
+
+
+def naming_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFrame) -> dict[str, Any]:
+    """On the high-band test rows: how often the cause the service names first (the cause reader's,
+    when the version has one) is the planted dominant cause, against the largest SHAP sum and
+    always naming the most common cause."""
+    spec = risk_spec(loaded.name)
+    sub = test.loc[spec.bands.bands(spec.predict_proba(loaded, test)) == "high"]
+    rows = cause_rows(sub, causes, loaded.name)
+    if not len(rows):
+        return {"rows": 0, "note": "no high-band test rows with a planted cause"}
+    e = spec.explain(loaded, rows, k=1)
+    truth = rows["cause"].to_numpy()
+    out = {"rows": int(len(rows)), "named_right": float(np.mean(e.named_cause() == truth)),
+           "largest_attribution_right": float(np.mean(e.leading_cause() == truth)),
+           "most_common_share": float(rows["cause"].value_counts(normalize=True).iloc[0]),
+           "named_by": "cause_reader" if e.likely_causes is not None else "largest_attribution"}
+    return out

@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 
 from models.base import LoadedModel
-from models.registry import BOOSTER_FILE, CHECKSUM_TAG, file_sha256, model_metadata
+from models.causes import READER_FILE
+from models.registry import (
+    BOOSTER_FILE,
+    CHECKSUM_TAG,
+    READER_CHECKSUM_TAG,
+    file_sha256,
+    model_metadata,
+)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -153,6 +160,11 @@ def log_model_run(
                     mlflow.log_artifact(str(write_json(Path(tmp) / name, data)))
             for path in (files or {}).values():
                 mlflow.log_artifact(str(path))
+            if loaded.cause_reader is not None:
+                with tempfile.TemporaryDirectory() as tmp:
+                    reader = Path(tmp) / READER_FILE
+                    reader.write_text(loaded.cause_reader.to_json(), encoding="utf-8")
+                    mlflow.log_artifact(str(reader))
             example = input_example[loaded.feature_names].astype("float64")
             info = mlflow.lightgbm.log_model(
                 loaded.booster,
@@ -175,6 +187,10 @@ def log_model_run(
         stored = mlflow.artifacts.download_artifacts(
             artifact_uri=f"runs:/{run.info.run_id}/model/{BOOSTER_FILE}", tracking_uri=tracking_uri)
         client.set_model_version_tag(loaded.name, version, CHECKSUM_TAG, file_sha256(stored))
+        if loaded.cause_reader is not None:
+            stored = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"runs:/{run.info.run_id}/{READER_FILE}", tracking_uri=tracking_uri)
+            client.set_model_version_tag(loaded.name, version, READER_CHECKSUM_TAG, file_sha256(stored))
     loaded.version = version
     loaded.run_id = run.info.run_id
     return {"run_id": run.info.run_id, "version": version, "model_uri": f"models:/{loaded.name}/{version}"}

@@ -20,7 +20,15 @@ from training import evaluate as ev
 from training.backtest import rolling_origin
 from training.config import TrainParams
 from training.data import RiskDataset, risk_dataset, risk_spec
-from training.risk import explanation_check, fit_risk, learning_rows, read_causes
+from training.risk import (
+    explanation_check,
+    fit_reader,
+    fit_risk,
+    learning_rows,
+    naming_check,
+    read_causes,
+    reader_from_twin,
+)
 from training.tracking import flat_metrics, flat_params, log_model_run, metric_key, read_manifest
 from twin.store import HistoryStore
 
@@ -68,8 +76,11 @@ def feature_source(history_dir: str | Path, features_dir: str | Path | None, eng
 
 def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: TrainParams,
                engine: str = "pandas", scheduler: str | None = None,
-               features_dir: str | Path | None = None) -> TrainSummary:
-    """Fit, evaluate and register a risk model (reusing the feature table in `features_dir`)."""
+               features_dir: str | Path | None = None, cause_twin: str | Path | None = None) -> TrainSummary:
+    """Fit, evaluate and register a risk model (reusing the feature table in `features_dir`).
+
+    With the twin's planted causes at hand (the history's own `truth/`, else `cause_twin`'s), the
+    version also gets a cause reader (models.causes) naming each resident's likely cause."""
     t0 = time.perf_counter()
     facts = history_facts(history_dir, features_dir)
     history = load_history(history_dir)
@@ -81,8 +92,20 @@ def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: T
     res = fit_risk(ds, params.booster, params.split.capacity_share, engine=engine, scheduler=scheduler)
     t_fit = time.perf_counter()
     causes = read_causes(history_dir)
+    t_reader = time.perf_counter()
+    if causes is not None:
+        res.loaded.cause_reader = fit_reader(ds, causes, res.loaded.feature_names, params.booster.seed,
+                                             {"history": str(history_dir),
+                                              "twin_id": str(manifest.get("twin_id", "")),
+                                              "as_of": ds.plan.describe()["train_as_of"]})
+    elif cause_twin is not None:
+        res.loaded.cause_reader = reader_from_twin(model, cause_twin, params.split, res.loaded.feature_names,
+                                                   params.booster.seed)
+    t_reader = time.perf_counter() - t_reader
     check = (explanation_check(res.loaded, ds.part("test"), causes, params.split.capacity_share)
              if causes is not None else {"rows": 0, "note": "history has no truth/causes.parquet"})
+    if causes is not None:
+        check["naming"] = naming_check(res.loaded, ds.part("test"), causes)
 
     m = res.metrics
     metrics: dict[str, float] = {}
@@ -101,10 +124,14 @@ def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: T
         metrics["explanation_top3_hit_rate"] = check["hit_rate"]
         metrics["explanation_top3_chance_rate"] = check["chance_rate"]
         metrics["explanation_top1_hit_rate"] = check["top1_hit_rate"]
+    if check.get("naming", {}).get("rows"):
+        metrics["cause_named_right"] = check["naming"]["named_right"]
+        metrics["cause_largest_attribution_right"] = check["naming"]["largest_attribution_right"]
+        metrics["cause_most_common_share"] = check["naming"]["most_common_share"]
     t_check = time.perf_counter()
     seconds = {"load": t_load - t0, "features": t_feat - t_load, "fit": res.fit_seconds,
                "baselines": res.facts["baseline_seconds"], "shap_summary": res.facts["shap_seconds"],
-               "explanation_check": t_check - t_fit}
+               "cause_reader": t_reader, "explanation_check": t_check - t_fit - t_reader}
 
     with tempfile.TemporaryDirectory() as tmp:
         files = {
@@ -143,7 +170,8 @@ def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: T
     headline = {
         "test": {k: m["model"].get(k) for k in ("auroc", "auprc", "brier", "recall_at_capacity", "calibration_error")},
         "baseline": {k: m["baseline"].get(k) for k in ("auroc", "auprc", "brier", "recall_at_capacity")},
-        "explanation_check": {k: check.get(k) for k in ("rows", "hit_rate", "top1_hit_rate", "chance_rate", "selection")},
+        "explanation_check": {k: check.get(k) for k in ("rows", "hit_rate", "top1_hit_rate", "chance_rate", "selection",
+                                                        "naming")},
         "split": res.facts["split"],
     }
     if "logistic" in m:
@@ -279,13 +307,14 @@ def train_forecast(name: str, history_dir: str | Path | None, tracking_uri: str,
 
 def train(model: str, history_dir: str | Path, tracking_uri: str, params: TrainParams | None = None,
           engine: str = "pandas", scheduler: str | None = None,
-          features_dir: str | Path | None = None) -> TrainSummary:
-    """Train one model by CLI or registry name (risk models reuse the table in `features_dir`)."""
+          features_dir: str | Path | None = None, cause_twin: str | Path | None = None) -> TrainSummary:
+    """Train one model by CLI or registry name (risk models reuse the table in `features_dir`, and
+    learn a cause reader from `cause_twin` when the history has no planted causes of its own)."""
     name = model_name(model)
     params = params or TrainParams()
     if isinstance(get_spec(name), RiskSpec):
         summary = train_risk(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler,
-                             features_dir=features_dir)
+                             features_dir=features_dir, cause_twin=cause_twin)
     else:
         summary = train_forecast(name, history_dir, tracking_uri, params, engine=engine, scheduler=scheduler)
     from training.model_card import log_model_card

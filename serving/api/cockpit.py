@@ -141,6 +141,7 @@ def resident(request: Request, resident_id: ResidentIdPath) -> dict[str, Any]:
                 "bands": {"medium": champion.spec.bands.medium, "high": champion.spec.bands.high},
                 "reasons": cockpit.signed_reasons(np.asarray(contrib), champion.feature_names, row),
                 "causes": chunk.causes(m, 0),
+                "likely_cause": chunk.likely_cause(m, 0),
                 "trend": trend,
                 "newly_high": cockpit.newly_high(trend),
             }

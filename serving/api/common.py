@@ -84,6 +84,7 @@ def assessments_of(chunk: ChunkScores, i: int) -> list[schemas.ModelAssessment]:
             reasons=chunk.reasons(name, i),
             missing_data=chunk.missing_data(name, i),
             causes=chunk.causes(name, i),
+            likely_cause=chunk.likely_cause(name, i),
         )
         for name, s in chunk.by_model.items()
     ]

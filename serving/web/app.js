@@ -236,6 +236,13 @@ function causeLine(causes) {
     rest.length ? el("span", { class: "muted" }, `; also ${rest.slice(0, 2).map((c) => c.text).join(", ")}`) : null, ".");
 }
 
+// The likely cause, from the version's cause reader (trained on a twin's planted causes), if any
+function likelyLine(likely) {
+  if (!likely) return null;
+  return el("p", { class: "likely-cause" }, "Likely cause: ", el("strong", { "data-cause": likely.cause }, likely.text),
+    el("span", { class: "muted" }, ` (${pct(likely.probability)}; learned from ${likely.learned_from})`));
+}
+
 function reasonsChart(container, risk) {
   const rs = [...risk.reasons].reverse(); // strongest at the top
   const wrap = narrow() ? 120 : 260;
@@ -291,6 +298,7 @@ async function drawResident(id, ticket, metaReady) {
       el("h2", {}, `${r.title} `, bandBadge(r.band), r.newly_high ? el("span", { class: "new" }, "newly high") : null),
       el("p", { class: "prob" }, pct(r.probability), el("span", { class: "muted" }, ` model ${r.model} v${r.version}, `),
         el("span", { class: "muted model-kind", "data-kind": r.kind }, kindText(r.kind))),
+      likelyLine(r.likely_cause),
       causeLine(r.causes),
       el("h3", {}, "Risk over time"), over,
       el("h3", {}, "What raises and lowers it"), why,

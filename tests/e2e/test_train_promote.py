@@ -51,6 +51,14 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(model_twin,
     assert run.data.tags["twin_id"] and "test_auroc" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(mv.run_id)}
     assert {"reliability.png", "shap_summary.png", "calibration.json", "promotion.json"} <= artifacts
+    # the twin's planted causes taught the version a cause reader, kept with its digest, and its
+    # naming was scored on the test window beside the largest SHAP sum
+    assert "cause_reader.json" in artifacts and len(mv.tags["cause_reader_sha256"]) == 64
+    assert 0 < run.data.metrics["cause_named_right"] <= 1
+    assert 0 < run.data.metrics["cause_largest_attribution_right"] <= 1
+    from models.registry import load_card
+
+    assert "cause named first (the cause reader) right for" in load_card("fall_risk", uri, summary.version)
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -63,6 +71,9 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(model_twin,
                                                             raw_score=True))
     p = fall_risk.predict_proba(loaded, rows)
     assert ((p > 0) & (p < 1)).all()
+    assert loaded.cause_reader is not None and loaded.cause_reader.feature_names == tuple(loaded.feature_names)
+    named = fall_risk.SPEC.explain(loaded, rows, k=3).named_cause()
+    assert set(named) <= set(loaded.cause_reader.causes)
 
     # `twincare evaluate` rebuilds the frozen test window and gets the logged figure back
     from training.evaluate_version import evaluate_version

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 
-def build_workdir(history_dir: Path, workdir: Path, *, trees: int = 40) -> dict[str, str]:
-    """Train the three models on a history into a real MLflow store under `workdir`, promote
+def build_workdir(history_dir: Path, workdir: Path, *, trees: int = 40, cause_twin: Path | None = None) -> dict[str, str]:
+    """Train the three models on a history into a real MLflow store under `workdir` (each risk
+    model with a cause reader learned from `cause_twin`'s planted causes, when given), promote
     them to @champion, materialise the online store, write API keys. Returns role -> clear key."""
     from features.demand import daily_counts
     from features.online import OnlineStore
@@ -31,7 +32,7 @@ def build_workdir(history_dir: Path, workdir: Path, *, trees: int = 40) -> dict[
     from serving.auth import create_keys_file
     from training.config import SplitConfig
     from training.data import risk_dataset
-    from training.risk import fit_risk
+    from training.risk import fit_reader, fit_risk, read_causes
     from training.tracking import log_model_run, set_alias
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -41,6 +42,9 @@ def build_workdir(history_dir: Path, workdir: Path, *, trees: int = 40) -> dict[
     for model in ("fall_risk", "isolation"):
         ds = risk_dataset(model, history, SplitConfig())
         res = fit_risk(ds, params)
+        if cause_twin is not None:  # the same residents' days: the twin the history was copied from
+            res.loaded.cause_reader = fit_reader(ds, read_causes(cause_twin), res.loaded.feature_names,
+                                                 trained_on={"twin_id": "small-twin"})
         test = ds.part("test")
         info = log_model_run(
             tracking_uri=uri, loaded=res.loaded, params={"trees": str(trees)}, metrics={},
@@ -81,7 +85,7 @@ def serving_home(small_twin, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     since completed tasks write visits back into it). Returns (home, role -> API key)."""
     home = tmp_path_factory.mktemp("serving_home")
     shutil.copytree(small_twin, home / "history", ignore=shutil.ignore_patterns("truth"))
-    keys = build_workdir(home / "history", home)
+    keys = build_workdir(home / "history", home, cause_twin=small_twin)
     return home, keys
 
 
@@ -293,6 +297,11 @@ def test_assess_by_resident_ids(api):
             assert all(x > 0 for x in shares) and shares == sorted(shares, reverse=True)
             assert {x["cause"] for x in a["causes"]} <= set(FEATURE_SETS[risk_specs()[a["model"]].feature_set].causes)
             assert all(x["text"] for x in a["causes"])
+            # and the likely cause, from the version's cause reader, with where it learned it
+            likely = a["likely_cause"]
+            assert likely["cause"] in FEATURE_SETS[risk_specs()[a["model"]].feature_set].causes
+            assert 0 < likely["probability"] <= 1 and likely["text"]
+            assert likely["learned_from"] == "the planted causes of twin small-twin"
         assert res["actions"] == []
 
 
@@ -321,6 +330,8 @@ def test_falls_on_record_are_told_as_the_leading_cause_with_their_share(api):
     share = {x["cause"]: x["attribution"] for x in a["causes"]}.get("previous_fall", 0.0)
     assert b["causes"][0]["attribution"] > share
     assert b["probability"] > a["probability"]
+    # the cause reader, which learned the twin's causes, finds a fall six days ago the likely cause
+    assert b["likely_cause"]["cause"] == "previous_fall" != a["likely_cause"]["cause"]
 
 
 def test_assess_explicit_rows_match_the_online_store(api):

@@ -71,3 +71,15 @@ def test_an_unverifiable_garbage_booster_is_refused_without_crashing(serving_hom
     booster.write_bytes(data[: len(data) // 2])  # a truncated file makes LightGBM's loader crash
     with pytest.raises(ChampionError, match=rf"fall_risk.*version {version}.*not a valid booster"):
         build_runtime(config)
+
+
+def test_a_cause_reader_edited_after_registration_is_refused_by_name(serving_home, tmp_path):  # noqa: F811
+    from models.registry import ChampionError
+    from serving.runtime import build_runtime
+
+    config, _, version = _registered_copy(serving_home[0], tmp_path / "w")
+    files = [p for root in (tmp_path / "w", serving_home[0]) for p in (root / "mlartifacts").rglob("cause_reader.json")]
+    reader = max(files, key=lambda p: p.stat().st_mtime_ns)  # the copy's version's, written last
+    reader.write_text(reader.read_text().replace('"small-twin"', '"other-twin"'))
+    with pytest.raises(ChampionError, match=rf"fall_risk.*version {version}.*cause_reader.json.*changed or truncated"):
+        build_runtime(config)
