@@ -212,6 +212,8 @@ def merge(paths: list[Path]) -> dict:
     out = {"config": {**runs[0]["config"], "seeds": [s for r in runs for s in r["config"]["seeds"]]},
            "machine": runs[0]["machine"], "cells": [c for r in runs for c in r["cells"]],
            "seconds_per_run": [r.get("seconds") for r in runs]}
+    if runs[0].get("cause_readers"):  # each run learns the same readers from the same twin
+        out["cause_readers"] = runs[0]["cause_readers"]
     return out
 
 
@@ -229,6 +231,7 @@ def table(result: dict) -> str:
              "| likely cause right (reader from another twin) | reader - best constant "
              "| cause the evidence holds: attributions / features |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    kept = {name: g.get("reader_kept") for name, g in (result.get("cause_readers") or {}).items()}
     for c in result["cells"]:
         for name, m in c["models"].items():
             sc = m["scores"]
@@ -240,7 +243,7 @@ def table(result: dict) -> str:
                 f"{_ci(sc['model'], 'auroc_gain')} | {_ci(sc.get('ceiling_knowable', {}), 'auroc')} | "
                 f"{_ci(sc.get('model_minus_knowable_ceiling', {}), 'auroc_diff')} | "
                 f"{_ci(sc.get('ceiling_path_oracle', {}), 'auroc')} | {_ci(sc['model'], 'brier', 4)} | {expl} | "
-                f"{_ci(e, 'over_best_constant', 2) if e.get('rows') else '-'} | {_reader(e, 'right')} | "
+                f"{_ci(e, 'over_best_constant', 2) if e.get('rows') else '-'} | {_reader(e, 'right', kept.get(name))} | "
                 f"{_reader(e, 'over_best_constant')} | {_evidence(e)} |")
     lines += ["", "| seed | window | counts | weekly WAPE model | best simple | model / best simple "
               "| daily WAPE model | daily best simple | naive worse than zero |", "|---|---|---|---|---|---|---|---|---|"]
@@ -253,9 +256,9 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _reader(e: dict, key: str) -> str:
+def _reader(e: dict, key: str, kept: bool | None = None) -> str:
     r = e.get("cause_reader")
-    return _ci(r, key, 2) if r else "-"
+    return (_ci(r, key, 2) + (" (not served)" if kept is False else "")) if r else "-"
 
 
 def _evidence(e: dict) -> str:
@@ -309,6 +312,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from features.pipeline import load_history
     from models.registry import risk_specs
+    from training.data import risk_dataset
     from training.risk import read_causes
 
     t0 = time.perf_counter()
@@ -320,14 +324,19 @@ def main(argv: list[str] | None = None) -> dict:
     causes: dict = {}
     readers: dict = {}
     if args.cause_twin is not None:
-        from features.registry import feature_names
+        from models.base import BoosterParams
         from training.config import SplitConfig
-        from training.risk import reader_from_twin
+        from training.risk import fit_risk, reader_from_twin
 
-        for name, spec in risk_specs().items():
+        for name in risk_specs():
             t = time.perf_counter()
-            readers[name] = reader_from_twin(name, args.cause_twin, SplitConfig(), feature_names(spec.feature_set))
-            print(f"{name}: cause reader from {args.cause_twin} in {time.perf_counter() - t:.0f}s", flush=True)
+            # the reference twin's own model, to judge the reader on that twin's held-out rows as
+            # `twincare train --cause-twin` does (the gate: does it beat the largest SHAP sum?)
+            own = fit_risk(risk_dataset(name, load_history(args.cause_twin), SplitConfig()), BoosterParams()).loaded
+            readers[name], gate = reader_from_twin(own, args.cause_twin, SplitConfig())
+            result.setdefault("cause_readers", {})[name] = {**gate, "trained_on": readers[name].trained_on}
+            print(f"{name}: cause reader from {args.cause_twin} in {time.perf_counter() - t:.0f}s: "
+                  f"{json.dumps({k: v for k, v in gate.items() if k != 'note'})}", flush=True)
         result["config"]["cause_twin"] = str(args.cause_twin)
     for seed, twin, k, end in twin_windows(args):
         if seed not in causes:

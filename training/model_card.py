@@ -171,8 +171,8 @@ def card_sections(name: str, version: str, tracking_uri: str) -> list[Section]:
             f"rows checked: {ex.get('rows', 0)} ({ex.get('selection', '—')})",
             f"top-3 hit rate {_num(ex.get('hit_rate'))}, top-1 {_num(ex.get('top1_hit_rate'))}, "
             f"three reasons drawn at random {_num(ex.get('chance_rate'))}",
-            *_naming(ex.get("naming") or {}),
-        ] if ex.get("rows") else [ex.get("note", "not run (the history has no planted causes)")]))
+        ] + _naming(ex.get("naming") or {}) if ex.get("rows")
+            else [ex.get("note", "not run (the history has no planted causes)"), *_naming(ex.get("naming") or {})]))
     else:
         bt = art["backtest.json"] or {}
         s.append(Section("Backtest against seasonal naive", [
@@ -315,6 +315,13 @@ def _naming(n: dict) -> list[str]:
     if not n.get("rows"):
         return []
     by = "the cause reader" if n.get("named_by") == "cause_reader" else "the largest SHAP sum"
-    return [f"cause named first ({by}) right for {_num(n.get('named_right'))} of {n['rows']} high-band rows; "
-            f"largest SHAP sum {_num(n.get('largest_attribution_right'))}, always the most common cause "
-            f"{_num(n.get('most_common_share'))}"]
+    where = f" of {n['judged_on']}" if n.get("judged_on") else ""
+    out = [f"cause named first ({by}) right for {_num(n.get('named_right'))} of {n['rows']} high-band rows{where}; "
+           f"largest SHAP sum {_num(n.get('largest_attribution_right'))}, always the most common cause "
+           f"{_num(n.get('most_common_share'))}"]
+    if n.get("reader_right") is not None:
+        out.append(f"cause reader {_num(n['reader_right'])}, over the largest SHAP sum "
+                   f"{_num(n.get('reader_over_largest_attribution'))} [{_num(n.get('reader_over_largest_attribution_lo'))}, "
+                   f"{_num(n.get('reader_over_largest_attribution_hi'))}]: "
+                   + ("served" if n.get("reader_kept") else "not served (the interval reaches zero)"))
+    return out

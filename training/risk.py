@@ -245,9 +245,10 @@ def fit_reader(ds: RiskDataset, causes: pd.DataFrame, feature_names: list[str], 
                             trained_on=trained_on)
 
 
-def reader_from_twin(model: str, twin_dir: str | Path, split, feature_names: list[str], seed: int = 7):
-    """A cause reader trained on another history that has the twin's planted causes (a reference
-    twin), for a community whose own history has none; refused by name when it has none."""
+def reader_from_twin(loaded: LoadedModel, twin_dir: str | Path, split, seed: int = 7):
+    """A cause reader for `loaded` trained on another history that has the twin's planted causes
+    (a reference twin), for a community whose own history has none, with its naming check on that
+    twin's test window (`naming_check`); refused by name when the twin has no planted causes."""
     from features.pipeline import load_history
     from training.data import risk_dataset
     from training.tracking import read_manifest
@@ -255,25 +256,49 @@ def reader_from_twin(model: str, twin_dir: str | Path, split, feature_names: lis
     causes = read_causes(twin_dir)
     if causes is None:
         raise ValueError(f"{twin_dir}: no truth/causes.parquet, so no planted causes to learn a cause reader from")
-    ds = risk_dataset(model, load_history(twin_dir), split)
-    return fit_reader(ds, causes, feature_names, seed,
-                      {"history": str(twin_dir), "twin_id": str(read_manifest(twin_dir).get("twin_id", "")),
-                       "as_of": list(ds.plan.describe()["train_as_of"])})
+    ds = risk_dataset(loaded.name, load_history(twin_dir), split)
+    reader = fit_reader(ds, causes, loaded.feature_names, seed,
+                        {"history": str(twin_dir), "twin_id": str(read_manifest(twin_dir).get("twin_id", "")),
+                         "as_of": list(ds.plan.describe()["train_as_of"])})
+    return reader, naming_check(replace(loaded, cause_reader=reader), ds.part("test"), causes, seed)
 
 
-def naming_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFrame) -> dict[str, Any]:
+def naming_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFrame, seed: int = 7,
+                 n_boot: int = 200) -> dict[str, Any]:
     """On the high-band test rows: how often the cause the service names first (the cause reader's,
     when the version has one) is the planted dominant cause, against the largest SHAP sum and
-    always naming the most common cause."""
+    always naming the most common cause; with a reader, the 95% interval of its margin over the
+    largest SHAP sum (resampling residents), and whether it earns its place: the interval's lower
+    end above zero (`reader_kept`)."""
     spec = risk_spec(loaded.name)
     sub = test.loc[spec.bands.bands(spec.predict_proba(loaded, test)) == "high"]
     rows = cause_rows(sub, causes, loaded.name)
     if not len(rows):
-        return {"rows": 0, "note": "no high-band test rows with a planted cause"}
+        return {"rows": 0, "note": "no high-band test rows with a planted cause", "reader_kept": False}
     e = spec.explain(loaded, rows, k=1)
     truth = rows["cause"].to_numpy()
-    out = {"rows": int(len(rows)), "named_right": float(np.mean(e.named_cause() == truth)),
-           "largest_attribution_right": float(np.mean(e.leading_cause() == truth)),
+    named, largest = e.named_cause() == truth, e.leading_cause() == truth
+    out = {"rows": int(len(rows)), "named_right": float(np.mean(named)),
+           "largest_attribution_right": float(np.mean(largest)),
            "most_common_share": float(rows["cause"].value_counts(normalize=True).iloc[0]),
            "named_by": "cause_reader" if e.likely_causes is not None else "largest_attribution"}
+    if e.likely_causes is not None:
+        diff = (named.astype(float) - largest.astype(float))
+        draws = [np.average(diff, weights=w) for w in ev.resident_draws(rows["resident_id"].to_numpy(), n_boot, seed)]
+        lo, hi = np.quantile(draws, [0.025, 0.975]) if draws else (np.nan, np.nan)
+        out.update({"reader_right": out["named_right"], "reader_over_largest_attribution": float(diff.mean()),
+                    "reader_over_largest_attribution_lo": float(lo), "reader_over_largest_attribution_hi": float(hi),
+                    "reader_kept": bool(lo > 0)})
     return out
+
+
+def keep_reader_if_earned(loaded: LoadedModel, check: dict[str, Any]) -> LoadedModel:
+    """Serve the reader only when it named the planted causes better than the largest SHAP sum on
+    held-out rows (interval above zero); else the version names causes by the SHAP sums alone."""
+    if loaded.cause_reader is not None and not check.get("reader_kept"):
+        loaded.cause_reader = None
+        check["named_by"] = "largest_attribution"
+        check["named_right"] = check.get("largest_attribution_right")
+        check["note"] = ("cause reader not kept: it did not name the planted causes better than the largest "
+                         "SHAP sum on held-out rows (the 95% interval of its margin reaches zero)")
+    return loaded

@@ -24,6 +24,7 @@ from training.risk import (
     explanation_check,
     fit_reader,
     fit_risk,
+    keep_reader_if_earned,
     learning_rows,
     naming_check,
     read_causes,
@@ -93,19 +94,23 @@ def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: T
     t_fit = time.perf_counter()
     causes = read_causes(history_dir)
     t_reader = time.perf_counter()
-    if causes is not None:
+    naming = None
+    if causes is not None:  # a twin: its own planted causes teach the reader, its test window judges it
         res.loaded.cause_reader = fit_reader(ds, causes, res.loaded.feature_names, params.booster.seed,
                                              {"history": str(history_dir),
                                               "twin_id": str(manifest.get("twin_id", "")),
                                               "as_of": ds.plan.describe()["train_as_of"]})
-    elif cause_twin is not None:
-        res.loaded.cause_reader = reader_from_twin(model, cause_twin, params.split, res.loaded.feature_names,
-                                                   params.booster.seed)
+        naming = naming_check(res.loaded, ds.part("test"), causes, params.booster.seed)
+    elif cause_twin is not None:  # a real community: the reference twin's, judged on its test window
+        res.loaded.cause_reader, naming = reader_from_twin(res.loaded, cause_twin, params.split, params.booster.seed)
+        naming["judged_on"] = str(cause_twin)
+    if naming is not None:
+        keep_reader_if_earned(res.loaded, naming)
     t_reader = time.perf_counter() - t_reader
     check = (explanation_check(res.loaded, ds.part("test"), causes, params.split.capacity_share)
              if causes is not None else {"rows": 0, "note": "history has no truth/causes.parquet"})
-    if causes is not None:
-        check["naming"] = naming_check(res.loaded, ds.part("test"), causes)
+    if naming is not None:
+        check["naming"] = naming
 
     m = res.metrics
     metrics: dict[str, float] = {}
@@ -125,9 +130,11 @@ def train_risk(model: str, history_dir: str | Path, tracking_uri: str, params: T
         metrics["explanation_top3_chance_rate"] = check["chance_rate"]
         metrics["explanation_top1_hit_rate"] = check["top1_hit_rate"]
     if check.get("naming", {}).get("rows"):
-        metrics["cause_named_right"] = check["naming"]["named_right"]
-        metrics["cause_largest_attribution_right"] = check["naming"]["largest_attribution_right"]
-        metrics["cause_most_common_share"] = check["naming"]["most_common_share"]
+        n = check["naming"]
+        prefix = "cause_twin_" if n.get("judged_on") else "cause_"  # judged on the reference twin's rows
+        metrics[f"{prefix}named_right"] = n["named_right"]
+        metrics[f"{prefix}largest_attribution_right"] = n["largest_attribution_right"]
+        metrics[f"{prefix}most_common_share"] = n["most_common_share"]
     t_check = time.perf_counter()
     seconds = {"load": t_load - t0, "features": t_feat - t_load, "fit": res.fit_seconds,
                "baselines": res.facts["baseline_seconds"], "shap_summary": res.facts["shap_seconds"],

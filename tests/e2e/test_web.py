@@ -228,11 +228,18 @@ def test_cockpit_in_a_real_browser(cockpit_server, browser):
     assert page.locator("#risk-cards .reasons-chart svg path").count() > 3
     assert page.locator("#risk-cards ul.signed li").count() >= 2
     # each card names the cause that raises the risk most, as the resident's route does
-    page_causes = {r["model"]: r["causes"] for r in api.get(f"/cockpit/residents/{target}").json()["risks"]}
+    risks = api.get(f"/cockpit/residents/{target}").json()["risks"]
+    page_causes = {r["model"]: r["causes"] for r in risks}
     for model, causes in page_causes.items():
         line = page.locator(f"#risk-cards .card[data-model={model}] p.causes").inner_text()
         assert line.startswith(f"Mostly {causes[0]['text']}") if causes else line.startswith("No cause")
     assert any(page_causes.values())
+    # and the likely cause the version's cause reader names, with its probability and source
+    for r in risks:
+        likely = r["likely_cause"]
+        line = page.locator(f"#risk-cards .card[data-model={r['model']}] p.likely-cause").inner_text()
+        assert line.startswith(f"Likely cause: {likely['text']} ({100 * likely['probability']:.1f}%")
+        assert "learned from the planted causes of twin small-twin" in line
     assert page.locator("#sensor-charts .sensor-chart svg").count() >= 2
     assert page.locator("#timeline li").count() >= 1
     assert page.locator("#data-gaps").is_visible()
