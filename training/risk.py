@@ -231,18 +231,33 @@ def cause_rows(frame: pd.DataFrame, causes: pd.DataFrame, model: str) -> pd.Data
     return rows[rows["cause"].notna()].reset_index(drop=True)
 
 
+READER_HELD_OUT_SHARE = 0.25
+
+
+def reader_held_out(residents: pd.Series | np.ndarray, share: float = READER_HELD_OUT_SHARE) -> np.ndarray:
+    """The residents a cause reader does not learn from (a fixed share, by a stable hash of the id),
+    on whose rows it is judged: a community's residents are people it has not seen."""
+    h = pd.util.hash_pandas_object(pd.Series(residents).astype(str), index=False).to_numpy()
+    return (h % 1000) < share * 1000
+
+
 def fit_reader(ds: RiskDataset, causes: pd.DataFrame, feature_names: list[str], seed: int = 7,
                trained_on: dict[str, Any] | None = None):
     """A cause reader (models.causes) for `ds.model`, fitted on the training rows' planted causes
-    and early-stopped on the validation rows'; None when those hold fewer than two causes."""
+    and early-stopped on the validation rows', leaving out the held-out residents
+    (`reader_held_out`); None when those rows hold fewer than two causes."""
     from features.registry import feature_set
     from models.causes import ReaderParams, fit_cause_reader
 
+    def learned(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = cause_rows(frame, causes, ds.model)
+        return rows[~reader_held_out(rows["resident_id"])]
+
     spec = risk_spec(ds.model)
-    return fit_cause_reader(ds.model, cause_rows(ds.part("train"), causes, ds.model), feature_names,
-                            tuple(feature_set(spec.feature_set).causes),
-                            valid=cause_rows(ds.part("val"), causes, ds.model), params=ReaderParams(seed=seed),
-                            trained_on=trained_on)
+    return fit_cause_reader(ds.model, learned(ds.part("train")), feature_names,
+                            tuple(feature_set(spec.feature_set).causes), valid=learned(ds.part("val")),
+                            params=ReaderParams(seed=seed),
+                            trained_on={**(trained_on or {}), "held_out_residents": READER_HELD_OUT_SHARE})
 
 
 def reader_from_twin(loaded: LoadedModel, twin_dir: str | Path, split, seed: int = 7):
@@ -265,14 +280,16 @@ def reader_from_twin(loaded: LoadedModel, twin_dir: str | Path, split, seed: int
 
 def naming_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFrame, seed: int = 7,
                  n_boot: int = 200) -> dict[str, Any]:
-    """On the high-band test rows: how often the cause the service names first (the cause reader's,
-    when the version has one) is the planted dominant cause, against the largest SHAP sum and
-    always naming the most common cause; with a reader, the 95% interval of its margin over the
-    largest SHAP sum (resampling residents), and whether it earns its place: the interval's lower
-    end above zero (`reader_kept`)."""
+    """On the high-band test rows of the residents no cause reader learned from (`reader_held_out`):
+    how often the cause the service names first (the cause reader's, when the version has one) is
+    the planted dominant cause, against the largest SHAP sum and always naming the most common
+    cause; with a reader, the 95% interval of its margin over the largest SHAP sum (resampling
+    residents), and whether it earns its place: the interval's lower end above zero
+    (`reader_kept`)."""
     spec = risk_spec(loaded.name)
     sub = test.loc[spec.bands.bands(spec.predict_proba(loaded, test)) == "high"]
     rows = cause_rows(sub, causes, loaded.name)
+    rows = rows[reader_held_out(rows["resident_id"])].reset_index(drop=True)
     if not len(rows):
         return {"rows": 0, "note": "no high-band test rows with a planted cause", "reader_kept": False}
     e = spec.explain(loaded, rows, k=1)

@@ -51,14 +51,16 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(model_twin,
     assert run.data.tags["twin_id"] and "test_auroc" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(mv.run_id)}
     assert {"reliability.png", "shap_summary.png", "calibration.json", "promotion.json"} <= artifacts
-    # the twin's planted causes taught the version a cause reader, kept with its digest, and its
-    # naming was scored on the test window beside the largest SHAP sum
-    assert "cause_reader.json" in artifacts and len(mv.tags["cause_reader_sha256"]) == 64
+    # the twin's planted causes taught a cause reader, judged on its held-out residents' test rows
+    # beside the largest SHAP sum; on a twin this small it cannot show it does better, so the
+    # version names causes by the SHAP sums and its card says so
     assert 0 < run.data.metrics["cause_named_right"] <= 1
-    assert 0 < run.data.metrics["cause_largest_attribution_right"] <= 1
+    assert run.data.metrics["cause_named_right"] == run.data.metrics["cause_largest_attribution_right"]
+    assert "cause_reader.json" not in artifacts and "cause_reader_sha256" not in mv.tags
     from models.registry import load_card
 
-    assert "cause named first (the cause reader) right for" in load_card("fall_risk", uri, summary.version)
+    card = load_card("fall_risk", uri, summary.version)
+    assert "cause named first (the largest SHAP sum) right for" in card and "not served" in card
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -71,9 +73,7 @@ def test_train_promote_and_load_champion_with_the_real_mlflow_client(model_twin,
                                                             raw_score=True))
     p = fall_risk.predict_proba(loaded, rows)
     assert ((p > 0) & (p < 1)).all()
-    assert loaded.cause_reader is not None and loaded.cause_reader.feature_names == tuple(loaded.feature_names)
-    named = fall_risk.SPEC.explain(loaded, rows, k=3).named_cause()
-    assert set(named) <= set(loaded.cause_reader.causes)
+    assert loaded.cause_reader is None
 
     # `twincare evaluate` rebuilds the frozen test window and gets the logged figure back
     from training.evaluate_version import evaluate_version

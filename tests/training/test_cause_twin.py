@@ -14,9 +14,13 @@ from training.cli import app
 pytestmark = pytest.mark.slow
 
 
-def test_a_community_without_planted_causes_learns_its_cause_reader_from_a_reference_twin(small_twin, tmp_path):
+def test_a_community_without_planted_causes_has_its_cause_reader_judged_on_a_reference_twin(small_twin, tmp_path):
+    """A community's history has no planted causes: the reader learns the reference twin's and is
+    judged on that twin's held-out residents against the largest SHAP sum. This twin is too small
+    for the reader to show it does better (a handful of held-out rows), so it is not served: the
+    version names causes by the SHAP sums, and says why."""
     from models.base import BoosterParams
-    from models.registry import default_tracking_uri, load_version
+    from models.registry import default_tracking_uri, load_card, load_version
     from training.config import TrainParams
     from training.tracking import run_of
     from training.train import train
@@ -26,18 +30,15 @@ def test_a_community_without_planted_causes_learns_its_cause_reader_from_a_refer
     uri = default_tracking_uri(tmp_path / "w")
     summary = train("fall-risk", history, uri, TrainParams(booster=BoosterParams(num_trees=40)), cause_twin=small_twin)
     naming = summary.headline()["explanation_check"]["naming"]
-    # judged on the twin it learned from (this history has nothing to judge it on), against the
-    # largest SHAP sum, with an interval; served because it names the causes better there
-    assert naming["judged_on"] == str(small_twin) and naming["rows"] > 0
-    assert naming["reader_right"] > naming["largest_attribution_right"]
-    assert naming["reader_over_largest_attribution_lo"] > 0 and naming["reader_kept"]
-    loaded = load_version("fall_risk", uri, version=summary.version)
-    assert loaded.cause_reader is not None and loaded.cause_reader.trained_on["history"] == str(small_twin)
+    assert naming["judged_on"] == str(small_twin)
+    assert naming["reader_kept"] is False and naming["named_by"] == "largest_attribution"
+    assert "cause reader not kept" in naming["note"]
+    assert load_version("fall_risk", uri, version=summary.version).cause_reader is None
     mv, run = run_of(uri, "fall_risk", summary.version)
-    assert len(mv.tags["cause_reader_sha256"]) == 64
+    assert "cause_reader_sha256" not in mv.tags
     # its figures say they were measured on the reference twin, not on this community
-    assert "cause_named_right" not in run.data.metrics
-    assert run.data.metrics["cause_twin_named_right"] == pytest.approx(naming["reader_right"])
+    assert "cause_named_right" not in run.data.metrics and "cause_twin_named_right" in run.data.metrics
+    assert "not served (the interval reaches zero)" in load_card("fall_risk", uri, summary.version)
 
 
 def test_a_cause_twin_without_planted_causes_is_refused_by_name(small_twin, tmp_path):
