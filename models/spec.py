@@ -224,9 +224,10 @@ class RiskSpec(_Named):
         """Calibrated probability of the event for each row."""
         return calibrated_proba(loaded, X, num_threads=num_threads)
 
-    def explain(self, loaded: LoadedModel, X, k: int, num_threads: int = 1) -> Explained:
+    def explain(self, loaded: LoadedModel, X, k: int, num_threads: int = 1, likely: bool = True) -> Explained:
         """Probability, band and top-k reasons in one TreeSHAP call (same input checks and
-        calibration as `predict_proba`: contributions plus base value sum to the raw score)."""
+        calibration as `predict_proba`: contributions plus base value sum to the raw score); with
+        `likely`, also the version's cause reader's likely cause (when it has one)."""
         matrix = feature_matrix(loaded, X)
         contrib = tree_shap(loaded, matrix, num_threads)
         probability = apply_calibration(loaded.calibration, contrib.sum(axis=1))
@@ -238,11 +239,11 @@ class RiskSpec(_Named):
         midx, mvals = top_positive(np.where(unknown, c, 0.0), k)
         # a cause is attributed what its features' known values contribute; what an unknown value
         # contributes is missing data, told apart (as in the reasons)
-        likely = (None, None)
-        if loaded.cause_reader is not None:
-            likely = loaded.cause_reader.likely(matrix, num_threads)
+        named = (None, None)
+        if likely and loaded.cause_reader is not None:
+            named = loaded.cause_reader.likely(matrix, num_threads)
         return Explained(probability, np.asarray(self.bands.bands(probability), dtype=object), idx, vals,
-                         causes, known @ share, midx, mvals, *likely)
+                         causes, known @ share, midx, mvals, *named)
 
     def contributions(self, loaded: LoadedModel, X, num_threads: int = 1) -> np.ndarray:
         """Every input's TreeSHAP contribution to each row's raw score, (n, features): the signed

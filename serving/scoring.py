@@ -72,11 +72,19 @@ class ModelScores:
     # (SHAP summed over the features that measure it)
     causes: tuple[str, ...] = ()
     cause_contributions: np.ndarray | None = None  # (n, len(causes))
-    # the version's cause reader's likely cause per row and its probability (models.causes), and
-    # the twin it learned from; None when the version has no reader
-    likely_causes: np.ndarray | None = None
-    likely_probability: np.ndarray | None = None
-    reader_learned_from: str | None = None
+    # the version's cause reader (models.causes) and the rows it reads: the likely cause is read
+    # when first asked for (a reply names it; the nightly batch, which stores none, never pays)
+    reader: Any = None
+    matrix: np.ndarray | None = None
+    _likely: tuple[np.ndarray, np.ndarray] | None = None
+
+    def likely(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each row's likely cause and its probability, or None without a reader."""
+        if self.reader is None:
+            return None
+        if self._likely is None:
+            self._likely = self.reader.likely(self.matrix)
+        return self._likely
 
 
 @dataclass
@@ -120,11 +128,12 @@ class ChunkScores:
     def likely_cause(self, model: str, i: int) -> dict[str, Any] | None:
         """Row i's likely cause as the version's cause reader names it, or None without a reader."""
         s = self.by_model[model]
-        if s.likely_causes is None:
+        likely = s.likely()
+        if likely is None:
             return None
-        cause = str(s.likely_causes[i])
-        return {"cause": cause, "probability": float(s.likely_probability[i]), "text": cause_text(cause),
-                "learned_from": s.reader_learned_from or "a twin's planted causes"}
+        cause = str(likely[0][i])
+        return {"cause": cause, "probability": float(likely[1][i]), "text": cause_text(cause),
+                "learned_from": _learned_from(s.reader)}
 
     def missing_data(self, model: str, i: int) -> list[dict[str, Any]]:
         """Worded missing data that raised row i's risk for one model (unknown values and
@@ -160,7 +169,7 @@ class ChunkScores:
 
 def score_model(champion: Champion, X: np.ndarray, top_k: int) -> ModelScores:
     """Probability, band and top-k reasons of one model for every row of its matrix X."""
-    e = champion.spec.explain(champion.loaded, X, top_k)
+    e = champion.spec.explain(champion.loaded, X, top_k, likely=False)
     return ModelScores(
         model=champion.name,
         version=champion.version,
@@ -174,16 +183,13 @@ def score_model(champion: Champion, X: np.ndarray, top_k: int) -> ModelScores:
         missing_contributions=e.missing_contributions,
         causes=e.causes,
         cause_contributions=e.cause_contributions,
-        likely_causes=e.likely_causes,
-        likely_probability=e.likely_probability,
-        reader_learned_from=_learned_from(champion.loaded.cause_reader),
+        reader=champion.loaded.cause_reader,
+        matrix=X if champion.loaded.cause_reader is not None else None,
     )
 
 
-def _learned_from(reader) -> str | None:
+def _learned_from(reader) -> str:
     """Where a cause reader learned the causes, in words: the twin it was trained on."""
-    if reader is None:
-        return None
     facts = reader.trained_on
     twin = facts.get("twin_id") or facts.get("history")
     return f"the planted causes of twin {twin}" if twin else "a twin's planted causes"

@@ -846,3 +846,22 @@ def test_edge_headers_limits_and_one_error_shape(api):
     for api_path in ("/assess", "/forecast_demand"):
         body = spec["paths"][api_path]["post"]["requestBody"]
         assert body["required"] is True and "oneOf" in body["content"]["application/json"]["schema"], api_path
+
+
+def test_the_likely_cause_is_read_only_when_a_reply_names_it(serving_home):
+    """The nightly batch stores no likely cause, so scoring does not read it; a reply does, once."""
+    from features.online import OnlineStore
+    from models.registry import default_tracking_uri, get_spec, load_champion
+    from serving.scoring import Champion, score_chunk
+
+    home, _ = serving_home
+    loaded, spec = load_champion("fall_risk", default_tracking_uri(home)), get_spec("fall_risk")
+    online = OnlineStore(home / "online.db")
+    rows = online.get(online.resident_ids()[:20])
+    assert spec.explain(loaded, rows, k=3, likely=False).likely_causes is None
+    named = spec.explain(loaded, rows, k=3).likely_causes
+    assert named is not None and len(named) == 20
+    chunk = score_chunk({"fall_risk": Champion(spec, loaded)}, rows, ["fall_risk"], 3)
+    s = chunk.by_model["fall_risk"]
+    assert s._likely is None  # scored, reasons worded, no likely cause read yet
+    assert [chunk.likely_cause("fall_risk", i)["cause"] for i in range(20)] == list(named)
