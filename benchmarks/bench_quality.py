@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_quality [--seeds 11 12 13] [--windows 2] [--residents 2000]
                                        [--days 730] [--workdir /tmp/bench-quality] [--boot 200]
+                                       [--cause-twin TWIN]   # cause readers learned there, scored here
     python -m benchmarks.bench_quality --merge RUN.json ... [--out FILE]   # join runs, print the table
 
 For each seed a twin is simulated (kept in the workdir); each test window is the latest 12 weeks
