@@ -288,6 +288,13 @@ def twin_windows(args: argparse.Namespace):
         if not (twin / "manifest.json").exists():
             simulate(args.residents, args.days, seed, twin)
         last = pd.Timestamp(json.loads((twin / "manifest.json").read_text())["end"]) + pd.Timedelta(days=1)
+        if getattr(args, "scenario", None):  # the drift over the latest test window; the one before is a control
+            from twin.scenarios import apply_scenario
+
+            drifted = args.workdir / f"{twin.name}-{args.scenario}"
+            if not (drifted / "manifest.json").exists():
+                apply_scenario(twin, drifted, args.scenario, last - pd.Timedelta(weeks=WINDOW_WEEKS))
+            twin = drifted
         for k in range(args.windows):
             yield seed, twin, k, last - pd.Timedelta(weeks=WINDOW_WEEKS * k)
 
@@ -300,6 +307,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--booster-seed", type=int, default=None,
                     help="LightGBM's own seed (default: the twin's), to see a figure hold over it")
     ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--scenario", default=None,
+                    help="plant this drift (twin.scenarios) in each seed's twin over the latest test window "
+                         "(window 1, before it, is the control), e.g. gait_sensor_offset")
     ap.add_argument("--cause-twin", type=Path, default=None,
                     help="a twin history whose planted causes teach each model's cause reader, scored on the "
                          "seeds' twins as a real community's would be (default: no reader)")
@@ -319,7 +329,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     result: dict = {"config": {"seeds": args.seeds, "windows": args.windows, "residents": args.residents,
                                "days": args.days, "window_weeks": WINDOW_WEEKS, "bootstrap": args.boot,
-                               "booster_seed": args.booster_seed},
+                               "booster_seed": args.booster_seed, "scenario": args.scenario},
                     "machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()[0]},
                     "cells": []}
     causes: dict = {}
