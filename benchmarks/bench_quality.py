@@ -281,12 +281,18 @@ def add_twin_args(ap: argparse.ArgumentParser) -> None:
 def twin_windows(args: argparse.Namespace):
     """(seed, twin directory, k, history end) for every seed and test window; a twin missing from
     the workdir is simulated first."""
+    from dataclasses import replace
+
+    from twin.dynamics import SimConfig
     from twin.simulate import simulate
 
+    knobs = dict(kv.split("=", 1) for kv in (getattr(args, "sim", None) or []))
+    config = replace(SimConfig(), **{k: type(getattr(SimConfig(), k))(v) for k, v in knobs.items()}) if knobs else None
+    suffix = "".join(f"-{k}={v}" for k, v in sorted(knobs.items()))
     for seed in args.seeds:
-        twin = args.workdir / f"twin-{args.residents}x{args.days}-s{seed}"
+        twin = args.workdir / f"twin-{args.residents}x{args.days}-s{seed}{suffix}"
         if not (twin / "manifest.json").exists():
-            simulate(args.residents, args.days, seed, twin)
+            simulate(args.residents, args.days, seed, twin, config=config)
         last = pd.Timestamp(json.loads((twin / "manifest.json").read_text())["end"]) + pd.Timedelta(days=1)
         if getattr(args, "scenario", None):  # the drift over the latest test window; the one before is a control
             from twin.scenarios import apply_scenario
@@ -307,6 +313,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--booster-seed", type=int, default=None,
                     help="LightGBM's own seed (default: the twin's), to see a figure hold over it")
     ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--sim", nargs="*", default=[], metavar="KNOB=VALUE",
+                    help="simulate the seeds' twins with these SimConfig knobs changed (e.g. lhr_dementia=0.26): "
+                         "a community whose mechanisms differ from the cause readers' twin")
     ap.add_argument("--scenario", default=None,
                     help="plant this drift (twin.scenarios) in each seed's twin over the latest test window "
                          "(window 1, before it, is the control), e.g. gait_sensor_offset")
@@ -329,7 +338,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     result: dict = {"config": {"seeds": args.seeds, "windows": args.windows, "residents": args.residents,
                                "days": args.days, "window_weeks": WINDOW_WEEKS, "bootstrap": args.boot,
-                               "booster_seed": args.booster_seed, "scenario": args.scenario},
+                               "booster_seed": args.booster_seed, "scenario": args.scenario, "sim": args.sim},
                     "machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()[0]},
                     "cells": []}
     causes: dict = {}

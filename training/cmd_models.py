@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         engine: Annotated[str, typer.Option(help="pandas, or dask (features and lightgbm.dask on a LocalCluster)")] = "pandas",
         scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (engine dask)")] = None,
         features: Annotated[Path | None, typer.Option(help="feature table folder (`twincare features --out`) to reuse when it was built from this history")] = None,
-        cause_twin: Annotated[Path | None, typer.Option(help="a twin history whose planted causes teach the version's cause reader, when this history has none (a real community's)")] = None,
+        cause_twin: Annotated[Path | None, typer.Option(help="a twin history whose planted causes teach the version's cause reader, when this history has none (a real community's); only where that twin's mechanisms were fitted to this community: under other hazard ratios a reader names causes worse than the SHAP sums")] = None,
     ) -> None:
         """Train one model (seeded), evaluate it on the latest window and register it in MLflow."""
         from training.train import model_name
