@@ -192,7 +192,7 @@ def _learned_from(reader) -> str:
     """Where a cause reader learned the causes, in words: the twin it was trained on."""
     facts = reader.trained_on
     twin = facts.get("twin_id") or facts.get("history")
-    return f"a simulated community's planted causes (twin {twin})" if twin else "a simulated community's planted causes"
+    return f"the planted causes of simulated community {twin}" if twin else "a simulated community's planted causes"
 
 
 @lru_cache(maxsize=64)

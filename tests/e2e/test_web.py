@@ -239,7 +239,7 @@ def test_cockpit_in_a_real_browser(cockpit_server, browser):
         likely = r["likely_cause"]
         line = page.locator(f"#risk-cards .card[data-model={r['model']}] p.likely-cause").inner_text()
         assert line.startswith(f"Likely cause: {likely['text']} ({100 * likely['probability']:.1f}%")
-        assert "learned from a simulated community's planted causes (twin small-twin)" in line
+        assert "learned from the planted causes of simulated community small-twin)" in line
     assert page.locator("#sensor-charts .sensor-chart svg").count() >= 2
     assert page.locator("#timeline li").count() >= 1
     assert page.locator("#data-gaps").is_visible()

@@ -301,7 +301,7 @@ def test_assess_by_resident_ids(api):
             likely = a["likely_cause"]
             assert likely["cause"] in FEATURE_SETS[risk_specs()[a["model"]].feature_set].causes
             assert 0 < likely["probability"] <= 1 and likely["text"]
-            assert likely["learned_from"] == "a simulated community's planted causes (twin small-twin)"
+            assert likely["learned_from"] == "the planted causes of simulated community small-twin"
         assert res["actions"] == []
 
 
