@@ -25,25 +25,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.base import BoosterParams, fit_booster
+
 READER_FILE = "cause_reader.json"
 READER_FORMAT = 1
+# how a cause reader is fitted (small: it is loaded with every model version): 15-leaf trees on
+# every row and input, no penalty, at most 200 rounds per cause, early-stopped after 20
+READER_BOOSTER = BoosterParams(num_trees=200, num_leaves=15, learning_rate=0.1, min_data_in_leaf=50,
+                               feature_fraction=1.0, bagging_fraction=1.0, bagging_freq=0, lambda_l2=0.0,
+                               early_stopping_rounds=20, num_threads=0)
 
 
 class CauseReaderError(ValueError):
     """A cause reader's file cannot be used: it names what is wrong."""
-
-
-@dataclass(frozen=True)
-class ReaderParams:
-    """How a cause reader is fitted (small: it is loaded with every model version)."""
-
-    rounds: int = 200
-    learning_rate: float = 0.1
-    num_leaves: int = 15
-    min_data_in_leaf: int = 50
-    early_stopping_rounds: int = 20
-    seed: int = 7
-    num_threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,33 +119,24 @@ class CauseReader:
 
 
 def fit_cause_reader(model: str, rows: pd.DataFrame, feature_names: Sequence[str], causes: Sequence[str],
-                     *, valid: pd.DataFrame | None = None, params: ReaderParams = ReaderParams(),
+                     *, valid: pd.DataFrame | None = None, params: BoosterParams = READER_BOOSTER,
                      trained_on: Mapping[str, Any] | None = None) -> CauseReader | None:
     """A reader fitted on `rows` (the model's features and the planted dominant `cause` of each),
-    early-stopped on `valid` when given; None when the rows hold fewer than two of `causes`."""
-    import lightgbm as lgb
-
+    early-stopped on `valid` when given (`models.base.fit_booster`); None when the rows hold fewer
+    than two of `causes`."""
     rows = rows[rows["cause"].isin(list(causes))]
     present = tuple(c for c in causes if (rows["cause"] == c).any())
     if len(present) < 2:
         return None
     index = {c: i for i, c in enumerate(present)}
-    X = rows[list(feature_names)].to_numpy(dtype="float64", na_value=np.nan)
-    y = rows["cause"].map(index).to_numpy()
-    lgb_params = {"objective": "multiclass", "num_class": len(present), "learning_rate": params.learning_rate,
-                  "num_leaves": params.num_leaves, "min_data_in_leaf": params.min_data_in_leaf,
-                  "seed": params.seed, "deterministic": True, "verbose": -1, "num_threads": params.num_threads}
-    train = lgb.Dataset(X, y, free_raw_data=True)
-    callbacks, valid_sets = [], []
-    if valid is not None:
-        valid = valid[valid["cause"].isin(list(present))]
-        if len(valid):
-            valid_sets = [lgb.Dataset(valid[list(feature_names)].to_numpy(dtype="float64", na_value=np.nan),
-                                      valid["cause"].map(index).to_numpy(), reference=train)]
-            callbacks = [lgb.early_stopping(params.early_stopping_rounds, verbose=False)]
-    booster = lgb.train(lgb_params, train, num_boost_round=params.rounds, valid_sets=valid_sets, callbacks=callbacks)
-    if valid_sets and booster.best_iteration > 0:
-        booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+
+    def xy(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return (frame[list(feature_names)].to_numpy(dtype="float64", na_value=np.nan),
+                frame["cause"].map(index).to_numpy())
+
+    X_val, y_val = xy(valid[valid["cause"].isin(list(present))]) if valid is not None else (None, None)
+    booster = fit_booster(params, "multiclass", *xy(rows), X_val, y_val, feature_names=list(feature_names),
+                          num_class=len(present))
     facts = {"rows": int(len(rows)), "trees_per_cause": int(booster.current_iteration()),
              "cause_shares": {c: round(float((rows["cause"] == c).mean()), 4) for c in present},
              **dict(trained_on or {})}

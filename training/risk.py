@@ -247,7 +247,7 @@ def fit_reader(ds: RiskDataset, causes: pd.DataFrame, feature_names: list[str], 
     and early-stopped on the validation rows', leaving out the held-out residents
     (`reader_held_out`); None when those rows hold fewer than two causes."""
     from features.registry import feature_set
-    from models.causes import ReaderParams, fit_cause_reader
+    from models.causes import READER_BOOSTER, fit_cause_reader
 
     def learned(frame: pd.DataFrame) -> pd.DataFrame:
         rows = cause_rows(frame, causes, ds.model)
@@ -256,7 +256,7 @@ def fit_reader(ds: RiskDataset, causes: pd.DataFrame, feature_names: list[str], 
     spec = risk_spec(ds.model)
     return fit_cause_reader(ds.model, learned(ds.part("train")), feature_names,
                             tuple(feature_set(spec.feature_set).causes), valid=learned(ds.part("val")),
-                            params=ReaderParams(seed=seed),
+                            params=replace(READER_BOOSTER, seed=seed),
                             trained_on={**(trained_on or {}), "held_out_residents": READER_HELD_OUT_SHARE})
 
 

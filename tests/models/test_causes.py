@@ -3,11 +3,13 @@ JSON file, and a file that is not the one for this model and its inputs is refus
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from models.causes import CauseReader, CauseReaderError, ReaderParams, fit_cause_reader
+from models.causes import READER_BOOSTER, CauseReader, CauseReaderError, fit_cause_reader
 
 NAMES = ("falls_365d", "gait_speed", "meds", "noise")
 CAUSES = ("previous_fall", "gait_balance", "polypharmacy", "frailty")
@@ -31,7 +33,7 @@ def _rows(n: int, seed: int) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def reader() -> CauseReader:
     r = fit_cause_reader("fall_risk", _rows(6000, 1), NAMES, CAUSES, valid=_rows(1500, 2),
-                         params=ReaderParams(rounds=120, num_threads=1), trained_on={"twin_id": "t-1"})
+                         params=replace(READER_BOOSTER, num_trees=120, num_threads=1), trained_on={"twin_id": "t-1"})
     assert r is not None
     return r
 
