@@ -116,6 +116,15 @@ def _probe_booster(path: Path) -> str | None:
     return f"LightGBM cannot load it ({last[:200]})" if done.returncode > 0 else f"loading it crashed (signal {-done.returncode})"
 
 
+def _check_digest(where: str, path: Path, recorded: str) -> None:
+    """Refuse a file whose digest is not the one recorded at registration."""
+    actual = file_sha256(path)
+    if actual != recorded:
+        raise ChampionError(f"{where} does not match the checksum recorded at registration "
+                            f"({actual[:12]} != {recorded[:12]}): it was changed or truncated; "
+                            "retrain or restore it")
+
+
 def _verified_booster(name: str, version: str, alias: str, path: Path, recorded: str | None):
     """The booster in `path`, after checking it is the file registered: its digest against the
     one recorded at registration, or (versions registered without one) a load in a child process."""
@@ -125,11 +134,7 @@ def _verified_booster(name: str, version: str, alias: str, path: Path, recorded:
     if not path.exists():
         raise ChampionError(f"{where} is missing")
     if recorded:
-        actual = file_sha256(path)
-        if actual != recorded:
-            raise ChampionError(f"{where} does not match the checksum recorded at registration "
-                                f"({actual[:12]} != {recorded[:12]}): it was changed or truncated; "
-                                "retrain or restore it")
+        _check_digest(where, path, recorded)
     else:
         problem = _probe_booster(path)
         if problem:
@@ -212,10 +217,7 @@ def _verified_reader(name: str, version: str, alias: str, run_id: str, tracking_
                                                         tracking_uri=tracking_uri))
     except (MlflowException, OSError) as exc:
         raise ChampionError(f"{where} cannot be read: {exc}") from None
-    actual = file_sha256(path)
-    if actual != recorded:
-        raise ChampionError(f"{where} does not match the checksum recorded at registration "
-                            f"({actual[:12]} != {recorded[:12]}): it was changed or truncated; retrain or restore it")
+    _check_digest(where, path, recorded)
     from features.registry import feature_set
 
     spec = get_spec(name)
