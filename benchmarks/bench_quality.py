@@ -56,7 +56,7 @@ def cause_attribution(spec, loaded, test: pd.DataFrame, train: pd.DataFrame, cau
     te = te[te["cause"].notna()].reset_index(drop=True)
     if te.empty:
         return {"rows": 0}
-    served = spec.explain(loaded, te, k=1)  # the served path: reasons and per-cause attributions
+    served = spec.explain(loaded, te, k=1, likely=True)  # the served path: reasons and per-cause attributions
     named = served.leading_cause()
     top1 = [names[served.top_features[i, 0]] if served.top_contributions[i, 0] == served.top_contributions[i, 0]
             else None for i in range(len(te))]

@@ -224,10 +224,11 @@ class RiskSpec(_Named):
         """Calibrated probability of the event for each row."""
         return calibrated_proba(loaded, X, num_threads=num_threads)
 
-    def explain(self, loaded: LoadedModel, X, k: int, num_threads: int = 1, likely: bool = True) -> Explained:
+    def explain(self, loaded: LoadedModel, X, k: int, num_threads: int = 1, likely: bool = False) -> Explained:
         """Probability, band and top-k reasons in one TreeSHAP call (same input checks and
         calibration as `predict_proba`: contributions plus base value sum to the raw score); with
-        `likely`, also the version's cause reader's likely cause (when it has one)."""
+        `likely`, also the version's cause reader's likely cause (when it has one), which only what
+        names causes asks for (the service reads it per reply, `serving.scoring`)."""
         matrix = feature_matrix(loaded, X)
         contrib = tree_shap(loaded, matrix, num_threads)
         probability = apply_calibration(loaded.calibration, contrib.sum(axis=1))

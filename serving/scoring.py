@@ -169,7 +169,7 @@ class ChunkScores:
 
 def score_model(champion: Champion, X: np.ndarray, top_k: int) -> ModelScores:
     """Probability, band and top-k reasons of one model for every row of its matrix X."""
-    e = champion.spec.explain(champion.loaded, X, top_k, likely=False)
+    e = champion.spec.explain(champion.loaded, X, top_k)
     return ModelScores(
         model=champion.name,
         version=champion.version,

@@ -859,7 +859,7 @@ def test_the_likely_cause_is_read_only_when_a_reply_names_it(serving_home):
     online = OnlineStore(home / "online.db")
     rows = online.get(online.resident_ids()[:20])
     assert spec.explain(loaded, rows, k=3, likely=False).likely_causes is None
-    named = spec.explain(loaded, rows, k=3).likely_causes
+    named = spec.explain(loaded, rows, k=3, likely=True).likely_causes
     assert named is not None and len(named) == 20
     chunk = score_chunk({"fall_risk": Champion(spec, loaded)}, rows, ["fall_risk"], 3)
     s = chunk.by_model["fall_risk"]
