@@ -163,9 +163,6 @@ def explanation_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFr
     Chance = the same rate if the top reasons were drawn at random from the model's features.
     """
     spec = risk_spec(loaded.name)
-    truth = causes.loc[causes["model"] == loaded.name, ["resident_id", "date", "cause"]].copy()
-    truth["resident_id"] = truth["resident_id"].astype(str)
-    truth["date"] = pd.to_datetime(truth["date"]).astype("datetime64[ns]")
     p = spec.predict_proba(loaded, test)
     high = spec.bands.bands(p) == "high"
     selection = "band_high"
@@ -174,21 +171,16 @@ def explanation_check(loaded: LoadedModel, test: pd.DataFrame, causes: pd.DataFr
         size = test.groupby("as_of_date")["as_of_date"].transform("size")
         high = (rank <= np.maximum((size * capacity_share).round(), 1)).to_numpy()
         selection = f"top_{capacity_share:.0%}_per_week"
-    rows = test.loc[high, ["resident_id", "as_of_date"]].reset_index(drop=True)
-    sub = test.loc[high].reset_index(drop=True)
-    rows = rows.merge(truth.rename(columns={"date": "as_of_date"}), how="left",
-                      on=["resident_id", "as_of_date"])
-    if rows["cause"].isna().all():
+    rows = cause_rows(test.loc[high], causes, loaded.name)
+    if not len(rows):
         return {"rows": 0, "selection": selection, "note": "no planted causes at the test dates"}
-    served = spec.explain(loaded, sub, k=top)  # the reasons the service serves
+    served = spec.explain(loaded, rows, k=top)  # the reasons the service serves
     names = loaded.feature_names
-    reasons = [[names[j] for j, _ in served.reasons_of(i)] for i in range(len(sub))]
+    reasons = [[names[j] for j, _ in served.reasons_of(i)] for i in range(len(rows))]
     cause_sets = {n: set(get_feature(n).causes) for n in names}
     hits, hits1, chance, per_cause = [], [], [], {}
     n = len(names)
     for reason, cause in zip(reasons, rows["cause"], strict=True):
-        if not isinstance(cause, str):
-            continue
         hit = any(cause in cause_sets[r] for r in reason)
         hits1.append(bool(reason) and cause in cause_sets[reason[0]])
         m = sum(cause in cause_sets[f] for f in names)
