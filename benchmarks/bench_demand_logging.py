@@ -1,6 +1,6 @@
 """Demand forecasts on counts logged as a coordinator logs them, over windows and logging draws.
 
-    python -m benchmarks.bench_demand_logging --history D/history [--windows 3] [--logging-seeds 0 1 2]
+    python -m benchmarks.bench_demand_logging --history D/history [--windows 3] [--logging-seeds 0 1 2 3 4 5]
                                               [--step 1] [--boot 200] [--choice-weeks N] [--out FILE]
 
 Real time banks enter a week's exchanges on one day, sometimes a week late
@@ -84,7 +84,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--history", type=Path, required=True)
     ap.add_argument("--windows", type=int, default=3)
     ap.add_argument("--window-gap", type=int, default=84, help="days between the ends of test windows")
-    ap.add_argument("--logging-seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--logging-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     ap.add_argument("--step", type=int, default=1, help="days between forecast origins")
     ap.add_argument("--boot", type=int, default=200)
     ap.add_argument("--choice-weeks", type=int, default=None,

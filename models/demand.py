@@ -8,7 +8,9 @@ by a simple method (seasonal naive, 91-day mean, median of 8 weekly totals, and 
 series' own choice) or by the community's logging cycle, whichever had the least weekly-total
 error on forecasts made without the weeks judged (those made on every day of the last 8 weeks
 after the training data known at the origin, the calibration window standing in for the days not
-yet known; pooled over series unless `choice_per_series`).
+yet known; pooled over series unless `choice_per_series`). Where the community logs in batches
+(`features.demand.logs_in_batches`) no choice is made: the logging cycle serves every series,
+since eight weeks of weekly errors on such counts follow where the logging days fell.
 
 Counts logged in batches (a week entered on one day, sometimes a week late) defeat a daily model:
 the logging cycle (`features.demand.logging_cycle`) forecasts them as what the community's own
@@ -156,10 +158,20 @@ def choose_methods(loaded: LoadedModel, panel: CountPanel, origins, weeks: int,
     pooled over series), so the calibration window fades as the record grows. Every day, not one
     a week: counts logged in weekly batches make one week's error depend on where the logging day
     fell, so a choice read off eight weeks alone follows that luck. Per series the record alone
-    decides, and a series with none of it gets the pooled choice.
+    decides, and a series with none of it gets the pooled choice. At origins at which the
+    community reads as logging in batches the logging cycle serves every series, whatever the
+    record says.
     """
     order = [*CANDIDATES, "model"]  # on a tie the simpler method wins
     origins = pd.DatetimeIndex(pd.to_datetime(pd.Index(origins).unique())).normalize()
+    # where the community logs in batches, its logging cycle serves every series: eight weeks of
+    # weekly errors on such counts follow the luck of where the logging days fell, and a choice
+    # read off them served worse than the cycle alone (docs/results/models.md)
+    batched = logs_in_batches(panel, origins)
+    pooled_index = pd.MultiIndex.from_arrays([np.full(len(origins), "*", dtype=object), origins],
+                                             names=["series_id", "origin"])
+    if batched.all():
+        return pd.Series("logging_cycle", index=pooled_index, dtype=object)
     span = 7 * weeks - 6  # the days p with origin - 7 * weeks <= p <= origin - 7
     trained_through = pd.Timestamp(loaded.extra.get("trained_through", panel.dates[0]))
     lo = max(panel.dates[0], trained_through)
@@ -184,15 +196,16 @@ def choose_methods(loaded: LoadedModel, panel: CountPanel, origins, weeks: int,
         else pd.Series(span, index=origins)
     pooled = (record.groupby("origin")[order].sum().reindex(origins, fill_value=0.0)
               + np.outer(unknown.to_numpy(float), [float(prior.get(m, 0.0)) for m in order]))
-    pooled.index = pd.MultiIndex.from_arrays([np.full(len(origins), "*", dtype=object), origins],
-                                             names=["series_id", "origin"])
+    pooled.index = pooled_index
     # one method for every series: zero for the whole community is what weeks nobody logged look
     # like, and choosing it after a run of them forecasts nothing just before the backlog is
     # entered (where a community truly logs nothing, the 91-day mean is zero too); zero stays a
     # candidate of each series' own choice
     choice = pooled[[m for m in order if m != "zero"]].idxmin(axis=1)
+    choice[batched] = "logging_cycle"
     if per_series and not record.empty:
         own = record.assign(series_id=record["series_id"].astype(str)).groupby(["series_id", "origin"])[order].sum()
+        own = own[~pd.Series(batched, index=origins).reindex(own.index.get_level_values(1)).to_numpy()]
         choice = pd.concat([choice, own.idxmin(axis=1)])
     return choice
 

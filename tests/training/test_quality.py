@@ -158,6 +158,33 @@ def test_batch_logged_counts_read_as_pending_since_the_last_logged_day():
     assert min(coverage) >= 0.8, coverage
 
 
+def test_where_a_community_logs_in_batches_its_logging_cycle_serves_every_series():
+    """Weeks of weekly errors on batch-logged counts follow where the logging days fell, so no
+    method is chosen from them there: however badly the cycle's record reads, at every origin at
+    which the community reads as logging in batches the logging cycle serves every series and
+    the forecast is the cycle's. On the same requests logged every day that record decides."""
+    from models import demand
+
+    counts = _daily_counts(300, 10, seed=5, low=0.3)
+    params = demand.DemandParams(booster=demand.demand_booster(num_trees=40, min_data_in_leaf=40))
+    for table, batched in ((batch_logged(counts, seed=4), True), (counts, False)):
+        panel = demand.count_panel(table)
+        loaded, _ = demand.fit(table, params, cutoff=panel.dates[-1] - pd.Timedelta(days=56))
+        # the days not yet on record count at the calibration window's errors: say the cycle's
+        # were ruinous there
+        loaded.extra["choice_prior"] = {**loaded.extra["choice_prior"], "logging_cycle": 1e6}
+        origins = pd.date_range(panel.dates[-1] - pd.Timedelta(days=20), panel.dates[-1])
+        rows = demand.demand_features(panel, origins, range(1, 8))
+        assert demand.logs_in_batches(panel, origins).all() == batched
+        served = set(demand.chosen_methods(loaded, panel, rows))
+        if batched:
+            assert served == {"logging_cycle"}, served
+            np.testing.assert_allclose(demand.forecast_rows(loaded, rows, panel)["forecast"],
+                                       demand.simple_forecast("logging_cycle", rows))
+        else:
+            assert "logging_cycle" not in served, served
+
+
 def test_a_coordinator_who_logs_every_monday_is_forecast_to_log_a_week_on_each_monday():
     """The logging cycle reads the community's own gaps between logged days: logged every Monday,
     a week's requests are forecast on each Monday and nothing on the other days (a daily average
