@@ -120,6 +120,9 @@ SIMPLE_METHODS = ("zero", "seasonal_naive", "mean_91d", "median_8w")
 CYCLE_METHODS = ("logging_cycle",)
 CANDIDATES = (*SIMPLE_METHODS, *CYCLE_METHODS)  # in order of simplicity: a tie goes to the first
 METHODS = ("model", *CANDIDATES)
+# what a forecast row's `method` may say: a method above, or the series' logged rate (requests as
+# they arise, where the community logs in batches)
+SERVED_BY = (*METHODS, "logged_rate")
 _COLUMNS = {"mean_91d": "demand_mean_91d", "median_8w": "demand_weekly_median_8w",
             "logging_cycle": "demand_logging_cycle_91d"}
 
@@ -362,7 +365,8 @@ BASES = ("logged", "occurring")
 def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame, panel: CountPanel,
                   basis: str = "logged") -> pd.DataFrame:
     """Forecast, lower and upper bound for feature rows prepared from `panel` (whose record
-    at each row's origin picks the method serving that series).
+    at each row's origin picks the method serving that series), and `method`: which served it
+    (one of `SERVED_BY`).
 
     `basis="logged"`: the counts the record will show, on the days it will show them (what the
     backtest scores). `basis="occurring"`: the requests that will arise each day, for planning
@@ -392,6 +396,7 @@ def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame, panel: CountPanel,
         "forecast": mean,
         "lower": lower,
         "upper": upper,
+        "method": np.where(batched, "logged_rate", np.asarray(chosen, dtype=object)),
     })
 
 
@@ -445,8 +450,9 @@ def naive_forecast(rows: pd.DataFrame, coverage: float = 0.8, panel: CountPanel 
         raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
     mean = seasonal_naive(rows)
     lower, upper = poisson_bounds(mean, coverage)
+    batched = np.zeros(len(rows), dtype=bool)
     if panel is not None:
-        _as_arising(panel, rows, basis, mean, lower, upper, coverage)
+        batched = _as_arising(panel, rows, basis, mean, lower, upper, coverage)
     return pd.DataFrame({
         "series_id": rows["series_id"].to_numpy(),
         "date": rows["date"].to_numpy(),
@@ -454,6 +460,7 @@ def naive_forecast(rows: pd.DataFrame, coverage: float = 0.8, panel: CountPanel 
         "forecast": mean,
         "lower": lower.astype(float),
         "upper": upper.astype(float),
+        "method": np.where(batched, "logged_rate", "seasonal_naive").astype(object),
     })
 
 

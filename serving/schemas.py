@@ -308,6 +308,15 @@ class ForecastPoint(BaseModel):
     forecast: float = Field(description="Expected requests that day.")
     lower: float = Field(description="Lower end of the prediction interval.")
     upper: float = Field(description="Upper end of the prediction interval.")
+    method: Literal["model", "zero", "seasonal_naive", "mean_91d", "median_8w", "logging_cycle",
+                    "logged_rate"] = Field(
+        description="What forecast this day: `model` (the global booster), a simple method the "
+        "series' recent weekly errors chose (`zero`, `seasonal_naive`: the same weekday last week, "
+        "`mean_91d`, `median_8w`: the median of the last 8 weekly totals, per day), "
+        "`logging_cycle` (where exchanges are logged in batches: when the next batch lands and "
+        "what it holds) or `logged_rate` (basis `occurring` on batch-logged counts: the rate "
+        "requests arise at)."
+    )
 
 
 class ForecastResponse(BaseModel):

@@ -278,6 +278,7 @@ class TwinCare:
                     forecast=float(r.forecast),
                     lower=float(r.lower),
                     upper=float(r.upper),
+                    method=r.method,
                 )
                 for r in fc.itertuples()
             ],

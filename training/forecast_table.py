@@ -30,8 +30,10 @@ def forecast_table(counts: pd.DataFrame, horizon: int = 14, params: demand.Deman
 
     Short tables still work: the backtest window shrinks to a quarter of the span (at least 14
     days), and when too little is known to fit the global model the forecast is seasonal naive
-    with Poisson intervals (`method` says which), or on the occurring basis a batch-logged
-    series' logged rate.
+    with Poisson intervals (`method` says which forecaster was fitted), or on the occurring
+    basis a batch-logged series' logged rate. Each forecast's own `method` says what served that
+    day (`models.demand.SERVED_BY`: the booster, a simple method, the logging cycle or the
+    logged rate).
     """
     params = params or demand.DemandParams()
     backtest = backtest or BacktestConfig()

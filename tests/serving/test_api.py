@@ -507,6 +507,28 @@ def test_forecast_by_series_grid_and_counts(api):
     per_day = [f["forecast"] for f in arising.json()["forecasts"]]
     assert len(per_day) == 14 and len(set(per_day)) == 1  # every day alike: the rate they arise at
     assert per_day[0] == pytest.approx(own["count"].tail(91).mean(), rel=0.15)
+    assert {f["method"] for f in arising.json()["forecasts"]} == {"logged_rate"}
+    # the record of a bank that logs in batches is forecast by its logging cycle, and says so: a
+    # week's requests on the day the next batch is expected, nothing on the days between
+    logged = client.post("/forecast_demand", json=body, headers=H(keys, "timebank"))
+    assert logged.status_code == 200, logged.text
+    assert {f["method"] for f in logged.json()["forecasts"]} == {"logging_cycle"}
+    assert sum(f["forecast"] == 0 for f in logged.json()["forecasts"]) >= 10
+
+
+def test_each_forecast_says_what_served_it(api):
+    """A forecast names what made it, from the words the models' own code uses."""
+    import typing
+
+    from models import demand
+    from serving import schemas
+
+    client, keys, _ = api
+    allowed = set(typing.get_args(schemas.ForecastPoint.model_fields["method"].annotation))
+    assert allowed == set(demand.SERVED_BY)
+    r = client.post("/forecast_demand", json={"grid_ids": ["G01"], "horizon": 7}, headers=H(keys, "care_manager"))
+    assert r.status_code == 200, r.text
+    assert {f["method"] for f in r.json()["forecasts"]} <= allowed - {"logged_rate", "logging_cycle"}
 
 
 @pytest.mark.parametrize(
