@@ -377,12 +377,12 @@ def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame, panel: CountPanel,
     """
     if basis not in BASES:
         raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
-    mean = predict_mean(loaded, rows)
     chosen = chosen_methods(loaded, panel, rows)
-    for m in CANDIDATES:
+    mean = np.zeros(len(rows))
+    for m in METHODS:  # each row from the method serving it: no booster where the cycle serves all
         use = chosen == m
         if use.any():
-            mean[use] = simple_forecast(m, rows.loc[use])
+            mean[use] = predict_mean(loaded, rows.loc[use]) if m == "model" else simple_forecast(m, rows.loc[use])
     coverage = float(loaded.extra["intervals"]["coverage"])
     lower, upper = apply_intervals(loaded.extra["intervals"], rows["demand_horizon"].to_numpy(), mean)
     batched = _as_arising(panel, rows, basis, mean, lower, upper, coverage)
